@@ -1,0 +1,3 @@
+//! Behavioural measures: questionnaire scoring.
+
+pub mod scoring;

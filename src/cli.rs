@@ -1,0 +1,224 @@
+//! The command line: `check`, `plan`, `run`, `explain`, `schema`, `simulate`.
+//!
+//! Exit codes: 0 success, 1 a study or data error, 2 a usage error.
+
+use crate::error::{Error, Result};
+use crate::exec::{self, Outcome, progress::Mode};
+use crate::spec::{self, LoadedStudy, Preset, TableFormat};
+use crate::{outputs, plan, store::Store};
+use clap::{Parser, Subcommand, ValueEnum};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+#[derive(Parser)]
+#[command(
+    name = "neurospec",
+    version,
+    about = "Run a whole brain-behaviour study from one TOML file: checked, cached, parallel, with provenance."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a study (syntax, types, files, columns, terms, split) without computing anything.
+    Check {
+        /// The study file.
+        study: PathBuf,
+    },
+    /// Show every stage instance and whether it is cached or stale (and why).
+    Plan {
+        study: PathBuf,
+        /// Print the DAG as Graphviz instead.
+        #[arg(long)]
+        dot: bool,
+        /// Cache folder (default: .neurospec beside the study).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Run the stale stages and publish the outputs.
+    Run {
+        study: PathBuf,
+        /// Worker threads (default: all cores).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+        /// Cache folder (default: .neurospec beside the study).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Keep running stages that do not depend on a failed one.
+        #[arg(long)]
+        keep_going: bool,
+        /// Print one JSON summary object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show how an output file was made: stage, parameters, inputs, and the chain to raw inputs.
+    Explain {
+        /// A file in a neurospec output folder.
+        path: PathBuf,
+    },
+    /// Print the JSON Schema of study files.
+    Schema,
+    /// Write a synthetic cohort (tables, ground truth and a study file that reads them).
+    Simulate {
+        #[arg(value_enum)]
+        preset: PresetArg,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 25_000)]
+        subjects: usize,
+        /// Table file format.
+        #[arg(long, value_enum, default_value_t = FormatArg::Tsv)]
+        format: FormatArg,
+    },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum PresetArg {
+    UkbSymptoms,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Tsv,
+    Csv,
+    Parquet,
+}
+
+/// Parse the command line, run, print errors; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::Check { study } => check(&study),
+        Command::Plan { study, dot, cache_dir } => plan_command(&study, dot, cache_dir),
+        Command::Run { study, jobs, cache_dir, keep_going, json } => run(&study, jobs, cache_dir, keep_going, json),
+        Command::Explain { path } => {
+            print!("{}", outputs::explain(&path)?);
+            Ok(())
+        }
+        Command::Schema => {
+            print!("{}", spec::schema::schema_json());
+            Ok(())
+        }
+        Command::Simulate { preset, out, seed, subjects, format } => {
+            let preset = match preset {
+                PresetArg::UkbSymptoms => Preset::UkbSymptoms,
+            };
+            let format = match format {
+                FormatArg::Tsv => TableFormat::Tsv,
+                FormatArg::Csv => TableFormat::Csv,
+                FormatArg::Parquet => TableFormat::Parquet,
+            };
+            crate::sim::write_cohort(preset, subjects, seed, format, &out)?;
+            eprintln!("wrote a {} cohort of {subjects} subjects to {}", preset.name(), out.display());
+            Ok(())
+        }
+    }
+}
+
+fn load_checked(path: &Path) -> Result<(LoadedStudy, spec::check::Resolved)> {
+    let loaded = spec::load(path)?;
+    let resolved = spec::check::resolve(&loaded)?;
+    Ok((loaded, resolved))
+}
+
+fn check(path: &Path) -> Result<()> {
+    let (loaded, resolved) = load_checked(path)?;
+    let plan = plan::compile(&loaded, &resolved);
+    crate::spec::deep::check_data(&plan)?;
+    println!("{}: ok ({} stages)", path.display(), plan.order.len());
+    Ok(())
+}
+
+fn cache_dir(loaded: &LoadedStudy, explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| loaded.dir.join(".neurospec"))
+}
+
+fn plan_command(path: &Path, dot: bool, cache: Option<PathBuf>) -> Result<()> {
+    let (loaded, resolved) = load_checked(path)?;
+    let plan = plan::compile(&loaded, &resolved);
+    let store = Store::open(&cache_dir(&loaded, cache))?;
+    let states = exec::states(&plan, &store)?;
+    if dot {
+        let labels: Vec<String> = states.iter().map(|(_, s)| s.clone().unwrap_or_else(|| "cached".into())).collect();
+        print!("{}", plan.dot(Some(&labels)));
+        return Ok(());
+    }
+    let width = plan.order.iter().map(|&i| plan.node(i).id.len()).max().unwrap_or(0);
+    let mut stale = 0;
+    for (i, state) in &states {
+        let node = plan.node(*i);
+        stale += usize::from(state.is_some());
+        println!("{:<width$}  {}", node.id, state.as_deref().unwrap_or("cached"));
+    }
+    println!("{} stages: {} cached, {stale} stale", states.len(), states.len() - stale);
+    Ok(())
+}
+
+fn run(path: &Path, jobs: Option<usize>, cache: Option<PathBuf>, keep_going: bool, json: bool) -> Result<()> {
+    let started = Instant::now();
+    if jobs == Some(0) {
+        return Err(Error::Usage("-j must be at least 1".into()));
+    }
+    let (loaded, resolved) = load_checked(path)?;
+    let plan = plan::compile(&loaded, &resolved);
+    let store = Store::open(&cache_dir(&loaded, cache))?;
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mode = if json {
+        Mode::Quiet
+    } else if std::io::stderr().is_terminal() {
+        Mode::Bars
+    } else {
+        Mode::Lines
+    };
+    let report = exec::run(&plan, &store, &exec::Options { jobs, keep_going, progress: mode })?;
+    let failures: Vec<(String, String)> = report
+        .outcomes
+        .iter()
+        .filter_map(|(i, o)| match o {
+            Outcome::Failed(message) => Some((plan.node(*i).id.clone(), message.clone())),
+            _ => None,
+        })
+        .collect();
+    let executed = report.count(|o| matches!(o, Outcome::Executed(_)));
+    let cached = report.count(|o| matches!(o, Outcome::Cached(_)));
+    let skipped = report.count(|o| matches!(o, Outcome::Skipped));
+    let output_dir = if failures.is_empty() { Some(outputs::publish(&plan, &store, &report)?) } else { None };
+    let wall = started.elapsed().as_secs_f64();
+    if json {
+        let summary = serde_json::json!({
+            "stages": plan.order.len(),
+            "executed": executed,
+            "cached": cached,
+            "failed": failures.len(),
+            "skipped": skipped,
+            "executed_stages": report.executed(),
+            "output_dir": output_dir.as_ref().map(|d| d.display().to_string()),
+            "wall_seconds": wall,
+        });
+        println!("{summary}");
+    } else if let Some(dir) = &output_dir {
+        eprintln!(
+            "{} stages: {executed} executed, {cached} cached in {wall:.2} s; outputs in {}",
+            plan.order.len(),
+            dir.display()
+        );
+    }
+    if failures.is_empty() { Ok(()) } else { Err(Error::Stages(failures)) }
+}

@@ -1,0 +1,283 @@
+//! Running a plan: the scheduler and the local executor.
+//!
+//! The scheduler walks the DAG in topological order, keeping every stage whose inputs are ready
+//! in flight on a rayon pool of `-j` threads. When a stage becomes ready its fingerprint is
+//! computed from the content hashes of its inputs; a complete record in the store means the stage
+//! is cached and nothing runs. Otherwise the stage runs on the pool, its outputs are stored, and
+//! its record is written last (see `store`). Stages parallelise internally on the same pool, and
+//! their arithmetic never depends on the thread count, so `-j 1` and `-j 8` give identical bytes.
+//!
+//! Failure: by default the first failed stage stops new work (stages already running finish);
+//! with `keep_going` every stage that does not depend on a failure still runs.
+
+pub mod progress;
+
+use crate::error::{Error, Result};
+use crate::plan::fingerprint::{fingerprint, why_stale};
+use crate::plan::{Plan, Source};
+use crate::stages;
+use crate::store::{Record, RecordInput, RecordOutput, Store};
+use petgraph::graph::NodeIndex;
+use std::collections::BTreeMap;
+use std::sync::mpsc;
+use std::time::Instant;
+
+pub struct Options {
+    pub jobs: usize,
+    pub keep_going: bool,
+    /// Draw progress bars (a terminal) or print plain lines.
+    pub progress: progress::Mode,
+}
+
+/// What happened to one stage in a run.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Cached(Record),
+    Executed(Record),
+    Failed(String),
+    /// Not run because a stage it depends on failed (or the run stopped).
+    Skipped,
+}
+
+pub struct RunReport {
+    /// Outcome per node, in plan order.
+    pub outcomes: Vec<(NodeIndex, Outcome)>,
+}
+
+impl RunReport {
+    pub fn count(&self, f: impl Fn(&Outcome) -> bool) -> usize {
+        self.outcomes.iter().filter(|(_, o)| f(o)).count()
+    }
+    pub fn executed(&self) -> Vec<&str> {
+        self.outcomes
+            .iter()
+            .filter_map(|(_, o)| match o {
+                Outcome::Executed(r) => Some(r.stage.as_str()),
+                _ => None,
+            })
+            .collect()
+    }
+    pub fn record(&self, node: NodeIndex) -> Option<&Record> {
+        self.outcomes.iter().find(|(n, _)| *n == node).and_then(|(_, o)| match o {
+            Outcome::Cached(r) | Outcome::Executed(r) => Some(r),
+            _ => None,
+        })
+    }
+}
+
+/// Input hashes of a node, if all its upstream records are known.
+pub fn input_hashes(
+    plan: &Plan,
+    store: &Store,
+    node: NodeIndex,
+    record_of: &dyn Fn(NodeIndex) -> Option<Record>,
+) -> Result<Option<Vec<(String, String, String)>>> {
+    let mut out = Vec::new();
+    for (name, source) in &plan.node(node).inputs {
+        match source {
+            Source::File { path, written } => {
+                let hash = store.hash_file(path).map_err(|e| match e {
+                    Error::Io { source, .. } => Error::data(format!(
+                        "input file `{written}` of stage {} cannot be read ({source}); \
+                         was it moved or deleted after `check`?",
+                        plan.node(node).id
+                    )),
+                    other => other,
+                })?;
+                out.push((name.clone(), hash, format!("file:{written}")));
+            }
+            Source::Stage { node: upstream, output } => {
+                let Some(record) = record_of(*upstream) else { return Ok(None) };
+                let hash =
+                    record.outputs.get(output).map(|o| o.hash.clone()).ok_or_else(|| {
+                        Error::data(format!("stage {} did not produce output `{output}`", record.stage))
+                    })?;
+                out.push((name.clone(), hash, format!("stage:{}/{output}", record.stage)));
+            }
+        }
+    }
+    Ok(Some(out))
+}
+
+/// The state of every stage before running: cached, or stale with a reason.
+pub fn states(plan: &Plan, store: &Store) -> Result<Vec<(NodeIndex, Option<String>)>> {
+    let mut known: BTreeMap<NodeIndex, Record> = BTreeMap::new();
+    let mut out = Vec::new();
+    for &i in &plan.order {
+        let node = plan.node(i);
+        let hashes = input_hashes(plan, store, i, &|n| known.get(&n).cloned())?;
+        let state = match hashes {
+            None => {
+                let upstream: Vec<String> = plan
+                    .dependencies(i)
+                    .into_iter()
+                    .filter(|d| !known.contains_key(d))
+                    .map(|d| format!("`{}`", plan.node(d).id))
+                    .collect();
+                Some(format!("stale: {} will rerun", upstream.join(", ")))
+            }
+            Some(hashes) => {
+                let pairs: Vec<(String, String)> = hashes.iter().map(|(n, h, _)| (n.clone(), h.clone())).collect();
+                let fp = fingerprint(node, &pairs);
+                match store.complete_record(&fp) {
+                    Some(record) => {
+                        known.insert(i, record);
+                        None
+                    }
+                    None => Some(format!("stale: {}", why_stale(store, node, &pairs, &fp))),
+                }
+            }
+        };
+        out.push((i, state));
+    }
+    Ok(out)
+}
+
+enum Message {
+    Finished(NodeIndex, Result<Record>),
+}
+
+/// Execute the plan.
+pub fn run(plan: &Plan, store: &Store, options: &Options) -> Result<RunReport> {
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(options.jobs.max(1))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {} worker threads: {e}", options.jobs)))?;
+    let progress = progress::Progress::new(options.progress, plan.order.len());
+    let mut outcomes: BTreeMap<NodeIndex, Outcome> = BTreeMap::new();
+    let mut in_flight: std::collections::BTreeSet<NodeIndex> = std::collections::BTreeSet::new();
+    let mut stop = false;
+    let (tx, rx) = mpsc::channel::<Message>();
+
+    pool.in_place_scope(|scope| -> Result<()> {
+        loop {
+            // Start (or resolve from cache) everything that is ready.
+            let mut progressed = true;
+            while progressed && !stop {
+                progressed = false;
+                for &i in &plan.order {
+                    if outcomes.contains_key(&i) || in_flight.contains(&i) {
+                        continue;
+                    }
+                    let deps = plan.dependencies(i);
+                    if deps.iter().any(|d| matches!(outcomes.get(d), Some(Outcome::Failed(_) | Outcome::Skipped))) {
+                        outcomes.insert(i, Outcome::Skipped);
+                        progress.finished(&plan.node(i).id, "skipped (an input failed)");
+                        progressed = true;
+                        continue;
+                    }
+                    if !deps.iter().all(|d| matches!(outcomes.get(d), Some(Outcome::Cached(_) | Outcome::Executed(_))))
+                    {
+                        continue;
+                    }
+                    let record_of = |n: NodeIndex| match outcomes.get(&n) {
+                        Some(Outcome::Cached(r) | Outcome::Executed(r)) => Some(r.clone()),
+                        _ => None,
+                    };
+                    let hashes = match input_hashes(plan, store, i, &record_of) {
+                        Ok(h) => h.expect("all dependencies are done"),
+                        Err(e) => {
+                            outcomes.insert(i, Outcome::Failed(e.to_string()));
+                            progress.finished(&plan.node(i).id, "failed");
+                            stop |= !options.keep_going;
+                            progressed = true;
+                            continue;
+                        }
+                    };
+                    let node = plan.node(i);
+                    let pairs: Vec<(String, String)> = hashes.iter().map(|(n, h, _)| (n.clone(), h.clone())).collect();
+                    let fp = fingerprint(node, &pairs);
+                    if let Some(record) = store.complete_record(&fp) {
+                        progress.finished(&node.id, "cached");
+                        outcomes.insert(i, Outcome::Cached(record));
+                        progressed = true;
+                        continue;
+                    }
+                    in_flight.insert(i);
+                    let tx = tx.clone();
+                    let bar = progress.start(&node.id);
+                    scope.spawn(move |_| {
+                        let result = execute(store, node, &fp, &hashes, &bar);
+                        bar.finish();
+                        let _ = tx.send(Message::Finished(i, result));
+                    });
+                    progressed = true;
+                }
+            }
+            if in_flight.is_empty() {
+                break;
+            }
+            let Message::Finished(i, result) = rx.recv().expect("workers report back");
+            in_flight.remove(&i);
+            match result {
+                Ok(record) => {
+                    progress.finished(&record.stage, &format!("done in {:.1}s", record.wall_seconds));
+                    outcomes.insert(i, Outcome::Executed(record));
+                }
+                Err(e) => {
+                    progress.finished(&plan.node(i).id, "failed");
+                    outcomes.insert(i, Outcome::Failed(e.to_string().trim_start_matches("error: ").to_string()));
+                    stop |= !options.keep_going;
+                }
+            }
+        }
+        Ok(())
+    })?;
+    progress.clear();
+    store.save_file_hashes()?;
+    let outcomes = plan.order.iter().map(|&i| (i, outcomes.remove(&i).unwrap_or(Outcome::Skipped))).collect();
+    Ok(RunReport { outcomes })
+}
+
+/// Run one stage: load inputs (hash-verified), compute, store outputs, then the record.
+fn execute(
+    store: &Store,
+    node: &crate::plan::Node,
+    fp: &str,
+    hashes: &[(String, String, String)],
+    bar: &progress::StageBar,
+) -> Result<Record> {
+    let started = Instant::now();
+    let started_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+    let mut inputs = BTreeMap::new();
+    for ((name, source), (_, hash, _)) in node.inputs.iter().zip(hashes) {
+        let bytes = match source {
+            Source::File { path, .. } => {
+                let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+                if crate::store::hash_bytes(&bytes) != *hash {
+                    return Err(Error::data(format!("{} changed while the run was starting; rerun", path.display())));
+                }
+                bytes
+            }
+            Source::Stage { .. } => store.get(hash)?,
+        };
+        inputs.insert(name.clone(), bytes);
+    }
+    let report = |done: u64, total: u64| bar.set(done, total);
+    let ctx = stages::Context { stage: &node.id, params: &node.params, inputs, progress: &report };
+    let outputs = stages::run(node.kind, &ctx)?;
+    let mut recorded = BTreeMap::new();
+    for (name, bytes) in &outputs {
+        let hash = store.put(bytes)?;
+        recorded.insert(name.clone(), RecordOutput { hash, bytes: bytes.len() as u64 });
+    }
+    let record = Record {
+        stage: node.id.clone(),
+        kind: node.kind.name().to_string(),
+        version: node.kind.version(),
+        fingerprint: fp.to_string(),
+        params: node.params.clone(),
+        seed: node.seed,
+        inputs: hashes
+            .iter()
+            .map(|(name, hash, source)| RecordInput { name: name.clone(), hash: hash.clone(), source: source.clone() })
+            .collect(),
+        outputs: recorded,
+        started_unix,
+        wall_seconds: started.elapsed().as_secs_f64(),
+        host: hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
+        neurospec_version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+    store.put_record(&record)?;
+    Ok(record)
+}

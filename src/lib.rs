@@ -1,0 +1,26 @@
+//! neurospec runs a whole brain–behaviour study from one TOML file.
+//!
+//! The flow is `spec` (typed, checked study) → `plan` (a DAG of fingerprinted stage instances)
+//! → `exec` (parallel execution against the content-addressed `store`) → `outputs` (a
+//! BIDS-derivatives-style folder with provenance). See `ARCHITECTURE.md` for the map.
+//!
+//! ```no_run
+//! let loaded = neurospec::spec::load(std::path::Path::new("studies/ukb-symptoms.toml"))?;
+//! let resolved = neurospec::spec::check::resolve(&loaded)?;
+//! let plan = neurospec::plan::compile(&loaded, &resolved);
+//! println!("{} stage instances", plan.order.len());
+//! # Ok::<(), neurospec::error::Error>(())
+//! ```
+
+pub mod behaviour;
+pub mod cli;
+pub mod error;
+pub mod exec;
+pub mod outputs;
+pub mod plan;
+pub mod sim;
+pub mod spec;
+pub mod stages;
+pub mod stats;
+pub mod store;
+pub mod tables;

@@ -1,0 +1,210 @@
+//! The human-facing output folder and `explain`.
+//!
+//! After a successful run, published stage outputs are copied from the cache into the output
+//! folder (`derivatives/<study>/` by default), each file written atomically and only when its
+//! content changed. Beside them: `dataset_description.json` (BIDS derivatives, with `GeneratedBy`
+//! naming neurospec, its version and the study file's hash), `provenance/<stage>.json` (the
+//! record of every stage instance), and `neurospec.lock`, which lists every stage's fingerprint
+//! and output hashes and is written last. Nothing is published when a run fails, so the folder
+//! always holds the results of one complete run.
+
+use crate::error::{Error, Result};
+use crate::exec::RunReport;
+use crate::plan::Plan;
+use crate::store::{Record, Store, hash_bytes, write_atomic_in};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::{Path, PathBuf};
+
+pub const LOCK_FILE: &str = "neurospec.lock";
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Lock {
+    pub neurospec_version: String,
+    pub study: String,
+    pub study_hash: String,
+    pub stages: Vec<LockedStage>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LockedStage {
+    pub id: String,
+    pub kind: String,
+    pub version: u32,
+    pub fingerprint: String,
+    /// Output name → (hash, published path if any).
+    pub outputs: BTreeMap<String, LockedOutput>,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LockedOutput {
+    pub hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+}
+
+/// File name of a stage's provenance record.
+pub fn provenance_name(stage: &str) -> String {
+    format!("{}.json", stage.replace('/', "__"))
+}
+
+fn write_if_changed(dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
+    let dest = dir.join(rel);
+    if std::fs::read(&dest).is_ok_and(|existing| existing == bytes) {
+        return Ok(());
+    }
+    let parent = dest.parent().expect("inside the output folder").to_path_buf();
+    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
+    write_atomic_in(&parent, &dest, bytes)
+}
+
+/// Copy published outputs, provenance and the lock file into the output folder.
+pub fn publish(plan: &Plan, store: &Store, report: &RunReport) -> Result<PathBuf> {
+    let dir = &plan.output_dir;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let mut stages = Vec::new();
+    for &i in &plan.order {
+        let node = plan.node(i);
+        let record = report.record(i).ok_or_else(|| Error::data(format!("stage {} has no result", node.id)))?;
+        let mut outputs = BTreeMap::new();
+        for (name, output) in &record.outputs {
+            let path = node.publish.iter().find(|(o, _)| o == name).map(|(_, p)| p.clone());
+            if let Some(rel) = &path {
+                write_if_changed(dir, rel, &store.get(&output.hash)?)?;
+            }
+            outputs.insert(name.clone(), LockedOutput { hash: output.hash.clone(), path });
+        }
+        let provenance = serde_json::to_vec_pretty(record).expect("records serialise");
+        write_if_changed(dir, &format!("provenance/{}", provenance_name(&node.id)), &provenance)?;
+        stages.push(LockedStage {
+            id: node.id.clone(),
+            kind: record.kind.clone(),
+            version: record.version,
+            fingerprint: record.fingerprint.clone(),
+            outputs,
+        });
+    }
+    let description = serde_json::json!({
+        "Name": plan.study_name,
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{
+            "Name": "neurospec",
+            "Version": env!("CARGO_PKG_VERSION"),
+            "Description": "neurospec run of one study file",
+            "StudyHash": format!("blake3:{}", plan.study_hash),
+        }],
+    });
+    write_if_changed(
+        dir,
+        "dataset_description.json",
+        (serde_json::to_string_pretty(&description).expect("json") + "\n").as_bytes(),
+    )?;
+    let lock = Lock {
+        neurospec_version: env!("CARGO_PKG_VERSION").to_string(),
+        study: plan.study_name.clone(),
+        study_hash: plan.study_hash.clone(),
+        stages,
+    };
+    write_if_changed(dir, LOCK_FILE, (serde_json::to_string_pretty(&lock).expect("json") + "\n").as_bytes())?;
+    Ok(dir.clone())
+}
+
+/// Describe how an output file was made, back to the raw inputs.
+pub fn explain(path: &Path) -> Result<String> {
+    let absolute = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+    let root = absolute
+        .ancestors()
+        .skip(1)
+        .find(|dir| dir.join(LOCK_FILE).is_file())
+        .ok_or_else(|| {
+            Error::data(format!(
+                "{} is not inside a neurospec output folder (no {LOCK_FILE} above it); run the study first",
+                path.display()
+            ))
+        })?
+        .to_path_buf();
+    let lock: Lock =
+        serde_json::from_slice(&std::fs::read(root.join(LOCK_FILE)).map_err(|e| Error::io(root.join(LOCK_FILE), e))?)
+            .map_err(|e| Error::data(format!("{}: unreadable lock file: {e}", root.join(LOCK_FILE).display())))?;
+    let rel = absolute.strip_prefix(&root).expect("ancestor").to_string_lossy().replace('\\', "/");
+    let (stage, output, locked) = lock
+        .stages
+        .iter()
+        .find_map(|s| s.outputs.iter().find(|(_, o)| o.path.as_deref() == Some(rel.as_str())).map(|(n, o)| (s, n, o)))
+        .ok_or_else(|| {
+            Error::data(format!(
+                "{rel} is not an output recorded in {}; provenance files describe stages, not outputs",
+                root.join(LOCK_FILE).display()
+            ))
+        })?;
+    let bytes = std::fs::read(&absolute).map_err(|e| Error::io(&absolute, e))?;
+    let current = hash_bytes(&bytes);
+    let load = |id: &str| -> Option<Record> {
+        serde_json::from_slice(&std::fs::read(root.join("provenance").join(provenance_name(id))).ok()?).ok()
+    };
+    let mut out = String::new();
+    let _ = writeln!(out, "{rel}");
+    let _ = writeln!(
+        out,
+        "  content   blake3:{} ({})",
+        short(&current),
+        if current == locked.hash { "as produced by the run" } else { "MODIFIED since the run" }
+    );
+    let _ = writeln!(out, "  made by   stage {} (output `{output}`)", stage.id);
+    let record = load(&stage.id).ok_or_else(|| Error::data(format!("provenance of stage {} is missing", stage.id)))?;
+    let _ =
+        writeln!(out, "  kind      {} v{}, fingerprint {}", record.kind, record.version, short(&record.fingerprint));
+    if let Some(seed) = record.seed {
+        let _ = writeln!(out, "  seed      {seed}");
+    }
+    let _ = writeln!(
+        out,
+        "  ran       {:.2} s on {} with neurospec {}",
+        record.wall_seconds, record.host, record.neurospec_version
+    );
+    let _ = writeln!(out, "  params    {}", crate::plan::fingerprint::canonical_json(&record.params));
+    let _ = writeln!(out, "  inputs");
+    for input in &record.inputs {
+        let _ = writeln!(out, "    {:<18} blake3:{}  ← {}", input.name, short(&input.hash), input.source);
+    }
+    let _ = writeln!(out, "  chain back to the raw inputs");
+    let mut seen = std::collections::BTreeSet::new();
+    chain(&record, &load, 2, &mut seen, &mut out);
+    Ok(out)
+}
+
+fn chain(
+    record: &Record,
+    load: &dyn Fn(&str) -> Option<Record>,
+    depth: usize,
+    seen: &mut std::collections::BTreeSet<String>,
+    out: &mut String,
+) {
+    let indent = "  ".repeat(depth);
+    let _ = writeln!(out, "{indent}{} [{} v{}]", record.stage, record.kind, record.version);
+    if !seen.insert(record.stage.clone()) {
+        return;
+    }
+    for input in &record.inputs {
+        if let Some(rest) = input.source.strip_prefix("stage:") {
+            let upstream = rest.rsplit_once('/').map_or(rest, |(s, _)| s);
+            match load(upstream) {
+                Some(r) if seen.contains(&r.stage) => {
+                    let _ = writeln!(out, "{indent}  {} (see above)", r.stage);
+                }
+                Some(r) => chain(&r, load, depth + 1, seen, out),
+                None => {
+                    let _ = writeln!(out, "{indent}  {upstream} (provenance missing)");
+                }
+            }
+        } else {
+            let _ = writeln!(out, "{indent}  {} blake3:{}", input.source, short(&input.hash));
+        }
+    }
+}
+
+fn short(hash: &str) -> &str {
+    &hash[..hash.len().min(16)]
+}

@@ -1,0 +1,358 @@
+//! From a checked study to a DAG of stage instances.
+//!
+//! [`compile`] turns a [`Resolved`] study into a [`Plan`]: a petgraph DAG whose nodes are stage
+//! instances (per table, per outcome × sample, …) and whose edges carry named outputs. Each node
+//! holds exactly the parameters its stage reads — nothing else from the spec — which is what
+//! makes fingerprints precise (see [`fingerprint`]).
+
+pub mod fingerprint;
+
+use crate::spec::check::{Resolved, TableSource};
+use crate::spec::{LoadedStudy, SplitMethod};
+use crate::stages::{self, Kind};
+use crate::stats::rng::derive_seed;
+use petgraph::graph::{DiGraph, NodeIndex};
+use petgraph::visit::EdgeRef;
+use serde::Serialize;
+use std::path::PathBuf;
+
+/// Where a stage input comes from.
+#[derive(Debug, Clone)]
+pub enum Source {
+    /// An output of another stage.
+    Stage { node: NodeIndex, output: String },
+    /// A raw file: resolved path, and the path as written in the study (recorded in provenance).
+    File { path: PathBuf, written: String },
+}
+
+/// One stage instance.
+#[derive(Debug, Clone)]
+pub struct Node {
+    /// Unique, human-readable id, e.g. `associate/anxiety/discovery`.
+    pub id: String,
+    pub kind: Kind,
+    /// The stage's canonical parameters (its slice of the spec).
+    pub params: serde_json::Value,
+    /// Seed of the stage's random draws, for stages that draw.
+    pub seed: Option<u64>,
+    pub inputs: Vec<(String, Source)>,
+    /// Outputs copied to the output folder: (output name, path relative to the folder).
+    pub publish: Vec<(String, String)>,
+}
+
+pub struct Plan {
+    pub graph: DiGraph<Node, String>,
+    /// Nodes in a topological order (ties broken by insertion order: deterministic).
+    pub order: Vec<NodeIndex>,
+    pub output_dir: PathBuf,
+    pub study_hash: String,
+    pub study_name: String,
+}
+
+impl Plan {
+    pub fn node(&self, i: NodeIndex) -> &Node {
+        &self.graph[i]
+    }
+
+    /// Nodes whose outputs node `i` reads.
+    pub fn dependencies(&self, i: NodeIndex) -> Vec<NodeIndex> {
+        let mut deps: Vec<NodeIndex> =
+            self.graph.edges_directed(i, petgraph::Direction::Incoming).map(|e| e.source()).collect();
+        deps.sort();
+        deps.dedup();
+        deps
+    }
+
+    /// Graphviz rendering of the DAG.
+    pub fn dot(&self, states: Option<&[String]>) -> String {
+        let mut out = String::from("digraph neurospec {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n");
+        for (position, &i) in self.order.iter().enumerate() {
+            let node = &self.graph[i];
+            let (label, color) = match states {
+                Some(s) => {
+                    (format!("{}\\n{}", node.id, s[position]), if s[position] == "cached" { "gray" } else { "black" })
+                }
+                None => (node.id.clone(), "black"),
+            };
+            out.push_str(&format!("  n{} [label=\"{label}\", color={color}];\n", i.index()));
+        }
+        for e in self.graph.edge_references() {
+            out.push_str(&format!(
+                "  n{} -> n{} [label=\"{}\"];\n",
+                e.source().index(),
+                e.target().index(),
+                e.weight()
+            ));
+        }
+        out.push_str("}\n");
+        out
+    }
+}
+
+struct Builder {
+    graph: DiGraph<Node, String>,
+}
+
+impl Builder {
+    fn add(&mut self, id: impl Into<String>, kind: Kind, params: impl Serialize, seed: Option<u64>) -> NodeIndex {
+        let params = serde_json::to_value(params).expect("stage parameters serialise");
+        self.graph.add_node(Node { id: id.into(), kind, params, seed, inputs: Vec::new(), publish: Vec::new() })
+    }
+    fn wire(&mut self, from: NodeIndex, output: &str, to: NodeIndex, input: impl Into<String>) {
+        self.graph[to].inputs.push((input.into(), Source::Stage { node: from, output: output.to_string() }));
+        self.graph.add_edge(from, to, output.to_string());
+    }
+    fn publish(&mut self, node: NodeIndex, output: &str, path: impl Into<String>) {
+        self.graph[node].publish.push((output.to_string(), path.into()));
+    }
+}
+
+/// Sample names: the split's two sides, or everyone.
+pub const DISCOVERY: &str = "discovery";
+pub const HELD_OUT: &str = "held-out";
+pub const ALL: &str = "all";
+
+pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
+    let study = &loaded.study;
+    let seed = study.study.seed;
+    let mut b = Builder { graph: DiGraph::new() };
+
+    let simulate = study.simulate.as_ref().map(|sim| {
+        let sim_seed = sim.seed.unwrap_or_else(|| derive_seed(seed, "simulate"));
+        let node = b.add(
+            "simulate",
+            Kind::Simulate,
+            stages::simulate::Params { preset: sim.preset, subjects: sim.subjects, seed: sim_seed },
+            Some(sim_seed),
+        );
+        b.publish(node, "truth", "simulation/truth.tsv");
+        node
+    });
+
+    let mut table_nodes = std::collections::BTreeMap::new();
+    for table in &resolved.tables {
+        let (format, origin) = match &table.source {
+            TableSource::File { written, format, .. } => (Some(*format), written.clone()),
+            TableSource::Simulated { name } => (None, format!("simulated:{name}")),
+        };
+        let node = b.add(
+            format!("table/{}", table.name),
+            Kind::LoadTable,
+            stages::load_table::Params {
+                origin,
+                format,
+                id_column: table.id_column.clone(),
+                missing_values: table.missing_values.clone(),
+            },
+            None,
+        );
+        match &table.source {
+            TableSource::File { path, written, .. } => {
+                b.graph[node]
+                    .inputs
+                    .push(("file".into(), Source::File { path: path.clone(), written: written.clone() }));
+            }
+            TableSource::Simulated { name } => {
+                let sim = simulate.expect("checked: simulated tables need [simulate]");
+                b.wire(sim, name, node, "table");
+            }
+        }
+        table_nodes.insert(table.name.clone(), node);
+    }
+    let table_of = |column: &str| resolved.column_table.get(column).cloned();
+
+    let scores = (!resolved.scores.is_empty()).then(|| {
+        let mut tables: Vec<String> = resolved
+            .scores
+            .iter()
+            .flat_map(|s| s.visits.iter().flat_map(|(_, items)| items.iter().filter_map(|i| table_of(i))))
+            .collect();
+        tables.sort();
+        tables.dedup();
+        let node = b.add(
+            "scores",
+            Kind::Scores,
+            stages::scores::Params { scores: resolved.scores.clone(), tables: tables.clone() },
+            None,
+        );
+        for t in &tables {
+            b.wire(table_nodes[t], "table", node, format!("table:{t}"));
+        }
+        b.publish(node, "scores", "scores.tsv");
+        b.publish(node, "report", "scoring_report.tsv");
+        node
+    });
+
+    let Some(association) = &study.association else {
+        return finish(loaded, b);
+    };
+
+    // The analysis dataset: every column the models read, complete cases, IQR outliers.
+    let covariate_columns: Vec<String> = {
+        let mut c: Vec<String> = Vec::new();
+        for term in &resolved.covariates {
+            for col in term.columns() {
+                if !c.iter().any(|x| x == col) {
+                    c.push(col.to_string());
+                }
+            }
+        }
+        c
+    };
+    let split_column =
+        study.split.as_ref().and_then(|s| if s.method == SplitMethod::Column { s.column.clone() } else { None });
+    let features: Vec<String> = resolved.features.iter().map(|(_, c)| c.clone()).collect();
+    let params = stages::dataset::Params {
+        outcomes: resolved.outcomes.clone(),
+        covariates: covariate_columns,
+        features,
+        complete_cases: resolved.complete_cases.clone(),
+        iqr: resolved.iqr.clone(),
+        carry: split_column.clone().into_iter().collect(),
+        tables: Vec::new(),
+    };
+    let mut needed_tables: Vec<String> = params
+        .covariates
+        .iter()
+        .chain(&params.features)
+        .chain(&params.outcomes)
+        .chain(&params.complete_cases)
+        .chain(params.iqr.iter().flat_map(|(c, _)| c))
+        .chain(&params.carry)
+        .filter_map(|c| table_of(c))
+        .collect();
+    needed_tables.sort();
+    needed_tables.dedup();
+    let params = stages::dataset::Params { tables: needed_tables.clone(), ..params };
+    let dataset = b.add("dataset", Kind::Dataset, params, None);
+    if let Some(scores) = scores {
+        b.wire(scores, "scores", dataset, "scores");
+    }
+    for t in &needed_tables {
+        b.wire(table_nodes[t], "table", dataset, format!("table:{t}"));
+    }
+    b.publish(dataset, "exclusions", "exclusions.tsv");
+    b.publish(dataset, "summary", "exclusion_summary.tsv");
+
+    let (parts, split) = match &study.split {
+        Some(spec) => {
+            let split_seed = spec.seed.unwrap_or_else(|| derive_seed(seed, "split"));
+            let node = b.add(
+                "split",
+                Kind::Split,
+                stages::split::Params {
+                    method: spec.method,
+                    held_out_fraction: spec.held_out_fraction,
+                    column: spec.column.clone(),
+                    held_out_values: spec.held_out_values.clone(),
+                    seed: (spec.method == SplitMethod::Random).then_some(split_seed),
+                },
+                (spec.method == SplitMethod::Random).then_some(split_seed),
+            );
+            b.wire(dataset, "dataset", node, "dataset");
+            b.publish(node, "split", "split.tsv");
+            (vec![DISCOVERY, HELD_OUT], Some(node))
+        }
+        None => (vec![ALL], None),
+    };
+
+    let mut results = Vec::new();
+    for part in &parts {
+        let permutation_seed = derive_seed(seed, &format!("permutations/{part}"));
+        let bootstrap_seed = derive_seed(seed, &format!("bootstrap/{part}"));
+        let fdr = b.add(
+            format!("fdr/{part}"),
+            Kind::Fdr,
+            stages::fdr::Params {
+                part: part.to_string(),
+                outcomes: resolved.outcomes.clone(),
+                q: association.fdr.q,
+                families: association.fdr.families.clone(),
+                p: association.fdr.p,
+            },
+            None,
+        );
+        for outcome in &resolved.outcomes {
+            let node = b.add(
+                format!("associate/{outcome}/{part}"),
+                Kind::Associate,
+                stages::associate::Params {
+                    outcome: outcome.clone(),
+                    part: part.to_string(),
+                    features: resolved.features.clone(),
+                    covariates: resolved.covariates.clone(),
+                    permutations: association.permutations,
+                    permutation_scheme: association.permutation_scheme,
+                    permutation_seed,
+                    bootstrap: association.bootstrap,
+                    bootstrap_seed,
+                    ci_level: association.ci_level,
+                },
+                Some(permutation_seed),
+            );
+            b.wire(dataset, "dataset", node, "dataset");
+            if let Some(split) = split {
+                b.wire(split, "split", node, "split");
+            }
+            b.wire(node, "stats", fdr, format!("stats:{outcome}"));
+        }
+        b.publish(fdr, "results", format!("association/{part}.tsv"));
+        results.push(fdr);
+    }
+    if split.is_some() {
+        let node = b.add(
+            "replicate",
+            Kind::Replicate,
+            stages::replicate::Params {
+                alpha: association.replication.alpha,
+                correction: association.replication.correction,
+                families: association.fdr.families.clone(),
+            },
+            None,
+        );
+        b.wire(results[0], "results", node, "discovery");
+        b.wire(results[1], "results", node, "held_out");
+        b.publish(node, "replication", "replication.tsv");
+        b.publish(node, "summary", "replication_summary.json");
+    }
+    finish(loaded, b)
+}
+
+fn finish(loaded: &LoadedStudy, b: Builder) -> Plan {
+    let graph = b.graph;
+    // Kahn's algorithm with the smallest ready index first: a deterministic topological order.
+    let mut indegree: Vec<usize> = graph
+        .node_indices()
+        .map(|i| {
+            let mut deps: Vec<NodeIndex> =
+                graph.edges_directed(i, petgraph::Direction::Incoming).map(|e| e.source()).collect();
+            deps.sort();
+            deps.dedup();
+            deps.len()
+        })
+        .collect();
+    let mut ready: std::collections::BTreeSet<NodeIndex> =
+        graph.node_indices().filter(|i| indegree[i.index()] == 0).collect();
+    let mut order = Vec::with_capacity(graph.node_count());
+    while let Some(&i) = ready.iter().next() {
+        ready.remove(&i);
+        order.push(i);
+        let mut next: Vec<NodeIndex> =
+            graph.edges_directed(i, petgraph::Direction::Outgoing).map(|e| e.target()).collect();
+        next.sort();
+        next.dedup();
+        for j in next {
+            indegree[j.index()] -= 1;
+            if indegree[j.index()] == 0 {
+                ready.insert(j);
+            }
+        }
+    }
+    Plan {
+        graph,
+        order,
+        output_dir: loaded.output_dir(),
+        study_hash: loaded.hash.clone(),
+        study_name: loaded.study.study.name.clone(),
+    }
+}

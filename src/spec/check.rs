@@ -1,0 +1,529 @@
+//! Semantic validation: everything that can be known to fail before compute.
+//!
+//! [`resolve`] checks the study against the headers of its tables (or the simulator's column
+//! list) and produces a [`Resolved`] study: every pattern expanded to explicit columns, every
+//! term parsed, every path resolved. All problems are collected and reported together, each at
+//! the place in the study file that caused it.
+
+use super::load::{Key, LoadedStudy};
+use super::terms::Term;
+use super::{MissingItems, SplitMethod, Study};
+use crate::error::{Diagnostic, Error, Result, did_you_mean};
+use crate::keys;
+use crate::tables::read::DEFAULT_MISSING;
+use crate::tables::{self};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// Where a table's rows come from.
+#[derive(Debug, Clone)]
+pub enum TableSource {
+    File { path: PathBuf, written: String, format: super::TableFormat },
+    Simulated { name: String },
+}
+
+#[derive(Debug, Clone)]
+pub struct ResolvedTable {
+    pub name: String,
+    pub source: TableSource,
+    pub id_column: String,
+    pub missing_values: Vec<String>,
+    pub columns: Vec<String>,
+}
+
+/// One score's items, visit by visit.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ResolvedScore {
+    pub name: String,
+    /// (visit label, item columns) — one entry with an empty label when there are no visits.
+    pub visits: Vec<(String, Vec<String>)>,
+    /// Per item position: reverse-keyed?
+    pub reverse: Vec<bool>,
+    pub method: super::ScoreMethod,
+    pub range: [f64; 2],
+    pub missing_codes: Vec<f64>,
+    pub missing_items: MissingItems,
+    pub min_items: usize,
+    pub min_visits: usize,
+}
+
+/// A study with everything named resolved against the data.
+#[derive(Debug, Clone)]
+pub struct Resolved {
+    pub tables: Vec<ResolvedTable>,
+    /// Column → table name.
+    pub column_table: BTreeMap<String, String>,
+    pub scores: Vec<ResolvedScore>,
+    /// (group, column) in declaration order.
+    pub features: Vec<(String, String)>,
+    pub covariates: Vec<Term>,
+    pub outcomes: Vec<String>,
+    pub complete_cases: Vec<String>,
+    pub iqr: Vec<(Vec<String>, f64)>,
+}
+
+/// Smallest number of subjects allowed on each side of a split.
+pub const MIN_SPLIT_SIDE: usize = 10;
+
+pub fn resolve(loaded: &LoadedStudy) -> Result<Resolved> {
+    let mut problems = Vec::new();
+    let resolved = resolve_into(loaded, &mut problems);
+    if problems.is_empty() { Ok(resolved) } else { Err(Error::Study(problems)) }
+}
+
+fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolved {
+    let study: &Study = &loaded.study;
+    let mut rep = Reporter { loaded, problems, all_columns: Vec::new() };
+
+    // Tables: where each comes from and which columns it has.
+    let mut tables = Vec::new();
+    for (name, spec) in &study.tables {
+        let id_column = spec.id_column.clone().unwrap_or_else(|| study.study.subject_id.clone());
+        let missing_values =
+            spec.missing_values.clone().unwrap_or_else(|| DEFAULT_MISSING.iter().map(|s| s.to_string()).collect());
+        let (source, columns) = match (&spec.path, &spec.simulated) {
+            (Some(_), Some(_)) | (None, None) => {
+                rep.err(
+                    keys!["tables", name.as_str()],
+                    format!("table `{name}` needs exactly one of `path` or `simulated`"),
+                    Some("`path = \"data/pheno.tsv\"` reads a file; `simulated = \"pheno\"` uses [simulate]".into()),
+                );
+                continue;
+            }
+            (Some(written), None) => {
+                let path = loaded.resolve(written);
+                let here = keys!["tables", name.as_str(), "path"];
+                if !path.is_file() {
+                    rep.err(
+                        here,
+                        format!("table file `{written}` does not exist (looked for {})", path.display()),
+                        Some("paths are relative to the study file".into()),
+                    );
+                    continue;
+                }
+                let format = match tables::read::format_of(&path, spec.format) {
+                    Ok(f) => f,
+                    Err(e) => {
+                        rep.err(here, strip_error(&e), None);
+                        continue;
+                    }
+                };
+                match tables::read_header(&path, format) {
+                    Ok(columns) => (TableSource::File { path, written: written.clone(), format }, columns),
+                    Err(e) => {
+                        rep.err(here, strip_error(&e), None);
+                        continue;
+                    }
+                }
+            }
+            (None, Some(sim_name)) => {
+                let here = keys!["tables", name.as_str(), "simulated"];
+                let Some(simulate) = &study.simulate else {
+                    rep.err(here, format!("table `{name}` is simulated but the study has no [simulate] section"), None);
+                    continue;
+                };
+                match crate::sim::columns(simulate.preset, sim_name) {
+                    Some(columns) => (TableSource::Simulated { name: sim_name.clone() }, columns),
+                    None => {
+                        let known = crate::sim::tables(simulate.preset);
+                        rep.err(
+                            here,
+                            format!("the `{}` simulator writes no table `{sim_name}`", simulate.preset.name()),
+                            Some(format!("it writes: {}", known.join(", "))),
+                        );
+                        continue;
+                    }
+                }
+            }
+        };
+        if !columns.contains(&id_column) {
+            let hint = match did_you_mean(&id_column, columns.iter().map(String::as_str)) {
+                Some(best) => format!("did you mean `{best}`? set `id_column` on the table or `study.subject_id`"),
+                None => format!("set `id_column` on the table; its columns start {}", preview(&columns)),
+            };
+            rep.err(
+                keys!["tables", name.as_str()],
+                format!("table `{name}` has no subject id column `{id_column}`"),
+                Some(hint),
+            );
+        }
+        tables.push(ResolvedTable { name: name.clone(), source, id_column, missing_values, columns });
+    }
+
+    // One namespace of columns across tables (the id column is shared).
+    let mut column_table: BTreeMap<String, String> = BTreeMap::new();
+    for table in &tables {
+        for column in table.columns.iter().filter(|c| **c != table.id_column) {
+            if let Some(other) = column_table.insert(column.clone(), table.name.clone()) {
+                rep.err(
+                    keys!["tables", table.name.as_str()],
+                    format!("column `{column}` is in both table `{other}` and table `{}`", table.name),
+                    Some("column names must be unique across tables; rename one of them".into()),
+                );
+            }
+        }
+    }
+    let all_columns: Vec<String> = column_table.keys().cloned().collect();
+    rep.all_columns = all_columns.clone();
+
+    // Scores.
+    let mut scores = Vec::new();
+    for (name, spec) in &study.scores {
+        let at = |field: &str| keys!["scores", name.as_str(), field];
+        if all_columns.contains(name) {
+            rep.err(
+                keys!["scores", name.as_str()],
+                format!("score `{name}` has the same name as a table column"),
+                Some("rename the score".into()),
+            );
+        }
+        if spec.items.is_empty() {
+            rep.err(at("items"), format!("score `{name}` has no items"), None);
+        }
+        if !(spec.range[0] < spec.range[1]) {
+            rep.err(
+                at("range"),
+                format!("range [{}, {}] is empty; write [min, max]", spec.range[0], spec.range[1]),
+                None,
+            );
+        }
+        for (i, r) in spec.reverse.iter().enumerate() {
+            if !spec.items.contains(r) {
+                rep.err(
+                    keys!["scores", name.as_str(), "reverse", i],
+                    format!("reverse-keyed item `{r}` is not one of this score's items"),
+                    None,
+                );
+            }
+        }
+        let labels: Vec<String> = if spec.visits.is_empty() { vec![String::new()] } else { spec.visits.clone() };
+        let mut visits = Vec::new();
+        for label in &labels {
+            let mut columns = Vec::new();
+            for (i, item) in spec.items.iter().enumerate() {
+                if spec.visits.is_empty() && item.contains("{visit}") {
+                    rep.err(
+                        keys!["scores", name.as_str(), "items", i],
+                        format!("item `{item}` uses {{visit}} but the score declares no `visits`"),
+                        None,
+                    );
+                    continue;
+                }
+                let column = item.replace("{visit}", label);
+                if !column_table.contains_key(&column) {
+                    rep.missing_column(keys!["scores", name.as_str(), "items", i], &column, "item", &[]);
+                }
+                columns.push(column);
+            }
+            visits.push((label.clone(), columns));
+        }
+        let n_items = spec.items.len();
+        let min_items = match (spec.missing_items, spec.min_items) {
+            (MissingItems::Prorate, Some(m)) if m == 0 || m > n_items => {
+                rep.err(at("min_items"), format!("min_items must be between 1 and {n_items} (the item count)"), None);
+                n_items
+            }
+            (MissingItems::Prorate, Some(m)) => m,
+            (MissingItems::Prorate, None) => {
+                rep.err(
+                    at("missing_items"),
+                    "`missing_items = \"prorate\"` needs `min_items`".into(),
+                    Some(format!("e.g. `min_items = {}`", n_items.div_ceil(2).max(1))),
+                );
+                n_items
+            }
+            (_, Some(_)) => {
+                rep.err(at("min_items"), "`min_items` only applies with `missing_items = \"prorate\"`".into(), None);
+                n_items
+            }
+            (_, None) => n_items,
+        };
+        let min_visits = spec.min_visits.unwrap_or(labels.len());
+        if min_visits == 0 || min_visits > labels.len() {
+            rep.err(
+                at("min_visits"),
+                format!("min_visits must be between 1 and {} (the visit count)", labels.len()),
+                None,
+            );
+        }
+        scores.push(ResolvedScore {
+            name: name.clone(),
+            visits,
+            reverse: spec.items.iter().map(|i| spec.reverse.contains(i)).collect(),
+            method: spec.method,
+            range: spec.range,
+            missing_codes: spec.missing_codes.clone(),
+            missing_items: spec.missing_items,
+            min_items,
+            min_visits,
+        });
+    }
+    let score_names: Vec<String> = scores.iter().map(|s| s.name.clone()).collect();
+
+    // Feature groups.
+    let mut group_columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for (group, patterns) in &study.features {
+        let mut columns = Vec::new();
+        for (i, pattern) in patterns.iter().enumerate() {
+            let matched = expand(pattern, &all_columns);
+            if matched.is_empty() {
+                if pattern.contains('*') {
+                    rep.err(
+                        keys!["features", group.as_str(), i],
+                        format!("pattern `{pattern}` matches no column"),
+                        Some("`*` matches any run of characters, e.g. `area_*`".into()),
+                    );
+                } else {
+                    rep.missing_column(keys!["features", group.as_str(), i], pattern, "feature", &[]);
+                }
+            }
+            for c in matched {
+                if !columns.contains(&c) {
+                    columns.push(c);
+                }
+            }
+        }
+        group_columns.insert(group.clone(), columns);
+    }
+
+    let mut outcomes = Vec::new();
+    let mut covariates = Vec::new();
+    let mut features = Vec::new();
+    if let Some(association) = &study.association {
+        for (i, outcome) in association.outcomes.iter().enumerate() {
+            if !score_names.contains(outcome) && !column_table.contains_key(outcome) {
+                rep.missing_column(keys!["association", "outcomes", i], outcome, "outcome", &score_names);
+            }
+            outcomes.push(outcome.clone());
+        }
+        if association.outcomes.is_empty() {
+            rep.err(keys!["association", "outcomes"], "no outcomes".into(), None);
+        }
+        for (i, text) in association.covariates.iter().enumerate() {
+            match Term::parse(text) {
+                Ok(term) => {
+                    for c in term.columns() {
+                        if !column_table.contains_key(c) && !score_names.iter().any(|s| s == c) {
+                            rep.missing_column(keys!["association", "covariates", i], c, "covariate", &score_names);
+                        }
+                    }
+                    covariates.push(term);
+                }
+                Err(message) => {
+                    rep.err(keys!["association", "covariates", i], format!("covariate term: {message}"), None)
+                }
+            }
+        }
+        let groups: Vec<String> = if association.features.is_empty() {
+            group_columns.keys().cloned().collect()
+        } else {
+            association.features.clone()
+        };
+        for (i, group) in groups.iter().enumerate() {
+            match group_columns.get(group) {
+                Some(columns) => features.extend(columns.iter().map(|c| (group.clone(), c.clone()))),
+                None => {
+                    let hint = did_you_mean(group, group_columns.keys().map(String::as_str))
+                        .map(|b| format!("did you mean `{b}`?"))
+                        .unwrap_or_else(|| "declare it under [features]".into());
+                    rep.err(
+                        keys!["association", "features", i],
+                        format!("feature group `{group}` is not declared"),
+                        Some(hint),
+                    );
+                }
+            }
+        }
+        if features.is_empty() && !study.features.is_empty() {
+            rep.err(keys!["association"], "the association has no features".into(), None);
+        }
+        if study.features.is_empty() {
+            rep.err(keys!["association"], "the association needs feature groups under [features]".into(), None);
+        }
+        if association.permutations > 0 && association.permutations < 99 {
+            rep.err(
+                keys!["association", "permutations"],
+                format!("{} permutations cannot give p < 0.01; use 0 (none) or at least 99", association.permutations),
+                None,
+            );
+        }
+        if !(association.ci_level > 0.5 && association.ci_level < 1.0) {
+            rep.err(keys!["association", "ci_level"], "ci_level must lie between 0.5 and 1 (e.g. 0.95)".into(), None);
+        }
+        if !(association.fdr.q > 0.0 && association.fdr.q < 1.0) {
+            rep.err(
+                keys!["association", "fdr", "q"],
+                "the FDR level q must lie between 0 and 1 (e.g. 0.05)".into(),
+                None,
+            );
+        }
+        if !(association.replication.alpha > 0.0 && association.replication.alpha < 1.0) {
+            rep.err(keys!["association", "replication", "alpha"], "alpha must lie between 0 and 1".into(), None);
+        }
+        if association.bootstrap > 0 && association.bootstrap < 100 {
+            rep.err(
+                keys!["association", "bootstrap"],
+                format!(
+                    "{} bootstrap resamples are too few for percentile CIs; use 0 or at least 100",
+                    association.bootstrap
+                ),
+                None,
+            );
+        }
+    }
+
+    // Exclusions.
+    let mut complete_cases = Vec::new();
+    for (i, pattern) in study.exclusions.complete_cases.iter().enumerate() {
+        let matched = expand_with_groups(pattern, &all_columns, &score_names, &group_columns);
+        if matched.is_empty() {
+            rep.missing_column(keys!["exclusions", "complete_cases", i], pattern, "column", &score_names);
+        }
+        complete_cases.extend(matched);
+    }
+    let mut iqr = Vec::new();
+    for (r, rule) in study.exclusions.iqr.iter().enumerate() {
+        if !(rule.k > 0.0) {
+            rep.err(keys!["exclusions", "iqr", r, "k"], "k must be positive (e.g. 1.5 or 2.5)".into(), None);
+        }
+        let mut columns = Vec::new();
+        for (i, pattern) in rule.columns.iter().enumerate() {
+            let matched = expand_with_groups(pattern, &all_columns, &score_names, &group_columns);
+            if matched.is_empty() {
+                rep.missing_column(keys!["exclusions", "iqr", r, "columns", i], pattern, "column", &score_names);
+            }
+            columns.extend(matched);
+        }
+        iqr.push((columns, rule.k));
+    }
+
+    // Split.
+    if let Some(split) = &study.split {
+        match split.method {
+            SplitMethod::Random => match split.held_out_fraction {
+                Some(f) if f > 0.0 && f < 1.0 => {
+                    if let Some(sim) = &study.simulate {
+                        let held = (sim.subjects as f64 * f).round() as usize;
+                        if held < MIN_SPLIT_SIDE || sim.subjects - held < MIN_SPLIT_SIDE {
+                            rep.err(
+                                keys!["split", "held_out_fraction"],
+                                format!(
+                                    "holding out {f} of {} subjects leaves {held} held out and {} in discovery; \
+                                     each side needs at least {MIN_SPLIT_SIDE}",
+                                    sim.subjects,
+                                    sim.subjects - held
+                                ),
+                                None,
+                            );
+                        }
+                    }
+                }
+                Some(f) => rep.err(
+                    keys!["split", "held_out_fraction"],
+                    format!("held_out_fraction {f} must lie strictly between 0 and 1"),
+                    Some("e.g. 0.15 holds out 15% of subjects".into()),
+                ),
+                None => rep.err(keys!["split"], "a random split needs `held_out_fraction`".into(), None),
+            },
+            SplitMethod::Column => match &split.column {
+                Some(column) if !column_table.contains_key(column) => {
+                    rep.missing_column(keys!["split", "column"], column, "split column", &[]);
+                }
+                Some(_) if split.held_out_values.is_empty() => rep.err(
+                    keys!["split"],
+                    "a column split needs `held_out_values`".into(),
+                    Some("e.g. held_out_values = [\"site3\"]".into()),
+                ),
+                Some(_) => {}
+                None => rep.err(keys!["split"], "a column split needs `column`".into(), None),
+            },
+        }
+    }
+
+    Resolved { tables, column_table, scores, features, covariates, outcomes, complete_cases, iqr }
+}
+
+struct Reporter<'a> {
+    loaded: &'a LoadedStudy,
+    problems: &'a mut Vec<Diagnostic>,
+    all_columns: Vec<String>,
+}
+
+impl Reporter<'_> {
+    fn err(&mut self, keys: Vec<Key>, message: String, hint: Option<String>) {
+        let mut d = self.loaded.diagnostic(&keys, message);
+        d.hint = hint;
+        self.problems.push(d);
+    }
+
+    fn missing_column(&mut self, keys: Vec<Key>, column: &str, what: &str, extra: &[String]) {
+        let candidates = self.all_columns.iter().chain(extra).map(String::as_str);
+        let hint = did_you_mean(column, candidates).map(|b| format!("did you mean `{b}`?"));
+        let mut d = self.loaded.diagnostic(&keys, format!("{what} `{column}` is not a column of any table"));
+        d.hint = hint.or_else(|| Some("check the spelling against the table headers".into()));
+        self.problems.push(d);
+    }
+}
+
+/// Match a name or `*` pattern against columns (declaration order kept).
+pub fn expand(pattern: &str, columns: &[String]) -> Vec<String> {
+    if !pattern.contains('*') {
+        return columns.iter().filter(|c| *c == pattern).cloned().collect();
+    }
+    columns.iter().filter(|c| glob_match(pattern, c)).cloned().collect()
+}
+
+fn expand_with_groups(
+    pattern: &str,
+    columns: &[String],
+    scores: &[String],
+    groups: &BTreeMap<String, Vec<String>>,
+) -> Vec<String> {
+    if let Some(group) = groups.get(pattern) {
+        return group.clone();
+    }
+    if scores.iter().any(|s| s == pattern) {
+        return vec![pattern.to_string()];
+    }
+    expand(pattern, columns)
+}
+
+/// `*` matches any run of characters; everything else literally.
+pub fn glob_match(pattern: &str, text: &str) -> bool {
+    let parts: Vec<&str> = pattern.split('*').collect();
+    let (first, last) = (parts[0], parts[parts.len() - 1]);
+    if !text.starts_with(first) || text.len() < first.len() + last.len() || !text.ends_with(last) {
+        return false;
+    }
+    let mut rest = &text[first.len()..text.len() - last.len()];
+    for part in &parts[1..parts.len() - 1] {
+        match rest.find(part) {
+            Some(at) => rest = &rest[at + part.len()..],
+            None => return false,
+        }
+    }
+    true
+}
+
+fn preview(columns: &[String]) -> String {
+    let shown: BTreeSet<&str> = columns.iter().take(5).map(String::as_str).collect();
+    shown.into_iter().collect::<Vec<_>>().join(", ")
+}
+
+fn strip_error(e: &Error) -> String {
+    e.to_string().trim_start_matches("error: ").to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::glob_match;
+
+    #[test]
+    fn globs() {
+        assert!(glob_match("area_*", "area_lh_insula"));
+        assert!(glob_match("*_lh_*", "area_lh_insula"));
+        assert!(!glob_match("area_*", "thick_lh_insula"));
+        assert!(glob_match("a*b*c", "abc"));
+        assert!(!glob_match("a*b*c", "acb"));
+    }
+}

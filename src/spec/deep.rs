@@ -1,0 +1,53 @@
+//! Data-level checks for `neurospec check`: run the cheap front of the pipeline (reading the
+//! input files, scoring, exclusions, the split) in memory, so that out-of-range items, duplicate
+//! ids, non-numeric cells and an empty split are reported before any compute is scheduled.
+//! Stages that depend on simulated data are skipped (the simulator cannot produce such errors).
+
+use crate::error::{Error, Result};
+use crate::plan::{Plan, Source};
+use crate::stages::{self, Context, Kind};
+use std::collections::BTreeMap;
+
+pub fn check_data(plan: &Plan) -> Result<()> {
+    let mut produced: BTreeMap<petgraph::graph::NodeIndex, stages::Outputs> = BTreeMap::new();
+    let mut problems = Vec::new();
+    let no_progress = |_: u64, _: u64| {};
+    for &i in &plan.order {
+        let node = plan.node(i);
+        if !matches!(node.kind, Kind::LoadTable | Kind::Scores | Kind::Dataset | Kind::Split) {
+            continue;
+        }
+        let mut inputs = BTreeMap::new();
+        let mut available = true;
+        for (name, source) in &node.inputs {
+            match source {
+                Source::File { path, .. } => match std::fs::read(path) {
+                    Ok(bytes) => {
+                        inputs.insert(name.clone(), bytes);
+                    }
+                    Err(e) => {
+                        problems.push(format!("{}: {e}", path.display()));
+                        available = false;
+                    }
+                },
+                Source::Stage { node: upstream, output } => match produced.get(upstream).and_then(|o| o.get(output)) {
+                    Some(bytes) => {
+                        inputs.insert(name.clone(), bytes.clone());
+                    }
+                    None => available = false,
+                },
+            }
+        }
+        if !available {
+            continue;
+        }
+        let ctx = Context { stage: &node.id, params: &node.params, inputs, progress: &no_progress };
+        match stages::run(node.kind, &ctx) {
+            Ok(outputs) => {
+                produced.insert(i, outputs);
+            }
+            Err(e) => problems.push(e.to_string().trim_start_matches("error: ").to_string()),
+        }
+    }
+    if problems.is_empty() { Ok(()) } else { Err(Error::Data(problems.join("\nerror: "))) }
+}

@@ -1,0 +1,367 @@
+//! The study specification: typed, documented, checked.
+//!
+//! A study file is parsed into [`Study`] (serde, `deny_unknown_fields`), whose doc comments are
+//! also the JSON Schema's descriptions (`neurospec schema`). [`load`] turns TOML problems into
+//! located [`Diagnostic`](crate::error::Diagnostic)s; [`check`] runs the semantic validation
+//! (files exist, columns exist, terms parse, the split leaves people on both sides) that must
+//! pass before any compute.
+//!
+//! Invariant: nothing here computes results. `check` reads table headers and, for the few checks
+//! that need them, column values (ranges, ids), never more.
+
+pub mod check;
+pub mod deep;
+pub mod load;
+pub mod schema;
+pub mod terms;
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+
+pub use load::{LoadedStudy, load};
+
+/// A whole study.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Study {
+    /// Name, seed and subject identifier.
+    pub study: StudyMeta,
+    /// Generate the input tables with neurospec's simulator instead of reading files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulate: Option<Simulate>,
+    /// Input tables by name. Each comes from a file (`path`) or from the simulator (`simulated`).
+    pub tables: BTreeMap<String, TableSpec>,
+    /// Scores computed from questionnaire items, by name (the name becomes a column).
+    #[serde(default)]
+    pub scores: BTreeMap<String, ScoreSpec>,
+    /// Feature groups (e.g. imaging modalities) by name: column names or `*` patterns.
+    #[serde(default)]
+    pub features: BTreeMap<String, Vec<String>>,
+    /// Which subjects enter the analysis.
+    #[serde(default)]
+    pub exclusions: Exclusions,
+    /// Discovery / held-out split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub split: Option<SplitSpec>,
+    /// Mass-univariate association of features with outcomes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub association: Option<Association>,
+    /// Where results are written.
+    #[serde(default)]
+    pub outputs: Outputs,
+}
+
+/// Study-wide settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StudyMeta {
+    /// Short name; used for the output folder `derivatives/<name>/`.
+    pub name: String,
+    /// Free text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Master seed. Every random draw (simulation, split, permutations, bootstrap) comes from a
+    /// generator seeded from this and the stage's identity.
+    pub seed: u64,
+    /// Name of the subject identifier column in every table (a table may override it).
+    #[serde(default = "default_subject_id")]
+    pub subject_id: String,
+}
+
+fn default_subject_id() -> String {
+    "eid".to_string()
+}
+
+/// A simulated cohort (the embedded default; also useful for power analysis).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Simulate {
+    /// Which cohort design to simulate.
+    pub preset: Preset,
+    /// Number of subjects.
+    pub subjects: usize,
+    /// Simulation seed (default: derived from the study seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+/// Simulator presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum Preset {
+    /// UK-Biobank-style tabular study: ~200 IDPs, symptom items at two visits, covariates,
+    /// planted standardised effects and true nulls (de Lange et al. 2025 design).
+    UkbSymptoms,
+}
+
+impl Preset {
+    pub fn name(self) -> &'static str {
+        match self {
+            Preset::UkbSymptoms => "ukb-symptoms",
+        }
+    }
+}
+
+/// One input table.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TableSpec {
+    /// File path (TSV, CSV or Parquet), relative to the study file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// Name of a table written by `[simulate]` (e.g. `pheno`, `idps`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub simulated: Option<String>,
+    /// File format; inferred from the extension when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub format: Option<TableFormat>,
+    /// Subject id column of this table (default: `study.subject_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_column: Option<String>,
+    /// Cell values read as missing (default: empty, `NA`, `NaN`, `nan`, `n/a`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub missing_values: Option<Vec<String>>,
+}
+
+/// Table file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    Tsv,
+    Csv,
+    Parquet,
+}
+
+/// A questionnaire score: items combined within a visit, then over visits.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoreSpec {
+    /// Item columns. With `visits`, each item may contain `{visit}`, replaced by each visit label.
+    pub items: Vec<String>,
+    /// How items combine within a visit.
+    #[serde(default)]
+    pub method: ScoreMethod,
+    /// Valid item range `[min, max]`; a value outside it is an error naming subject and column.
+    pub range: [f64; 2],
+    /// Reverse-keyed items (as written in `items`): scored as `min + max - value`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reverse: Vec<String>,
+    /// Item codes that mean "no answer" (e.g. UK Biobank's -1, -3); read as missing.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub missing_codes: Vec<f64>,
+    /// What a missing item in an otherwise answered visit does.
+    #[serde(default)]
+    pub missing_items: MissingItems,
+    /// With `missing_items = "prorate"`: the fewest answered items that still give a score.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_items: Option<usize>,
+    /// Visit (instance) labels substituted for `{visit}`; the score is the mean over visits.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub visits: Vec<String>,
+    /// Fewest visits with a score for the subject to have one (default: all visits).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_visits: Option<usize>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreMethod {
+    /// Sum of items (prorated sums are scaled to the full item count).
+    #[default]
+    Sum,
+    /// Mean of items.
+    Mean,
+}
+
+/// Missing-item policy. Nothing is imputed silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingItems {
+    /// A missing item in an answered visit stops the run, naming subject and item.
+    #[default]
+    Error,
+    /// The visit gets no score (the subject may then be excluded as incomplete, and is counted).
+    Exclude,
+    /// Score from the answered items when at least `min_items` were answered (mean of answered
+    /// items, times the item count for sums); each prorated score is counted in the report.
+    Prorate,
+}
+
+/// Subject exclusions, applied in order: complete cases, then IQR outliers.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Exclusions {
+    /// Columns (or `*` patterns, or score names) that must be present. The outcomes, covariates
+    /// and features of the analysis are always required.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub complete_cases: Vec<String>,
+    /// IQR outlier rules: a subject is excluded when a value lies below Q1 − k·IQR or above
+    /// Q3 + k·IQR of its column (quartiles over the complete cases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub iqr: Vec<IqrRule>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IqrRule {
+    /// Columns, `*` patterns, or feature group names.
+    pub columns: Vec<String>,
+    /// The IQR multiplier (e.g. 1.5, 2.5, 3).
+    pub k: f64,
+}
+
+/// How subjects are divided into discovery and held-out sets.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SplitSpec {
+    pub method: SplitMethod,
+    /// `random`: fraction of subjects held out (0 < f < 1).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub held_out_fraction: Option<f64>,
+    /// `column`: the column whose values decide the split.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    /// `column`: values (as written in the table) that mark held-out subjects.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_out_values: Vec<String>,
+    /// `random`: seed (default: derived from the study seed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<u64>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum SplitMethod {
+    Random,
+    Column,
+}
+
+/// Per feature × outcome: OLS of the z-scored outcome on the z-scored feature plus covariates.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Association {
+    /// Outcome columns or score names.
+    pub outcomes: Vec<String>,
+    /// Feature group names from `[features]` (default: all groups).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    /// Covariate terms: a column (`age`), a square (`age^2`) or an interaction (`age*sex`).
+    #[serde(default)]
+    pub covariates: Vec<String>,
+    /// Number of permutations shared by all tests (0 = none).
+    #[serde(default)]
+    pub permutations: usize,
+    /// What is permuted.
+    #[serde(default)]
+    pub permutation_scheme: PermutationScheme,
+    /// Number of bootstrap resamples for percentile CIs of β (0 = none).
+    #[serde(default)]
+    pub bootstrap: usize,
+    /// Confidence level of bootstrap intervals.
+    #[serde(default = "default_ci_level")]
+    pub ci_level: f64,
+    /// False discovery rate control.
+    #[serde(default)]
+    pub fdr: Fdr,
+    /// How discovery hits are judged in the held-out set.
+    #[serde(default)]
+    pub replication: Replication,
+}
+
+fn default_ci_level() -> f64 {
+    0.95
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PermutationScheme {
+    /// Permute the residuals of the outcome under the covariates-only model, add back the fitted
+    /// values (Freedman & Lane 1983; exact-size under exchangeable errors, Winkler et al. 2014).
+    #[default]
+    FreedmanLane,
+    /// Permute the outcome itself (Manly 1986).
+    Manly,
+}
+
+/// Benjamini–Hochberg FDR.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Fdr {
+    /// FDR level q.
+    #[serde(default = "default_q")]
+    pub q: f64,
+    /// Tests are corrected within families defined by these keys.
+    #[serde(default = "default_families")]
+    pub families: Vec<FamilyKey>,
+    /// Which p-value is corrected.
+    #[serde(default)]
+    pub p: PValueKind,
+}
+
+impl Default for Fdr {
+    fn default() -> Self {
+        Fdr { q: default_q(), families: default_families(), p: PValueKind::default() }
+    }
+}
+
+fn default_q() -> f64 {
+    0.05
+}
+fn default_families() -> Vec<FamilyKey> {
+    vec![FamilyKey::Outcome, FamilyKey::Group]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FamilyKey {
+    /// One family per outcome.
+    Outcome,
+    /// One family per feature group.
+    Group,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PValueKind {
+    /// Permutation p when permutations > 0, else parametric.
+    #[default]
+    Permutation,
+    Parametric,
+}
+
+/// Replication of discovery hits in the held-out set.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Replication {
+    /// A hit replicates when the held-out β has the same sign and its (corrected) p < alpha.
+    #[serde(default = "default_q")]
+    pub alpha: f64,
+    /// Correction of held-out p-values across the discovery hits.
+    #[serde(default)]
+    pub correction: ReplicationCorrection,
+}
+
+impl Default for Replication {
+    fn default() -> Self {
+        Replication { alpha: default_q(), correction: ReplicationCorrection::default() }
+    }
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ReplicationCorrection {
+    /// Benjamini–Hochberg over the discovery hits.
+    #[default]
+    Fdr,
+    None,
+}
+
+/// Output settings.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Outputs {
+    /// Output folder, relative to the study file (default `derivatives/<study name>`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+}

@@ -1,0 +1,127 @@
+//! Associate every feature with one outcome in one sample (see `stats::association` for the
+//! method). Covariate terms are formed from base columns z-scored within the sample. Inputs:
+//! `dataset`, and `split` unless the sample is everyone. Output: `stats` (TSV, one row per
+//! feature).
+
+use super::{Context, Outputs};
+use crate::error::{Error, Result};
+use crate::plan::ALL;
+use crate::spec::PermutationScheme;
+use crate::spec::terms::Term;
+use crate::stats::association::{self, Input, Settings};
+use crate::tables::{Cell, Tsv, TsvWriter};
+use serde::{Deserialize, Serialize};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Params {
+    pub outcome: String,
+    pub part: String,
+    /// (group, column)
+    pub features: Vec<(String, String)>,
+    pub covariates: Vec<Term>,
+    pub permutations: usize,
+    pub permutation_scheme: PermutationScheme,
+    pub permutation_seed: u64,
+    pub bootstrap: usize,
+    pub bootstrap_seed: u64,
+    pub ci_level: f64,
+}
+
+pub const COLUMNS: [&str; 13] = [
+    "outcome",
+    "group",
+    "feature",
+    "n",
+    "beta",
+    "se",
+    "t",
+    "p",
+    "p_perm",
+    "p_fwe",
+    "ci_low",
+    "ci_high",
+    "boot_skipped",
+];
+
+pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
+    let p: Params = ctx.params()?;
+    let dataset = ctx.table("dataset")?;
+    let rows: Vec<usize> = if p.part == ALL {
+        (0..dataset.rows()).collect()
+    } else {
+        let split = Tsv::parse(&ctx.text("split")?);
+        let sample: std::collections::HashMap<&str, &str> =
+            split.rows.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+        (0..dataset.rows()).filter(|&i| sample.get(dataset.ids[i].as_str()) == Some(&p.part.as_str())).collect()
+    };
+    let n = rows.len();
+    let pick = |name: &str| -> Result<Vec<f64>> {
+        let column = dataset.numeric(name)?;
+        Ok(rows.iter().map(|&r| column[r]).collect())
+    };
+    let y = pick(&p.outcome)?;
+    let mut features = Vec::with_capacity(n * p.features.len());
+    for (_, column) in &p.features {
+        features.extend(pick(column)?);
+    }
+    let mut base = std::collections::BTreeMap::new();
+    for term in &p.covariates {
+        for c in term.columns() {
+            if !base.contains_key(c) {
+                let values = pick(c)?;
+                let (mean, sd) = crate::stats::mean_sd(&values);
+                let sd = if sd > 0.0 { sd } else { 1.0 };
+                base.insert(c.to_string(), values.into_iter().map(|v| (v - mean) / sd).collect::<Vec<f64>>());
+            }
+        }
+    }
+    let mut covariates = Vec::with_capacity(n * p.covariates.len());
+    for term in &p.covariates {
+        covariates.extend((0..n).map(|i| term.eval(|c| base[c][i])));
+    }
+    let feature_names: Vec<String> = p.features.iter().map(|(_, c)| c.clone()).collect();
+    let covariate_names: Vec<String> = p.covariates.iter().map(Term::to_string).collect();
+    let input = Input {
+        y: &y,
+        features: &features,
+        feature_names: &feature_names,
+        covariates: &covariates,
+        covariate_names: &covariate_names,
+    };
+    let settings = Settings {
+        permutations: p.permutations,
+        scheme: p.permutation_scheme,
+        permutation_seed: p.permutation_seed,
+        bootstrap: p.bootstrap,
+        bootstrap_seed: p.bootstrap_seed,
+        ci_level: p.ci_level,
+    };
+    let total = (p.permutations + p.bootstrap) as u64;
+    let done = AtomicU64::new(0);
+    let report = |k: u64| (ctx.progress)(done.fetch_add(k, Ordering::Relaxed) + k, total);
+    let stats = association::associate(&input, &settings, &report)
+        .map_err(|e| Error::data(format!("outcome `{}` in the {} sample: {e}", p.outcome, p.part)))?;
+
+    let mut w = TsvWriter::new(&COLUMNS);
+    for ((group, feature), s) in p.features.iter().zip(&stats) {
+        w.row(&[
+            Cell::Text(&p.outcome),
+            Cell::Text(group),
+            Cell::Text(feature),
+            Cell::Int(s.n as i64),
+            Cell::Num(s.beta),
+            Cell::Num(s.se),
+            Cell::Num(s.t),
+            Cell::Num(s.p),
+            Cell::Num(s.p_perm),
+            Cell::Num(s.p_fwe),
+            Cell::Num(s.ci_low),
+            Cell::Num(s.ci_high),
+            Cell::Int(s.boot_skipped as i64),
+        ]);
+    }
+    Ok(Outputs::from([("stats".to_string(), w.finish().into_bytes())]))
+}

@@ -1,0 +1,182 @@
+//! The analysis dataset: join the tables on subject id, keep the columns the models read, and
+//! exclude subjects — every exclusion recorded with its reason.
+//!
+//! Order: (1) a subject missing from a table that provides a required column is excluded as
+//! `not_in_table`; (2) a missing value in any required column (outcomes, covariates, features,
+//! declared complete-case columns, in that order) excludes it as `missing_value` naming the first
+//! such column; (3) IQR rules: quartiles are computed per column over the complete cases, and a
+//! subject outside [Q1 − k·IQR, Q3 + k·IQR] in any listed column is excluded as `iqr_outlier`
+//! naming the first such column. Outputs: `dataset` (binary table), `exclusions` (one row per
+//! excluded subject) and `summary` (counts per reason and column, and the included total).
+
+use super::{Context, Outputs};
+use crate::error::{Error, Result};
+use crate::stats::quantile::quartiles;
+use crate::tables::{Cell, Column, ColumnData, Table, Tsv, TsvWriter};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Params {
+    pub outcomes: Vec<String>,
+    /// Base columns of the covariate terms.
+    pub covariates: Vec<String>,
+    pub features: Vec<String>,
+    pub complete_cases: Vec<String>,
+    pub iqr: Vec<(Vec<String>, f64)>,
+    /// Columns carried into the dataset without being required (e.g. a split column).
+    pub carry: Vec<String>,
+    pub tables: Vec<String>,
+}
+
+/// Parse the scores TSV written by the scores stage back into a table.
+pub fn scores_table(text: &str) -> Table {
+    let tsv = Tsv::parse(text);
+    let mut table = Table::new("scores", tsv.rows.iter().map(|r| r[0].clone()).collect());
+    for (c, name) in tsv.header.iter().enumerate().skip(1) {
+        table.push_numeric(name.clone(), (0..tsv.rows.len()).map(|r| tsv.num(r, c)).collect());
+    }
+    table
+}
+
+pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
+    let p: Params = ctx.params()?;
+    let mut sources: Vec<Table> = Vec::new();
+    if ctx.inputs.contains_key("scores") {
+        sources.push(scores_table(&ctx.text("scores")?));
+    }
+    for t in &p.tables {
+        sources.push(ctx.table(&format!("table:{t}"))?);
+    }
+    let indexes: Vec<HashMap<&str, usize>> = sources.iter().map(Table::index).collect();
+    let mut ids: Vec<&str> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
+    for t in &sources {
+        for id in &t.ids {
+            if seen.insert(id.as_str()) {
+                ids.push(id);
+            }
+        }
+    }
+    let locate = |column: &str| -> Result<usize> {
+        sources
+            .iter()
+            .position(|t| t.column(column).is_some())
+            .ok_or_else(|| Error::data(format!("column `{column}` is in no input table")))
+    };
+
+    let mut required: Vec<&str> = Vec::new();
+    for c in p.outcomes.iter().chain(&p.covariates).chain(&p.features).chain(&p.complete_cases) {
+        if !required.contains(&c.as_str()) {
+            required.push(c);
+        }
+    }
+    let mut columns: Vec<(usize, &[f64])> = Vec::with_capacity(required.len());
+    for c in &required {
+        let at = locate(c)?;
+        columns.push((at, sources[at].numeric(c)?));
+    }
+    let value = |subject: &str, (at, values): (usize, &[f64])| -> Option<f64> {
+        indexes[at].get(subject).map(|&row| values[row])
+    };
+
+    // (reason, column, value) per excluded subject.
+    let mut excluded: Vec<Option<(&str, String, f64)>> = vec![None; ids.len()];
+    for (s, subject) in ids.iter().enumerate() {
+        for (c, name) in required.iter().enumerate() {
+            match value(subject, columns[c]) {
+                None => {
+                    let table = &sources[columns[c].0].origin;
+                    excluded[s] = Some(("not_in_table", table.clone(), f64::NAN));
+                    break;
+                }
+                Some(v) if v.is_nan() => {
+                    excluded[s] = Some(("missing_value", name.to_string(), f64::NAN));
+                    break;
+                }
+                Some(_) => {}
+            }
+        }
+    }
+    for (rule_columns, k) in &p.iqr {
+        for name in rule_columns {
+            let c = required.iter().position(|r| r == name);
+            let (at, values) = match c {
+                Some(c) => columns[c],
+                None => {
+                    let at = locate(name)?;
+                    (at, sources[at].numeric(name)?)
+                }
+            };
+            let complete: Vec<f64> = ids
+                .iter()
+                .enumerate()
+                .filter(|(s, _)| excluded[*s].is_none())
+                .filter_map(|(_, id)| value(id, (at, values)))
+                .collect();
+            let (q1, q3) = quartiles(&complete);
+            let (low, high) = (q1 - k * (q3 - q1), q3 + k * (q3 - q1));
+            for (s, subject) in ids.iter().enumerate() {
+                if excluded[s].is_some() {
+                    continue;
+                }
+                if let Some(v) = value(subject, (at, values))
+                    && (v < low || v > high)
+                {
+                    excluded[s] = Some(("iqr_outlier", name.clone(), v));
+                }
+            }
+        }
+    }
+
+    let kept: Vec<usize> = (0..ids.len()).filter(|&s| excluded[s].is_none()).collect();
+    let mut dataset = Table::new("dataset", kept.iter().map(|&s| ids[s].to_string()).collect());
+    for (c, name) in required.iter().enumerate() {
+        dataset.push_numeric(*name, kept.iter().map(|&s| value(ids[s], columns[c]).unwrap_or(f64::NAN)).collect());
+    }
+    for name in &p.carry {
+        if required.contains(&name.as_str()) {
+            continue;
+        }
+        let at = locate(name)?;
+        let column = sources[at].column(name).expect("located");
+        let data = match &column.data {
+            ColumnData::Numeric(v) => {
+                ColumnData::Numeric(kept.iter().map(|&s| indexes[at].get(ids[s]).map_or(f64::NAN, |&r| v[r])).collect())
+            }
+            ColumnData::Text(v) => {
+                ColumnData::Text(kept.iter().map(|&s| indexes[at].get(ids[s]).and_then(|&r| v[r].clone())).collect())
+            }
+        };
+        dataset.columns.push(Column { name: name.clone(), data });
+    }
+
+    let mut list = TsvWriter::new(&["subject", "reason", "column", "value"]);
+    let mut counts: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    for (s, e) in excluded.iter().enumerate() {
+        if let Some((reason, column, v)) = e {
+            list.row(&[Cell::Text(ids[s]), Cell::Text(reason), Cell::Text(column), Cell::Num(*v)]);
+            *counts.entry((reason, column.clone())).or_default() += 1;
+        }
+    }
+    let mut summary = TsvWriter::new(&["reason", "column", "subjects"]);
+    summary.row(&[Cell::Text("available"), Cell::Text(""), Cell::Int(ids.len() as i64)]);
+    for ((reason, column), n) in &counts {
+        summary.row(&[Cell::Text(reason), Cell::Text(column), Cell::Int(*n as i64)]);
+    }
+    summary.row(&[Cell::Text("included"), Cell::Text(""), Cell::Int(kept.len() as i64)]);
+    if kept.is_empty() {
+        return Err(Error::data(format!(
+            "no subject is left after exclusions ({} available); see the exclusion counts:\n{}",
+            ids.len(),
+            summary.finish()
+        )));
+    }
+    Ok(Outputs::from([
+        ("dataset".to_string(), crate::tables::encode(&dataset)),
+        ("exclusions".to_string(), list.finish().into_bytes()),
+        ("summary".to_string(), summary.finish().into_bytes()),
+    ]))
+}

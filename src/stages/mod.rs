@@ -1,0 +1,109 @@
+//! Stage kinds. Each file reads top to bottom as a methods paragraph: its `Params` (exactly what
+//! it reads from the study), its inputs and outputs, and `run`.
+//!
+//! Invariants: a stage sees only its parameters and the bytes of its inputs — never the study
+//! file, the file system, the cache, or which executor runs it. It returns named output bytes;
+//! storing, hashing and publishing them is the executor's business. Its random draws come only
+//! from seeds in its parameters.
+
+pub mod associate;
+pub mod dataset;
+pub mod fdr;
+pub mod load_table;
+pub mod replicate;
+pub mod scores;
+pub mod simulate;
+pub mod split;
+
+use crate::error::{Error, Result};
+use serde::de::DeserializeOwned;
+use std::collections::BTreeMap;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Simulate,
+    LoadTable,
+    Scores,
+    Dataset,
+    Split,
+    Associate,
+    Fdr,
+    Replicate,
+}
+
+impl Kind {
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Simulate => "simulate",
+            Kind::LoadTable => "load-table",
+            Kind::Scores => "scores",
+            Kind::Dataset => "dataset",
+            Kind::Split => "split",
+            Kind::Associate => "associate",
+            Kind::Fdr => "fdr",
+            Kind::Replicate => "replicate",
+        }
+    }
+
+    /// Code version: bump when the stage's method or output format changes, so that cached
+    /// results made by the old code are not reused.
+    pub fn version(self) -> u32 {
+        match self {
+            Kind::Simulate => simulate::VERSION,
+            Kind::LoadTable => load_table::VERSION,
+            Kind::Scores => scores::VERSION,
+            Kind::Dataset => dataset::VERSION,
+            Kind::Split => split::VERSION,
+            Kind::Associate => associate::VERSION,
+            Kind::Fdr => fdr::VERSION,
+            Kind::Replicate => replicate::VERSION,
+        }
+    }
+}
+
+/// Named output bytes of a stage.
+pub type Outputs = BTreeMap<String, Vec<u8>>;
+
+/// What a running stage can see.
+pub struct Context<'a> {
+    pub stage: &'a str,
+    pub params: &'a serde_json::Value,
+    pub inputs: BTreeMap<String, Vec<u8>>,
+    /// Report progress: (done, total) in stage-defined units.
+    pub progress: &'a (dyn Fn(u64, u64) + Sync),
+}
+
+impl Context<'_> {
+    pub fn params<T: DeserializeOwned>(&self) -> Result<T> {
+        serde_json::from_value(self.params.clone())
+            .map_err(|e| Error::data(format!("stage {}: bad parameters ({e}); this is a neurospec bug", self.stage)))
+    }
+
+    pub fn input(&self, name: &str) -> Result<&[u8]> {
+        self.inputs.get(name).map(Vec::as_slice).ok_or_else(|| {
+            Error::data(format!("stage {}: input `{name}` missing; this is a neurospec bug", self.stage))
+        })
+    }
+
+    pub fn table(&self, name: &str) -> Result<crate::tables::Table> {
+        crate::tables::decode(self.input(name)?)
+    }
+
+    pub fn text(&self, name: &str) -> Result<String> {
+        String::from_utf8(self.input(name)?.to_vec())
+            .map_err(|_| Error::data(format!("stage {}: input `{name}` is not text", self.stage)))
+    }
+}
+
+pub fn run(kind: Kind, ctx: &Context<'_>) -> Result<Outputs> {
+    match kind {
+        Kind::Simulate => simulate::run(ctx),
+        Kind::LoadTable => load_table::run(ctx),
+        Kind::Scores => scores::run(ctx),
+        Kind::Dataset => dataset::run(ctx),
+        Kind::Split => split::run(ctx),
+        Kind::Associate => associate::run(ctx),
+        Kind::Fdr => fdr::run(ctx),
+        Kind::Replicate => replicate::run(ctx),
+    }
+}

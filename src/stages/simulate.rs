@@ -1,0 +1,26 @@
+//! Simulate a cohort. Outputs one table per simulated table name, and `truth` (TSV).
+
+use super::{Context, Outputs};
+use crate::error::Result;
+use crate::spec::Preset;
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Params {
+    pub preset: Preset,
+    pub subjects: usize,
+    pub seed: u64,
+}
+
+pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
+    let p: Params = ctx.params()?;
+    let cohort = crate::sim::simulate(p.preset, p.subjects, p.seed);
+    let mut out = Outputs::new();
+    for (name, table) in &cohort.tables {
+        out.insert(name.clone(), crate::tables::encode(table));
+    }
+    out.insert("truth".into(), cohort.truth_tsv.into_bytes());
+    Ok(out)
+}

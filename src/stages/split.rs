@@ -1,0 +1,76 @@
+//! Split the analysis sample into discovery and held-out sets.
+//!
+//! `random`: the subject ids are sorted, shuffled with the split seed, and the first
+//! round(n·fraction) are held out — so the split depends only on the set of ids and the seed,
+//! not on table row order. `column`: subjects whose value of the column is one of
+//! `held_out_values` are held out. Either side ending up with fewer than 10 subjects is an error.
+//! Output: `split` (TSV: subject, sample).
+
+use super::{Context, Outputs};
+use crate::error::{Error, Result};
+use crate::plan::{DISCOVERY, HELD_OUT};
+use crate::spec::SplitMethod;
+use crate::spec::check::MIN_SPLIT_SIDE;
+use crate::stats::rng::Rng;
+use crate::tables::{Cell, ColumnData, TsvWriter};
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Params {
+    pub method: SplitMethod,
+    pub held_out_fraction: Option<f64>,
+    pub column: Option<String>,
+    pub held_out_values: Vec<String>,
+    pub seed: Option<u64>,
+}
+
+pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
+    let p: Params = ctx.params()?;
+    let dataset = ctx.table("dataset")?;
+    let n = dataset.rows();
+    let held_out: Vec<bool> = match p.method {
+        SplitMethod::Random => {
+            let fraction = p.held_out_fraction.unwrap_or(0.0);
+            let mut order: Vec<usize> = (0..n).collect();
+            order.sort_by(|&a, &b| dataset.ids[a].cmp(&dataset.ids[b]));
+            Rng::new(p.seed.unwrap_or(0)).shuffle(&mut order);
+            let count = (n as f64 * fraction).round() as usize;
+            let mut flags = vec![false; n];
+            for &i in &order[..count.min(n)] {
+                flags[i] = true;
+            }
+            flags
+        }
+        SplitMethod::Column => {
+            let name = p.column.clone().unwrap_or_default();
+            let column = dataset.column(&name).ok_or_else(|| Error::data(format!("split column `{name}` missing")))?;
+            let matches = |text: &str| p.held_out_values.iter().any(|v| v == text);
+            match &column.data {
+                ColumnData::Text(v) => v.iter().map(|x| x.as_deref().is_some_and(matches)).collect(),
+                ColumnData::Numeric(v) => v
+                    .iter()
+                    .map(|x| {
+                        let mut s = String::new();
+                        crate::tables::push_number(&mut s, *x);
+                        matches(&s)
+                    })
+                    .collect(),
+            }
+        }
+    };
+    let held = held_out.iter().filter(|h| **h).count();
+    if held < MIN_SPLIT_SIDE || n - held < MIN_SPLIT_SIDE {
+        return Err(Error::data(format!(
+            "the split leaves {} subjects in discovery and {held} held out (of {n} after exclusions); \
+             each side needs at least {MIN_SPLIT_SIDE} — change the split's fraction or values",
+            n - held
+        )));
+    }
+    let mut w = TsvWriter::new(&["subject", "sample"]);
+    for (id, h) in dataset.ids.iter().zip(&held_out) {
+        w.row(&[Cell::Text(id), Cell::Text(if *h { HELD_OUT } else { DISCOVERY })]);
+    }
+    Ok(Outputs::from([("split".to_string(), w.finish().into_bytes())]))
+}

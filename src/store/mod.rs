@@ -1,0 +1,223 @@
+//! The content-addressed cache: objects, provenance records, and the run lock.
+//!
+//! # Layout (`.neurospec/` beside the study, or `--cache-dir`)
+//!
+//! ```text
+//! objects/ab/cdef…        stage outputs, named by the blake3 hash of their bytes
+//! records/<fingerprint>   one provenance record (JSON) per executed stage instance
+//! latest/<stage key>      the fingerprint a stage id last ran with (to explain staleness)
+//! filehashes.json         stat cache: (path, size, mtime) → content hash of raw input files
+//! tmp/                    partial writes; emptied when a run takes the lock
+//! lock                    held exclusively for the whole of a run
+//! ```
+//!
+//! # Guarantees
+//!
+//! * **Atomic writes.** Every object and record is written to `tmp/` and renamed into place, so a
+//!   reader sees a whole file or none. A run killed with `kill -9` leaves at most stray files in
+//!   `tmp/`, which the next run deletes.
+//! * **A record is written last.** A stage's record is written only after all its output objects
+//!   are in place; a record therefore proves its outputs were complete. This is what makes resume
+//!   after a crash safe: stages with records are reused, the rest rerun.
+//! * **Verified reads.** Reading an object re-hashes it and fails loudly on a mismatch (disk
+//!   corruption, a hand-edited cache), naming the object and what to do.
+//! * **One writer.** A run holds an exclusive lock on `lock`; a second run on the same cache waits
+//!   (and says so) instead of interleaving writes.
+//!
+//! The mtime in `filehashes.json` is only a shortcut to avoid re-hashing unchanged raw files; the
+//! fingerprint always uses the content hash, never an mtime or an absolute path.
+
+use crate::error::{Error, Result};
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+/// A provenance record: everything about how one stage instance produced its outputs.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Record {
+    pub stage: String,
+    pub kind: String,
+    /// The stage kind's code version (bumped when its method changes).
+    pub version: u32,
+    pub fingerprint: String,
+    pub params: serde_json::Value,
+    /// Seed of the stage's random draws (stages that draw none have none).
+    pub seed: Option<u64>,
+    pub inputs: Vec<RecordInput>,
+    pub outputs: BTreeMap<String, RecordOutput>,
+    /// Seconds since the Unix epoch when the stage started.
+    pub started_unix: u64,
+    pub wall_seconds: f64,
+    pub host: String,
+    pub neurospec_version: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecordInput {
+    pub name: String,
+    pub hash: String,
+    /// `stage:<id>/<output>` or `file:<path as written in the study>`.
+    pub source: String,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct RecordOutput {
+    pub hash: String,
+    pub bytes: u64,
+}
+
+pub struct Store {
+    root: PathBuf,
+    _lock: File,
+    file_hashes: Mutex<BTreeMap<String, (u64, i128, String)>>,
+}
+
+/// blake3 hex digest of bytes.
+pub fn hash_bytes(bytes: &[u8]) -> String {
+    blake3::hash(bytes).to_hex().to_string()
+}
+
+impl Store {
+    /// Open (creating if needed) and lock a cache folder. Waits while another run holds it.
+    pub fn open(root: &Path) -> Result<Store> {
+        for sub in ["objects", "records", "latest", "tmp"] {
+            fs::create_dir_all(root.join(sub)).map_err(|e| Error::io(root.join(sub), e))?;
+        }
+        let lock_path = root.join("lock");
+        let lock = File::options()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .map_err(|e| Error::io(&lock_path, e))?;
+        if lock.try_lock().is_err() {
+            eprintln!("waiting for another neurospec run that holds {}", lock_path.display());
+            lock.lock().map_err(|e| Error::io(&lock_path, e))?;
+        }
+        // Partial writes of a killed run are garbage now that we hold the lock.
+        if let Ok(entries) = fs::read_dir(root.join("tmp")) {
+            for entry in entries.flatten() {
+                let _ = fs::remove_file(entry.path());
+            }
+        }
+        let file_hashes = fs::read(root.join("filehashes.json"))
+            .ok()
+            .and_then(|b| serde_json::from_slice(&b).ok())
+            .unwrap_or_default();
+        Ok(Store { root: root.to_path_buf(), _lock: lock, file_hashes: Mutex::new(file_hashes) })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn object_path(&self, hash: &str) -> PathBuf {
+        self.root.join("objects").join(&hash[..2]).join(&hash[2..])
+    }
+
+    /// Write bytes atomically to `dest` via this cache's tmp folder.
+    pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
+        write_atomic_in(&self.root.join("tmp"), dest, bytes)
+    }
+
+    /// Store an object; returns its hash. Existing objects are not rewritten.
+    pub fn put(&self, bytes: &[u8]) -> Result<String> {
+        let hash = hash_bytes(bytes);
+        let path = self.object_path(&hash);
+        if !path.exists() {
+            let dir = path.parent().expect("object path has a parent");
+            fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+            self.write_atomic(&path, bytes)?;
+        }
+        Ok(hash)
+    }
+
+    pub fn has(&self, hash: &str) -> bool {
+        self.object_path(hash).is_file()
+    }
+
+    /// Read an object and verify its hash.
+    pub fn get(&self, hash: &str) -> Result<Vec<u8>> {
+        let path = self.object_path(hash);
+        let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
+        if hash_bytes(&bytes) != hash {
+            return Err(Error::data(format!(
+                "cache object {} is corrupt (its content no longer matches its hash); \
+                 delete it and rerun to recompute it",
+                path.display()
+            )));
+        }
+        Ok(bytes)
+    }
+
+    pub fn record(&self, fingerprint: &str) -> Option<Record> {
+        let bytes = fs::read(self.root.join("records").join(fingerprint)).ok()?;
+        serde_json::from_slice(&bytes).ok()
+    }
+
+    /// A record whose outputs are all present (a usable cache hit).
+    pub fn complete_record(&self, fingerprint: &str) -> Option<Record> {
+        self.record(fingerprint).filter(|r| r.outputs.values().all(|o| self.has(&o.hash)))
+    }
+
+    pub fn put_record(&self, record: &Record) -> Result<()> {
+        let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
+        self.write_atomic(&self.root.join("records").join(&record.fingerprint), &bytes)?;
+        self.write_atomic(&self.latest_path(&record.stage), record.fingerprint.as_bytes())
+    }
+
+    fn latest_path(&self, stage: &str) -> PathBuf {
+        self.root.join("latest").join(hash_bytes(stage.as_bytes()))
+    }
+
+    /// The record a stage id last ran with, if any (used to explain why a stage is stale).
+    pub fn latest(&self, stage: &str) -> Option<Record> {
+        let fingerprint = fs::read_to_string(self.latest_path(stage)).ok()?;
+        self.record(fingerprint.trim())
+    }
+
+    /// Content hash of a raw input file, re-hashed only when its size or mtime changed.
+    pub fn hash_file(&self, path: &Path) -> Result<String> {
+        let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        let mtime = meta
+            .modified()
+            .ok()
+            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
+            .map_or(0, |d| d.as_nanos() as i128);
+        let key = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
+        if let Some((size, time, hash)) = self.file_hashes.lock().expect("no panics hold this").get(&key)
+            && *size == meta.len()
+            && *time == mtime
+        {
+            return Ok(hash.clone());
+        }
+        let mut hasher = blake3::Hasher::new();
+        let file = File::open(path).map_err(|e| Error::io(path, e))?;
+        hasher.update_reader(file).map_err(|e| Error::io(path, e))?;
+        let hash = hasher.finalize().to_hex().to_string();
+        self.file_hashes.lock().expect("no panics hold this").insert(key, (meta.len(), mtime, hash.clone()));
+        Ok(hash)
+    }
+
+    /// Persist the stat cache of file hashes.
+    pub fn save_file_hashes(&self) -> Result<()> {
+        let bytes = serde_json::to_vec(&*self.file_hashes.lock().expect("no panics hold this")).expect("serialise");
+        self.write_atomic(&self.root.join("filehashes.json"), &bytes)
+    }
+}
+
+/// Write `bytes` to `dest` atomically: a temp file in `tmp_dir`, fsync, rename.
+pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    fs::create_dir_all(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".neurospec-partial-")
+        .tempfile_in(tmp_dir)
+        .map_err(|e| Error::io(tmp_dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
+    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    Ok(())
+}

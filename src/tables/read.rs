@@ -1,0 +1,142 @@
+//! Reading input tables. polars parses the files (all cells as text, so nothing is coerced
+//! behind the user's back); this module turns them into [`Table`]s and reports bad cells.
+
+use super::{ColumnData, Table};
+use crate::error::{Error, Result};
+use crate::spec::TableFormat;
+use polars::prelude::*;
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::path::Path;
+
+/// Cell texts read as missing when a table declares none.
+pub const DEFAULT_MISSING: [&str; 5] = ["", "NA", "NaN", "nan", "n/a"];
+
+/// The format of a table file: declared, or from its extension.
+pub fn format_of(path: &Path, declared: Option<TableFormat>) -> Result<TableFormat> {
+    if let Some(f) = declared {
+        return Ok(f);
+    }
+    let name = path.to_string_lossy().to_lowercase();
+    if name.ends_with(".tsv") || name.ends_with(".txt") || name.ends_with(".tab") {
+        Ok(TableFormat::Tsv)
+    } else if name.ends_with(".csv") {
+        Ok(TableFormat::Csv)
+    } else if name.ends_with(".parquet") || name.ends_with(".pq") {
+        Ok(TableFormat::Parquet)
+    } else {
+        Err(Error::data(format!(
+            "{}: cannot tell the table format from the extension; set `format = \"tsv\"`, \"csv\" or \"parquet\"",
+            path.display()
+        )))
+    }
+}
+
+/// Column names of a table file (reads only the header or the Parquet schema).
+pub fn read_header(path: &Path, format: TableFormat) -> Result<Vec<String>> {
+    match format {
+        TableFormat::Tsv | TableFormat::Csv => {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let mut line = String::new();
+            std::io::BufReader::new(file).read_line(&mut line).map_err(|e| Error::io(path, e))?;
+            let separator = if format == TableFormat::Tsv { '\t' } else { ',' };
+            let line = line.trim_end_matches(['\n', '\r']).trim_start_matches('\u{feff}');
+            if line.is_empty() {
+                return Err(Error::data(format!("{}: the file is empty (no header row)", path.display())));
+            }
+            Ok(line.split(separator).map(|s| s.trim().trim_matches('"').to_string()).collect())
+        }
+        TableFormat::Parquet => {
+            let file = std::fs::File::open(path).map_err(|e| Error::io(path, e))?;
+            let schema = ParquetReader::new(file)
+                .schema()
+                .map_err(|e| Error::data(format!("{}: not a readable Parquet file: {e}", path.display())))?;
+            Ok(schema.iter_names().map(|n| n.to_string()).collect())
+        }
+    }
+}
+
+/// Read a whole table from a file's bytes; `origin` names the file in messages.
+/// `id_column` must exist, with unique non-empty ids.
+pub fn read_table(
+    bytes: Vec<u8>,
+    origin: &str,
+    format: TableFormat,
+    id_column: &str,
+    missing: &[String],
+) -> Result<Table> {
+    let bad = |e: PolarsError| Error::data(format!("{origin}: cannot read table: {e}"));
+    let frame = match format {
+        TableFormat::Tsv | TableFormat::Csv => {
+            let separator = if format == TableFormat::Tsv { b'\t' } else { b',' };
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(Some(0))
+                .with_parse_options(CsvParseOptions::default().with_separator(separator).with_missing_is_null(false))
+                .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+                .finish()
+                .map_err(bad)?
+        }
+        TableFormat::Parquet => ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(bad)?,
+    };
+    let origin = origin.to_string();
+    let names: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
+    let id_at = names.iter().position(|n| n == id_column).ok_or_else(|| {
+        Error::data(format!(
+            "{origin}: no subject id column `{id_column}` (columns: {}); set the table's `id_column`",
+            preview(&names)
+        ))
+    })?;
+    let missing: Vec<&str> = missing.iter().map(String::as_str).collect();
+    let texts = |i: usize| -> Result<Vec<Option<String>>> {
+        let column = frame.columns()[i].as_materialized_series().cast(&DataType::String).map_err(bad)?;
+        let strings = column.str().map_err(bad)?;
+        Ok(strings.iter().map(|v| v.map(str::trim).filter(|s| !missing.contains(s)).map(str::to_string)).collect())
+    };
+
+    let ids: Vec<String> = texts(id_at)?
+        .into_iter()
+        .enumerate()
+        .map(|(row, id)| {
+            id.ok_or_else(|| {
+                Error::data(format!(
+                    "{origin}: row {} has an empty subject id in `{id_column}`; every row needs an id",
+                    row + 2
+                ))
+            })
+        })
+        .collect::<Result<_>>()?;
+    let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
+    for (row, id) in ids.iter().enumerate() {
+        if let Some(first) = seen.insert(id, row) {
+            return Err(Error::data(format!(
+                "{origin}: subject id `{id}` appears twice (rows {} and {}); ids must be unique — \
+                 for repeated visits use one column per visit",
+                first + 2,
+                row + 2
+            )));
+        }
+    }
+    let mut table = Table::new(origin, ids);
+    for (i, name) in names.iter().enumerate() {
+        if i == id_at {
+            continue;
+        }
+        let values = texts(i)?;
+        let numbers: Option<Vec<f64>> =
+            values.iter().map(|v| v.as_deref().map_or(Some(f64::NAN), |s| s.parse::<f64>().ok())).collect();
+        table.columns.push(super::Column {
+            name: name.clone(),
+            data: match numbers {
+                Some(n) => ColumnData::Numeric(n),
+                None => ColumnData::Text(values),
+            },
+        });
+    }
+    Ok(table)
+}
+
+fn preview(names: &[String]) -> String {
+    let shown: Vec<&str> = names.iter().take(8).map(String::as_str).collect();
+    if names.len() > 8 { format!("{}, … ({} in all)", shown.join(", "), names.len()) } else { shown.join(", ") }
+}
