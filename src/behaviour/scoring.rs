@@ -82,7 +82,7 @@ pub fn score(tables: &[&Table], scores: &[ResolvedScore]) -> Result<(Table, Vec<
                     if value < low || value > high {
                         let row = indexes[table_at][id.as_str()];
                         return Err(Error::data(format!(
-                            "{}: subject {id}, column `{item}` (line {}): value {value} is outside the range \
+                            "{}:{}: subject {id}, column `{item}`: value {value} is outside the range \
                              [{low}, {high}] declared for score `{}`; fix the value, or list it in the score's \
                              `missing_codes` if it means \"no answer\"",
                             tables[table_at].origin,
@@ -225,6 +225,6 @@ mod tests {
         assert_eq!(r[0].1.visits_excluded_missing_items, 1);
         let bad = table(&[[7.0, 1.0, 1.0, 1.0]]);
         let e = score(&[&bad], &[spec(MissingItems::Error, 2)]).unwrap_err().to_string();
-        assert!(e.contains("value 7") && e.contains("a_0") && e.contains("line 2"), "{e}");
+        assert!(e.contains("value 7") && e.contains("a_0") && e.contains("t.tsv:2:"), "{e}");
     }
 }

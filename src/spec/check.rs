@@ -150,6 +150,20 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
         tables.push(ResolvedTable { name: name.clone(), source, id_column, missing_values, columns });
     }
 
+    // Column-level checks against a table that could not be read would only echo that problem.
+    if !rep.problems.is_empty() {
+        return Resolved {
+            tables,
+            column_table: BTreeMap::new(),
+            scores: Vec::new(),
+            features: Vec::new(),
+            covariates: Vec::new(),
+            outcomes: Vec::new(),
+            complete_cases: Vec::new(),
+            iqr: Vec::new(),
+        };
+    }
+
     // One namespace of columns across tables (the id column is shared).
     let mut column_table: BTreeMap<String, String> = BTreeMap::new();
     for table in &tables {

@@ -63,8 +63,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let held = held_out.iter().filter(|h| **h).count();
     if held < MIN_SPLIT_SIDE || n - held < MIN_SPLIT_SIDE {
         return Err(Error::data(format!(
-            "the split leaves {} subjects in discovery and {held} held out (of {n} after exclusions); \
-             each side needs at least {MIN_SPLIT_SIDE} — change the split's fraction or values",
+            "[split] leaves {} subjects in discovery and {held} held out (of {n} after exclusions); \
+             each side needs at least {MIN_SPLIT_SIDE} — change `held_out_fraction` or `held_out_values`",
             n - held
         )));
     }

@@ -77,9 +77,11 @@ impl Table {
                     .find_map(|(i, s)| s.as_deref().filter(|s| s.trim().parse::<f64>().is_err()).map(|s| (i, s)))
                     .unwrap_or((0, ""));
                 Err(Error::data(format!(
-                    "{}: column `{name}` must be numeric, but subject {} has `{value}`; \
+                    "{}:{}: column `{name}` must be numeric, but subject {} has `{value}`; \
                      fix the value or declare it in the table's `missing_values`",
-                    self.origin, self.ids[row]
+                    self.origin,
+                    row + 2,
+                    self.ids[row]
                 )))
             }
             None => Err(Error::data(format!("{}: no column `{name}`", self.origin))),

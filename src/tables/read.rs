@@ -100,7 +100,7 @@ pub fn read_table(
         .map(|(row, id)| {
             id.ok_or_else(|| {
                 Error::data(format!(
-                    "{origin}: row {} has an empty subject id in `{id_column}`; every row needs an id",
+                    "{origin}:{}: empty subject id in `{id_column}`; every row needs an id",
                     row + 2
                 ))
             })
@@ -110,8 +110,9 @@ pub fn read_table(
     for (row, id) in ids.iter().enumerate() {
         if let Some(first) = seen.insert(id, row) {
             return Err(Error::data(format!(
-                "{origin}: subject id `{id}` appears twice (rows {} and {}); ids must be unique — \
+                "{origin}:{}: subject id `{id}` appears twice (lines {} and {}); ids must be unique — \
                  for repeated visits use one column per visit",
+                row + 2,
                 first + 2,
                 row + 2
             )));

@@ -1,0 +1,96 @@
+//! Helpers shared by the integration tests: run the real binary, read result tables.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_neurospec")
+}
+
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// Run neurospec in `cwd`.
+pub fn neurospec(cwd: &Path, args: &[&str]) -> Output {
+    Command::new(bin()).args(args).current_dir(cwd).output().expect("neurospec runs")
+}
+
+/// `neurospec run STUDY --json` (plus extra args); panics with stderr on failure.
+pub fn run_json(cwd: &Path, study: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec!["run", study, "--json"];
+    args.extend_from_slice(extra);
+    let out = neurospec(cwd, &args);
+    assert!(out.status.success(), "run failed: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).expect("one JSON object")
+}
+
+pub fn executed(summary: &serde_json::Value) -> Vec<String> {
+    let mut v: Vec<String> = summary["executed_stages"]
+        .as_array()
+        .expect("executed_stages")
+        .iter()
+        .map(|s| s.as_str().unwrap().to_string())
+        .collect();
+    v.sort();
+    v
+}
+
+/// A TSV as header + rows.
+pub struct Tsv {
+    pub header: Vec<String>,
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Tsv {
+    pub fn read(path: &Path) -> Tsv {
+        let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        let mut lines = text.lines();
+        let header = lines.next().unwrap().split('\t').map(String::from).collect();
+        let rows = lines.map(|l| l.split('\t').map(String::from).collect()).collect();
+        Tsv { header, rows }
+    }
+    pub fn col(&self, name: &str) -> usize {
+        self.header.iter().position(|h| h == name).unwrap_or_else(|| panic!("no column {name}"))
+    }
+    pub fn num(&self, row: usize, name: &str) -> f64 {
+        let s = &self.rows[row][self.col(name)];
+        if s.is_empty() { f64::NAN } else { s.parse().unwrap() }
+    }
+    pub fn text(&self, row: usize, name: &str) -> &str {
+        &self.rows[row][self.col(name)]
+    }
+}
+
+/// The embedded study with some settings replaced (`from` → `to` pairs), written into `dir`.
+pub fn embedded_study(dir: &Path, replacements: &[(&str, &str)]) -> PathBuf {
+    let mut text = std::fs::read_to_string(repo().join("studies/ukb-symptoms.toml")).unwrap();
+    for (from, to) in replacements {
+        assert!(text.contains(from), "study has no `{from}`");
+        text = text.replace(from, to);
+    }
+    let path = dir.join("study.toml");
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+/// Every file under `dir` (relative path → bytes), except provenance records (they hold timings).
+pub fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                walk(root, &path, out);
+            } else {
+                let rel = path.strip_prefix(root).unwrap().to_string_lossy().to_string();
+                if !rel.starts_with("provenance") {
+                    out.insert(rel, std::fs::read(&path).unwrap());
+                }
+            }
+        }
+    }
+    let mut out = std::collections::BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
