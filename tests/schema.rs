@@ -17,7 +17,9 @@ fn committed_schema_is_current() {
 fn schema_describes_every_section() {
     let schema: serde_json::Value = serde_json::from_str(&neurospec::spec::schema::schema_json()).unwrap();
     let properties = schema["properties"].as_object().unwrap();
-    for section in ["study", "simulate", "tables", "scores", "features", "exclusions", "split", "association", "outputs"] {
+    for section in
+        ["study", "simulate", "tables", "scores", "features", "exclusions", "split", "association", "outputs"]
+    {
         assert!(properties.contains_key(section), "schema lacks `{section}`");
     }
     assert_eq!(schema["additionalProperties"], serde_json::Value::Bool(false), "unknown keys must be rejected");

@@ -10,7 +10,9 @@ pub fn quantile_sorted(sorted: &[f64], p: f64) -> f64 {
     let h = (n - 1) as f64 * p.clamp(0.0, 1.0);
     let lo = h.floor() as usize;
     let hi = (lo + 1).min(n - 1);
-    sorted[lo] + (h - lo as f64) * (sorted[hi] - sorted[lo])
+    let (a, b, g) = (sorted[lo], sorted[hi], h - lo as f64);
+    // numpy's lerp: interpolate from the nearer end, so results match it bit for bit.
+    if g >= 0.5 { b - (b - a) * (1.0 - g) } else { a + (b - a) * g }
 }
 
 /// Percentile interval at `level` (e.g. 0.95): the (1−level)/2 and (1+level)/2 quantiles.

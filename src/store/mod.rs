@@ -144,10 +144,16 @@ impl Store {
         let path = self.object_path(hash);
         let bytes = fs::read(&path).map_err(|e| Error::io(&path, e))?;
         if hash_bytes(&bytes) != hash {
+            // Remove it so that the stage that made it is stale on the next run.
+            let removed = fs::remove_file(&path).is_ok();
             return Err(Error::data(format!(
-                "cache object {} is corrupt (its content no longer matches its hash); \
-                 delete it and rerun to recompute it",
-                path.display()
+                "cache object {} is corrupt (its content no longer matches its hash); {}",
+                path.display(),
+                if removed {
+                    "it has been removed: rerun to recompute it"
+                } else {
+                    "delete it and rerun to recompute it"
+                }
             )));
         }
         Ok(bytes)

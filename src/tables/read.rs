@@ -99,10 +99,7 @@ pub fn read_table(
         .enumerate()
         .map(|(row, id)| {
             id.ok_or_else(|| {
-                Error::data(format!(
-                    "{origin}:{}: empty subject id in `{id_column}`; every row needs an id",
-                    row + 2
-                ))
+                Error::data(format!("{origin}:{}: empty subject id in `{id_column}`; every row needs an id", row + 2))
             })
         })
         .collect::<Result<_>>()?;
