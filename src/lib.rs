@@ -12,6 +12,9 @@
 //! # Ok::<(), neurospec::error::Error>(())
 //! ```
 
+// `!(x > 0.0)` is used on purpose: it is true for NaN, which must fail every such check.
+#![allow(clippy::neg_cmp_op_on_partial_ord)]
+
 pub mod behaviour;
 pub mod cli;
 pub mod error;

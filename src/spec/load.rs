@@ -112,7 +112,7 @@ impl LoadedStudy {
                 }
                 Key::Index(i) => {
                     let array = value?.as_array()?;
-                    let v = array.iter().nth(*i)?;
+                    let v = array.get(*i)?;
                     span = Some(v.span());
                     value = Some(v.get_ref());
                     table = None;
