@@ -138,3 +138,13 @@ fn usage_errors_exit_2() {
     assert_eq!(out.status.code(), Some(1));
     insta::assert_snapshot!(String::from_utf8_lossy(&out.stderr));
 }
+
+#[test]
+fn every_unknown_key_is_reported_at_once() {
+    let dir = cohort(100);
+    let study = dir.path().join("study.toml");
+    edit(&study, "permutations = ", "permutaions = ");
+    edit(&study, "held_out_fraction = ", "held_out_fractoin = ");
+    edit(&study, "[exclusions]", "[exclusions]\ncomplete_case = [\"age\"]");
+    insta::assert_snapshot!(fails(dir.path()));
+}

@@ -58,10 +58,97 @@ pub fn load(path: &Path) -> Result<LoadedStudy> {
     })?;
     let source = String::from_utf8(bytes.clone())
         .map_err(|_| Error::Study(vec![Diagnostic::file(path, "study file is not valid UTF-8")]))?;
+    // Unknown keys anywhere in the file are reported together (serde would stop at the first).
+    if let Ok(document) = DeTable::parse(&source) {
+        let unknown = unknown_keys(path, &source, document.get_ref());
+        if !unknown.is_empty() {
+            return Err(Error::Study(unknown));
+        }
+    }
     let study: Study = toml::from_str(&source).map_err(|e| Error::Study(vec![toml_diagnostic(path, &source, &e)]))?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
     Ok(LoadedStudy { path: path.to_path_buf(), dir, source, study, hash: blake3::hash(&bytes).to_hex().to_string() })
+}
+
+/// Every key the study types do not know, found by walking the document against the JSON Schema
+/// generated from those types (so the two cannot disagree).
+fn unknown_keys(path: &Path, source: &str, document: &DeTable<'_>) -> Vec<Diagnostic> {
+    let schema = serde_json::to_value(schemars::schema_for!(Study)).expect("schema serialises");
+    let mut out = Vec::new();
+    walk_table(path, source, document, &schema, &schema, &mut out);
+    out.sort_by_key(|d| (d.line, d.col));
+    out
+}
+
+/// Follow `$ref` and pick the object alternative of `anyOf` / `oneOf` (e.g. `Option<T>`).
+fn resolve<'s>(root: &'s serde_json::Value, mut node: &'s serde_json::Value) -> &'s serde_json::Value {
+    for _ in 0..16 {
+        if let Some(reference) = node.get("$ref").and_then(|r| r.as_str()) {
+            let name = reference.trim_start_matches("#/$defs/");
+            node = &root["$defs"][name];
+            continue;
+        }
+        let alternatives = node.get("anyOf").or_else(|| node.get("oneOf")).and_then(|a| a.as_array());
+        if let Some(alternatives) = alternatives
+            && let Some(object) = alternatives.iter().find(|a| a.get("type").and_then(|t| t.as_str()) != Some("null"))
+        {
+            node = object;
+            continue;
+        }
+        break;
+    }
+    node
+}
+
+fn walk_table(
+    path: &Path,
+    source: &str,
+    table: &DeTable<'_>,
+    node: &serde_json::Value,
+    root: &serde_json::Value,
+    out: &mut Vec<Diagnostic>,
+) {
+    let node = resolve(root, node);
+    let properties = node.get("properties").and_then(|p| p.as_object());
+    let additional = node.get("additionalProperties");
+    for (key, value) in table.iter() {
+        let name: &str = key.get_ref();
+        let child = match (properties.and_then(|p| p.get(name)), additional) {
+            (Some(schema), _) => schema,
+            (None, Some(schema)) if schema.is_object() => schema,
+            (None, Some(serde_json::Value::Bool(false))) => {
+                let known: Vec<&str> = properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
+                let mut d = Diagnostic::at_offset(path, source, key.span().start, format!("unknown key `{name}`"));
+                d.hint = Some(match did_you_mean(name, known.iter().copied()) {
+                    Some(best) => format!("did you mean `{best}`? (expected one of: {})", known.join(", ")),
+                    None => format!("expected one of: {}", known.join(", ")),
+                });
+                out.push(d);
+                continue;
+            }
+            _ => continue,
+        };
+        walk_value(path, source, value.get_ref(), child, root, out);
+    }
+}
+
+fn walk_value(
+    path: &Path,
+    source: &str,
+    value: &DeValue<'_>,
+    node: &serde_json::Value,
+    root: &serde_json::Value,
+    out: &mut Vec<Diagnostic>,
+) {
+    let node = resolve(root, node);
+    if let Some(table) = value.as_table() {
+        walk_table(path, source, table, node, root, out);
+    } else if let (Some(array), Some(items)) = (value.as_array(), node.get("items")) {
+        for element in array.iter() {
+            walk_value(path, source, element.get_ref(), items, root, out);
+        }
+    }
 }
 
 fn toml_diagnostic(path: &Path, source: &str, e: &toml::de::Error) -> Diagnostic {
