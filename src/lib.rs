@@ -18,6 +18,7 @@
 pub mod behaviour;
 pub mod cli;
 pub mod error;
+pub mod imaging;
 pub mod exec;
 pub mod outputs;
 pub mod plan;

@@ -1,0 +1,3 @@
+//! Imaging: NIfTI streaming, regions on a grid, region time series, denoising, connectivity.
+
+pub mod nifti;
