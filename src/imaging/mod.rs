@@ -1,3 +1,6 @@
 //! Imaging: NIfTI streaming, regions on a grid, region time series, denoising, connectivity.
 
+pub mod connectivity;
+pub mod extract;
 pub mod nifti;
+pub mod regions;

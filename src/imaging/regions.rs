@@ -1,0 +1,270 @@
+//! Regions on the BOLD grid — one concept for label atlases, spheres, masks and probabilistic maps.
+//!
+//! Every region source is turned into the same thing: a named list of voxel indices on the grid
+//! of the data (a [`Grid`]), with its voxel count before and after any resampling recorded. A
+//! label image on another grid is resampled nearest-neighbour: each data voxel takes the label
+//! of the source voxel whose centre is nearest to its own centre (world coordinates through both
+//! affines; ties at exactly .5 round up, as `floor(x + 0.5)`).
+
+use super::nifti::{Header, read_3d};
+use crate::error::{Error, Result};
+use std::path::Path;
+
+/// A voxel grid: shape and voxel → world (mm) affine.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Grid {
+    pub shape: [usize; 3],
+    pub affine: [[f64; 4]; 3],
+}
+
+impl Grid {
+    pub fn of(header: &Header) -> Grid {
+        Grid { shape: header.shape3(), affine: header.affine }
+    }
+
+    pub fn len(&self) -> usize {
+        self.shape.iter().product()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Same shape and affines equal within `tolerance` (mm, elementwise).
+    pub fn matches(&self, other: &Grid, tolerance: f64) -> bool {
+        self.shape == other.shape
+            && self.affine.iter().flatten().zip(other.affine.iter().flatten()).all(|(a, b)| (a - b).abs() <= tolerance)
+    }
+
+    pub fn world(&self, i: usize, j: usize, k: usize) -> [f64; 3] {
+        let v = [i as f64, j as f64, k as f64];
+        [0, 1, 2].map(|r| self.affine[r][0] * v[0] + self.affine[r][1] * v[1] + self.affine[r][2] * v[2] + self.affine[r][3])
+    }
+
+    /// World (mm) → continuous voxel coordinates; None when the affine is singular.
+    pub fn voxel(&self, xyz: [f64; 3]) -> Option<[f64; 3]> {
+        let a = &self.affine;
+        let m = [[a[0][0], a[0][1], a[0][2]], [a[1][0], a[1][1], a[1][2]], [a[2][0], a[2][1], a[2][2]]];
+        let det = m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+            + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0]);
+        if det.abs() < 1e-12 {
+            return None;
+        }
+        let inv = [
+            [
+                (m[1][1] * m[2][2] - m[1][2] * m[2][1]) / det,
+                (m[0][2] * m[2][1] - m[0][1] * m[2][2]) / det,
+                (m[0][1] * m[1][2] - m[0][2] * m[1][1]) / det,
+            ],
+            [
+                (m[1][2] * m[2][0] - m[1][0] * m[2][2]) / det,
+                (m[0][0] * m[2][2] - m[0][2] * m[2][0]) / det,
+                (m[0][2] * m[1][0] - m[0][0] * m[1][2]) / det,
+            ],
+            [
+                (m[1][0] * m[2][1] - m[1][1] * m[2][0]) / det,
+                (m[0][1] * m[2][0] - m[0][0] * m[2][1]) / det,
+                (m[0][0] * m[1][1] - m[0][1] * m[1][0]) / det,
+            ],
+        ];
+        let d = [xyz[0] - a[0][3], xyz[1] - a[1][3], xyz[2] - a[2][3]];
+        Some([0, 1, 2].map(|r| inv[r][0] * d[0] + inv[r][1] * d[1] + inv[r][2] * d[2]))
+    }
+
+    pub fn index(&self, i: usize, j: usize, k: usize) -> usize {
+        i + self.shape[0] * (j + self.shape[1] * k)
+    }
+}
+
+/// A region: voxel indices (x fastest) on the data grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Region {
+    pub name: String,
+    pub voxels: Vec<u32>,
+    /// Voxels in the region's own image before resampling (equal to `voxels.len()` when none).
+    pub voxels_before: usize,
+}
+
+/// A label table: `index name` rows (TSV with a header, or whitespace-separated without one).
+pub fn read_label_table(path: &Path) -> Result<Vec<(u32, String)>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let mut out = Vec::new();
+    for (line_no, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let mut fields = line.split(|c: char| c == '\t' || c == ' ').filter(|f| !f.is_empty());
+        let (Some(index), Some(name)) = (fields.next(), fields.next()) else {
+            return Err(Error::data(format!("{}:{}: expected `index name`", path.display(), line_no + 1)));
+        };
+        match index.parse::<u32>() {
+            Ok(i) => out.push((i, name.to_string())),
+            Err(_) if line_no == 0 => continue, // header row
+            Err(_) => {
+                return Err(Error::data(format!(
+                    "{}:{}: `{index}` is not a label index (a whole number)",
+                    path.display(),
+                    line_no + 1
+                )));
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// How a region image on another grid is brought onto the data grid.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Resampling {
+    /// A grid mismatch beyond the tolerance is an error naming both files.
+    Forbid,
+    Nearest,
+}
+
+/// Affine tolerance (mm) under which two grids count as the same.
+pub const GRID_TOLERANCE: f64 = 1e-3;
+
+/// The label of each data voxel from a label image (resampled when needed).
+fn labels_on_grid(labels: &Path, data: &Grid, data_path: &Path, resampling: Resampling) -> Result<(Vec<u32>, Vec<u32>)> {
+    let (header, values) = read_3d(labels)?;
+    let grid = Grid::of(&header);
+    let to_label = |v: f64, at: usize| -> Result<u32> {
+        if v < 0.0 || v.fract() != 0.0 || !v.is_finite() {
+            return Err(Error::data(format!(
+                "{}: voxel {at} has value {v}; a label image holds whole, non-negative numbers",
+                labels.display()
+            )));
+        }
+        Ok(v as u32)
+    };
+    let source: Vec<u32> = values.iter().enumerate().map(|(i, &v)| to_label(v, i)).collect::<Result<_>>()?;
+    if grid.matches(data, GRID_TOLERANCE) {
+        return Ok((source.clone(), source));
+    }
+    if resampling == Resampling::Forbid {
+        return Err(Error::data(format!(
+            "{} (shape {:?}) is not on the grid of {} (shape {:?}) within {GRID_TOLERANCE} mm; \
+             allow resampling or resample the atlas first",
+            labels.display(),
+            grid.shape,
+            data_path.display(),
+            data.shape
+        )));
+    }
+    let mut target = vec![0u32; data.len()];
+    for k in 0..data.shape[2] {
+        for j in 0..data.shape[1] {
+            for i in 0..data.shape[0] {
+                let Some(v) = grid.voxel(data.world(i, j, k)) else {
+                    return Err(Error::data(format!("{}: its affine is singular", labels.display())));
+                };
+                let r = v.map(|c| (c + 0.5).floor());
+                if r.iter().zip(grid.shape).all(|(c, n)| *c >= 0.0 && *c < n as f64) {
+                    target[data.index(i, j, k)] = source[grid.index(r[0] as usize, r[1] as usize, r[2] as usize)];
+                }
+            }
+        }
+    }
+    Ok((source, target))
+}
+
+/// Regions from a label image: one per entry of the label table (or per distinct non-zero
+/// label, named by its number, when there is no table). A region with no voxel on the data grid
+/// is an error naming it.
+pub fn from_labels(
+    labels: &Path,
+    table: Option<&[(u32, String)]>,
+    data: &Grid,
+    data_path: &Path,
+    resampling: Resampling,
+) -> Result<Vec<Region>> {
+    let (source, target) = labels_on_grid(labels, data, data_path, resampling)?;
+    let entries: Vec<(u32, String)> = match table {
+        Some(t) => t.iter().filter(|(i, _)| *i != 0).cloned().collect(),
+        None => {
+            let mut present: Vec<u32> = source.iter().copied().filter(|&v| v != 0).collect();
+            present.sort_unstable();
+            present.dedup();
+            present.into_iter().map(|i| (i, i.to_string())).collect()
+        }
+    };
+    let max = entries.iter().map(|(i, _)| *i).max().unwrap_or(0) as usize;
+    let mut slot = vec![usize::MAX; max + 1];
+    for (position, (index, _)) in entries.iter().enumerate() {
+        slot[*index as usize] = position;
+    }
+    let mut before = vec![0usize; entries.len()];
+    for &v in &source {
+        if let Some(&s) = slot.get(v as usize)
+            && s != usize::MAX
+        {
+            before[s] += 1;
+        }
+    }
+    let mut voxels: Vec<Vec<u32>> = vec![Vec::new(); entries.len()];
+    for (at, &v) in target.iter().enumerate() {
+        if let Some(&s) = slot.get(v as usize)
+            && s != usize::MAX
+        {
+            voxels[s].push(at as u32);
+        }
+    }
+    let mut regions = Vec::with_capacity(entries.len());
+    for ((index, name), (voxels, before)) in entries.into_iter().zip(voxels.into_iter().zip(before)) {
+        if before == 0 {
+            return Err(Error::data(format!(
+                "{}: label {index} (`{name}`) from the label table has no voxel in the image",
+                labels.display()
+            )));
+        }
+        if voxels.is_empty() {
+            return Err(Error::data(format!(
+                "{}: region `{name}` (label {index}, {before} voxels) loses all its voxels when resampled \
+                 onto the grid of {}",
+                labels.display(),
+                data_path.display()
+            )));
+        }
+        regions.push(Region { name, voxels, voxels_before: before });
+    }
+    Ok(regions)
+}
+
+/// A sphere of `radius` mm around `centre` (world mm): the data voxels whose centres lie within.
+pub fn sphere(name: &str, centre: [f64; 3], radius: f64, data: &Grid) -> Result<Region> {
+    let mut voxels = Vec::new();
+    for k in 0..data.shape[2] {
+        for j in 0..data.shape[1] {
+            for i in 0..data.shape[0] {
+                let w = data.world(i, j, k);
+                let d2: f64 = (0..3).map(|a| (w[a] - centre[a]).powi(2)).sum();
+                if d2 <= radius * radius {
+                    voxels.push(data.index(i, j, k) as u32);
+                }
+            }
+        }
+    }
+    if voxels.is_empty() {
+        return Err(Error::data(format!(
+            "sphere `{name}` at {centre:?} mm with radius {radius} mm contains no voxel centre of the data grid"
+        )));
+    }
+    let n = voxels.len();
+    Ok(Region { name: name.to_string(), voxels, voxels_before: n })
+}
+
+/// A binary mask image (non-zero = in) as a region.
+pub fn mask(name: &str, path: &Path, data: &Grid, data_path: &Path, resampling: Resampling) -> Result<Region> {
+    let (source, target) = labels_on_grid(path, data, data_path, resampling).map_err(|e| match e {
+        Error::Data(m) if m.contains("whole, non-negative") => {
+            Error::data(format!("{}: a mask must hold 0 and 1 (or other whole numbers)", path.display()))
+        }
+        other => other,
+    })?;
+    let before = source.iter().filter(|&&v| v != 0).count();
+    let voxels: Vec<u32> = target.iter().enumerate().filter(|(_, v)| **v != 0).map(|(i, _)| i as u32).collect();
+    if voxels.is_empty() {
+        return Err(Error::data(format!("mask `{name}` ({}) has no voxel on the data grid", path.display())));
+    }
+    Ok(Region { name: name.to_string(), voxels, voxels_before: before })
+}
