@@ -18,8 +18,8 @@
 pub mod behaviour;
 pub mod cli;
 pub mod error;
-pub mod imaging;
 pub mod exec;
+pub mod imaging;
 pub mod outputs;
 pub mod plan;
 pub mod sim;

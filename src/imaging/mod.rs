@@ -2,5 +2,6 @@
 
 pub mod connectivity;
 pub mod extract;
+pub mod filter;
 pub mod nifti;
 pub mod regions;

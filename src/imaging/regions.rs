@@ -38,7 +38,8 @@ impl Grid {
 
     pub fn world(&self, i: usize, j: usize, k: usize) -> [f64; 3] {
         let v = [i as f64, j as f64, k as f64];
-        [0, 1, 2].map(|r| self.affine[r][0] * v[0] + self.affine[r][1] * v[1] + self.affine[r][2] * v[2] + self.affine[r][3])
+        [0, 1, 2]
+            .map(|r| self.affine[r][0] * v[0] + self.affine[r][1] * v[1] + self.affine[r][2] * v[2] + self.affine[r][3])
     }
 
     /// World (mm) → continuous voxel coordinates; None when the affine is singular.
@@ -125,7 +126,12 @@ pub enum Resampling {
 pub const GRID_TOLERANCE: f64 = 1e-3;
 
 /// The label of each data voxel from a label image (resampled when needed).
-fn labels_on_grid(labels: &Path, data: &Grid, data_path: &Path, resampling: Resampling) -> Result<(Vec<u32>, Vec<u32>)> {
+fn labels_on_grid(
+    labels: &Path,
+    data: &Grid,
+    data_path: &Path,
+    resampling: Resampling,
+) -> Result<(Vec<u32>, Vec<u32>)> {
     let (header, values) = read_3d(labels)?;
     let grid = Grid::of(&header);
     let to_label = |v: f64, at: usize| -> Result<u32> {
