@@ -1,7 +1,9 @@
 //! Imaging: NIfTI streaming, regions on a grid, region time series, denoising, connectivity.
 
 pub mod connectivity;
+pub mod denoise;
 pub mod extract;
 pub mod filter;
+pub mod interpolate;
 pub mod nifti;
 pub mod regions;
