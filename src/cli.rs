@@ -62,6 +62,60 @@ enum Command {
     },
     /// Print the JSON Schema of study files.
     Schema,
+    /// Region time series (and connectivity) for one BOLD image and a label atlas.
+    Extract {
+        /// 4D BOLD image (.nii or .nii.gz).
+        #[arg(long)]
+        bold: PathBuf,
+        /// Label image (integer labels; 0 = background).
+        #[arg(long)]
+        atlas: PathBuf,
+        /// Label table: `index name` per line (TSV with header, or whitespace separated).
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// fMRIPrep confounds TSV.
+        #[arg(long)]
+        confounds: Option<PathBuf>,
+        /// Confound strategy: 6P, 24P, 36P, acompcorN, gsr, or a comma-separated column list.
+        #[arg(long)]
+        strategy: Option<String>,
+        /// Scrub volumes with framewise displacement above this (mm).
+        #[arg(long)]
+        fd_threshold: Option<f64>,
+        /// After scrubbing, also drop kept segments shorter than this many volumes.
+        #[arg(long, default_value_t = 5)]
+        min_segment: usize,
+        /// Band-pass in Hz: high-pass cut-off and low-pass cut-off (0 or inf to omit one).
+        #[arg(long, num_args = 2, value_names = ["HIGH_PASS", "LOW_PASS"])]
+        band: Option<Vec<f64>>,
+        /// Repetition time in seconds (default: from the image header).
+        #[arg(long)]
+        tr: Option<f64>,
+        /// Do not remove linear trends (on by default whenever any cleaning is requested).
+        #[arg(long)]
+        no_detrend: bool,
+        /// Do not z-score the cleaned series (on by default whenever any cleaning is requested).
+        #[arg(long)]
+        no_standardize: bool,
+        /// Refuse to resample an atlas that is not on the BOLD grid.
+        #[arg(long)]
+        no_resample: bool,
+        /// Output time series TSV (one column per region, one row per retained volume).
+        #[arg(long)]
+        out: PathBuf,
+        /// Connectivity measure: pearson, correlation (Ledoit-Wolf) or partial (Ledoit-Wolf).
+        #[arg(long, value_enum)]
+        connectivity: Option<MeasureArg>,
+        /// Write Fisher z (atanh) instead of r.
+        #[arg(long)]
+        fisher_z: bool,
+        /// Output connectivity matrix TSV.
+        #[arg(long)]
+        connectivity_out: Option<PathBuf>,
+        /// Write each region's voxel count before and after resampling here.
+        #[arg(long)]
+        regions_out: Option<PathBuf>,
+    },
     /// Write a synthetic cohort (tables, ground truth and a study file that reads them).
     Simulate {
         #[arg(value_enum)]
@@ -77,6 +131,13 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FormatArg::Tsv)]
         format: FormatArg,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MeasureArg {
+    Pearson,
+    Correlation,
+    Partial,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -111,6 +172,56 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Explain { path } => {
             print!("{}", outputs::explain(&path)?);
             Ok(())
+        }
+        Command::Extract {
+            bold,
+            atlas,
+            labels,
+            confounds,
+            strategy,
+            fd_threshold,
+            min_segment,
+            band,
+            tr,
+            no_detrend,
+            no_standardize,
+            no_resample,
+            out,
+            connectivity,
+            fisher_z,
+            connectivity_out,
+            regions_out,
+        } => {
+            use crate::imaging::command::{ExtractArgs, Measure, extract};
+            let cleaning = confounds.is_some() || band.is_some() || fd_threshold.is_some();
+            extract(&ExtractArgs {
+                bold,
+                atlas,
+                labels,
+                confounds,
+                strategy,
+                fd_threshold,
+                min_segment,
+                band: band.map(|b| (b[0], b[1])),
+                tr,
+                detrend: cleaning && !no_detrend,
+                standardise: cleaning && !no_standardize,
+                resampling: if no_resample {
+                    crate::imaging::regions::Resampling::Forbid
+                } else {
+                    crate::imaging::regions::Resampling::Nearest
+                },
+                out,
+                connectivity: connectivity.map(|m| match m {
+                    MeasureArg::Pearson => Measure::Pearson,
+                    MeasureArg::Correlation => Measure::Correlation,
+                    MeasureArg::Partial => Measure::Partial,
+                }),
+                fisher_z,
+                connectivity_out,
+                regions_out,
+                min_kept_fraction: 0.5,
+            })
         }
         Command::Schema => {
             print!("{}", spec::schema::schema_json());

@@ -2,15 +2,22 @@
 //! `NiftiLabelsMasker`; reference: tests/fixtures/imaging/NILEARN_SEMANTICS.md).
 //!
 //! Order of operations, on signals (T × R) and confounds (T × C) alike where it says so:
-//! 1. censored volumes (scrubbing) are replaced, in signals and confounds, by a cubic spline
-//!    through the kept volumes, so that filtering does not smear motion spikes (only when a
-//!    filter is applied);
+//! 1. scrubbing, when a filter is applied: the series is cut to the span from the first to the
+//!    last kept volume, and censored volumes inside it are replaced, in signals and confounds,
+//!    by a not-a-knot cubic spline through the kept volumes (so filtering does not smear motion
+//!    spikes); without a filter, censored volumes are simply dropped here;
 //! 2. linear detrending of signals and confounds (least-squares line removed per column);
 //! 3. Butterworth filtering (order 5, zero phase) of signals and confounds;
-//! 4. censored volumes are dropped;
+//! 4. censored volumes are dropped (when a filter was applied);
 //! 5. confounds are z-scored and projected out of the signals (orthonormal basis of the
 //!    confound columns, near-collinear columns dropped);
 //! 6. signals are z-scored (ddof = 1).
+//!
+//! One deliberate difference: nilearn 0.14.1 indexes the volumes to interpolate with `~K` on
+//! an integer index array, which selects the *mirror* rows n−1−k, so a censored volume whose
+//! mirror is also censored is never interpolated (NILEARN_SEMANTICS.md §4.3). We interpolate
+//! the censored volumes themselves, which is what nilearn documents; the two agree whenever no
+//! censored volume's mirror is censored, and the tests check both facts.
 
 use super::extract::TimeSeries;
 use super::filter::{Band, butterworth, filtfilt};
@@ -51,8 +58,11 @@ impl Strategy {
             "gsr" => Strategy::Gsr,
             _ if lower.starts_with("acompcor") => {
                 let n = lower.trim_start_matches("acompcor").trim_start_matches(['-', '_', ':']);
-                let n = if n.is_empty() { 5 } else {
-                    n.parse().map_err(|_| Error::Usage(format!("`{text}`: write aCompCor with a count, e.g. acompcor6")))?
+                let n = if n.is_empty() {
+                    5
+                } else {
+                    n.parse()
+                        .map_err(|_| Error::Usage(format!("`{text}`: write aCompCor with a count, e.g. acompcor6")))?
                 };
                 Strategy::ACompCor(n)
             }
@@ -110,8 +120,9 @@ impl Confounds {
         self.table.rows.len()
     }
 
-    /// Columns as a T × C row-major matrix. `n/a` in the first row of a derivative (fMRIPrep
-    /// cannot difference the first volume) is read as 0; any other missing value is an error.
+    /// Columns as a T × C row-major matrix. `n/a` in the first row (fMRIPrep cannot difference
+    /// the first volume) takes the second row's value, as nilearn's `load_confounds` does; any
+    /// other missing value is an error.
     pub fn matrix(&self, columns: &[String]) -> Result<Vec<f64>> {
         let t = self.rows();
         let mut out = vec![0.0; t * columns.len()];
@@ -124,11 +135,19 @@ impl Confounds {
             })?;
             for row in 0..t {
                 let cell = self.table.rows[row].get(at).map(String::as_str).unwrap_or("");
+                let parse = |row: usize| -> Result<f64> {
+                    let text = self.table.rows[row].get(at).map(String::as_str).unwrap_or("").trim();
+                    text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
+                        Error::data(format!(
+                            "{}:{}: confound `{name}` has `{text}`; expected a number",
+                            self.path,
+                            row + 2
+                        ))
+                    })
+                };
                 let value = match cell.trim() {
-                    "n/a" | "" | "NaN" | "nan" if row == 0 && name.contains("derivative") => 0.0,
-                    text => text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                        Error::data(format!("{}:{}: confound `{name}` has `{text}`; expected a number", self.path, row + 2))
-                    })?,
+                    "n/a" | "" | "NaN" | "nan" if row == 0 && t > 1 => parse(1)?,
+                    _ => parse(row)?,
                 };
                 out[row * columns.len() + c] = value;
             }
@@ -149,9 +168,8 @@ impl Confounds {
                 if row == 0 && (cell == "n/a" || cell.is_empty()) {
                     return Ok(0.0);
                 }
-                cell.parse::<f64>().map_err(|_| {
-                    Error::data(format!("{}:{}: framewise_displacement has `{cell}`", self.path, row + 2))
-                })
+                cell.parse::<f64>()
+                    .map_err(|_| Error::data(format!("{}:{}: framewise_displacement has `{cell}`", self.path, row + 2)))
             })
             .collect()
     }
@@ -228,7 +246,13 @@ fn filter_columns(x: &mut [f64], t: usize, c: usize, sos: &super::filter::Sos) -
 
 /// Clean region time series. `confounds` is T × C row-major (C may be 0); `keep` lists the
 /// volumes retained after scrubbing (None = all).
-pub fn clean(ts: &TimeSeries, confounds: &[f64], n_confounds: usize, keep: Option<&[usize]>, spec: &Clean) -> Result<TimeSeries> {
+pub fn clean(
+    ts: &TimeSeries,
+    confounds: &[f64],
+    n_confounds: usize,
+    keep: Option<&[usize]>,
+    spec: &Clean,
+) -> Result<TimeSeries> {
     let t = ts.volumes;
     let r = ts.regions();
     let mut signals = ts.values.clone();
@@ -246,9 +270,29 @@ pub fn clean(ts: &TimeSeries, confounds: &[f64], n_confounds: usize, keep: Optio
             })
         }
     };
-    if let (Some(keep), Some(_)) = (keep, band) {
-        super::interpolate::fill_censored(&mut signals, t, r, keep);
-        super::interpolate::fill_censored(&mut conf, t, n_confounds, keep);
+    // Scrubbing. With a filter: keep the span from the first to the last kept volume, fill the
+    // censored volumes inside it with a spline through the kept ones, filter, then drop them.
+    // Without a filter: drop censored volumes first (nilearn detrends the shortened series).
+    let (mut t, mut keep_after): (usize, Option<Vec<usize>>) = (t, None);
+    if let Some(keep) = keep {
+        let pick = |x: &[f64], c: usize, rows: &[usize]| -> Vec<f64> {
+            rows.iter().flat_map(|&i| x[i * c..(i + 1) * c].to_vec()).collect()
+        };
+        if band.is_some() {
+            let (first, last) = (keep[0], keep[keep.len() - 1]);
+            let span: Vec<usize> = (first..=last).collect();
+            signals = pick(&signals, r, &span);
+            conf = pick(&conf, n_confounds, &span);
+            t = span.len();
+            let shifted: Vec<usize> = keep.iter().map(|k| k - first).collect();
+            super::interpolate::fill_censored(&mut signals, t, r, &shifted);
+            super::interpolate::fill_censored(&mut conf, t, n_confounds, &shifted);
+            keep_after = Some(shifted);
+        } else {
+            signals = pick(&signals, r, keep);
+            conf = pick(&conf, n_confounds, keep);
+            t = keep.len();
+        }
     }
     if spec.detrend {
         detrend_columns(&mut signals, t, r);
@@ -259,9 +303,10 @@ pub fn clean(ts: &TimeSeries, confounds: &[f64], n_confounds: usize, keep: Optio
         filter_columns(&mut signals, t, r, &sos)?;
         filter_columns(&mut conf, t, n_confounds, &sos)?;
     }
-    let (signals, conf, t) = match keep {
+    let (signals, conf, t) = match keep_after {
         Some(keep) => {
-            let pick = |x: &[f64], c: usize| keep.iter().flat_map(|&i| x[i * c..(i + 1) * c].to_vec()).collect::<Vec<f64>>();
+            let pick =
+                |x: &[f64], c: usize| keep.iter().flat_map(|&i| x[i * c..(i + 1) * c].to_vec()).collect::<Vec<f64>>();
             (pick(&signals, r), pick(&conf, n_confounds), keep.len())
         }
         None => (signals, conf, t),

@@ -67,7 +67,9 @@ fn evaluate(x: &[f64], y: &[f64], m: &[f64], at: f64) -> f64 {
     .min(n - 2);
     let h = x[i + 1] - x[i];
     let (a, b) = (x[i + 1] - at, at - x[i]);
-    m[i] * a.powi(3) / (6.0 * h) + m[i + 1] * b.powi(3) / (6.0 * h) + (y[i] / h - m[i] * h / 6.0) * a
+    m[i] * a.powi(3) / (6.0 * h)
+        + m[i + 1] * b.powi(3) / (6.0 * h)
+        + (y[i] / h - m[i] * h / 6.0) * a
         + (y[i + 1] / h - m[i + 1] * h / 6.0) * b
 }
 
