@@ -249,9 +249,7 @@ fn build(
         return Err(bad(format!("vox_offset {vox_offset} lies inside the header")));
     }
     let mut px = [1.0; 7];
-    for i in 0..7 {
-        px[i] = pixdim[i + 1];
-    }
+    px.copy_from_slice(&pixdim[1..8]);
     let zooms = [px[0].abs(), px[1].abs(), px[2].abs()].map(|z| if z > 0.0 { z } else { 1.0 });
     let affine = if sform_code > 0 {
         srow
@@ -444,7 +442,7 @@ pub fn write_f32(path: &Path, dim: &[usize], affine: [[f64; 4]; 3], tr: Option<f
     put_i16(&mut header, 72, 32);
     put_f32(&mut header, 76, 1.0);
     for c in 0..3 {
-        let zoom = (0..3).map(|r| affine[r][c] * affine[r][c]).sum::<f64>().sqrt();
+        let zoom = affine.iter().map(|row| row[c] * row[c]).sum::<f64>().sqrt();
         put_f32(&mut header, 80 + 4 * c, zoom as f32);
     }
     put_f32(&mut header, 92, tr.unwrap_or(0.0) as f32);
@@ -452,9 +450,9 @@ pub fn write_f32(path: &Path, dim: &[usize], affine: [[f64; 4]; 3], tr: Option<f
     put_f32(&mut header, 112, 1.0);
     header[123] = 2 | if tr.is_some() { 8 } else { 0 }; // mm, seconds
     put_i16(&mut header, 254, 2);
-    for r in 0..3 {
-        for c in 0..4 {
-            put_f32(&mut header, 280 + 16 * r + 4 * c, affine[r][c] as f32);
+    for (r, row) in affine.iter().enumerate() {
+        for (c, value) in row.iter().enumerate() {
+            put_f32(&mut header, 280 + 16 * r + 4 * c, *value as f32);
         }
     }
     header[344..348].copy_from_slice(b"n+1\0");

@@ -95,7 +95,7 @@ pub fn read_label_table(path: &Path) -> Result<Vec<(u32, String)>> {
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
-        let mut fields = line.split(|c: char| c == '\t' || c == ' ').filter(|f| !f.is_empty());
+        let mut fields = line.split(['\t', ' ']).filter(|f| !f.is_empty());
         let (Some(index), Some(name)) = (fields.next(), fields.next()) else {
             return Err(Error::data(format!("{}:{}: expected `index name`", path.display(), line_no + 1)));
         };
