@@ -65,11 +65,42 @@ enum Command {
     /// Region time series (and connectivity) for one BOLD image and a label atlas.
     Extract {
         /// 4D BOLD image (.nii or .nii.gz).
-        #[arg(long)]
-        bold: PathBuf,
+        #[arg(long, required_unless_present = "manifest")]
+        bold: Option<PathBuf>,
+        /// Many runs: a TSV with columns `bold`, `out` (and optionally `confounds`,
+        /// `connectivity_out`), processed in parallel; replaces --bold/--out.
+        #[arg(long, conflicts_with_all = ["bold", "out"])]
+        manifest: Option<PathBuf>,
+        /// Threads for --manifest (default: all cores).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
         /// Label image (integer labels; 0 = background).
         #[arg(long)]
-        atlas: PathBuf,
+        atlas: Option<PathBuf>,
+        /// Probabilistic maps: a 4D image with one region per volume (needs --map-names).
+        #[arg(long, requires = "map_names")]
+        maps: Option<PathBuf>,
+        /// Comma-separated region names, one per volume of --maps.
+        #[arg(long, value_delimiter = ',')]
+        map_names: Option<Vec<String>>,
+        /// Probability (%) from which a voxel belongs to a map's region.
+        #[arg(long, conflicts_with = "map_maxprob")]
+        map_threshold: Option<f64>,
+        /// Assign each voxel to its most probable map instead of thresholding.
+        #[arg(long)]
+        map_maxprob: bool,
+        /// A sphere region, NAME:X,Y,Z:RADIUS in MNI mm (repeatable).
+        #[arg(long = "sphere", value_name = "NAME:X,Y,Z:RADIUS")]
+        spheres: Vec<String>,
+        /// A binary mask region, NAME:PATH (repeatable).
+        #[arg(long = "mask", value_name = "NAME:PATH")]
+        masks: Vec<String>,
+        /// Seed regions (comma-separated): connectivity is seeds × all other regions.
+        #[arg(long, value_delimiter = ',')]
+        seeds: Option<Vec<String>>,
+        /// Write a Fisher-z seed-to-voxel NIfTI map per seed into this folder.
+        #[arg(long)]
+        seed_maps_out: Option<PathBuf>,
         /// Label table: `index name` per line (TSV with header, or whitespace separated).
         #[arg(long)]
         labels: Option<PathBuf>,
@@ -101,8 +132,8 @@ enum Command {
         #[arg(long)]
         no_resample: bool,
         /// Output time series TSV (one column per region, one row per retained volume).
-        #[arg(long)]
-        out: PathBuf,
+        #[arg(long, required_unless_present = "manifest")]
+        out: Option<PathBuf>,
         /// Connectivity measure: pearson, correlation (Ledoit-Wolf) or partial (Ledoit-Wolf).
         #[arg(long, value_enum)]
         connectivity: Option<MeasureArg>,
@@ -175,7 +206,17 @@ fn dispatch(command: Command) -> Result<()> {
         }
         Command::Extract {
             bold,
+            manifest,
+            jobs,
             atlas,
+            maps,
+            map_names,
+            map_threshold,
+            map_maxprob,
+            spheres,
+            masks,
+            seeds,
+            seed_maps_out,
             labels,
             confounds,
             strategy,
@@ -192,11 +233,34 @@ fn dispatch(command: Command) -> Result<()> {
             connectivity_out,
             regions_out,
         } => {
-            use crate::imaging::command::{ExtractArgs, Measure, extract};
+            use crate::imaging::command::{ExtractArgs, Measure, extract, extract_batch};
             let cleaning = confounds.is_some() || band.is_some() || fd_threshold.is_some();
-            extract(&ExtractArgs {
-                bold,
+            let maps = match maps {
+                Some(path) => {
+                    let rule = match (map_threshold, map_maxprob) {
+                        (Some(p), false) => crate::imaging::regions::MapRule::Threshold(p),
+                        (None, true) => crate::imaging::regions::MapRule::MaxProbability,
+                        _ => return Err(Error::Usage("--maps needs --map-threshold PERCENT or --map-maxprob".into())),
+                    };
+                    Some((path, map_names.unwrap_or_default(), rule))
+                }
+                None => None,
+            };
+            let args = ExtractArgs {
+                bold: bold.unwrap_or_default(),
                 atlas,
+                maps,
+                spheres: spheres.iter().map(|s| parse_sphere(s)).collect::<Result<_>>()?,
+                masks: masks
+                    .iter()
+                    .map(|m| {
+                        m.split_once(':')
+                            .map(|(n, p)| (n.to_string(), PathBuf::from(p)))
+                            .ok_or_else(|| Error::Usage(format!("--mask `{m}`: write NAME:PATH")))
+                    })
+                    .collect::<Result<_>>()?,
+                seeds,
+                seed_maps_out,
                 labels,
                 confounds,
                 strategy,
@@ -211,7 +275,7 @@ fn dispatch(command: Command) -> Result<()> {
                 } else {
                     crate::imaging::regions::Resampling::Nearest
                 },
-                out,
+                out: out.unwrap_or_default(),
                 connectivity: connectivity.map(|m| match m {
                     MeasureArg::Pearson => Measure::Pearson,
                     MeasureArg::Correlation => Measure::Correlation,
@@ -221,7 +285,14 @@ fn dispatch(command: Command) -> Result<()> {
                 connectivity_out,
                 regions_out,
                 min_kept_fraction: 0.5,
-            })
+            };
+            match manifest {
+                Some(manifest) => {
+                    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+                    extract_batch(&args, &manifest, jobs)
+                }
+                None => extract(&args),
+            }
         }
         Command::Schema => {
             print!("{}", spec::schema::schema_json());
@@ -241,6 +312,23 @@ fn dispatch(command: Command) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// `NAME:X,Y,Z:RADIUS` → a sphere.
+fn parse_sphere(text: &str) -> Result<(String, [f64; 3], f64)> {
+    let bad = || Error::Usage(format!("--sphere `{text}`: write NAME:X,Y,Z:RADIUS, e.g. raphe:0,-26,-18:4"));
+    let mut parts = text.split(':');
+    let (Some(name), Some(centre), Some(radius), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
+    };
+    let xyz: Vec<f64> =
+        centre.split(',').map(|v| v.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let radius: f64 = radius.trim().parse().map_err(|_| bad())?;
+    if xyz.len() != 3 || !(radius > 0.0) || name.is_empty() {
+        return Err(bad());
+    }
+    Ok((name.to_string(), [xyz[0], xyz[1], xyz[2]], radius))
 }
 
 fn load_checked(path: &Path) -> Result<(LoadedStudy, spec::check::Resolved)> {

@@ -296,3 +296,60 @@ fn scrubbing_matches_nilearn_and_its_documented_algorithm() {
     let nilearn = compare(&out, &fixture("ts_24P_scrub_mirror_f64.tsv"));
     assert!(nilearn > 0.1, "nilearn's mirrored interpolation should differ here ({nilearn})");
 }
+
+#[test]
+fn seed_matrices_and_seed_to_voxel_maps_are_consistent() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    // A one-voxel sphere: its region series is that voxel's series, so the seed × region matrix
+    // entry must equal the seed-to-voxel map at that voxel.
+    let (header, _) = neurospec::imaging::nifti::read_3d(&fixture("labels.nii.gz")).unwrap();
+    let grid = neurospec::imaging::regions::Grid::of(&header);
+    let (i, j, k) = (6, 7, 5);
+    let centre = grid.world(i, j, k);
+    let sphere = format!("probe:{},{},{}:0.5", centre[0], centre[1], centre[2]);
+    let rect = d.join("rect.tsv");
+    extract_ok(
+        d,
+        &[
+            "--bold",
+            fixture("bold.nii.gz").to_str().unwrap(),
+            "--atlas",
+            fixture("labels.nii.gz").to_str().unwrap(),
+            "--labels",
+            fixture("labels.tsv").to_str().unwrap(),
+            "--sphere",
+            &sphere,
+            "--confounds",
+            fixture("confounds.tsv").to_str().unwrap(),
+            "--strategy",
+            "24P",
+            "--out",
+            d.join("ts.tsv").to_str().unwrap(),
+            "--connectivity",
+            "pearson",
+            "--fisher-z",
+            "--seeds",
+            "amygdala_lh,amygdala_rh",
+            "--connectivity-out",
+            rect.to_str().unwrap(),
+            "--seed-maps-out",
+            d.join("maps").to_str().unwrap(),
+        ],
+    );
+    let table = Tsv::read(&rect);
+    assert_eq!(table.header, ["seed", "hippocampus_lh", "hippocampus_rh", "precuneus", "insula_lh", "probe"]);
+    assert_eq!(table.rows.len(), 2);
+    // Region entries agree with nilearn's Pearson matrix (as Fisher z).
+    let (names, full) = numbers(&fixture("conn_pearson.tsv"));
+    let at = |n: &str| names.iter().position(|x| x == n).unwrap();
+    let expected = full[at("amygdala_lh")][at("precuneus")].atanh();
+    assert!((table.num(0, "precuneus") - expected).abs() < 1e-6);
+    for (row, seed) in [(0, "amygdala_lh"), (1, "amygdala_rh")] {
+        let (_, map) = neurospec::imaging::nifti::read_3d(&d.join(format!("maps/{seed}_fisherz.nii.gz"))).unwrap();
+        let voxel = map[grid.index(i, j, k)];
+        let entry = table.num(row, "probe");
+        assert!((voxel - entry).abs() < 1e-5, "{seed}: map {voxel} vs matrix {entry}");
+        assert!(map.iter().filter(|v| **v != 0.0).count() > 100, "the map covers the brain voxels");
+    }
+}

@@ -6,7 +6,7 @@ use super::connectivity::{
 };
 use super::denoise::{Clean, Confounds, Strategy, clean, scrub};
 use super::extract::{open_bold, region_means};
-use super::regions::{Resampling, from_labels, read_label_table};
+use super::regions::{MapRule, Region, Resampling, from_labels, from_probabilistic, mask, read_label_table, sphere};
 use crate::error::{Error, Result};
 use crate::store::write_atomic_in;
 use std::path::{Path, PathBuf};
@@ -22,10 +22,21 @@ pub enum Measure {
     Partial,
 }
 
+#[derive(Clone)]
 pub struct ExtractArgs {
     pub bold: PathBuf,
-    pub atlas: PathBuf,
+    pub atlas: Option<PathBuf>,
     pub labels: Option<PathBuf>,
+    /// Probabilistic maps: 4D image, one name per volume, and the rule that makes regions.
+    pub maps: Option<(PathBuf, Vec<String>, MapRule)>,
+    /// Spheres: name, centre (MNI mm), radius (mm).
+    pub spheres: Vec<(String, [f64; 3], f64)>,
+    /// Binary masks: name, image.
+    pub masks: Vec<(String, PathBuf)>,
+    /// Seed regions: connectivity becomes seeds × other regions (rectangular).
+    pub seeds: Option<Vec<String>>,
+    /// Write a Fisher-z seed-to-voxel map per seed region into this folder.
+    pub seed_maps_out: Option<PathBuf>,
     pub confounds: Option<PathBuf>,
     pub strategy: Option<String>,
     pub fd_threshold: Option<f64>,
@@ -50,13 +61,87 @@ fn write(path: &Path, text: &str) -> Result<()> {
     write_atomic_in(dir, path, text.as_bytes())
 }
 
+/// The study's regions, in order: atlas labels, probabilistic maps, spheres, masks. Names must
+/// be unique across sources.
+fn region_set(args: &ExtractArgs, grid: &super::regions::Grid) -> Result<Vec<Region>> {
+    let mut regions = Vec::new();
+    if let Some(atlas) = &args.atlas {
+        let table = args.labels.as_deref().map(read_label_table).transpose()?;
+        regions.extend(from_labels(atlas, table.as_deref(), grid, &args.bold, args.resampling)?);
+    }
+    if let Some((path, names, rule)) = &args.maps {
+        regions.extend(from_probabilistic(path, names, *rule, grid, &args.bold, args.resampling)?);
+    }
+    for (name, centre, radius) in &args.spheres {
+        regions.push(sphere(name, *centre, *radius, grid)?);
+    }
+    for (name, path) in &args.masks {
+        regions.push(mask(name, path, grid, &args.bold, args.resampling)?);
+    }
+    if regions.is_empty() {
+        return Err(Error::Usage("no regions: give --atlas, --maps, --sphere or --mask".into()));
+    }
+    let mut seen = std::collections::HashSet::new();
+    if let Some(r) = regions.iter().find(|r| !seen.insert(r.name.clone())) {
+        return Err(Error::Usage(format!("two regions are named `{}`; region names must be unique", r.name)));
+    }
+    Ok(regions)
+}
+
+/// Many subjects at once: a manifest TSV with columns `bold` and `out`, and optionally
+/// `confounds` and `connectivity_out`, one row per run; paths relative to the manifest. Runs
+/// are processed in parallel on `jobs` threads; every failure is reported with its row.
+pub fn extract_batch(template: &ExtractArgs, manifest: &Path, jobs: usize) -> Result<()> {
+    use rayon::prelude::*;
+    let text = std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, e))?;
+    let table = crate::tables::Tsv::parse(&text);
+    let base = manifest.parent().unwrap_or(Path::new("."));
+    let column = |name: &str| table.col(name);
+    let (Some(bold), Some(out)) = (column("bold"), column("out")) else {
+        return Err(Error::data(format!("{}: the manifest needs columns `bold` and `out`", manifest.display())));
+    };
+    let (confounds, connectivity_out) = (column("confounds"), column("connectivity_out"));
+    let path = |row: &[String], c: Option<usize>| -> Option<PathBuf> {
+        c.and_then(|c| row.get(c)).filter(|v| !v.is_empty()).map(|v| base.join(v))
+    };
+    let runs: Vec<ExtractArgs> = table
+        .rows
+        .iter()
+        .map(|row| ExtractArgs {
+            bold: base.join(&row[bold]),
+            out: base.join(&row[out]),
+            confounds: path(row, confounds).or_else(|| template.confounds.clone()),
+            connectivity_out: path(row, connectivity_out).or_else(|| template.connectivity_out.clone()),
+            ..template.clone()
+        })
+        .collect();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {jobs} threads: {e}")))?;
+    let failures: Vec<String> = pool.install(|| {
+        runs.par_iter()
+            .enumerate()
+            .filter_map(|(i, run)| {
+                extract(run).err().map(|e| {
+                    format!("{}:{}: {}", manifest.display(), i + 2, e.to_string().trim_start_matches("error: "))
+                })
+            })
+            .collect()
+    });
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Data(format!("{} of {} runs failed:\n{}", failures.len(), runs.len(), failures.join("\n"))))
+    }
+}
+
 pub fn extract(args: &ExtractArgs) -> Result<()> {
     if args.connectivity.is_some() != args.connectivity_out.is_some() {
         return Err(Error::Usage("--connectivity and --connectivity-out go together".into()));
     }
     let (reader, grid) = open_bold(&args.bold)?;
-    let table = args.labels.as_deref().map(read_label_table).transpose()?;
-    let regions = from_labels(&args.atlas, table.as_deref(), &grid, &args.bold, args.resampling)?;
+    let regions = region_set(args, &grid)?;
     for region in &regions {
         let kept = region.voxels.len() as f64 / region.voxels_before as f64;
         if kept < args.min_kept_fraction {
@@ -146,7 +231,43 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
         }
         write(path, &text)?;
     }
-    if let (Some(measure), Some(path)) = (args.connectivity, &args.connectivity_out) {
+    let seed_rows: Option<Vec<usize>> = match &args.seeds {
+        Some(names) => Some(
+            names
+                .iter()
+                .map(|n| {
+                    series.names.iter().position(|r| r == n).ok_or_else(|| {
+                        Error::Usage(format!("seed `{n}` is not a region (regions: {})", series.names.join(", ")))
+                    })
+                })
+                .collect::<Result<_>>()?,
+        ),
+        None => None,
+    };
+    if let (Some(rows), Some(measure), Some(path)) = (&seed_rows, args.connectivity, &args.connectivity_out) {
+        if measure != Measure::Pearson {
+            return Err(Error::Usage("seed × region matrices use --connectivity pearson".into()));
+        }
+        let (n, r) = (series.volumes, series.regions());
+        let full = pearson(&series.values, n, r);
+        let columns: Vec<usize> = (0..r).filter(|c| !rows.contains(c)).collect();
+        let mut text = String::from("seed");
+        for &c in &columns {
+            text.push('\t');
+            text.push_str(&series.names[c]);
+        }
+        text.push('\n');
+        for &a in rows {
+            text.push_str(&series.names[a]);
+            for &b in &columns {
+                let v = full[a * r + b];
+                let v = if args.fisher_z { v.clamp(-1.0, 1.0).atanh() } else { v };
+                text.push_str(&format!("\t{v}"));
+            }
+            text.push('\n');
+        }
+        write(path, &text)?;
+    } else if let (Some(measure), Some(path)) = (args.connectivity, &args.connectivity_out) {
         let (n, r) = (series.volumes, series.regions());
         let matrix = match measure {
             Measure::Pearson => pearson(&series.values, n, r),
@@ -162,6 +283,10 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
         let matrix = if args.fisher_z { fisher_z(&matrix, r) } else { matrix };
         write(path, &matrix_tsv(&series.names, &matrix))?;
     }
+    if let Some(dir) = &args.seed_maps_out {
+        let rows = seed_rows.clone().ok_or_else(|| Error::Usage("--seed-maps-out needs --seeds".into()))?;
+        seed_maps(args, &grid, &series, &rows, &matrix, columns.len(), keep.as_deref(), dir)?;
+    }
     eprintln!(
         "{}: {} regions × {} volumes{} → {}",
         args.bold.display(),
@@ -170,5 +295,67 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
         keep.as_ref().map(|k| format!(" ({} of {t} kept after scrubbing)", k.len())).unwrap_or_default(),
         args.out.display()
     );
+    Ok(())
+}
+
+/// Fisher-z correlation of each seed's cleaned series with every voxel's, cleaned the same way.
+/// Voxels: those non-zero and finite in the first volume (a brain-masked image's brain).
+#[allow(clippy::too_many_arguments)]
+fn seed_maps(
+    args: &ExtractArgs,
+    grid: &super::regions::Grid,
+    series: &super::extract::TimeSeries,
+    seeds: &[usize],
+    confounds: &[f64],
+    n_confounds: usize,
+    keep: Option<&[usize]>,
+    dir: &Path,
+) -> Result<()> {
+    let mut reader = super::nifti::VolumeReader::open(&args.bold)?;
+    let mut volume = vec![0.0; grid.len()];
+    reader.next_volume(&mut volume)?;
+    let voxels: Vec<u32> =
+        (0..grid.len()).filter(|&v| volume[v] != 0.0 && volume[v].is_finite()).map(|v| v as u32).collect();
+    let t = reader.header.volumes();
+    let mut values = Vec::with_capacity(t * voxels.len());
+    loop {
+        values.extend(voxels.iter().map(|&v| volume[v as usize]));
+        if !reader.next_volume(&mut volume)? {
+            break;
+        }
+    }
+    let raw = super::extract::TimeSeries {
+        names: voxels.iter().map(|v| v.to_string()).collect(),
+        values,
+        volumes: t,
+        tr: reader.header.tr_seconds(),
+    };
+    let spec = Clean {
+        detrend: args.detrend,
+        standardise: true,
+        standardise_confounds: true,
+        high_pass: args.band.map(|b| b.0).filter(|v| *v > 0.0),
+        low_pass: args.band.map(|b| b.1).filter(|v| v.is_finite() && *v > 0.0),
+        tr: args.tr.or(raw.tr),
+    };
+    let cleaned = clean(&raw, confounds, n_confounds, keep, &spec)?;
+    let n = cleaned.volumes;
+    let v_count = voxels.len();
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for &s in seeds {
+        let seed = centred(&series.column(s), n, 1, true);
+        let mut map = vec![0.0f32; grid.len()];
+        for (j, &v) in voxels.iter().enumerate() {
+            let mut dot = 0.0;
+            for i in 0..n {
+                dot += seed[i] * cleaned.values[i * v_count + j];
+            }
+            let r = (dot / (n as f64 - 1.0)).clamp(-1.0, 1.0);
+            map[v as usize] = r.atanh() as f32;
+        }
+        let path = dir.join(format!("{}_fisherz.nii.gz", series.names[s]));
+        let dim = [grid.shape[0], grid.shape[1], grid.shape[2]];
+        super::nifti::write_f32(&path, &dim, grid.affine, None, &map)?;
+    }
     Ok(())
 }

@@ -274,3 +274,175 @@ pub fn mask(name: &str, path: &Path, data: &Grid, data_path: &Path, resampling: 
     }
     Ok(Region { name: name.to_string(), voxels, voxels_before: before })
 }
+
+/// How probabilistic maps become regions.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum MapRule {
+    /// Voxels whose probability is at least this many percent.
+    Threshold(f64),
+    /// Each voxel goes to the map with the highest probability (ties: the first map), if that
+    /// probability is above zero.
+    MaxProbability,
+}
+
+/// Regions from a 4D probabilistic atlas (one volume per region, values in [0, 1] or [0, 100]).
+pub fn from_probabilistic(
+    maps: &Path,
+    names: &[String],
+    rule: MapRule,
+    data: &Grid,
+    data_path: &Path,
+    resampling: Resampling,
+) -> Result<Vec<Region>> {
+    let mut reader = super::nifti::VolumeReader::open(maps)?;
+    let grid = Grid::of(&reader.header);
+    let count = reader.header.volumes();
+    if count != names.len() {
+        return Err(Error::data(format!(
+            "{}: {count} probability maps but {} region names were given",
+            maps.display(),
+            names.len()
+        )));
+    }
+    let mut volumes = Vec::with_capacity(count);
+    let mut buffer = vec![0.0; grid.len()];
+    while reader.next_volume(&mut buffer)? {
+        volumes.push(buffer.clone());
+    }
+    let max = volumes.iter().flatten().fold(0.0f64, |a, &b| a.max(b));
+    let scale = if max <= 1.0 { 100.0 } else { 1.0 }; // to percent
+    // For each data voxel, the source voxel whose values it takes.
+    let same = grid.matches(data, GRID_TOLERANCE);
+    if !same && resampling == Resampling::Forbid {
+        return Err(Error::data(format!(
+            "{} (shape {:?}) is not on the grid of {} (shape {:?}); allow resampling or resample the maps first",
+            maps.display(),
+            grid.shape,
+            data_path.display(),
+            data.shape
+        )));
+    }
+    let mut source_of = vec![usize::MAX; data.len()];
+    for k in 0..data.shape[2] {
+        for j in 0..data.shape[1] {
+            for i in 0..data.shape[0] {
+                let at = data.index(i, j, k);
+                if same {
+                    source_of[at] = at;
+                    continue;
+                }
+                let v = grid
+                    .voxel(data.world(i, j, k))
+                    .ok_or_else(|| Error::data(format!("{}: singular affine", maps.display())))?;
+                let r = v.map(|c| (c + 0.5).floor());
+                if r.iter().zip(grid.shape).all(|(c, n)| *c >= 0.0 && *c < n as f64) {
+                    source_of[at] = grid.index(r[0] as usize, r[1] as usize, r[2] as usize);
+                }
+            }
+        }
+    }
+    let mut members: Vec<Vec<u32>> = vec![Vec::new(); count];
+    for (at, &src) in source_of.iter().enumerate() {
+        if src == usize::MAX {
+            continue;
+        }
+        match rule {
+            MapRule::Threshold(percent) => {
+                for (m, volume) in volumes.iter().enumerate() {
+                    if volume[src] * scale >= percent && volume[src] > 0.0 {
+                        members[m].push(at as u32);
+                    }
+                }
+            }
+            MapRule::MaxProbability => {
+                let (best, value) = volumes
+                    .iter()
+                    .enumerate()
+                    .fold((0, f64::MIN), |acc, (m, v)| if v[src] > acc.1 { (m, v[src]) } else { acc });
+                if value > 0.0 {
+                    members[best].push(at as u32);
+                }
+            }
+        }
+    }
+    let before: Vec<usize> = (0..count)
+        .map(|m| match rule {
+            MapRule::Threshold(percent) => volumes[m].iter().filter(|&&p| p * scale >= percent && p > 0.0).count(),
+            MapRule::MaxProbability => (0..grid.len())
+                .filter(|&v| {
+                    let (best, value) = volumes
+                        .iter()
+                        .enumerate()
+                        .fold((0, f64::MIN), |acc, (k, vol)| if vol[v] > acc.1 { (k, vol[v]) } else { acc });
+                    best == m && value > 0.0
+                })
+                .count(),
+        })
+        .collect();
+    names
+        .iter()
+        .zip(members)
+        .zip(before)
+        .map(|((name, voxels), before)| {
+            if voxels.is_empty() {
+                Err(Error::data(format!(
+                    "{}: region `{name}` has no voxel on the grid of {} under {rule:?} ({before} voxels on its own grid)",
+                    maps.display(),
+                    data_path.display()
+                )))
+            } else {
+                Ok(Region { name: name.clone(), voxels, voxels_before: before })
+            }
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn grid() -> Grid {
+        Grid { shape: [4, 3, 2], affine: [[2.0, 0.0, 0.0, -4.0], [0.0, 2.0, 0.0, -2.0], [0.0, 0.0, 2.0, 0.0]] }
+    }
+
+    #[test]
+    fn world_and_voxel_are_inverse() {
+        let g = grid();
+        let w = g.world(3, 1, 1);
+        assert_eq!(w, [2.0, 0.0, 2.0]);
+        assert_eq!(g.voxel(w).unwrap(), [3.0, 1.0, 1.0]);
+    }
+
+    #[test]
+    fn spheres_take_voxel_centres_within_the_radius() {
+        let g = grid();
+        let s = sphere("s", [0.0, 0.0, 0.0], 2.0, &g).unwrap();
+        // Centres within 2 mm of the origin: voxel (2,1,0) and its 5 face neighbours inside the
+        // grid (the one below, k = −1, is outside).
+        assert_eq!(s.voxels.len(), 6, "{:?}", s.voxels);
+        assert!(sphere("far", [100.0, 0.0, 0.0], 2.0, &g).is_err());
+    }
+
+    #[test]
+    fn probabilistic_maps_threshold_and_maxprob() {
+        let dir = tempfile::tempdir().unwrap();
+        let g = grid();
+        let n = g.len();
+        let mut data = vec![0.0f32; 2 * n];
+        data[0] = 0.6; // map 0, voxel 0
+        data[1] = 0.3;
+        data[n + 1] = 0.5; // map 1, voxel 1
+        data[n] = 0.2;
+        let path = dir.path().join("maps.nii.gz");
+        super::super::nifti::write_f32(&path, &[4, 3, 2, 2], g.affine, None, &data).unwrap();
+        let names = vec!["lb".to_string(), "cm".to_string()];
+        let t = from_probabilistic(&path, &names, MapRule::Threshold(25.0), &g, &path, Resampling::Forbid).unwrap();
+        assert_eq!(t[0].voxels, vec![0, 1]);
+        assert_eq!(t[1].voxels, vec![1]);
+        let m = from_probabilistic(&path, &names, MapRule::MaxProbability, &g, &path, Resampling::Forbid).unwrap();
+        assert_eq!(m[0].voxels, vec![0]);
+        assert_eq!(m[1].voxels, vec![1]);
+        let e = from_probabilistic(&path, &names, MapRule::Threshold(90.0), &g, &path, Resampling::Forbid).unwrap_err();
+        assert!(e.to_string().contains("`lb`"), "{e}");
+    }
+}
