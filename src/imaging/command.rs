@@ -346,10 +346,7 @@ fn seed_maps(
         let seed = centred(&series.column(s), n, 1, true);
         let mut map = vec![0.0f32; grid.len()];
         for (j, &v) in voxels.iter().enumerate() {
-            let mut dot = 0.0;
-            for i in 0..n {
-                dot += seed[i] * cleaned.values[i * v_count + j];
-            }
+            let dot: f64 = seed.iter().enumerate().map(|(i, s)| s * cleaned.values[i * v_count + j]).sum();
             let r = (dot / (n as f64 - 1.0)).clamp(-1.0, 1.0);
             map[v as usize] = r.atanh() as f32;
         }
