@@ -67,12 +67,27 @@ enum Command {
     /// Region time series (and connectivity) for one BOLD image and a label atlas.
     Extract {
         /// 4D BOLD image (.nii or .nii.gz).
-        #[arg(long, required_unless_present = "manifest")]
+        #[arg(long, required_unless_present_any = ["manifest", "fmriprep"])]
         bold: Option<PathBuf>,
         /// Many runs: a TSV with columns `bold`, `out` (and optionally `confounds`,
         /// `connectivity_out`), processed in parallel; replaces --bold/--out.
         #[arg(long, conflicts_with_all = ["bold", "out"])]
         manifest: Option<PathBuf>,
+        /// Every run in an fMRIPrep derivatives folder (with --task, --space, --out-dir).
+        #[arg(long, conflicts_with_all = ["bold", "out", "manifest"], requires_all = ["task", "space", "out_dir"])]
+        fmriprep: Option<PathBuf>,
+        /// fMRIPrep task label (e.g. rest).
+        #[arg(long)]
+        task: Option<String>,
+        /// fMRIPrep output space (e.g. MNI152NLin2009cAsym).
+        #[arg(long)]
+        space: Option<String>,
+        /// Output folder for --fmriprep (BIDS-derivatives layout).
+        #[arg(long)]
+        out_dir: Option<PathBuf>,
+        /// With --fmriprep: a subject without a usable run is an `error` or is `skip`ped (and listed).
+        #[arg(long, default_value = "error", value_parser = ["error", "skip"])]
+        missing: String,
         /// Threads for --manifest (default: all cores).
         #[arg(short = 'j', long)]
         jobs: Option<usize>,
@@ -134,7 +149,7 @@ enum Command {
         #[arg(long)]
         no_resample: bool,
         /// Output time series TSV (one column per region, one row per retained volume).
-        #[arg(long, required_unless_present = "manifest")]
+        #[arg(long, required_unless_present_any = ["manifest", "fmriprep"])]
         out: Option<PathBuf>,
         /// Connectivity measure: pearson, correlation (Ledoit-Wolf) or partial (Ledoit-Wolf).
         #[arg(long, value_enum)]
@@ -209,6 +224,11 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Extract {
             bold,
             manifest,
+            fmriprep,
+            task,
+            space,
+            out_dir,
+            missing,
             jobs,
             atlas,
             maps,
@@ -235,7 +255,7 @@ fn dispatch(command: Command) -> Result<()> {
             connectivity_out,
             regions_out,
         } => {
-            use crate::imaging::command::{ExtractArgs, Measure, extract, extract_batch};
+            use crate::imaging::command::{ExtractArgs, Measure, extract, extract_batch, extract_fmriprep};
             let cleaning = confounds.is_some() || band.is_some() || fd_threshold.is_some();
             let maps = match maps {
                 Some(path) => {
@@ -288,12 +308,28 @@ fn dispatch(command: Command) -> Result<()> {
                 regions_out,
                 min_kept_fraction: 0.5,
             };
-            match manifest {
-                Some(manifest) => {
-                    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
-                    extract_batch(&args, &manifest, jobs)
+            let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+            match (manifest, fmriprep) {
+                (Some(manifest), _) => extract_batch(&args, &manifest, jobs),
+                (None, Some(root)) => {
+                    let atlas_name = args
+                        .atlas
+                        .as_ref()
+                        .and_then(|a| a.file_name())
+                        .map(|n| n.to_string_lossy().split('.').next().unwrap_or("atlas").to_string())
+                        .unwrap_or_else(|| "regions".to_string());
+                    extract_fmriprep(
+                        &args,
+                        &root,
+                        task.as_deref().unwrap_or_default(),
+                        space.as_deref().unwrap_or_default(),
+                        out_dir.as_deref().unwrap_or(Path::new(".")),
+                        &atlas_name,
+                        missing == "skip",
+                        jobs,
+                    )
                 }
-                None => extract(&args),
+                (None, None) => extract(&args),
             }
         }
         Command::Schema => {

@@ -353,3 +353,77 @@ fn seed_matrices_and_seed_to_voxel_maps_are_consistent() {
         assert!(map.iter().filter(|v| **v != 0.0).count() > 100, "the map covers the brain voxels");
     }
 }
+
+#[test]
+fn fmriprep_folders_are_discovered_and_written_bids_style() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("fmriprep");
+    let space = "MNI152NLin2009cAsym";
+    for (subject, session) in [("01", None), ("02", Some("pre"))] {
+        let mut func = root.join(format!("sub-{subject}"));
+        let mut prefix = format!("sub-{subject}");
+        if let Some(s) = session {
+            func = func.join(format!("ses-{s}"));
+            prefix = format!("{prefix}_ses-{s}");
+        }
+        let func = func.join("func");
+        std::fs::create_dir_all(&func).unwrap();
+        std::fs::copy(
+            fixture("bold.nii.gz"),
+            func.join(format!("{prefix}_task-rest_space-{space}_desc-preproc_bold.nii.gz")),
+        )
+        .unwrap();
+        std::fs::write(
+            func.join(format!("{prefix}_task-rest_space-{space}_desc-preproc_bold.json")),
+            r#"{"RepetitionTime": 2.0}"#,
+        )
+        .unwrap();
+        std::fs::copy(fixture("confounds.tsv"), func.join(format!("{prefix}_task-rest_desc-confounds_timeseries.tsv")))
+            .unwrap();
+    }
+    std::fs::create_dir_all(root.join("sub-03/anat")).unwrap();
+    let out = dir.path().join("out");
+    let args = |missing: &str| {
+        vec![
+            "--fmriprep".to_string(),
+            root.display().to_string(),
+            "--task".into(),
+            "rest".into(),
+            "--space".into(),
+            space.into(),
+            "--out-dir".into(),
+            out.display().to_string(),
+            "--atlas".into(),
+            fixture("labels.nii.gz").display().to_string(),
+            "--labels".into(),
+            fixture("labels.tsv").display().to_string(),
+            "--strategy".into(),
+            "24P".into(),
+            "--band".into(),
+            "0.01".into(),
+            "0.1".into(),
+            "--connectivity".into(),
+            "pearson".into(),
+            "--missing".into(),
+            missing.into(),
+        ]
+    };
+    let strict = extract(dir.path(), &args("error").iter().map(String::as_str).collect::<Vec<_>>());
+    assert_eq!(strict.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("sub-03"), "{}", String::from_utf8_lossy(&strict.stderr));
+    let lenient = extract(dir.path(), &args("skip").iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(lenient.status.success(), "{}", String::from_utf8_lossy(&lenient.stderr));
+    assert!(
+        String::from_utf8_lossy(&lenient.stderr)
+            .contains("excluded (no run of task-rest in space-MNI152NLin2009cAsym): sub-03")
+    );
+    // TR came from the JSON sidecar; results equal nilearn's band-passed 24P series.
+    for path in [
+        "sub-01/func/sub-01_task-rest_atlas-labels_timeseries.tsv",
+        "sub-02/ses-pre/func/sub-02_ses-pre_task-rest_atlas-labels_timeseries.tsv",
+    ] {
+        assert!(compare(&out.join(path), &fixture("ts_24P_bandpass.tsv")) <= 1e-5, "{path}");
+    }
+    assert!(out.join("sub-01/func/sub-01_task-rest_atlas-labels_desc-pearson_connectivity.tsv").is_file());
+    assert!(out.join("dataset_description.json").is_file());
+}

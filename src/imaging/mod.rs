@@ -3,6 +3,7 @@
 pub mod command;
 pub mod connectivity;
 pub mod denoise;
+pub mod discover;
 pub mod extract;
 pub mod filter;
 pub mod interpolate;
