@@ -75,7 +75,7 @@ pub fn input_hashes(
     let mut out = Vec::new();
     for (name, source) in &plan.node(node).inputs {
         match source {
-            Source::File { path, written } => {
+            Source::File { path, written } | Source::Path { path, written } => {
                 let hash = store.hash_file(path).map_err(|e| match e {
                     Error::Io { source, .. } => Error::data(format!(
                         "input file `{written}` of stage {} cannot be read ({source}); \
@@ -240,8 +240,13 @@ fn execute(
     let started = Instant::now();
     let started_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     let mut inputs = BTreeMap::new();
+    let mut paths = BTreeMap::new();
     for ((name, source), (_, hash, _)) in node.inputs.iter().zip(hashes) {
         let bytes = match source {
+            Source::Path { path, .. } => {
+                paths.insert(name.clone(), path.clone());
+                continue;
+            }
             Source::File { path, .. } => {
                 let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
                 if crate::store::hash_bytes(&bytes) != *hash {
@@ -254,7 +259,7 @@ fn execute(
         inputs.insert(name.clone(), bytes);
     }
     let report = |done: u64, total: u64| bar.set(done, total);
-    let ctx = stages::Context { stage: &node.id, params: &node.params, inputs, progress: &report };
+    let ctx = stages::Context { stage: &node.id, params: &node.params, inputs, paths, progress: &report };
     let outputs = stages::run(node.kind, &ctx)?;
     let mut recorded = BTreeMap::new();
     for (name, bytes) in &outputs {

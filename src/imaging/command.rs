@@ -6,7 +6,7 @@ use super::connectivity::{
 };
 use super::denoise::{Clean, Confounds, Strategy, clean, scrub};
 use super::extract::{open_bold, region_means};
-use super::regions::{MapRule, Region, Resampling, from_labels, from_probabilistic, mask, read_label_table, sphere};
+use super::regions::{MapRule, MapRuleSpec, Region, RegionSources, Resampling, read_label_table};
 use crate::error::{Error, Result};
 use crate::store::write_atomic_in;
 use std::path::{Path, PathBuf};
@@ -61,23 +61,26 @@ fn write(path: &Path, text: &str) -> Result<()> {
     write_atomic_in(dir, path, text.as_bytes())
 }
 
-/// The study's regions, in order: atlas labels, probabilistic maps, spheres, masks. Names must
-/// be unique across sources.
+/// The command's regions, in order: atlas labels, probabilistic maps, spheres, masks. Names
+/// must be unique across sources.
 fn region_set(args: &ExtractArgs, grid: &super::regions::Grid) -> Result<Vec<Region>> {
-    let mut regions = Vec::new();
-    if let Some(atlas) = &args.atlas {
-        let table = args.labels.as_deref().map(read_label_table).transpose()?;
-        regions.extend(from_labels(atlas, table.as_deref(), grid, &args.bold, args.resampling)?);
-    }
-    if let Some((path, names, rule)) = &args.maps {
-        regions.extend(from_probabilistic(path, names, *rule, grid, &args.bold, args.resampling)?);
-    }
-    for (name, centre, radius) in &args.spheres {
-        regions.push(sphere(name, *centre, *radius, grid)?);
-    }
-    for (name, path) in &args.masks {
-        regions.push(mask(name, path, grid, &args.bold, args.resampling)?);
-    }
+    let sources = RegionSources {
+        atlas: match &args.atlas {
+            Some(atlas) => Some((atlas.clone(), args.labels.as_deref().map(read_label_table).transpose()?)),
+            None => None,
+        },
+        include: Vec::new(),
+        maps: args.maps.as_ref().map(|(p, names, rule)| {
+            let rule = match rule {
+                MapRule::Threshold(t) => MapRuleSpec::Threshold(*t),
+                MapRule::MaxProbability => MapRuleSpec::MaxProbability,
+            };
+            (p.clone(), names.clone(), rule)
+        }),
+        spheres: args.spheres.clone(),
+        masks: args.masks.clone(),
+    };
+    let regions = sources.build(grid, &args.bold, args.resampling)?;
     if regions.is_empty() {
         return Err(Error::Usage("no regions: give --atlas, --maps, --sphere or --mask".into()));
     }
@@ -228,75 +231,26 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
             );
         }
     }
-    let tr_header = reader.header.tr_seconds();
-    let raw = region_means(reader, &grid, &regions)?;
-    let t = raw.volumes;
-
-    let strategy = args.strategy.as_deref().map(Strategy::parse).transpose()?;
-    let confounds = args.confounds.as_deref().map(Confounds::read).transpose()?;
-    if strategy.is_some() && confounds.is_none() {
-        return Err(Error::Usage("--strategy needs --confounds".into()));
-    }
-    if args.fd_threshold.is_some() && confounds.is_none() {
-        return Err(Error::Usage("--fd-threshold needs --confounds (for framewise_displacement)".into()));
-    }
-    if let Some(c) = &confounds
-        && c.rows() != t
-    {
+    let settings = RunSettings {
+        strategy: args.strategy.as_deref(),
+        confounds: args.confounds.as_deref(),
+        fd_threshold: args.fd_threshold,
+        min_segment: args.min_segment,
+        band: args.band,
+        tr: args.tr,
+        detrend: args.detrend,
+        standardise: args.standardise,
+        min_volumes: 10,
+    };
+    let Some(run) = process_run(&args.bold, reader, &grid, &regions, &settings)? else {
         return Err(Error::data(format!(
-            "{} has {} rows but {} has {t} volumes; they must describe the same run",
-            c.path,
-            c.rows(),
-            args.bold.display()
+            "{}: fewer than {} volumes survive scrubbing at FD > {} mm",
+            args.bold.display(),
+            settings.min_volumes,
+            args.fd_threshold.unwrap_or(0.0)
         )));
-    }
-    let columns = strategy.as_ref().map(Strategy::columns).unwrap_or_default();
-    let matrix = match &confounds {
-        Some(c) if !columns.is_empty() => c.matrix(&columns)?,
-        _ => Vec::new(),
     };
-    let keep = match (args.fd_threshold, &confounds) {
-        (Some(threshold), Some(c)) => Some(scrub(&c.framewise_displacement()?, threshold, args.min_segment)),
-        _ => None,
-    };
-    let cleaning = strategy.is_some() || args.band.is_some() || keep.is_some() || args.detrend || args.standardise;
-    let series = if cleaning {
-        let spec = Clean {
-            detrend: args.detrend,
-            standardise: args.standardise,
-            standardise_confounds: true,
-            high_pass: args.band.map(|b| b.0).filter(|v| *v > 0.0),
-            low_pass: args.band.map(|b| b.1).filter(|v| v.is_finite() && *v > 0.0),
-            tr: args.tr.or(tr_header),
-        };
-        if let Some(keep) = &keep {
-            let minimum = 10usize;
-            if keep.len() < minimum {
-                return Err(Error::data(format!(
-                    "{}: only {} of {t} volumes survive scrubbing at FD > {} mm (need at least {minimum})",
-                    args.bold.display(),
-                    keep.len(),
-                    args.fd_threshold.unwrap_or(0.0)
-                )));
-            }
-        }
-        clean(&raw, &matrix, columns.len(), keep.as_deref(), &spec)?
-    } else {
-        raw
-    };
-    for r in 0..series.regions() {
-        let column = series.column(r);
-        let first = column[0];
-        if column.iter().all(|v| *v == first) {
-            return Err(Error::data(format!(
-                "{}: region `{}` has a constant time series ({} volumes); it cannot be correlated — \
-                 check the atlas alignment or drop the region from the label table",
-                args.bold.display(),
-                series.names[r],
-                series.volumes
-            )));
-        }
-    }
+    let (series, matrix, columns, keep, t) = (run.series, run.confounds, run.n_confounds, run.keep, run.volumes);
     write(&args.out, &series.to_tsv())?;
     if let Some(path) = &args.regions_out {
         let mut text = String::from("region\tvoxels_before\tvoxels_after\n");
@@ -359,7 +313,7 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
     }
     if let Some(dir) = &args.seed_maps_out {
         let rows = seed_rows.clone().ok_or_else(|| Error::Usage("--seed-maps-out needs --seeds".into()))?;
-        seed_maps(args, &grid, &series, &rows, &matrix, columns.len(), keep.as_deref(), dir)?;
+        seed_maps(args, &grid, &series, &rows, &matrix, columns, keep.as_deref(), dir)?;
     }
     eprintln!(
         "{}: {} regions × {} volumes{} → {}",
@@ -370,6 +324,108 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// How one run is cleaned.
+pub struct RunSettings<'a> {
+    pub strategy: Option<&'a str>,
+    pub confounds: Option<&'a Path>,
+    pub fd_threshold: Option<f64>,
+    pub min_segment: usize,
+    /// (high-pass, low-pass) in Hz; 0 or ∞ omits one side.
+    pub band: Option<(f64, f64)>,
+    /// Repetition time (s); default from the image header.
+    pub tr: Option<f64>,
+    pub detrend: bool,
+    pub standardise: bool,
+    /// Fewer volumes left after scrubbing → `Ok(None)`.
+    pub min_volumes: usize,
+}
+
+/// A cleaned run.
+pub struct RunOutput {
+    pub series: super::extract::TimeSeries,
+    /// Volumes in the image.
+    pub volumes: usize,
+    /// Volumes kept after scrubbing (None: all).
+    pub keep: Option<Vec<usize>>,
+    /// The confound matrix used (T × n_confounds, row-major).
+    pub confounds: Vec<f64>,
+    pub n_confounds: usize,
+}
+
+/// From an opened image and regions on its grid to cleaned region series. A region whose
+/// series is constant is an error naming it. Returns `Ok(None)` when scrubbing leaves fewer
+/// than `min_volumes` volumes.
+pub fn process_run(
+    bold: &Path,
+    reader: super::nifti::VolumeReader,
+    grid: &super::regions::Grid,
+    regions: &[Region],
+    settings: &RunSettings<'_>,
+) -> Result<Option<RunOutput>> {
+    let tr_header = reader.header.tr_seconds();
+    let raw = region_means(reader, grid, regions)?;
+    let t = raw.volumes;
+    let strategy = settings.strategy.map(Strategy::parse).transpose()?.filter(|s| *s != Strategy::None);
+    let confounds = settings.confounds.map(Confounds::read).transpose()?;
+    if strategy.is_some() && confounds.is_none() {
+        return Err(Error::Usage("a confound strategy needs a confounds file".into()));
+    }
+    if settings.fd_threshold.is_some() && confounds.is_none() {
+        return Err(Error::Usage("scrubbing needs a confounds file (for framewise_displacement)".into()));
+    }
+    if let Some(c) = &confounds
+        && c.rows() != t
+    {
+        return Err(Error::data(format!(
+            "{} has {} rows but {} has {t} volumes; they must describe the same run",
+            c.path,
+            c.rows(),
+            bold.display()
+        )));
+    }
+    let columns = strategy.as_ref().map(Strategy::columns).unwrap_or_default();
+    let matrix = match &confounds {
+        Some(c) if !columns.is_empty() => c.matrix(&columns)?,
+        _ => Vec::new(),
+    };
+    let keep = match (settings.fd_threshold, &confounds) {
+        (Some(threshold), Some(c)) => Some(scrub(&c.framewise_displacement()?, threshold, settings.min_segment)),
+        _ => None,
+    };
+    if keep.as_ref().is_some_and(|k| k.len() < settings.min_volumes) {
+        return Ok(None);
+    }
+    let cleaning =
+        strategy.is_some() || settings.band.is_some() || keep.is_some() || settings.detrend || settings.standardise;
+    let series = if cleaning {
+        let spec = Clean {
+            detrend: settings.detrend,
+            standardise: settings.standardise,
+            standardise_confounds: true,
+            high_pass: settings.band.map(|b| b.0).filter(|v| *v > 0.0),
+            low_pass: settings.band.map(|b| b.1).filter(|v| v.is_finite() && *v > 0.0),
+            tr: settings.tr.or(tr_header),
+        };
+        clean(&raw, &matrix, columns.len(), keep.as_deref(), &spec)?
+    } else {
+        raw
+    };
+    for r in 0..series.regions() {
+        let column = series.column(r);
+        let first = column[0];
+        if column.iter().all(|v| *v == first) {
+            return Err(Error::data(format!(
+                "{}: region `{}` has a constant time series ({} volumes); it cannot be correlated — \
+                 check the atlas alignment or drop the region from the label table",
+                bold.display(),
+                series.names[r],
+                series.volumes
+            )));
+        }
+    }
+    Ok(Some(RunOutput { series, volumes: t, keep, n_confounds: columns.len(), confounds: matrix }))
 }
 
 /// Fisher-z correlation of each seed's cleaned series with every voxel's, cleaned the same way.

@@ -446,3 +446,54 @@ mod tests {
         assert!(e.to_string().contains("`lb`"), "{e}");
     }
 }
+
+/// The sources of one region set, all resolved to paths.
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct RegionSources {
+    /// Label image and its table (index, name); None table = regions named by label number.
+    pub atlas: Option<(std::path::PathBuf, Option<Vec<(u32, String)>>)>,
+    /// Only these names from the atlas (empty = all).
+    pub include: Vec<String>,
+    pub maps: Option<(std::path::PathBuf, Vec<String>, MapRuleSpec)>,
+    pub spheres: Vec<(String, [f64; 3], f64)>,
+    pub masks: Vec<(String, std::path::PathBuf)>,
+}
+
+/// Serializable form of [`MapRule`].
+#[derive(Debug, Clone, Copy, serde::Serialize, serde::Deserialize, PartialEq)]
+pub enum MapRuleSpec {
+    Threshold(f64),
+    MaxProbability,
+}
+
+impl From<MapRuleSpec> for MapRule {
+    fn from(r: MapRuleSpec) -> Self {
+        match r {
+            MapRuleSpec::Threshold(p) => MapRule::Threshold(p),
+            MapRuleSpec::MaxProbability => MapRule::MaxProbability,
+        }
+    }
+}
+
+impl RegionSources {
+    /// The regions on the data grid, in order: atlas labels, maps, spheres, masks.
+    pub fn build(&self, data: &Grid, data_path: &Path, resampling: Resampling) -> Result<Vec<Region>> {
+        let mut regions = Vec::new();
+        if let Some((atlas, table)) = &self.atlas {
+            let table: Option<Vec<(u32, String)>> = table.as_ref().map(|t| {
+                t.iter().filter(|(_, n)| self.include.is_empty() || self.include.contains(n)).cloned().collect()
+            });
+            regions.extend(from_labels(atlas, table.as_deref(), data, data_path, resampling)?);
+        }
+        if let Some((path, names, rule)) = &self.maps {
+            regions.extend(from_probabilistic(path, names, (*rule).into(), data, data_path, resampling)?);
+        }
+        for (name, centre, radius) in &self.spheres {
+            regions.push(sphere(name, *centre, *radius, data)?);
+        }
+        for (name, path) in &self.masks {
+            regions.push(mask(name, path, data, data_path, resampling)?);
+        }
+        Ok(regions)
+    }
+}

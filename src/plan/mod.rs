@@ -21,8 +21,12 @@ use std::path::PathBuf;
 pub enum Source {
     /// An output of another stage.
     Stage { node: NodeIndex, output: String },
-    /// A raw file: resolved path, and the path as written in the study (recorded in provenance).
+    /// A raw file read whole: resolved path, and the path as written in the study (recorded in
+    /// provenance).
     File { path: PathBuf, written: String },
+    /// A raw file handed to the stage by path, for streaming (4D images). Fingerprinted by
+    /// content like `File`; the stage opens it itself.
+    Path { path: PathBuf, written: String },
 }
 
 /// One stage instance.
@@ -129,11 +133,72 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         node
     });
 
+    // Imaging: one node per subject's run, gathered into the connectome table.
+    let connectome = resolved.imaging.as_ref().map(|im| {
+        let spec = study.connectivity.as_ref().expect("checked: imaging needs [connectivity]");
+        let node = b.add(
+            "connectome",
+            Kind::Connectome,
+            stages::connectome::Params {
+                subjects: im.runs.iter().map(|r| r.subject.clone()).collect(),
+                edges: im.edges.iter().map(|(a, c)| crate::spec::check::edge_column(a, c)).collect(),
+                without_runs: im.excluded.clone(),
+                id_column: study.study.subject_id.clone(),
+            },
+            None,
+        );
+        b.publish(node, "tsv", "connectome.tsv");
+        b.publish(node, "summary", "imaging_runs.tsv");
+        for run in &im.runs {
+            let id = format!("imaging/sub-{}", run.subject);
+            let run_node = b.add(
+                id,
+                Kind::ImagingRun,
+                stages::imaging_run::Params {
+                    subject: run.subject.clone(),
+                    sets: im.sets.clone(),
+                    denoise: study.denoise.clone(),
+                    tr: run.tr,
+                    edges: im.edges.clone(),
+                    fisher_z: spec.fisher_z,
+                },
+                None,
+            );
+            let written =
+                |p: &std::path::Path| p.strip_prefix(&loaded.dir).unwrap_or(p).to_string_lossy().replace('\\', "/");
+            b.graph[run_node]
+                .inputs
+                .push(("bold".into(), Source::Path { path: run.bold.clone(), written: written(&run.bold) }));
+            if let Some(c) = &run.confounds {
+                b.graph[run_node]
+                    .inputs
+                    .push(("confounds".into(), Source::Path { path: c.clone(), written: written(c) }));
+            }
+            for (input, path, as_written) in &im.region_files {
+                b.graph[run_node]
+                    .inputs
+                    .push((input.clone(), Source::Path { path: path.clone(), written: as_written.clone() }));
+            }
+            let folder = format!("sub-{}/func", run.subject);
+            b.publish(run_node, "series", format!("{folder}/{}_atlas-regions_timeseries.tsv", run.prefix));
+            b.publish(
+                run_node,
+                "edges",
+                format!("{folder}/{}_atlas-regions_desc-pearson_connectivity.tsv", run.prefix),
+            );
+            b.publish(run_node, "report", format!("{folder}/{}_desc-extraction_report.json", run.prefix));
+            b.wire(run_node, "edges", node, format!("edges:{}", run.subject));
+            b.wire(run_node, "report", node, format!("report:{}", run.subject));
+        }
+        node
+    });
+
     let mut table_nodes = std::collections::BTreeMap::new();
     for table in &resolved.tables {
         let (format, origin) = match &table.source {
             TableSource::File { written, format, .. } => (Some(*format), written.clone()),
             TableSource::Simulated { name } => (None, format!("simulated:{name}")),
+            TableSource::Imaging => (None, "imaging:connectome".to_string()),
         };
         let node = b.add(
             format!("table/{}", table.name),
@@ -155,6 +220,10 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
             TableSource::Simulated { name } => {
                 let sim = simulate.expect("checked: simulated tables need [simulate]");
                 b.wire(sim, name, node, "table");
+            }
+            TableSource::Imaging => {
+                let connectome = connectome.expect("checked: the connectome table needs [imaging]");
+                b.wire(connectome, "table", node, "table");
             }
         }
         table_nodes.insert(table.name.clone(), node);

@@ -18,8 +18,16 @@ use std::path::PathBuf;
 /// Where a table's rows come from.
 #[derive(Debug, Clone)]
 pub enum TableSource {
-    File { path: PathBuf, written: String, format: super::TableFormat },
-    Simulated { name: String },
+    File {
+        path: PathBuf,
+        written: String,
+        format: super::TableFormat,
+    },
+    Simulated {
+        name: String,
+    },
+    /// The per-subject connectivity edges (`imaging = "connectome"`).
+    Imaging,
 }
 
 #[derive(Debug, Clone)]
@@ -60,6 +68,30 @@ pub struct Resolved {
     pub outcomes: Vec<String>,
     pub complete_cases: Vec<String>,
     pub iqr: Vec<(Vec<String>, f64)>,
+    pub imaging: Option<ResolvedImaging>,
+}
+
+/// The imaging half of a study, resolved against the fMRIPrep folder and the region images.
+#[derive(Debug, Clone)]
+pub struct ResolvedImaging {
+    /// One run per included subject.
+    pub runs: Vec<crate::imaging::discover::Run>,
+    /// Subject folders without a usable run (listed, when the study allows exclusion).
+    pub excluded: Vec<String>,
+    /// Region sets with their sources; file paths are replaced by input names (`region:SET:…`),
+    /// whose files are in `region_files`.
+    pub sets: Vec<(String, crate::imaging::regions::RegionSources)>,
+    /// Input name → (resolved path, path as written).
+    pub region_files: Vec<(String, PathBuf, String)>,
+    /// Every region name, set by set, in order.
+    pub region_names: Vec<String>,
+    /// Connectivity edges (region a, region b), in order.
+    pub edges: Vec<(String, String)>,
+}
+
+/// The name of an edge column in the `connectome` table.
+pub fn edge_column(a: &str, b: &str) -> String {
+    format!("conn_{a}__{b}")
 }
 
 /// Smallest number of subjects allowed on each side of a split.
@@ -74,6 +106,7 @@ pub fn resolve(loaded: &LoadedStudy) -> Result<Resolved> {
 fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolved {
     let study: &Study = &loaded.study;
     let mut rep = Reporter { loaded, problems, all_columns: Vec::new() };
+    let imaging = resolve_imaging(&mut rep, loaded);
 
     // Tables: where each comes from and which columns it has.
     let mut tables = Vec::new();
@@ -81,11 +114,42 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
         let id_column = spec.id_column.clone().unwrap_or_else(|| study.study.subject_id.clone());
         let missing_values =
             spec.missing_values.clone().unwrap_or_else(|| DEFAULT_MISSING.iter().map(|s| s.to_string()).collect());
+        if let Some(what) = &spec.imaging {
+            let here = keys!["tables", name.as_str(), "imaging"];
+            if spec.path.is_some() || spec.simulated.is_some() {
+                rep.err(here, format!("table `{name}` needs exactly one of `path`, `simulated` or `imaging`"), None);
+                continue;
+            }
+            if what != "connectome" {
+                rep.err(
+                    here,
+                    format!("unknown imaging table `{what}`"),
+                    Some("the imaging table is `connectome`".into()),
+                );
+                continue;
+            }
+            let Some(im) = &imaging else {
+                if study.connectivity.is_none() || study.imaging.is_none() {
+                    rep.err(here, "the `connectome` table needs [imaging] and [connectivity]".into(), None);
+                }
+                continue;
+            };
+            let mut columns = vec![id_column.clone()];
+            columns.extend(im.edges.iter().map(|(a, b)| edge_column(a, b)));
+            tables.push(ResolvedTable {
+                name: name.clone(),
+                source: TableSource::Imaging,
+                id_column,
+                missing_values,
+                columns,
+            });
+            continue;
+        }
         let (source, columns) = match (&spec.path, &spec.simulated) {
             (Some(_), Some(_)) | (None, None) => {
                 rep.err(
                     keys!["tables", name.as_str()],
-                    format!("table `{name}` needs exactly one of `path` or `simulated`"),
+                    format!("table `{name}` needs exactly one of `path`, `simulated` or `imaging`"),
                     Some("`path = \"data/pheno.tsv\"` reads a file; `simulated = \"pheno\"` uses [simulate]".into()),
                 );
                 continue;
@@ -161,6 +225,7 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
             outcomes: Vec::new(),
             complete_cases: Vec::new(),
             iqr: Vec::new(),
+            imaging,
         };
     }
 
@@ -454,7 +519,258 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
         }
     }
 
-    Resolved { tables, column_table, scores, features, covariates, outcomes, complete_cases, iqr }
+    Resolved { tables, column_table, scores, features, covariates, outcomes, complete_cases, iqr, imaging }
+}
+
+/// Discover the runs, build every region set on each distinct BOLD grid (so a region lost in
+/// resampling fails here, by name), and list the connectivity edges.
+fn resolve_imaging(rep: &mut Reporter<'_>, loaded: &LoadedStudy) -> Option<ResolvedImaging> {
+    use crate::imaging::regions::{Grid, MapRuleSpec, RegionSources, Resampling, read_label_table};
+    let study = &loaded.study;
+    let (imaging, connectivity) = match (&study.imaging, &study.connectivity) {
+        (None, None) if study.regions.is_empty() => return None,
+        (Some(i), Some(c)) => (i, c),
+        (None, _) => {
+            rep.err(
+                keys![],
+                "region sets and connectivity need an [imaging] section (where the runs are)".into(),
+                None,
+            );
+            return None;
+        }
+        (Some(_), None) => {
+            rep.err(keys!["imaging"], "[imaging] needs a [connectivity] section (which edges to compute)".into(), None);
+            return None;
+        }
+    };
+    let root = loaded.resolve(&imaging.fmriprep);
+    let found = match crate::imaging::discover::discover(&root, &imaging.task, &imaging.space) {
+        Ok(found) => found,
+        Err(e) => {
+            rep.err(keys!["imaging", "fmriprep"], strip_error(&e), None);
+            return None;
+        }
+    };
+    if !found.subjects_without_runs.is_empty() && imaging.missing_runs == super::MissingRuns::Error {
+        rep.err(
+            keys!["imaging"],
+            format!(
+                "no run of task-{} in space-{} for {}",
+                imaging.task,
+                imaging.space,
+                found.subjects_without_runs.join(", ")
+            ),
+            Some("set `missing_runs = \"exclude\"` to exclude (and list) such subjects".into()),
+        );
+    }
+    let mut per_subject: BTreeMap<String, Vec<crate::imaging::discover::Run>> = BTreeMap::new();
+    for run in found.runs {
+        per_subject.entry(run.subject.clone()).or_default().push(run);
+    }
+    let mut runs = Vec::new();
+    for (subject, mut list) in per_subject {
+        if list.len() > 1 {
+            rep.err(
+                keys!["imaging"],
+                format!(
+                    "subject {subject} has {} runs of task-{} ({}); one run per subject is supported",
+                    list.len(),
+                    imaging.task,
+                    list.iter().map(|r| r.prefix.as_str()).collect::<Vec<_>>().join(", ")
+                ),
+                None,
+            );
+            continue;
+        }
+        let run = list.remove(0);
+        let strategy_needs =
+            !study.denoise.strategy.eq_ignore_ascii_case("none") || study.denoise.fd_threshold.is_some();
+        if strategy_needs && run.confounds.is_none() {
+            rep.err(
+                keys!["imaging"],
+                format!("{}: no confounds file beside it, but [denoise] needs one", run.bold.display()),
+                None,
+            );
+            continue;
+        }
+        runs.push(run);
+    }
+    if runs.is_empty() {
+        rep.err(keys!["imaging"], format!("{}: no usable run", root.display()), None);
+        return None;
+    }
+    if let Err(e) = crate::imaging::denoise::Strategy::parse(&study.denoise.strategy) {
+        rep.err(keys!["denoise", "strategy"], strip_error(&e), None);
+    }
+
+    // Region sets: resolve files, read label tables; file paths become input names.
+    let mut sets = Vec::new();
+    let mut region_files = Vec::new();
+    let mut resolved_sources = Vec::new();
+    for (set, spec) in &study.regions {
+        let mut sources = RegionSources { include: spec.include.clone(), ..Default::default() };
+        let mut real = RegionSources { include: spec.include.clone(), ..Default::default() };
+        let mut file =
+            |rep: &mut Reporter<'_>, field: Vec<Key>, written: &str, input: String| -> Option<(PathBuf, PathBuf)> {
+                let path = loaded.resolve(written);
+                if !path.is_file() {
+                    rep.err(field, format!("`{written}` does not exist (looked for {})", path.display()), None);
+                    return None;
+                }
+                region_files.push((input.clone(), path.clone(), written.to_string()));
+                Some((PathBuf::from(input), path))
+            };
+        if let Some(atlas) = &spec.atlas {
+            let table = match &spec.labels {
+                Some(labels) => {
+                    let path = loaded.resolve(labels);
+                    match read_label_table(&path) {
+                        Ok(t) => Some(t),
+                        Err(e) => {
+                            rep.err(keys!["regions", set.as_str(), "labels"], strip_error(&e), None);
+                            None
+                        }
+                    }
+                }
+                None => None,
+            };
+            if let Some(t) = &table {
+                for (i, name) in spec.include.iter().enumerate() {
+                    if !t.iter().any(|(_, n)| n == name) {
+                        let hint = did_you_mean(name, t.iter().map(|(_, n)| n.as_str()))
+                            .map(|b| format!("did you mean `{b}`?"));
+                        rep.err(
+                            keys!["regions", set.as_str(), "include", i],
+                            format!("label `{name}` is not in the label table"),
+                            hint,
+                        );
+                    }
+                }
+            }
+            if let Some((input, path)) =
+                file(rep, keys!["regions", set.as_str(), "atlas"], atlas, format!("region:{set}:atlas"))
+            {
+                sources.atlas = Some((input, table.clone()));
+                real.atlas = Some((path, table));
+            }
+        }
+        if let Some(maps) = &spec.maps {
+            let rule = match (spec.map_threshold, spec.map_maxprob) {
+                (Some(t), false) => Some(MapRuleSpec::Threshold(t)),
+                (None, true) => Some(MapRuleSpec::MaxProbability),
+                _ => {
+                    rep.err(
+                        keys!["regions", set.as_str(), "maps"],
+                        "maps need exactly one of `map_threshold` or `map_maxprob = true`".into(),
+                        None,
+                    );
+                    None
+                }
+            };
+            if let (Some(rule), Some((input, path))) =
+                (rule, file(rep, keys!["regions", set.as_str(), "maps"], maps, format!("region:{set}:maps")))
+            {
+                sources.maps = Some((input, spec.map_names.clone(), rule));
+                real.maps = Some((path, spec.map_names.clone(), rule));
+            }
+        }
+        for s in &spec.spheres {
+            sources.spheres.push((s.name.clone(), s.centre, s.radius));
+            real.spheres.push((s.name.clone(), s.centre, s.radius));
+        }
+        for (name, written) in &spec.masks {
+            if let Some((input, path)) = file(
+                rep,
+                keys!["regions", set.as_str(), "masks", name.as_str()],
+                written,
+                format!("region:{set}:mask:{name}"),
+            ) {
+                sources.masks.push((name.clone(), input));
+                real.masks.push((name.clone(), path));
+            }
+        }
+        sets.push((set.clone(), sources));
+        resolved_sources.push((set.clone(), real));
+    }
+    if !rep.problems.is_empty() {
+        return None;
+    }
+
+    // Build every set on each distinct BOLD grid: lost regions fail here, by name.
+    let mut region_names: Vec<(String, Vec<String>)> = Vec::new();
+    let mut grids: Vec<Grid> = Vec::new();
+    for run in &runs {
+        let grid = match crate::imaging::extract::open_bold(&run.bold) {
+            Ok((_, g)) => g,
+            Err(e) => {
+                rep.err(keys!["imaging"], strip_error(&e), None);
+                continue;
+            }
+        };
+        if grids.iter().any(|g| g.matches(&grid, crate::imaging::regions::GRID_TOLERANCE)) {
+            continue;
+        }
+        for (set, real) in &resolved_sources {
+            match real.build(&grid, &run.bold, Resampling::Nearest) {
+                Ok(regions) => {
+                    if region_names.iter().all(|(s, _)| s != set) {
+                        region_names.push((set.clone(), regions.iter().map(|r| r.name.clone()).collect()));
+                    }
+                    let min_kept = study.regions[set].min_kept_fraction;
+                    for r in regions.iter().filter(|r| (r.voxels.len() as f64) < min_kept * r.voxels_before as f64) {
+                        eprintln!(
+                            "warning: region `{}` keeps {} of its {} voxels on the grid of {}",
+                            r.name,
+                            r.voxels.len(),
+                            r.voxels_before,
+                            run.bold.display()
+                        );
+                    }
+                }
+                Err(e) => rep.err(keys!["regions", set.as_str()], strip_error(&e), None),
+            }
+        }
+        grids.push(grid);
+    }
+    let mut all: Vec<String> = region_names.iter().flat_map(|(_, n)| n.clone()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    if let Some(dup) = all.iter().find(|n| !seen.insert((*n).clone())) {
+        rep.err(
+            keys!["regions"],
+            format!("region name `{dup}` appears twice; region names must be unique across sets"),
+            None,
+        );
+    }
+    let names_of = |set: &str| region_names.iter().find(|(s, _)| s == set).map(|(_, n)| n.clone());
+    let mut edges = Vec::new();
+    for (i, [a, b]) in connectivity.pairs.iter().enumerate() {
+        let (Some(left), Some(right)) = (names_of(a), names_of(b)) else {
+            let missing = if names_of(a).is_none() { a } else { b };
+            let hint =
+                did_you_mean(missing, study.regions.keys().map(String::as_str)).map(|b| format!("did you mean `{b}`?"));
+            rep.err(
+                keys!["connectivity", "pairs", i],
+                format!("region set `{missing}` is not declared under [regions]"),
+                hint,
+            );
+            continue;
+        };
+        if a == b {
+            for x in 0..left.len() {
+                for y in x + 1..left.len() {
+                    edges.push((left[x].clone(), left[y].clone()));
+                }
+            }
+        } else {
+            for x in &left {
+                for y in &right {
+                    edges.push((x.clone(), y.clone()));
+                }
+            }
+        }
+    }
+    all.dedup();
+    Some(ResolvedImaging { runs, excluded: found.subjects_without_runs, sets, region_files, region_names: all, edges })
 }
 
 struct Reporter<'a> {

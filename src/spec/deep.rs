@@ -30,6 +30,7 @@ pub fn check_data(plan: &Plan) -> Result<()> {
                         available = false;
                     }
                 },
+                Source::Path { .. } => available = false,
                 Source::Stage { node: upstream, output } => match produced.get(upstream).and_then(|o| o.get(output)) {
                     Some(bytes) => {
                         inputs.insert(name.clone(), bytes.clone());
@@ -41,7 +42,8 @@ pub fn check_data(plan: &Plan) -> Result<()> {
         if !available {
             continue;
         }
-        let ctx = Context { stage: &node.id, params: &node.params, inputs, progress: &no_progress };
+        let ctx =
+            Context { stage: &node.id, params: &node.params, inputs, paths: BTreeMap::new(), progress: &no_progress };
         match stages::run(node.kind, &ctx) {
             Ok(outputs) => {
                 produced.insert(i, outputs);

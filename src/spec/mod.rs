@@ -47,9 +47,169 @@ pub struct Study {
     /// Mass-univariate association of features with outcomes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub association: Option<Association>,
+    /// Resting-state images: where the runs are (an fMRIPrep folder).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imaging: Option<Imaging>,
+    /// Named region sets (e.g. `nuclei`, `rois`), each built from any mix of a label atlas,
+    /// probabilistic maps, spheres and masks.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub regions: BTreeMap<String, RegionSet>,
+    /// Denoising of region time series (nilearn `signal.clean` semantics).
+    #[serde(default)]
+    pub denoise: Denoise,
+    /// Connectivity edges computed per subject; they form the table `connectome`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub connectivity: Option<ConnectivitySpec>,
     /// Where results are written.
     #[serde(default)]
     pub outputs: Outputs,
+}
+
+/// Where the resting-state runs are.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Imaging {
+    /// fMRIPrep derivatives folder (relative to the study file).
+    pub fmriprep: String,
+    /// Task label, e.g. `rest`.
+    pub task: String,
+    /// Output space, e.g. `MNI152NLin2009cAsym`.
+    pub space: String,
+    /// A subject folder without a usable run: `error` (stop in `check`) or `exclude` (listed).
+    #[serde(default)]
+    pub missing_runs: MissingRuns,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingRuns {
+    #[default]
+    Error,
+    Exclude,
+}
+
+/// One named set of regions.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegionSet {
+    /// Integer label image (0 = background).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub atlas: Option<String>,
+    /// Label table for `atlas`: `index name` per line.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<String>,
+    /// Only these label names from the table (default: all).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub include: Vec<String>,
+    /// 4D probabilistic maps, one region per volume.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub maps: Option<String>,
+    /// Names of the `maps` volumes, in order.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub map_names: Vec<String>,
+    /// Probability (%) from which a voxel belongs to a map's region (or use `map_maxprob`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub map_threshold: Option<f64>,
+    /// Each voxel to its most probable map.
+    #[serde(default)]
+    pub map_maxprob: bool,
+    /// Spheres at MNI coordinates.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub spheres: Vec<SphereSpec>,
+    /// Binary masks: name → image.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub masks: BTreeMap<String, String>,
+    /// Warn when a region keeps less than this fraction of its voxels after resampling.
+    #[serde(default = "default_min_kept")]
+    pub min_kept_fraction: f64,
+}
+
+fn default_min_kept() -> f64 {
+    0.5
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SphereSpec {
+    pub name: String,
+    /// Centre in MNI mm.
+    pub centre: [f64; 3],
+    /// Radius in mm.
+    pub radius: f64,
+}
+
+/// Denoising settings.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Denoise {
+    /// Confound strategy: none, 6P, 24P, 36P, acompcorN, gsr, or a comma-separated column list.
+    #[serde(default = "default_strategy")]
+    pub strategy: String,
+    /// Scrub volumes with framewise displacement above this (mm).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fd_threshold: Option<f64>,
+    /// After scrubbing, drop kept segments shorter than this many volumes.
+    #[serde(default = "default_min_segment")]
+    pub min_segment: usize,
+    /// Band-pass [high-pass, low-pass] in Hz.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub band: Option<[f64; 2]>,
+    #[serde(default = "default_true")]
+    pub detrend: bool,
+    #[serde(default = "default_true")]
+    pub standardize: bool,
+    /// A run with fewer volumes left is excluded (and listed).
+    #[serde(default = "default_min_volumes")]
+    pub min_volumes: usize,
+}
+
+impl Default for Denoise {
+    fn default() -> Self {
+        Denoise {
+            strategy: default_strategy(),
+            fd_threshold: None,
+            min_segment: default_min_segment(),
+            band: None,
+            detrend: true,
+            standardize: true,
+            min_volumes: default_min_volumes(),
+        }
+    }
+}
+
+fn default_strategy() -> String {
+    "24P".into()
+}
+fn default_min_segment() -> usize {
+    5
+}
+fn default_true() -> bool {
+    true
+}
+fn default_min_volumes() -> usize {
+    50
+}
+
+/// Per-subject connectivity between region sets.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ConnectivitySpec {
+    /// Pearson correlation of the cleaned series.
+    #[serde(default)]
+    pub measure: ConnectivityMeasure,
+    /// Store Fisher z (atanh r) instead of r.
+    #[serde(default = "default_true")]
+    pub fisher_z: bool,
+    /// Pairs of region sets: `[["nuclei", "rois"]]` gives every nucleus × ROI edge; a set paired
+    /// with itself gives its upper triangle.
+    pub pairs: Vec<[String; 2]>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ConnectivityMeasure {
+    #[default]
+    Pearson,
 }
 
 /// Study-wide settings.
@@ -113,6 +273,9 @@ pub struct TableSpec {
     /// Name of a table written by `[simulate]` (e.g. `pheno`, `idps`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub simulated: Option<String>,
+    /// `connectome`: the per-subject connectivity edges computed by `[connectivity]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imaging: Option<String>,
     /// File format; inferred from the extension when absent.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub format: Option<TableFormat>,

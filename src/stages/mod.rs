@@ -1,14 +1,17 @@
 //! Stage kinds. Each file reads top to bottom as a methods paragraph: its `Params` (exactly what
 //! it reads from the study), its inputs and outputs, and `run`.
 //!
-//! Invariants: a stage sees only its parameters and the bytes of its inputs — never the study
-//! file, the file system, the cache, or which executor runs it. It returns named output bytes;
+//! Invariants: a stage sees only its parameters and its inputs — bytes, or for large images a
+//! path it streams from (fingerprinted by content like any input) — never the study file, any
+//! other file, the cache, or which executor runs it. It returns named output bytes;
 //! storing, hashing and publishing them is the executor's business. Its random draws come only
 //! from seeds in its parameters.
 
 pub mod associate;
+pub mod connectome;
 pub mod dataset;
 pub mod fdr;
+pub mod imaging_run;
 pub mod load_table;
 pub mod replicate;
 pub mod scores;
@@ -29,6 +32,8 @@ pub enum Kind {
     Associate,
     Fdr,
     Replicate,
+    ImagingRun,
+    Connectome,
 }
 
 impl Kind {
@@ -42,6 +47,8 @@ impl Kind {
             Kind::Associate => "associate",
             Kind::Fdr => "fdr",
             Kind::Replicate => "replicate",
+            Kind::ImagingRun => "imaging-run",
+            Kind::Connectome => "connectome",
         }
     }
 
@@ -57,6 +64,8 @@ impl Kind {
             Kind::Associate => associate::VERSION,
             Kind::Fdr => fdr::VERSION,
             Kind::Replicate => replicate::VERSION,
+            Kind::ImagingRun => imaging_run::VERSION,
+            Kind::Connectome => connectome::VERSION,
         }
     }
 }
@@ -69,6 +78,8 @@ pub struct Context<'a> {
     pub stage: &'a str,
     pub params: &'a serde_json::Value,
     pub inputs: BTreeMap<String, Vec<u8>>,
+    /// Inputs handed over by path (large images the stage streams itself).
+    pub paths: BTreeMap<String, std::path::PathBuf>,
     /// Report progress: (done, total) in stage-defined units.
     pub progress: &'a (dyn Fn(u64, u64) + Sync),
 }
@@ -82,6 +93,12 @@ impl Context<'_> {
     pub fn input(&self, name: &str) -> Result<&[u8]> {
         self.inputs.get(name).map(Vec::as_slice).ok_or_else(|| {
             Error::data(format!("stage {}: input `{name}` missing; this is a neurospec bug", self.stage))
+        })
+    }
+
+    pub fn path(&self, name: &str) -> Result<&std::path::Path> {
+        self.paths.get(name).map(|p| p.as_path()).ok_or_else(|| {
+            Error::data(format!("stage {}: input file `{name}` missing; this is a neurospec bug", self.stage))
         })
     }
 
@@ -105,5 +122,7 @@ pub fn run(kind: Kind, ctx: &Context<'_>) -> Result<Outputs> {
         Kind::Associate => associate::run(ctx),
         Kind::Fdr => fdr::run(ctx),
         Kind::Replicate => replicate::run(ctx),
+        Kind::ImagingRun => imaging_run::run(ctx),
+        Kind::Connectome => connectome::run(ctx),
     }
 }
