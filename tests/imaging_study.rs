@@ -1,0 +1,154 @@
+//! Imaging inside a study: fMRIPrep runs → per-subject extraction stages → the connectome table,
+//! cached and checked like everything else.
+
+mod common;
+
+use common::*;
+use std::path::Path;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    repo().join("tests/fixtures/imaging").join(name)
+}
+
+const SPACE: &str = "MNI152NLin2009cAsym";
+
+/// Three subjects (the fixture run as float32 .nii.gz, uncompressed .nii and scaled int16) and a
+/// subject folder with no functional run; atlas files beside the study.
+fn layout(dir: &Path) {
+    for (subject, image) in [("01", "bold.nii.gz"), ("02", "bold_int16.nii.gz"), ("03", "bold.nii")] {
+        let func = dir.join(format!("fmriprep/sub-{subject}/func"));
+        std::fs::create_dir_all(&func).unwrap();
+        let ext = if image.ends_with(".gz") { "nii.gz" } else { "nii" };
+        let prefix = format!("sub-{subject}_task-rest");
+        std::fs::copy(fixture(image), func.join(format!("{prefix}_space-{SPACE}_desc-preproc_bold.{ext}"))).unwrap();
+        std::fs::write(
+            func.join(format!("{prefix}_space-{SPACE}_desc-preproc_bold.json")),
+            r#"{"RepetitionTime": 2.0}"#,
+        )
+        .unwrap();
+        std::fs::copy(fixture("confounds.tsv"), func.join(format!("{prefix}_desc-confounds_timeseries.tsv"))).unwrap();
+    }
+    std::fs::create_dir_all(dir.join("fmriprep/sub-04/anat")).unwrap();
+    std::fs::copy(fixture("labels.nii.gz"), dir.join("labels.nii.gz")).unwrap();
+    std::fs::copy(fixture("labels.tsv"), dir.join("labels.tsv")).unwrap();
+    std::fs::write(dir.join("pheno.tsv"), "eid\tage\n01\t30\n02\t40\n03\t50\n").unwrap();
+}
+
+const STUDY: &str = r#"
+[study]
+name = "nuclei"
+seed = 3
+
+[imaging]
+fmriprep = "fmriprep"
+task = "rest"
+space = "MNI152NLin2009cAsym"
+missing_runs = "exclude"
+
+[regions.nuclei]
+atlas = "labels.nii.gz"
+labels = "labels.tsv"
+include = ["amygdala_lh", "amygdala_rh"]
+
+[regions.rois]
+atlas = "labels.nii.gz"
+labels = "labels.tsv"
+include = ["precuneus", "insula_lh"]
+
+[denoise]
+strategy = "24P"
+band = [0.01, 0.1]
+
+[connectivity]
+pairs = [["nuclei", "rois"]]
+fisher_z = true
+
+[tables.pheno]
+path = "pheno.tsv"
+
+[tables.connectome]
+imaging = "connectome"
+"#;
+
+#[test]
+fn a_study_extracts_every_subject_and_builds_the_connectome() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    std::fs::write(dir.path().join("study.toml"), STUDY).unwrap();
+    let check = neurospec(dir.path(), &["check", "study.toml"]);
+    assert!(check.status.success(), "{}", String::from_utf8_lossy(&check.stderr));
+    let first = run_json(dir.path(), "study.toml", &[]);
+    let ran = executed(&first);
+    for stage in ["imaging/sub-01", "imaging/sub-02", "imaging/sub-03", "connectome", "table/connectome"] {
+        assert!(ran.contains(&stage.to_string()), "{stage} did not run: {ran:?}");
+    }
+    let out = dir.path().join("derivatives/nuclei");
+    let connectome = Tsv::read(&out.join("connectome.tsv"));
+    assert_eq!(
+        connectome.header,
+        [
+            "eid",
+            "conn_amygdala_lh__precuneus",
+            "conn_amygdala_lh__insula_lh",
+            "conn_amygdala_rh__precuneus",
+            "conn_amygdala_rh__insula_lh"
+        ]
+    );
+    assert_eq!(connectome.rows.len(), 3);
+    // Edges equal the Fisher z of nilearn's Pearson matrix of the band-passed 24P series.
+    let expected_series = Tsv::read(&fixture("ts_24P_bandpass_f64.tsv"));
+    let col =
+        |name: &str| -> Vec<f64> { (0..expected_series.rows.len()).map(|r| expected_series.num(r, name)).collect() };
+    let r = |a: &[f64], b: &[f64]| {
+        let n = a.len() as f64;
+        let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+        let cov: f64 = a.iter().zip(b).map(|(x, y)| (x - ma) * (y - mb)).sum();
+        let va: f64 = a.iter().map(|x| (x - ma).powi(2)).sum();
+        let vb: f64 = b.iter().map(|y| (y - mb).powi(2)).sum();
+        cov / (va * vb).sqrt()
+    };
+    let expected = r(&col("amygdala_lh"), &col("precuneus")).atanh();
+    for row in 0..3 {
+        let ours = connectome.num(row, "conn_amygdala_lh__precuneus");
+        // Subject 02's image is the same data quantised to int16 (steps of 0.01).
+        let tolerance = if connectome.text(row, "eid") == "02" { 1e-3 } else { 1e-5 };
+        assert!((ours - expected).abs() < tolerance, "subject {}: {ours} vs {expected}", connectome.text(row, "eid"));
+    }
+    let runs = Tsv::read(&out.join("imaging_runs.tsv"));
+    assert!(runs.rows.iter().any(|r| r[0] == "sub-04" && r[3].contains("no usable run")), "{:?}", runs.rows);
+    assert!(out.join("sub-01/func/sub-01_task-rest_atlas-regions_timeseries.tsv").is_file());
+
+    // Nothing changed: nothing runs. Editing the denoising reruns the imaging runs.
+    assert_eq!(run_json(dir.path(), "study.toml", &[])["executed"], 0);
+    let study = dir.path().join("study.toml");
+    std::fs::write(&study, STUDY.replace("band = [0.01, 0.1]", "band = [0.01, 0.08]")).unwrap();
+    let after = executed(&run_json(dir.path(), "study.toml", &[]));
+    assert!(after.contains(&"imaging/sub-01".to_string()) && after.contains(&"connectome".to_string()), "{after:?}");
+}
+
+#[test]
+fn imaging_problems_fail_check_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    // A sphere far outside the brain, a misspelt label, an undeclared set, a strict missing-run policy.
+    let study = STUDY
+        .replace("missing_runs = \"exclude\"", "missing_runs = \"error\"")
+        .replace("include = [\"precuneus\", \"insula_lh\"]", "include = [\"precuneus\", \"insula\"]")
+        .replace("pairs = [[\"nuclei\", \"rois\"]]", "pairs = [[\"nuclei\", \"roi\"]]");
+    std::fs::write(dir.path().join("study.toml"), study).unwrap();
+    let out = neurospec(dir.path(), &["check", "study.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("sub-04") && stderr.contains("missing_runs"), "{stderr}");
+    assert!(stderr.contains("label `insula` is not in the label table"), "{stderr}");
+
+    let lost = STUDY.replace(
+        "[denoise]",
+        "[regions.raphe]\nspheres = [{ name = \"dorsal_raphe\", centre = [300.0, 0.0, 0.0], radius = 2.0 }]\n\n[denoise]",
+    );
+    std::fs::write(dir.path().join("study.toml"), lost).unwrap();
+    let out = neurospec(dir.path(), &["check", "study.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("dorsal_raphe") && stderr.contains("no voxel"), "{stderr}");
+}
