@@ -87,7 +87,7 @@ pub struct Region {
 }
 
 /// A label table: `index name` rows (TSV with a header, or whitespace-separated without one).
-pub fn read_label_table(path: &Path) -> Result<Vec<(u32, String)>> {
+pub fn read_label_table(path: &Path) -> Result<LabelTable> {
     let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
     let mut out = Vec::new();
     for (line_no, line) in text.lines().enumerate() {
@@ -447,11 +447,14 @@ mod tests {
     }
 }
 
+/// A label table: (label index, region name) rows.
+pub type LabelTable = Vec<(u32, String)>;
+
 /// The sources of one region set, all resolved to paths.
 #[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize, PartialEq)]
 pub struct RegionSources {
     /// Label image and its table (index, name); None table = regions named by label number.
-    pub atlas: Option<(std::path::PathBuf, Option<Vec<(u32, String)>>)>,
+    pub atlas: Option<(std::path::PathBuf, Option<LabelTable>)>,
     /// Only these names from the atlas (empty = all).
     pub include: Vec<String>,
     pub maps: Option<(std::path::PathBuf, Vec<String>, MapRuleSpec)>,
