@@ -50,7 +50,6 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     for t in &p.tables {
         sources.push(ctx.table(&format!("table:{t}"))?);
     }
-    let indexes: Vec<HashMap<&str, usize>> = sources.iter().map(Table::index).collect();
     let mut ids: Vec<&str> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for t in &sources {
@@ -60,6 +59,14 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             }
         }
     }
+    // Row of each subject in each table (looked up once, not per column).
+    let rows: Vec<Vec<Option<usize>>> = sources
+        .iter()
+        .map(|t| {
+            let index: HashMap<&str, usize> = t.index();
+            ids.iter().map(|id| index.get(id).copied()).collect()
+        })
+        .collect();
     let locate = |column: &str| -> Result<usize> {
         sources
             .iter()
@@ -78,22 +85,21 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         let at = locate(c)?;
         columns.push((at, sources[at].numeric(c)?));
     }
-    let value = |subject: &str, (at, values): (usize, &[f64])| -> Option<f64> {
-        indexes[at].get(subject).map(|&row| values[row])
-    };
+    let value =
+        |subject: usize, (at, values): (usize, &[f64])| -> Option<f64> { rows[at][subject].map(|row| values[row]) };
 
     // (reason, column, value) per excluded subject.
     let mut excluded: Vec<Option<(&str, String, f64)>> = vec![None; ids.len()];
-    for (s, subject) in ids.iter().enumerate() {
+    for (s, slot) in excluded.iter_mut().enumerate() {
         for (c, name) in required.iter().enumerate() {
-            match value(subject, columns[c]) {
+            match value(s, columns[c]) {
                 None => {
                     let table = &sources[columns[c].0].origin;
-                    excluded[s] = Some(("not_in_table", table.clone(), f64::NAN));
+                    *slot = Some(("not_in_table", table.clone(), f64::NAN));
                     break;
                 }
                 Some(v) if v.is_nan() => {
-                    excluded[s] = Some(("missing_value", name.to_string(), f64::NAN));
+                    *slot = Some(("missing_value", name.to_string(), f64::NAN));
                     break;
                 }
                 Some(_) => {}
@@ -110,22 +116,18 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
                     (at, sources[at].numeric(name)?)
                 }
             };
-            let complete: Vec<f64> = ids
-                .iter()
-                .enumerate()
-                .filter(|(s, _)| excluded[*s].is_none())
-                .filter_map(|(_, id)| value(id, (at, values)))
-                .collect();
+            let complete: Vec<f64> =
+                (0..ids.len()).filter(|s| excluded[*s].is_none()).filter_map(|s| value(s, (at, values))).collect();
             let (q1, q3) = quartiles(&complete);
             let (low, high) = (q1 - k * (q3 - q1), q3 + k * (q3 - q1));
-            for (s, subject) in ids.iter().enumerate() {
-                if excluded[s].is_some() {
+            for (s, slot) in excluded.iter_mut().enumerate() {
+                if slot.is_some() {
                     continue;
                 }
-                if let Some(v) = value(subject, (at, values))
+                if let Some(v) = value(s, (at, values))
                     && (v < low || v > high)
                 {
-                    excluded[s] = Some(("iqr_outlier", name.clone(), v));
+                    *slot = Some(("iqr_outlier", name.clone(), v));
                 }
             }
         }
@@ -134,7 +136,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let kept: Vec<usize> = (0..ids.len()).filter(|&s| excluded[s].is_none()).collect();
     let mut dataset = Table::new("dataset", kept.iter().map(|&s| ids[s].to_string()).collect());
     for (c, name) in required.iter().enumerate() {
-        dataset.push_numeric(*name, kept.iter().map(|&s| value(ids[s], columns[c]).unwrap_or(f64::NAN)).collect());
+        dataset.push_numeric(*name, kept.iter().map(|&s| value(s, columns[c]).unwrap_or(f64::NAN)).collect());
     }
     for name in &p.carry {
         if required.contains(&name.as_str()) {
@@ -144,10 +146,10 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         let column = sources[at].column(name).expect("located");
         let data = match &column.data {
             ColumnData::Numeric(v) => {
-                ColumnData::Numeric(kept.iter().map(|&s| indexes[at].get(ids[s]).map_or(f64::NAN, |&r| v[r])).collect())
+                ColumnData::Numeric(kept.iter().map(|&s| rows[at][s].map_or(f64::NAN, |r| v[r])).collect())
             }
             ColumnData::Text(v) => {
-                ColumnData::Text(kept.iter().map(|&s| indexes[at].get(ids[s]).and_then(|&r| v[r].clone())).collect())
+                ColumnData::Text(kept.iter().map(|&s| rows[at][s].and_then(|r| v[r].clone())).collect())
             }
         };
         dataset.columns.push(Column { name: name.clone(), data });

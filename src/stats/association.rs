@@ -74,7 +74,7 @@ pub struct FeatureStats {
     pub boot_skipped: usize,
 }
 
-const PERMUTATION_BLOCK: usize = 64;
+const PERMUTATION_BLOCK: usize = 128;
 const BOOTSTRAP_BLOCK: usize = 16;
 const TIE_TOLERANCE: f64 = 1e-10;
 
