@@ -1,3 +1,4 @@
 //! Behavioural measures: questionnaire scoring.
 
+pub mod efa;
 pub mod scoring;

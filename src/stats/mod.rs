@@ -1,6 +1,7 @@
 //! Statistics: seeded randomness, OLS, permutation and bootstrap inference, FDR, quantiles.
 
 pub mod association;
+pub mod dense;
 pub mod fdr;
 pub mod linalg;
 pub mod quantile;

@@ -1,0 +1,545 @@
+//! Exploratory factor analysis.
+//!
+//! * **Correlations** of complete item data (Pearson); missing values are an error — nothing
+//!   is imputed.
+//! * **Extraction** of k factors by minimum residual (minres: least squares on the correlation
+//!   matrix, over the uniquenesses ψ), maximum likelihood, or principal components of the
+//!   correlation matrix (`principal`). minres and ML minimise their objective over ψ ∈
+//!   [0.005, 1] by projected gradient descent with Barzilai–Borwein steps from ψ = 1 − SMC;
+//!   loadings follow from the eigendecomposition at the optimum (for ML of Ψ^{-1/2} R Ψ^{-1/2}).
+//! * **Rotation**: varimax (Kaiser-normalised), promax (power 4, on normalised varimax), and by
+//!   gradient projection (Jennrich 2002) oblimin(γ), quartimin (= oblimin γ 0) and geomin(δ).
+//!   Oblique solutions report Φ = TᵀT, the factor correlations implied by the rotation.
+//! * **Order and sign**: factors are ordered by variance explained (sum of squared loadings;
+//!   for oblique solutions the diagonal of ΛΦΛᵀ's contribution) and each is flipped so that
+//!   its largest-magnitude loading is positive.
+
+use crate::stats::dense::M;
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Extraction {
+    MinRes,
+    Ml,
+    Principal,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Rotation {
+    None,
+    Varimax,
+    Promax { power: f64 },
+    Oblimin { gamma: f64 },
+    Quartimin,
+    Geomin { delta: f64 },
+}
+
+impl Rotation {
+    pub fn oblique(self) -> bool {
+        matches!(self, Rotation::Promax { .. } | Rotation::Oblimin { .. } | Rotation::Quartimin | Rotation::Geomin { .. })
+    }
+}
+
+/// A fitted factor model.
+#[derive(Debug, Clone)]
+pub struct Fit {
+    /// p × k pattern loadings.
+    pub loadings: M,
+    /// k × k factor correlations (identity for orthogonal solutions).
+    pub phi: M,
+    /// Uniquenesses ψ (1 − communality).
+    pub uniquenesses: Vec<f64>,
+    /// Unrotated loadings (p × k).
+    pub unrotated: M,
+    /// Whether the objective converged.
+    pub converged: bool,
+}
+
+impl Fit {
+    pub fn communalities(&self) -> Vec<f64> {
+        self.uniquenesses.iter().map(|u| 1.0 - u).collect()
+    }
+}
+
+/// Pearson correlation matrix of n × p row-major items. Errors name the first missing cell or a
+/// constant item.
+pub fn correlation(items: &[f64], n: usize, p: usize, names: &[String]) -> Result<M, String> {
+    if let Some(at) = items.iter().position(|v| !v.is_finite()) {
+        return Err(format!(
+            "item `{}` is missing for row {}; factor analysis needs complete data (exclude or score such rows first)",
+            names[at % p],
+            at / p + 1
+        ));
+    }
+    let mut z = items.to_vec();
+    for j in 0..p {
+        let mean = (0..n).map(|i| items[i * p + j]).sum::<f64>() / n as f64;
+        let ss: f64 = (0..n).map(|i| (items[i * p + j] - mean).powi(2)).sum();
+        if !(ss > 0.0) {
+            return Err(format!("item `{}` is constant", names[j]));
+        }
+        let sd = ss.sqrt();
+        for i in 0..n {
+            z[i * p + j] = (items[i * p + j] - mean) / sd;
+        }
+    }
+    let zm = M { rows: n, cols: p, data: z };
+    let mut r = zm.t().mul(&zm);
+    for i in 0..p {
+        r.set(i, i, 1.0);
+    }
+    Ok(r)
+}
+
+fn with_diagonal(r: &M, psi: &[f64]) -> M {
+    let mut m = r.clone();
+    for i in 0..r.rows {
+        m.set(i, i, 1.0 - psi[i]);
+    }
+    m
+}
+
+/// minres objective: squared residuals of the reduced correlation matrix after k factors.
+fn uls_objective(r: &M, psi: &[f64], k: usize) -> f64 {
+    let Some((values, _)) = with_diagonal(r, psi).sym_eigen() else { return f64::INFINITY };
+    values[..k].iter().map(|v| if *v < 0.0 { v * v } else { 0.0 }).sum::<f64>() + values[k..].iter().map(|v| v * v).sum::<f64>()
+}
+
+fn scaled(r: &M, psi: &[f64]) -> M {
+    M::from_fn(r.rows, r.cols, |i, j| r.at(i, j) / (psi[i] * psi[j]).sqrt())
+}
+
+/// ML objective (factanal): −Σ_{j>k} (log e_j − e_j) − (p − k), e the eigenvalues of Ψ^{-1/2}RΨ^{-1/2}.
+fn ml_objective(r: &M, psi: &[f64], k: usize) -> f64 {
+    let Some((values, _)) = scaled(r, psi).sym_eigen() else { return f64::INFINITY };
+    let p = r.rows;
+    -values[k..].iter().map(|e| e.max(1e-300).ln() - e).sum::<f64>() - (p - k) as f64
+}
+
+const PSI_MIN: f64 = 0.005;
+const PSI_MAX: f64 = 1.0;
+
+/// Minimise `f` over the box by projected gradient descent (central-difference gradient,
+/// Barzilai–Borwein steps with backtracking). Returns (ψ, converged).
+fn minimise(f: &dyn Fn(&[f64]) -> f64, start: Vec<f64>) -> (Vec<f64>, bool) {
+    let p = start.len();
+    let project = |x: &mut Vec<f64>| x.iter_mut().for_each(|v| *v = v.clamp(PSI_MIN, PSI_MAX));
+    let gradient = |x: &[f64]| -> Vec<f64> {
+        (0..p)
+            .map(|i| {
+                let h = 1e-6;
+                let mut up = x.to_vec();
+                let mut down = x.to_vec();
+                up[i] += h;
+                down[i] -= h;
+                (f(&up) - f(&down)) / (2.0 * h)
+            })
+            .collect()
+    };
+    let mut x = start;
+    project(&mut x);
+    let mut fx = f(&x);
+    let mut g = gradient(&x);
+    let mut step = 0.1;
+    for _ in 0..5000 {
+        // Projected gradient norm (zero where the bound is active and the gradient points out).
+        let pg: f64 = (0..p)
+            .map(|i| {
+                let moved = (x[i] - g[i]).clamp(PSI_MIN, PSI_MAX) - x[i];
+                moved * moved
+            })
+            .sum::<f64>()
+            .sqrt();
+        if pg < 1e-9 {
+            return (x, true);
+        }
+        let mut t = step;
+        let (mut next, mut f_next);
+        loop {
+            next = x.iter().zip(&g).map(|(xi, gi)| xi - t * gi).collect::<Vec<f64>>();
+            project(&mut next);
+            f_next = f(&next);
+            if f_next <= fx - 1e-4 * (0..p).map(|i| g[i] * (x[i] - next[i])).sum::<f64>() || t < 1e-16 {
+                break;
+            }
+            t *= 0.5;
+        }
+        let g_next = gradient(&next);
+        let s: Vec<f64> = (0..p).map(|i| next[i] - x[i]).collect();
+        let y: Vec<f64> = (0..p).map(|i| g_next[i] - g[i]).collect();
+        let sy: f64 = s.iter().zip(&y).map(|(a, b)| a * b).sum();
+        let ss: f64 = s.iter().map(|a| a * a).sum();
+        step = if sy > 1e-300 { (ss / sy).clamp(1e-8, 1e3) } else { step * 2.0 };
+        if (fx - f_next).abs() <= 1e-15 * fx.abs().max(1e-300) && ss < 1e-24 {
+            return (next, true);
+        }
+        x = next;
+        fx = f_next;
+        g = g_next;
+    }
+    (x, false)
+}
+
+/// Squared multiple correlations 1 − 1/diag(R⁻¹) (the usual communality start).
+pub fn smc(r: &M) -> Vec<f64> {
+    match r.inverse() {
+        Some(inv) => (0..r.rows).map(|i| (1.0 - 1.0 / inv.at(i, i)).clamp(0.0, 1.0)).collect(),
+        None => vec![0.5; r.rows],
+    }
+}
+
+fn top_k_loadings(m: &M, k: usize, scale: impl Fn(f64) -> f64) -> Option<M> {
+    let (values, vectors) = m.sym_eigen()?;
+    Some(M::from_fn(m.rows, k, |i, j| vectors.at(i, j) * scale(values[j]).max(0.0).sqrt()))
+}
+
+/// Unrotated loadings and uniquenesses.
+pub fn extract(r: &M, k: usize, method: Extraction) -> Result<(M, Vec<f64>, bool), String> {
+    let p = r.rows;
+    if k == 0 || k >= p {
+        return Err(format!("{k} factors cannot be extracted from {p} items"));
+    }
+    let fail = || "the eigendecomposition failed".to_string();
+    match method {
+        Extraction::Principal => {
+            let loadings = top_k_loadings(r, k, |v| v).ok_or_else(fail)?;
+            let psi = (0..p).map(|i| 1.0 - (0..k).map(|j| loadings.at(i, j).powi(2)).sum::<f64>()).collect();
+            Ok((loadings, psi, true))
+        }
+        Extraction::MinRes => {
+            let start: Vec<f64> = smc(r).iter().map(|s| 1.0 - s).collect();
+            let (psi, converged) = minimise(&|psi| uls_objective(r, psi, k), start);
+            let loadings = top_k_loadings(&with_diagonal(r, &psi), k, |v| v).ok_or_else(fail)?;
+            let psi = (0..p).map(|i| 1.0 - (0..k).map(|j| loadings.at(i, j).powi(2)).sum::<f64>()).collect();
+            Ok((loadings, psi, converged))
+        }
+        Extraction::Ml => {
+            let start: Vec<f64> = smc(r).iter().map(|s| 1.0 - s).collect();
+            let (psi, converged) = minimise(&|psi| ml_objective(r, psi, k), start);
+            let star = scaled(r, &psi);
+            let raw = top_k_loadings(&star, k, |v| v - 1.0).ok_or_else(fail)?;
+            let loadings = M::from_fn(p, k, |i, j| raw.at(i, j) * psi[i].sqrt());
+            Ok((loadings, psi, converged))
+        }
+    }
+}
+
+/// Varimax with Kaiser normalisation (the classic SVD iteration). Returns (loadings, T).
+pub fn varimax(a: &M) -> (M, M) {
+    let (p, k) = (a.rows, a.cols);
+    let norms: Vec<f64> = (0..p).map(|i| (0..k).map(|j| a.at(i, j).powi(2)).sum::<f64>().sqrt().max(1e-300)).collect();
+    let x = M::from_fn(p, k, |i, j| a.at(i, j) / norms[i]);
+    let mut t = M::identity(k);
+    let mut d = 0.0;
+    for _ in 0..1000 {
+        let z = x.mul(&t);
+        let col_ss: Vec<f64> = (0..k).map(|j| (0..p).map(|i| z.at(i, j).powi(2)).sum()).collect();
+        let inner = M::from_fn(p, k, |i, j| z.at(i, j).powi(3) - z.at(i, j) * col_ss[j] / p as f64);
+        let b = x.t().mul(&inner);
+        let Some((u, s, v)) = b.svd() else { break };
+        t = u.mul(&v.t());
+        let previous = d;
+        d = s.iter().sum();
+        if d < previous * (1.0 + 1e-12) {
+            break;
+        }
+    }
+    let z = x.mul(&t);
+    (M::from_fn(p, k, |i, j| z.at(i, j) * norms[i]), t)
+}
+
+/// Promax: target = varimax loadings raised to `power` (sign kept), least-squares fit.
+fn promax(a: &M, power: f64) -> Option<(M, M)> {
+    let (p, k) = (a.rows, a.cols);
+    let (v, t_varimax) = varimax(a);
+    let target = v.map(|x| x.signum() * x.abs().powf(power));
+    let u = v.t().mul(&v).inverse()?.mul(&v.t()).mul(&target);
+    let d = u.t().mul(&u).inverse()?;
+    let scale = M::from_fn(k, k, |i, j| if i == j { d.at(i, i).sqrt() } else { 0.0 });
+    let u = u.mul(&scale);
+    let loadings = v.mul(&u);
+    let total = t_varimax.mul(&u);
+    let ui = total.inverse()?;
+    let phi = ui.mul(&ui.t());
+    let _ = p;
+    Some((loadings, phi))
+}
+
+/// Gradient-projection oblique rotation (Jennrich 2002) for a criterion returning (Q, dQ/dL).
+fn gpa_oblique(a: &M, criterion: &dyn Fn(&M) -> (f64, M)) -> (M, M, bool) {
+    let k = a.cols;
+    let mut t = M::identity(k);
+    let loadings_of = |t: &M| -> Option<M> { Some(a.mul(&t.inverse()?.t())) };
+    let mut l = a.clone();
+    let (mut f, mut gq) = criterion(&l);
+    let gradient = |t: &M, l: &M, gq: &M| -> Option<M> { Some(l.t().mul(gq).mul(&t.inverse()?).t().scale(-1.0)) };
+    let Some(mut g) = gradient(&t, &l, &gq) else { return (l, M::identity(k), false) };
+    let mut alpha = 1.0;
+    for _ in 0..1000 {
+        // Project G onto the tangent space of column-normalised T.
+        let col_dot: Vec<f64> = (0..k).map(|j| (0..k).map(|i| t.at(i, j) * g.at(i, j)).sum()).collect();
+        let gp = M::from_fn(k, k, |i, j| g.at(i, j) - t.at(i, j) * col_dot[j]);
+        let s: f64 = gp.data.iter().map(|v| v * v).sum::<f64>().sqrt();
+        if s < 1e-7 {
+            return (l, t.t().mul(&t), true);
+        }
+        alpha *= 2.0;
+        let mut accepted = false;
+        for _ in 0..20 {
+            let mut x = t.sub(&gp.scale(alpha));
+            for j in 0..k {
+                let norm = (0..k).map(|i| x.at(i, j).powi(2)).sum::<f64>().sqrt();
+                for i in 0..k {
+                    let v = x.at(i, j) / norm;
+                    x.set(i, j, v);
+                }
+            }
+            if let Some(l_new) = loadings_of(&x) {
+                let (f_new, gq_new) = criterion(&l_new);
+                if f_new < f - 0.5 * s * s * alpha {
+                    t = x;
+                    l = l_new;
+                    f = f_new;
+                    gq = gq_new;
+                    accepted = true;
+                    break;
+                }
+            }
+            alpha /= 2.0;
+        }
+        if !accepted {
+            break;
+        }
+        match gradient(&t, &l, &gq) {
+            Some(next) => g = next,
+            None => break,
+        }
+    }
+    let phi = t.t().mul(&t);
+    (l, phi, false)
+}
+
+fn oblimin_criterion(gamma: f64) -> impl Fn(&M) -> (f64, M) {
+    move |l: &M| {
+        let (p, k) = (l.rows, l.cols);
+        let l2 = l.map(|v| v * v);
+        // (I − γ/p 11ᵀ) L² N, N = 11ᵀ − I.
+        let col_mean: Vec<f64> = (0..k).map(|j| (0..p).map(|i| l2.at(i, j)).sum::<f64>() / p as f64).collect();
+        let centred = M::from_fn(p, k, |i, j| l2.at(i, j) - gamma * col_mean[j]);
+        let row_sum: Vec<f64> = (0..p).map(|i| (0..k).map(|j| centred.at(i, j)).sum()).collect();
+        let x = M::from_fn(p, k, |i, j| row_sum[i] - centred.at(i, j));
+        let q = 0.25 * (0..p * k).map(|idx| l2.data[idx] * x.data[idx]).sum::<f64>();
+        let grad = M::from_fn(p, k, |i, j| l.at(i, j) * x.at(i, j));
+        (q, grad)
+    }
+}
+
+fn geomin_criterion(delta: f64) -> impl Fn(&M) -> (f64, M) {
+    move |l: &M| {
+        let (p, k) = (l.rows, l.cols);
+        let l2 = l.map(|v| v * v + delta);
+        let pro: Vec<f64> = (0..p).map(|i| ((0..k).map(|j| l2.at(i, j).ln()).sum::<f64>() / k as f64).exp()).collect();
+        let q = pro.iter().sum();
+        let grad = M::from_fn(p, k, |i, j| 2.0 / k as f64 * l.at(i, j) / l2.at(i, j) * pro[i]);
+        (q, grad)
+    }
+}
+
+/// Rotate loadings; returns (loadings, Φ, converged).
+pub fn rotate(a: &M, rotation: Rotation) -> Result<(M, M, bool), String> {
+    let k = a.cols;
+    if k == 1 || rotation == Rotation::None {
+        return Ok((a.clone(), M::identity(k), true));
+    }
+    Ok(match rotation {
+        Rotation::None => unreachable!(),
+        Rotation::Varimax => (varimax(a).0, M::identity(k), true),
+        Rotation::Promax { power } => {
+            let (l, phi) = promax(a, power).ok_or("promax: singular matrix")?;
+            (l, phi, true)
+        }
+        Rotation::Oblimin { gamma } => gpa_oblique(a, &oblimin_criterion(gamma)),
+        Rotation::Quartimin => gpa_oblique(a, &oblimin_criterion(0.0)),
+        Rotation::Geomin { delta } => gpa_oblique(a, &geomin_criterion(delta)),
+    })
+}
+
+/// Order factors by variance explained and make each one's largest loading positive.
+pub fn normalise(loadings: &M, phi: &M) -> (M, M) {
+    let (p, k) = (loadings.rows, loadings.cols);
+    let ss: Vec<f64> = (0..k).map(|j| (0..p).map(|i| loadings.at(i, j).powi(2)).sum()).collect();
+    let mut order: Vec<usize> = (0..k).collect();
+    order.sort_by(|&a, &b| ss[b].total_cmp(&ss[a]).then(a.cmp(&b)));
+    let sign: Vec<f64> = (0..k)
+        .map(|j| {
+            let big = (0..p).map(|i| loadings.at(i, j)).fold(0.0f64, |acc, v| if v.abs() > acc.abs() { v } else { acc });
+            if big < 0.0 { -1.0 } else { 1.0 }
+        })
+        .collect();
+    let l = M::from_fn(p, k, |i, j| loadings.at(i, order[j]) * sign[order[j]]);
+    let f = M::from_fn(k, k, |a, b| phi.at(order[a], order[b]) * sign[order[a]] * sign[order[b]]);
+    (l, f)
+}
+
+/// Fit: extract, rotate, normalise order and sign.
+pub fn fit(r: &M, k: usize, method: Extraction, rotation: Rotation) -> Result<Fit, String> {
+    let (unrotated, psi, converged) = extract(r, k, method)?;
+    let (rotated, phi, rotation_converged) = rotate(&unrotated, rotation)?;
+    let (loadings, phi) = normalise(&rotated, &phi);
+    let (unrotated, _) = normalise(&unrotated, &M::identity(k));
+    Ok(Fit { loadings, phi, uniquenesses: psi, unrotated, converged: converged && rotation_converged })
+}
+
+/// Factor score methods.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Scores {
+    /// Thurstone's regression scores: W = R⁻¹ Λ Φ.
+    Regression,
+    /// Bartlett: W = Ψ⁻¹ Λ (Λᵀ Ψ⁻¹ Λ)⁻¹.
+    Bartlett,
+    /// ten Berge et al. (1999), correlation-preserving: W = R^{-1/2} C Φ^{1/2} with
+    /// C = R^{-1/2} Λ Φ^{1/2} (Φ^{1/2} Λᵀ R⁻¹ Λ Φ^{1/2})^{-1/2}.
+    TenBerge,
+}
+
+/// Score weights (p × k) for standardised items.
+pub fn score_weights(r: &M, fit: &Fit, method: Scores) -> Result<M, String> {
+    let (l, phi) = (&fit.loadings, &fit.phi);
+    let singular = || "a singular matrix while computing factor scores".to_string();
+    match method {
+        Scores::Regression => Ok(r.inverse().ok_or_else(singular)?.mul(l).mul(phi)),
+        Scores::Bartlett => {
+            let p = l.rows;
+            let psi_inv = M::from_fn(p, p, |i, j| if i == j { 1.0 / fit.uniquenesses[i].max(1e-12) } else { 0.0 });
+            let middle = l.t().mul(&psi_inv).mul(l).inverse().ok_or_else(singular)?;
+            Ok(psi_inv.mul(l).mul(&middle))
+        }
+        Scores::TenBerge => {
+            let phi_half = phi.sym_fn(|v| v.max(0.0).sqrt()).ok_or_else(singular)?;
+            let r_inv_half = r.sym_fn(|v| 1.0 / v.sqrt()).ok_or_else(singular)?;
+            let r_inv = r.inverse().ok_or_else(singular)?;
+            let lp = l.mul(&phi_half);
+            let inner = lp.t().mul(&r_inv).mul(&lp).sym_fn(|v| 1.0 / v.sqrt()).ok_or_else(singular)?;
+            let c = r_inv_half.mul(&lp).mul(&inner);
+            Ok(r_inv_half.mul(&c).mul(&phi_half))
+        }
+    }
+}
+
+/// Kaiser–Meyer–Olkin measure: per item and overall.
+pub fn kmo(r: &M) -> Option<(Vec<f64>, f64)> {
+    let p = r.rows;
+    let inv = r.inverse()?;
+    let partial = M::from_fn(p, p, |i, j| -inv.at(i, j) / (inv.at(i, i) * inv.at(j, j)).sqrt());
+    let (mut r2_all, mut q2_all) = (0.0, 0.0);
+    let per_item = (0..p)
+        .map(|i| {
+            let (mut r2, mut q2) = (0.0, 0.0);
+            for j in (0..p).filter(|&j| j != i) {
+                r2 += r.at(i, j).powi(2);
+                q2 += partial.at(i, j).powi(2);
+            }
+            r2_all += r2;
+            q2_all += q2;
+            r2 / (r2 + q2)
+        })
+        .collect();
+    Some((per_item, r2_all / (r2_all + q2_all)))
+}
+
+/// Bartlett's test of sphericity: (χ², dof, p).
+pub fn bartlett_sphericity(r: &M, n: usize) -> Option<(f64, f64, f64)> {
+    let p = r.rows as f64;
+    let (values, _) = r.sym_eigen()?;
+    let log_det: f64 = values.iter().map(|v| v.max(1e-300).ln()).sum();
+    let chi2 = -(n as f64 - 1.0 - (2.0 * p + 5.0) / 6.0) * log_det;
+    let dof = p * (p - 1.0) / 2.0;
+    let pv = chi_square_sf(chi2, dof);
+    Some((chi2, dof, pv))
+}
+
+pub fn chi_square_sf(x: f64, dof: f64) -> f64 {
+    use statrs::distribution::{ChiSquared, ContinuousCDF};
+    ChiSquared::new(dof).map(|d| d.sf(x)).unwrap_or(f64::NAN)
+}
+
+/// Horn's parallel analysis on principal-component eigenvalues: the number of leading
+/// eigenvalues of R that exceed the `quantile` of eigenvalues from `sims` random normal data
+/// sets of the same size (seeded), counted until the first that does not.
+pub fn parallel_analysis(r: &M, n: usize, sims: usize, quantile: f64, seed: u64) -> (usize, Vec<f64>, Vec<f64>) {
+    use rayon::prelude::*;
+    let p = r.rows;
+    let observed = r.sym_eigen().map(|(v, _)| v).unwrap_or_default();
+    let names: Vec<String> = (0..p).map(|j| j.to_string()).collect();
+    let simulated: Vec<Vec<f64>> = (0..sims)
+        .into_par_iter()
+        .map(|s| {
+            let mut rng = crate::stats::rng::Rng::derived(seed, &format!("parallel-analysis/{s}"));
+            let data: Vec<f64> = (0..n * p).map(|_| rng.normal()).collect();
+            let rs = correlation(&data, n, p, &names).expect("random data has no constant item");
+            rs.sym_eigen().map(|(v, _)| v).unwrap_or_else(|| vec![0.0; p])
+        })
+        .collect();
+    let thresholds: Vec<f64> = (0..p)
+        .map(|j| {
+            let mut column: Vec<f64> = simulated.iter().map(|v| v[j]).collect();
+            column.sort_by(f64::total_cmp);
+            crate::stats::quantile::quantile_sorted(&column, quantile)
+        })
+        .collect();
+    let k = observed.iter().zip(&thresholds).take_while(|(o, t)| o > t).count();
+    (k, observed, thresholds)
+}
+
+/// Velicer's MAP test: average squared (or 4th-power) partial correlation after removing the
+/// first m principal components, m = 0 … p − 1; returns (argmin m, the averages).
+pub fn velicer_map(r: &M, power: i32) -> (usize, Vec<f64>) {
+    let p = r.rows;
+    let Some((values, vectors)) = r.sym_eigen() else { return (0, Vec::new()) };
+    let off = |m: &M| -> f64 {
+        let mut s = 0.0;
+        for i in 0..p {
+            for j in 0..p {
+                if i != j {
+                    s += m.at(i, j).powi(power);
+                }
+            }
+        }
+        s / (p * (p - 1)) as f64
+    };
+    let mut averages = vec![off(r)];
+    for m in 1..p {
+        let a = M::from_fn(p, m, |i, j| vectors.at(i, j) * values[j].max(0.0).sqrt());
+        let partial_cov = r.sub(&a.mul(&a.t()));
+        let d: Vec<f64> = (0..p).map(|i| partial_cov.at(i, i)).collect();
+        if d.iter().any(|v| !(*v > 1e-12)) {
+            break;
+        }
+        let partial = M::from_fn(p, p, |i, j| partial_cov.at(i, j) / (d[i] * d[j]).sqrt());
+        averages.push(off(&partial));
+    }
+    let best = averages.iter().enumerate().min_by(|a, b| a.1.total_cmp(b.1)).map_or(0, |(m, _)| m);
+    (best, averages)
+}
+
+/// Root mean square of the off-diagonal residual correlations R − (ΛΦΛᵀ + Ψ).
+pub fn rmsr(r: &M, fit: &Fit) -> f64 {
+    let p = r.rows;
+    let model = fit.loadings.mul(&fit.phi).mul(&fit.loadings.t());
+    let mut s = 0.0;
+    for i in 0..p {
+        for j in 0..p {
+            if i != j {
+                s += (r.at(i, j) - model.at(i, j)).powi(2);
+            }
+        }
+    }
+    (s / (p * (p - 1)) as f64).sqrt()
+}
+
+/// Tucker's congruence between two loading columns.
+pub fn congruence(a: &[f64], b: &[f64]) -> f64 {
+    let ab: f64 = a.iter().zip(b).map(|(x, y)| x * y).sum();
+    let aa: f64 = a.iter().map(|x| x * x).sum();
+    let bb: f64 = b.iter().map(|x| x * x).sum();
+    ab / (aa * bb).sqrt()
+}
