@@ -13,7 +13,7 @@ as in a brain-masked BOLD image) to a temporary folder, then times, on the same 
   nilearn nibabel load + NiftiLabelsMasker(AICHA).fit_transform + np.corrcoef
   batch  `neurospec extract --manifest` over N copies (symlinks) with -j 1 and -j 2
 
-Peak memory is each child's max RSS (wait4).
+Peak memory is each command's max RSS as GNU time reports it (Debian package `time`).
 """
 
 import argparse
@@ -40,14 +40,16 @@ print(ts.shape, c.shape)
 
 
 def run(cmd, stdout=subprocess.DEVNULL):
+    """Wall seconds and peak RSS (MB). RSS comes from GNU time, not from wait4 on our own child:
+    a child forked from this process would count the generated image in our memory."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, stdout=stdout, stderr=subprocess.PIPE)
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M"] + list(cmd), stdout=stdout, stderr=subprocess.PIPE)
+    err = proc.stderr.read().decode()
+    status = proc.wait()
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
-        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{err.decode()}")
-    return wall, usage.ru_maxrss / 1024.0
+    if status != 0:
+        sys.exit(f"failed: {' '.join(map(str, cmd))}\n{err}")
+    return wall, int(err.strip().splitlines()[-1]) / 1024.0
 
 
 def best(n, cmd, **kw):

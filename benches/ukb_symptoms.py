@@ -4,7 +4,7 @@
     python benches/ukb_symptoms.py [--neurospec target/release/neurospec] [--subjects 25000]
 
 Needs numpy (see tests/fixtures/requirements.txt). Builds nothing: run `cargo build --release`
-first. Prints wall times, peak memory (max RSS of each child process, from wait4) and ratios:
+first. Prints wall times, peak memory (max RSS of each command, from GNU time) and ratios:
 
   A  neurospec, whole embedded study from a cold cache: simulate, load, score, exclude, split,
      OLS + 5,000 shared permutations + 1,000 bootstraps for 198 IDPs x 3 symptoms x 2 samples,
@@ -32,16 +32,15 @@ REPO = os.path.dirname(HERE)
 
 
 def run(cmd, cwd=None, env=None):
-    """Run a command; return (wall seconds, max RSS in MB, stdout)."""
+    """Run a command; return (wall seconds, max RSS in MB from GNU time, stdout)."""
     start = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    out = proc.stdout.read()
-    err = proc.stderr.read()
-    _, status, usage = os.wait4(proc.pid, 0)
+    proc = subprocess.Popen(["/usr/bin/time", "-f", "%M"] + list(cmd), cwd=cwd, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    out, err = proc.communicate()
     wall = time.perf_counter() - start
-    if os.waitstatus_to_exitcode(status) != 0:
+    if proc.returncode != 0:
         sys.exit(f"command failed: {' '.join(cmd)}\n{err.decode()}")
-    return wall, usage.ru_maxrss / 1024.0, out.decode()
+    return wall, int(err.decode().strip().splitlines()[-1]) / 1024.0, out.decode()
 
 
 def main():
