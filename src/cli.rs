@@ -64,6 +64,39 @@ enum Command {
     },
     /// Print the JSON Schema of study files.
     Schema,
+    /// Exploratory factor analysis of an item table (TSV or CSV, one column per item).
+    Efa {
+        /// Item table (header row; every other column is an item).
+        #[arg(long)]
+        data: PathBuf,
+        /// A column that is not an item (e.g. the subject id).
+        #[arg(long)]
+        id_column: Option<String>,
+        /// Number of factors, or `parallel` for Horn's parallel analysis.
+        #[arg(long, default_value = "parallel")]
+        factors: String,
+        #[arg(long, value_enum, default_value_t = MethodArg::Minres)]
+        method: MethodArg,
+        /// none, varimax, promax, oblimin, quartimin or geomin.
+        #[arg(long, default_value = "oblimin")]
+        rotation: String,
+        /// Oblimin γ.
+        #[arg(long, default_value_t = 0.0)]
+        gamma: f64,
+        /// Geomin δ.
+        #[arg(long, default_value_t = 0.01)]
+        delta: f64,
+        #[arg(long, value_enum, default_value_t = ScoresArg::Regression)]
+        scores: ScoresArg,
+        /// Simulated data sets for parallel analysis.
+        #[arg(long, default_value_t = 1000)]
+        sims: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// Output folder (loadings.tsv, phi.tsv, scores.tsv, fit.json).
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Region time series (and connectivity) for one BOLD image and a label atlas.
     Extract {
         /// 4D BOLD image (.nii or .nii.gz).
@@ -179,6 +212,20 @@ enum Command {
         #[arg(long, value_enum, default_value_t = FormatArg::Tsv)]
         format: FormatArg,
     },
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum MethodArg {
+    Minres,
+    Ml,
+    Principal,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ScoresArg {
+    Regression,
+    Bartlett,
+    Tenberge,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -331,6 +378,47 @@ fn dispatch(command: Command) -> Result<()> {
                 }
                 (None, None) => extract(&args),
             }
+        }
+        Command::Efa { data, id_column, factors, method, rotation, gamma, delta, scores, sims, seed, out } => {
+            use crate::behaviour::efa::{Extraction, Rotation, Scores};
+            let factors = match factors.as_str() {
+                "parallel" => None,
+                k => Some(
+                    k.parse::<usize>().map_err(|_| Error::Usage(format!("--factors `{k}`: a number or `parallel`")))?,
+                ),
+            };
+            let rotation = match rotation.to_ascii_lowercase().as_str() {
+                "none" => Rotation::None,
+                "varimax" => Rotation::Varimax,
+                "promax" => Rotation::Promax { power: 4.0 },
+                "oblimin" => Rotation::Oblimin { gamma },
+                "quartimin" => Rotation::Quartimin,
+                "geomin" => Rotation::Geomin { delta },
+                other => {
+                    return Err(Error::Usage(format!(
+                        "--rotation `{other}`: use none, varimax, promax, oblimin, quartimin or geomin"
+                    )));
+                }
+            };
+            crate::behaviour::efa_command::run(&crate::behaviour::efa_command::EfaArgs {
+                data,
+                id_column,
+                factors,
+                method: match method {
+                    MethodArg::Minres => Extraction::MinRes,
+                    MethodArg::Ml => Extraction::Ml,
+                    MethodArg::Principal => Extraction::Principal,
+                },
+                rotation,
+                scores: match scores {
+                    ScoresArg::Regression => Scores::Regression,
+                    ScoresArg::Bartlett => Scores::Bartlett,
+                    ScoresArg::Tenberge => Scores::TenBerge,
+                },
+                sims,
+                seed,
+                out,
+            })
         }
         Command::Schema => {
             print!("{}", spec::schema::schema_json());

@@ -35,7 +35,10 @@ pub enum Rotation {
 
 impl Rotation {
     pub fn oblique(self) -> bool {
-        matches!(self, Rotation::Promax { .. } | Rotation::Oblimin { .. } | Rotation::Quartimin | Rotation::Geomin { .. })
+        matches!(
+            self,
+            Rotation::Promax { .. } | Rotation::Oblimin { .. } | Rotation::Quartimin | Rotation::Geomin { .. }
+        )
     }
 }
 
@@ -92,8 +95,8 @@ pub fn correlation(items: &[f64], n: usize, p: usize, names: &[String]) -> Resul
 
 fn with_diagonal(r: &M, psi: &[f64]) -> M {
     let mut m = r.clone();
-    for i in 0..r.rows {
-        m.set(i, i, 1.0 - psi[i]);
+    for (i, u) in psi.iter().enumerate() {
+        m.set(i, i, 1.0 - u);
     }
     m
 }
@@ -101,7 +104,8 @@ fn with_diagonal(r: &M, psi: &[f64]) -> M {
 /// minres objective: squared residuals of the reduced correlation matrix after k factors.
 fn uls_objective(r: &M, psi: &[f64], k: usize) -> f64 {
     let Some((values, _)) = with_diagonal(r, psi).sym_eigen() else { return f64::INFINITY };
-    values[..k].iter().map(|v| if *v < 0.0 { v * v } else { 0.0 }).sum::<f64>() + values[k..].iter().map(|v| v * v).sum::<f64>()
+    values[..k].iter().map(|v| if *v < 0.0 { v * v } else { 0.0 }).sum::<f64>()
+        + values[k..].iter().map(|v| v * v).sum::<f64>()
 }
 
 fn scaled(r: &M, psi: &[f64]) -> M {
@@ -371,7 +375,8 @@ pub fn normalise(loadings: &M, phi: &M) -> (M, M) {
     order.sort_by(|&a, &b| ss[b].total_cmp(&ss[a]).then(a.cmp(&b)));
     let sign: Vec<f64> = (0..k)
         .map(|j| {
-            let big = (0..p).map(|i| loadings.at(i, j)).fold(0.0f64, |acc, v| if v.abs() > acc.abs() { v } else { acc });
+            let big =
+                (0..p).map(|i| loadings.at(i, j)).fold(0.0f64, |acc, v| if v.abs() > acc.abs() { v } else { acc });
             if big < 0.0 { -1.0 } else { 1.0 }
         })
         .collect();

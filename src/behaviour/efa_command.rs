@@ -1,0 +1,164 @@
+//! `neurospec efa`: exploratory factor analysis of an item table.
+
+use super::efa::{self, Extraction, Rotation, Scores};
+use crate::error::{Error, Result};
+use crate::stats::dense::M;
+use crate::store::write_atomic_in;
+use std::path::{Path, PathBuf};
+
+pub struct EfaArgs {
+    pub data: PathBuf,
+    /// A column to leave out (a subject id), if the table has one.
+    pub id_column: Option<String>,
+    /// A fixed number of factors, or None for parallel analysis.
+    pub factors: Option<usize>,
+    pub method: Extraction,
+    pub rotation: Rotation,
+    pub scores: Scores,
+    pub sims: usize,
+    pub seed: u64,
+    pub out: PathBuf,
+}
+
+/// Items as n × p row-major numbers with their names; any missing or non-numeric cell is an
+/// error naming its line and column (nothing is imputed).
+pub fn read_items(path: &Path, id_column: Option<&str>) -> Result<(Vec<String>, Vec<String>, Vec<f64>)> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let separator = if path.extension().is_some_and(|e| e == "csv") { ',' } else { '\t' };
+    let mut lines = text.lines().filter(|l| !l.trim().is_empty());
+    let header: Vec<String> = lines.next().unwrap_or("").split(separator).map(|s| s.trim().to_string()).collect();
+    let id_at = match id_column {
+        Some(id) => Some(header.iter().position(|h| h == id).ok_or_else(|| {
+            Error::data(format!("{}: no column `{id}` (columns: {})", path.display(), header.join(", ")))
+        })?),
+        None => None,
+    };
+    let names: Vec<String> =
+        header.iter().enumerate().filter(|(i, _)| Some(*i) != id_at).map(|(_, h)| h.clone()).collect();
+    let mut ids = Vec::new();
+    let mut values = Vec::new();
+    for (row, line) in lines.enumerate() {
+        let cells: Vec<&str> = line.split(separator).collect();
+        if cells.len() != header.len() {
+            return Err(Error::data(format!(
+                "{}:{}: {} cells, but the header has {}",
+                path.display(),
+                row + 2,
+                cells.len(),
+                header.len()
+            )));
+        }
+        for (c, cell) in cells.iter().enumerate() {
+            if Some(c) == id_at {
+                ids.push(cell.trim().to_string());
+                continue;
+            }
+            let v: f64 = cell.trim().parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+                Error::data(format!(
+                    "{}:{}: item `{}` is `{}`; factor analysis needs complete numeric items \
+                     (nothing is imputed: score or exclude incomplete rows first)",
+                    path.display(),
+                    row + 2,
+                    header[c],
+                    cell.trim()
+                ))
+            })?;
+            values.push(v);
+        }
+        if id_at.is_none() {
+            ids.push((row + 1).to_string());
+        }
+    }
+    Ok((names, ids, values))
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
+    write_atomic_in(dir, &dir.join(name), text.as_bytes())
+}
+
+fn matrix_tsv(first: &str, rows: &[String], columns: &[String], m: &M) -> String {
+    let mut out = format!("{first}\t{}\n", columns.join("\t"));
+    for (i, name) in rows.iter().enumerate() {
+        out.push_str(name);
+        for j in 0..m.cols {
+            out.push_str(&format!("\t{}", m.at(i, j)));
+        }
+        out.push('\n');
+    }
+    out
+}
+
+pub fn run(args: &EfaArgs) -> Result<()> {
+    let (names, ids, values) = read_items(&args.data, args.id_column.as_deref())?;
+    let (n, p) = (ids.len(), names.len());
+    if n < p + 2 {
+        return Err(Error::data(format!(
+            "{}: {n} rows for {p} items; factor analysis needs more rows than items",
+            args.data.display()
+        )));
+    }
+    let r =
+        efa::correlation(&values, n, p, &names).map_err(|e| Error::data(format!("{}: {e}", args.data.display())))?;
+    let (pa_k, observed, thresholds) = efa::parallel_analysis(&r, n, args.sims, 0.95, args.seed);
+    let (map_k, map_averages) = efa::velicer_map(&r, 2);
+    let k = match args.factors {
+        Some(k) => k,
+        None if pa_k == 0 => {
+            return Err(Error::data("parallel analysis retains no factor: no eigenvalue exceeds chance"));
+        }
+        None => pa_k,
+    };
+    let fit = efa::fit(&r, k, args.method, args.rotation).map_err(Error::data)?;
+    let weights = efa::score_weights(&r, &fit, args.scores).map_err(Error::data)?;
+    // Scores of the standardised items (population SD, as factor_analyzer's transform).
+    let mut z = values.clone();
+    for j in 0..p {
+        let mean = (0..n).map(|i| values[i * p + j]).sum::<f64>() / n as f64;
+        let sd = ((0..n).map(|i| (values[i * p + j] - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        for i in 0..n {
+            z[i * p + j] = (values[i * p + j] - mean) / sd;
+        }
+    }
+    let scores = M { rows: n, cols: p, data: z }.mul(&weights);
+    let factors: Vec<String> = (1..=k).map(|f| format!("F{f}")).collect();
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    write(&args.out, "loadings.tsv", &matrix_tsv("item", &names, &factors, &fit.loadings))?;
+    write(&args.out, "phi.tsv", &matrix_tsv("factor", &factors, &factors, &fit.phi))?;
+    write(&args.out, "scores.tsv", &matrix_tsv("row", &ids, &factors, &scores))?;
+    let (kmo_items, kmo_total) = efa::kmo(&r).ok_or_else(|| Error::data("the correlation matrix is singular (KMO)"))?;
+    let bartlett = efa::bartlett_sphericity(&r, n);
+    let ss: Vec<f64> = (0..k)
+        .map(|j| {
+            let structure = fit.loadings.mul(&fit.phi);
+            (0..p).map(|i| fit.loadings.at(i, j) * structure.at(i, j)).sum()
+        })
+        .collect();
+    let summary = serde_json::json!({
+        "n": n,
+        "items": names,
+        "factors": k,
+        "method": format!("{:?}", args.method),
+        "rotation": format!("{:?}", args.rotation),
+        "scores": format!("{:?}", args.scores),
+        "converged": fit.converged,
+        "communalities": fit.communalities(),
+        "uniquenesses": fit.uniquenesses,
+        "variance_explained": ss,
+        "proportion_explained": ss.iter().map(|v| v / p as f64).collect::<Vec<_>>(),
+        "rmsr": efa::rmsr(&r, &fit),
+        "kmo": {"overall": kmo_total, "items": kmo_items},
+        "bartlett_sphericity": bartlett.map(|(chi2, dof, pv)| serde_json::json!({"chi2": chi2, "dof": dof, "p": pv})),
+        "parallel_analysis": {"factors": pa_k, "simulations": args.sims, "seed": args.seed, "quantile": 0.95,
+                               "observed": observed, "thresholds": thresholds},
+        "velicer_map": {"factors": map_k, "average_squared_partials": map_averages},
+    });
+    write(&args.out, "fit.json", &(serde_json::to_string_pretty(&summary).expect("json") + "\n"))?;
+    eprintln!(
+        "{}: {k} factors ({:?}, {:?}) from {n} rows × {p} items → {}",
+        args.data.display(),
+        args.method,
+        args.rotation,
+        args.out.display()
+    );
+    Ok(())
+}
