@@ -112,3 +112,54 @@ fn keep_going_runs_everything_that_does_not_depend_on_a_failure() {
     let summary: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert!(summary["executed"].as_u64().unwrap() < 12, "{summary}");
 }
+
+fn with_split(dir: &Path, split: &str) {
+    let study = dir.join("study.toml");
+    let text = std::fs::read_to_string(&study).unwrap();
+    let start = text.find("[split]").unwrap();
+    let end = start + text[start..].find("\n\n").unwrap();
+    std::fs::write(&study, format!("{}{split}{}", &text[..start], &text[end..])).unwrap();
+}
+
+#[test]
+fn grouped_splits_keep_families_together_and_stratified_splits_keep_proportions() {
+    let dir = tempfile::tempdir().unwrap();
+    cohort(dir.path(), "tsv", 1200);
+    // Families of 1–4 siblings.
+    let pheno = dir.path().join("pheno.tsv");
+    let text = std::fs::read_to_string(&pheno).unwrap();
+    let lines: Vec<String> = text
+        .lines()
+        .enumerate()
+        .map(|(i, l)| if i == 0 { format!("{l}\tfamily") } else { format!("{l}\tfam{}", (i * 7 / 19) % 400) })
+        .collect();
+    std::fs::write(&pheno, lines.join("\n") + "\n").unwrap();
+    with_split(dir.path(), "[split]\nmethod = \"grouped\"\ncolumn = \"family\"\nheld_out_fraction = 0.3");
+    run_json(dir.path(), "study.toml", &[]);
+    let split = Tsv::read(&dir.path().join("derivatives/ukb-symptoms/split.tsv"));
+    let p = Tsv::read(&pheno);
+    let family: std::collections::HashMap<&str, &str> =
+        (0..p.rows.len()).map(|r| (p.text(r, "eid"), p.text(r, "family"))).collect();
+    let mut side: std::collections::HashMap<&str, &str> = Default::default();
+    let mut held = 0;
+    for r in 0..split.rows.len() {
+        let f = family[split.text(r, "subject")];
+        let s = split.text(r, "sample");
+        assert_eq!(*side.entry(f).or_insert(s), s, "family {f} straddles the split");
+        held += usize::from(s == "held-out");
+    }
+    let fraction = held as f64 / split.rows.len() as f64;
+    assert!((fraction - 0.3).abs() < 0.02, "held-out fraction {fraction}");
+
+    with_split(dir.path(), "[split]\nmethod = \"stratified\"\ncolumn = \"sex\"\nheld_out_fraction = 0.25");
+    run_json(dir.path(), "study.toml", &[]);
+    let split = Tsv::read(&dir.path().join("derivatives/ukb-symptoms/split.tsv"));
+    let sex: std::collections::HashMap<&str, &str> =
+        (0..p.rows.len()).map(|r| (p.text(r, "eid"), p.text(r, "sex"))).collect();
+    for value in ["0", "1"] {
+        let members: Vec<usize> = (0..split.rows.len()).filter(|&r| sex[split.text(r, "subject")] == value).collect();
+        let held = members.iter().filter(|&&r| split.text(r, "sample") == "held-out").count();
+        let expected = (members.len() as f64 * 0.25).round() as usize;
+        assert_eq!(held, expected, "sex {value}: {held} of {} held out", members.len());
+    }
+}

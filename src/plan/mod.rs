@@ -269,7 +269,7 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         c
     };
     let split_column =
-        study.split.as_ref().and_then(|s| if s.method == SplitMethod::Column { s.column.clone() } else { None });
+        study.split.as_ref().and_then(|s| if s.method == SplitMethod::Random { None } else { s.column.clone() });
     let features: Vec<String> = resolved.features.iter().map(|(_, c)| c.clone()).collect();
     let params = stages::dataset::Params {
         outcomes: resolved.outcomes.clone(),
@@ -314,9 +314,9 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
                     held_out_fraction: spec.held_out_fraction,
                     column: spec.column.clone(),
                     held_out_values: spec.held_out_values.clone(),
-                    seed: (spec.method == SplitMethod::Random).then_some(split_seed),
+                    seed: (spec.method != SplitMethod::Column).then_some(split_seed),
                 },
-                (spec.method == SplitMethod::Random).then_some(split_seed),
+                (spec.method != SplitMethod::Column).then_some(split_seed),
             );
             b.wire(dataset, "dataset", node, "dataset");
             b.publish(node, "split", "split.tsv");

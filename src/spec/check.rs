@@ -478,8 +478,21 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
 
     // Split.
     if let Some(split) = &study.split {
+        if matches!(split.method, SplitMethod::Stratified | SplitMethod::Grouped) {
+            match &split.column {
+                Some(column) if !column_table.contains_key(column) => {
+                    rep.missing_column(keys!["split", "column"], column, "split column", &[]);
+                }
+                Some(_) => {}
+                None => rep.err(
+                    keys!["split"],
+                    "a stratified or grouped split needs `column` (the strata or the group id)".into(),
+                    None,
+                ),
+            }
+        }
         match split.method {
-            SplitMethod::Random => match split.held_out_fraction {
+            SplitMethod::Random | SplitMethod::Stratified | SplitMethod::Grouped => match split.held_out_fraction {
                 Some(f) if f > 0.0 && f < 1.0 => {
                     if let Some(sim) = &study.simulate {
                         let held = (sim.subjects as f64 * f).round() as usize;
@@ -502,7 +515,7 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
                     format!("held_out_fraction {f} must lie strictly between 0 and 1"),
                     Some("e.g. 0.15 holds out 15% of subjects".into()),
                 ),
-                None => rep.err(keys!["split"], "a random split needs `held_out_fraction`".into(), None),
+                None => rep.err(keys!["split"], "this split needs `held_out_fraction`".into(), None),
             },
             SplitMethod::Column => match &split.column {
                 Some(column) if !column_table.contains_key(column) => {

@@ -379,16 +379,17 @@ pub struct IqrRule {
 #[serde(deny_unknown_fields)]
 pub struct SplitSpec {
     pub method: SplitMethod,
-    /// `random`: fraction of subjects held out (0 < f < 1).
+    /// `random`, `stratified`, `grouped`: fraction of subjects held out (0 < f < 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub held_out_fraction: Option<f64>,
-    /// `column`: the column whose values decide the split.
+    /// `column`: the column whose values decide the split; `stratified`: the strata;
+    /// `grouped`: the group (family) id.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub column: Option<String>,
     /// `column`: values (as written in the table) that mark held-out subjects.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_out_values: Vec<String>,
-    /// `random`: seed (default: derived from the study seed).
+    /// Seed of random splits (default: derived from the study seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
 }
@@ -396,8 +397,15 @@ pub struct SplitSpec {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum SplitMethod {
+    /// A random fraction of subjects is held out.
     Random,
+    /// Held out by the values of `column` (e.g. a site).
     Column,
+    /// Random within each value of `column`, so both sides keep its proportions.
+    Stratified,
+    /// Whole groups (e.g. families: `column` = family id) are held out, so no group straddles
+    /// the split; the held-out fraction is met as closely as whole groups allow.
+    Grouped,
 }
 
 /// Per feature × outcome: OLS of the z-scored outcome on the z-scored feature plus covariates.

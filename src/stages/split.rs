@@ -2,8 +2,11 @@
 //!
 //! `random`: the subject ids are sorted, shuffled with the split seed, and the first
 //! round(n·fraction) are held out — so the split depends only on the set of ids and the seed,
-//! not on table row order. `column`: subjects whose value of the column is one of
-//! `held_out_values` are held out. Either side ending up with fewer than 10 subjects is an error.
+//! not on table row order. `stratified`: the same within each value of the column.
+//! `grouped`: the group ids (e.g. families) are sorted and shuffled, and whole groups are held
+//! out while that brings the held-out count closer to round(n·fraction); no group straddles the
+//! split. `column`: subjects whose value of the column is one of `held_out_values` are held out.
+//! Either side ending up with fewer than 10 subjects is an error.
 //! Output: `split` (TSV: subject, sample).
 
 use super::{Context, Outputs};
@@ -40,6 +43,59 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             let mut flags = vec![false; n];
             for &i in &order[..count.min(n)] {
                 flags[i] = true;
+            }
+            flags
+        }
+        SplitMethod::Stratified | SplitMethod::Grouped => {
+            let name = p.column.clone().unwrap_or_default();
+            let column = dataset.column(&name).ok_or_else(|| Error::data(format!("split column `{name}` missing")))?;
+            let label = |i: usize| -> Option<String> {
+                match &column.data {
+                    ColumnData::Text(v) => v[i].clone(),
+                    ColumnData::Numeric(v) => (!v[i].is_nan()).then(|| {
+                        let mut s = String::new();
+                        crate::tables::push_number(&mut s, v[i]);
+                        s
+                    }),
+                }
+            };
+            let labels: Vec<String> = (0..n)
+                .map(|i| {
+                    label(i).ok_or_else(|| {
+                        Error::data(format!("subject {} has no value in split column `{name}`", dataset.ids[i]))
+                    })
+                })
+                .collect::<Result<_>>()?;
+            let fraction = p.held_out_fraction.unwrap_or(0.0);
+            let mut rng = Rng::new(p.seed.unwrap_or(0));
+            let mut groups: std::collections::BTreeMap<&str, Vec<usize>> = std::collections::BTreeMap::new();
+            for (i, l) in labels.iter().enumerate() {
+                groups.entry(l).or_default().push(i);
+            }
+            let mut flags = vec![false; n];
+            if p.method == SplitMethod::Stratified {
+                for members in groups.values_mut() {
+                    members.sort_by(|&a, &b| dataset.ids[a].cmp(&dataset.ids[b]));
+                    rng.shuffle(members);
+                    let count = (members.len() as f64 * fraction).round() as usize;
+                    for &i in &members[..count.min(members.len())] {
+                        flags[i] = true;
+                    }
+                }
+            } else {
+                let mut order: Vec<&Vec<usize>> = groups.values().collect();
+                rng.shuffle(&mut order);
+                let target = (n as f64 * fraction).round() as usize;
+                let mut held = 0usize;
+                for members in order {
+                    if held + members.len() <= target || held.abs_diff(target) > (held + members.len()).abs_diff(target)
+                    {
+                        held += members.len();
+                        for &i in members {
+                            flags[i] = true;
+                        }
+                    }
+                }
             }
             flags
         }
