@@ -326,6 +326,19 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
     Ok(())
 }
 
+/// Cleaning settings from the command/study form: a band of (high-pass, low-pass) Hz where 0
+/// or ∞ omits a side; confounds are always z-scored before regression (as nilearn).
+fn clean_spec(detrend: bool, standardise: bool, band: Option<(f64, f64)>, tr: Option<f64>) -> Clean {
+    Clean {
+        detrend,
+        standardise,
+        standardise_confounds: true,
+        high_pass: band.map(|b| b.0).filter(|v| *v > 0.0),
+        low_pass: band.map(|b| b.1).filter(|v| v.is_finite() && *v > 0.0),
+        tr,
+    }
+}
+
 /// How one run is cleaned.
 pub struct RunSettings<'a> {
     pub strategy: Option<&'a str>,
@@ -400,14 +413,7 @@ pub fn process_run(
     let cleaning =
         strategy.is_some() || settings.band.is_some() || keep.is_some() || settings.detrend || settings.standardise;
     let series = if cleaning {
-        let spec = Clean {
-            detrend: settings.detrend,
-            standardise: settings.standardise,
-            standardise_confounds: true,
-            high_pass: settings.band.map(|b| b.0).filter(|v| *v > 0.0),
-            low_pass: settings.band.map(|b| b.1).filter(|v| v.is_finite() && *v > 0.0),
-            tr: settings.tr.or(tr_header),
-        };
+        let spec = clean_spec(settings.detrend, settings.standardise, settings.band, settings.tr.or(tr_header));
         clean(&raw, &matrix, columns.len(), keep.as_deref(), &spec)?
     } else {
         raw
@@ -460,14 +466,7 @@ fn seed_maps(
         volumes: t,
         tr: reader.header.tr_seconds(),
     };
-    let spec = Clean {
-        detrend: args.detrend,
-        standardise: true,
-        standardise_confounds: true,
-        high_pass: args.band.map(|b| b.0).filter(|v| *v > 0.0),
-        low_pass: args.band.map(|b| b.1).filter(|v| v.is_finite() && *v > 0.0),
-        tr: args.tr.or(raw.tr),
-    };
+    let spec = clean_spec(args.detrend, true, args.band, args.tr.or(raw.tr));
     let cleaned = clean(&raw, confounds, n_confounds, keep, &spec)?;
     let n = cleaned.volumes;
     let v_count = voxels.len();
