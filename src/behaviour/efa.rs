@@ -227,14 +227,16 @@ pub fn extract(r: &M, k: usize, method: Extraction) -> Result<(M, Vec<f64>, bool
     }
 }
 
-/// Varimax with Kaiser normalisation (the classic SVD iteration). Returns (loadings, T).
+/// Varimax with Kaiser normalisation (the classic SVD iteration, stopping when the criterion
+/// improves by less than a relative 1e-5 — R's `varimax` eps and factor_analyzer's tol, so
+/// results agree with both). Returns (loadings, T).
 pub fn varimax(a: &M) -> (M, M) {
     let (p, k) = (a.rows, a.cols);
     let norms: Vec<f64> = (0..p).map(|i| (0..k).map(|j| a.at(i, j).powi(2)).sum::<f64>().sqrt().max(1e-300)).collect();
     let x = M::from_fn(p, k, |i, j| a.at(i, j) / norms[i]);
     let mut t = M::identity(k);
     let mut d = 0.0;
-    for _ in 0..1000 {
+    for _ in 0..500 {
         let z = x.mul(&t);
         let col_ss: Vec<f64> = (0..k).map(|j| (0..p).map(|i| z.at(i, j).powi(2)).sum()).collect();
         let inner = M::from_fn(p, k, |i, j| z.at(i, j).powi(3) - z.at(i, j) * col_ss[j] / p as f64);
@@ -243,7 +245,7 @@ pub fn varimax(a: &M) -> (M, M) {
         t = u.mul(&v.t());
         let previous = d;
         d = s.iter().sum();
-        if d < previous * (1.0 + 1e-12) {
+        if d < previous * (1.0 + 1e-5) {
             break;
         }
     }
@@ -251,20 +253,24 @@ pub fn varimax(a: &M) -> (M, M) {
     (M::from_fn(p, k, |i, j| z.at(i, j) * norms[i]), t)
 }
 
-/// Promax: target = varimax loadings raised to `power` (sign kept), least-squares fit.
+/// Promax (Hendrickson & White 1964, as R's `promax` after `kaiser()` and factor_analyzer):
+/// in the Kaiser-normalised space (rows scaled to unit length), the varimax loadings raised to
+/// `power` (sign kept) are the target; the least-squares transformation towards it, with columns
+/// rescaled by √diag((UᵀU)⁻¹), gives the pattern, which is then de-normalised. Φ = U⁻¹U⁻ᵀ.
 fn promax(a: &M, power: f64) -> Option<(M, M)> {
     let (p, k) = (a.rows, a.cols);
-    let (v, t_varimax) = varimax(a);
+    let norms: Vec<f64> = (0..p).map(|i| (0..k).map(|j| a.at(i, j).powi(2)).sum::<f64>().sqrt().max(1e-300)).collect();
+    let normalised = M::from_fn(p, k, |i, j| a.at(i, j) / norms[i]);
+    let (v, _) = varimax(&normalised);
     let target = v.map(|x| x.signum() * x.abs().powf(power));
     let u = v.t().mul(&v).inverse()?.mul(&v.t()).mul(&target);
     let d = u.t().mul(&u).inverse()?;
     let scale = M::from_fn(k, k, |i, j| if i == j { d.at(i, i).sqrt() } else { 0.0 });
     let u = u.mul(&scale);
-    let loadings = v.mul(&u);
-    let total = t_varimax.mul(&u);
-    let ui = total.inverse()?;
+    let z = v.mul(&u);
+    let loadings = M::from_fn(p, k, |i, j| z.at(i, j) * norms[i]);
+    let ui = u.inverse()?;
     let phi = ui.mul(&ui.t());
-    let _ = p;
     Some((loadings, phi))
 }
 
@@ -496,7 +502,8 @@ pub fn parallel_analysis(r: &M, n: usize, sims: usize, quantile: f64, seed: u64)
 }
 
 /// Velicer's MAP test: average squared (or 4th-power) partial correlation after removing the
-/// first m principal components, m = 0 … p − 1; returns (argmin m, the averages).
+/// first m principal components, m = 0 … p − 2 (after p − 1 components the residual is
+/// round-off); returns (argmin m, the averages).
 pub fn velicer_map(r: &M, power: i32) -> (usize, Vec<f64>) {
     let p = r.rows;
     let Some((values, vectors)) = r.sym_eigen() else { return (0, Vec::new()) };
@@ -512,7 +519,7 @@ pub fn velicer_map(r: &M, power: i32) -> (usize, Vec<f64>) {
         s / (p * (p - 1)) as f64
     };
     let mut averages = vec![off(r)];
-    for m in 1..p {
+    for m in 1..p.saturating_sub(1) {
         let a = M::from_fn(p, m, |i, j| vectors.at(i, j) * values[j].max(0.0).sqrt());
         let partial_cov = r.sub(&a.mul(&a.t()));
         let d: Vec<f64> = (0..p).map(|i| partial_cov.at(i, i)).collect();
@@ -547,4 +554,42 @@ pub fn congruence(a: &[f64], b: &[f64]) -> f64 {
     let aa: f64 = a.iter().map(|x| x * x).sum();
     let bb: f64 = b.iter().map(|x| x * x).sum();
     ab / (aa * bb).sqrt()
+}
+
+/// Likelihood-ratio fit of a factor model, as psych's `fa.stats` defines it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct FitIndices {
+    pub chi_square: f64,
+    pub dof: f64,
+    pub p: f64,
+    pub tli: f64,
+    pub rmsea: f64,
+}
+
+/// Σ = ΛΦΛᵀ with diag(Σ) = diag(R); F = tr(Σ⁻¹R) − ln det(Σ⁻¹R) − p;
+/// χ² = F·((n − 1) − (2p + 5)/6 − 2k/3); dof = ((p − k)² − (p + k))/2;
+/// TLI = (M₀ − F/dof)/(M₀ − 1/c) with M₀ = 2F₀/(p(p − 1)), F₀ = tr R − ln det R − p;
+/// RMSEA = √max(F/dof − 1/(n − 1), 0).
+pub fn fit_indices(r: &M, fit: &Fit, n: usize) -> Option<FitIndices> {
+    let (p, k) = (r.rows as f64, fit.loadings.cols as f64);
+    let mut sigma = fit.loadings.mul(&fit.phi).mul(&fit.loadings.t());
+    for i in 0..r.rows {
+        sigma.set(i, i, r.at(i, i));
+    }
+    let product = sigma.inverse()?.mul(r);
+    let log_det = |m: &M| -> Option<f64> {
+        // det of a product of SPD matrices: via eigenvalues of the symmetrised form.
+        let (values, _) = m.sym_eigen()?;
+        Some(values.iter().map(|v| v.max(1e-300).ln()).sum())
+    };
+    let trace: f64 = (0..r.rows).map(|i| product.at(i, i)).sum();
+    let f = trace - (log_det(r)? - log_det(&sigma)?) - p;
+    let c = (n as f64 - 1.0) - (2.0 * p + 5.0) / 6.0 - 2.0 * k / 3.0;
+    let chi_square = (f * c).max(0.0);
+    let dof = ((p - k).powi(2) - (p + k)) / 2.0;
+    let f0 = r.rows as f64 - log_det(r)? - p;
+    let m0 = 2.0 * f0 / (p * (p - 1.0));
+    let tli = (m0 - f / dof) / (m0 - 1.0 / c);
+    let rmsea = (f / dof - 1.0 / (n as f64 - 1.0)).max(0.0).sqrt();
+    Some(FitIndices { chi_square, dof, p: chi_square_sf(chi_square, dof), tli, rmsea })
 }

@@ -146,6 +146,7 @@ pub fn run(args: &EfaArgs) -> Result<()> {
         "variance_explained": ss,
         "proportion_explained": ss.iter().map(|v| v / p as f64).collect::<Vec<_>>(),
         "rmsr": efa::rmsr(&r, &fit),
+        "likelihood_fit": efa::fit_indices(&r, &fit, n),
         "kmo": {"overall": kmo_total, "items": kmo_items},
         "bartlett_sphericity": bartlett.map(|(chi2, dof, pv)| serde_json::json!({"chi2": chi2, "dof": dof, "p": pv})),
         "parallel_analysis": {"factors": pa_k, "simulations": args.sims, "seed": args.seed, "quantile": 0.95,

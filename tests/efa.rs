@@ -1,0 +1,179 @@
+//! Exploratory factor analysis against factor_analyzer 0.5.1 on committed fixtures
+//! (tests/fixtures/efa, made by make_efa_fixtures.py with the versions in its requirements.txt).
+
+mod common;
+
+use common::*;
+use neurospec::behaviour::efa::{self, Extraction, Rotation, Scores};
+use neurospec::stats::dense::M;
+
+fn fixture(name: &str) -> std::path::PathBuf {
+    repo().join("tests/fixtures/efa").join(name)
+}
+
+fn matrix(name: &str) -> M {
+    let t = Tsv::read(&fixture(name));
+    let rows: Vec<Vec<f64>> = t.rows.iter().map(|r| r[1..].iter().map(|v| v.parse().unwrap()).collect()).collect();
+    M::from_fn(rows.len(), rows[0].len(), |i, j| rows[i][j])
+}
+
+fn items() -> (Vec<String>, usize, usize, Vec<f64>, M) {
+    let (names, ids, values) = neurospec::behaviour::efa_command::read_items(&fixture("items.tsv"), None).unwrap();
+    let (n, p) = (ids.len(), names.len());
+    let r = efa::correlation(&values, n, p, &names).unwrap();
+    (names, n, p, values, r)
+}
+
+/// For each reference factor, our factor with the largest |congruence| and its sign.
+fn matching(ours: &M, theirs: &M) -> Vec<(usize, f64)> {
+    let k = theirs.cols;
+    let col = |m: &M, j: usize| -> Vec<f64> { (0..m.rows).map(|i| m.at(i, j)).collect() };
+    let mut used = vec![false; k];
+    (0..k)
+        .map(|j| {
+            let (best, c) = (0..k)
+                .filter(|&o| !used[o])
+                .map(|o| (o, efa::congruence(&col(ours, o), &col(theirs, j))))
+                .max_by(|a, b| a.1.abs().total_cmp(&b.1.abs()))
+                .unwrap();
+            used[best] = true;
+            (best, c.signum())
+        })
+        .collect()
+}
+
+fn aligned(ours: &M, map: &[(usize, f64)]) -> M {
+    M::from_fn(ours.rows, map.len(), |i, j| ours.at(i, map[j].0) * map[j].1)
+}
+
+fn max_diff(a: &M, b: &M) -> f64 {
+    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+}
+
+#[test]
+fn loadings_phi_and_scores_match_factor_analyzer() {
+    let (_, n, p, values, r) = items();
+    let configs: [(&str, Extraction, Rotation); 8] = [
+        ("minres_varimax", Extraction::MinRes, Rotation::Varimax),
+        ("minres_oblimin", Extraction::MinRes, Rotation::Oblimin { gamma: 0.0 }),
+        ("ml_promax", Extraction::Ml, Rotation::Promax { power: 4.0 }),
+        ("principal_varimax", Extraction::Principal, Rotation::Varimax),
+        ("minres_quartimin", Extraction::MinRes, Rotation::Quartimin),
+        ("minres_geomin_obl", Extraction::MinRes, Rotation::Geomin { delta: 0.01 }),
+        ("minres_none", Extraction::MinRes, Rotation::None),
+        ("ml_none", Extraction::Ml, Rotation::None),
+    ];
+    // Standardised items with the population SD (as factor_analyzer's transform).
+    let mut z = values.clone();
+    for j in 0..p {
+        let mean = (0..n).map(|i| values[i * p + j]).sum::<f64>() / n as f64;
+        let sd = ((0..n).map(|i| (values[i * p + j] - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        for i in 0..n {
+            z[i * p + j] = (values[i * p + j] - mean) / sd;
+        }
+    }
+    let z = M { rows: n, cols: p, data: z };
+    let mut problems = Vec::new();
+    for (name, method, rotation) in configs {
+        let fit = efa::fit(&r, 3, method, rotation).unwrap();
+        assert!(fit.converged, "{name} did not converge");
+        let theirs = matrix(&format!("{name}_loadings.tsv"));
+        let map = matching(&fit.loadings, &theirs);
+        let ours = aligned(&fit.loadings, &map);
+        let d = max_diff(&ours, &theirs);
+        if d > 1e-3 {
+            problems.push(format!("{name}: loadings differ by {d:e}"));
+        }
+        if rotation.oblique() {
+            let phi = M::from_fn(3, 3, |a, b| fit.phi.at(map[a].0, map[b].0) * map[a].1 * map[b].1);
+            let d = max_diff(&phi, &matrix(&format!("{name}_phi_sorted.tsv")));
+            if d > 1e-3 {
+                problems.push(format!("{name}: Φ differs by {d:e}"));
+            }
+        }
+        let weights = efa::score_weights(&r, &fit, Scores::Regression).unwrap();
+        let scores = z.mul(&weights);
+        let theirs = matrix(&format!("{name}_scores.tsv"));
+        let ours = M::from_fn(theirs.rows, 3, |i, j| scores.at(i, map[j].0) * map[j].1);
+        let ds = max_diff(&ours, &theirs);
+        if ds > 1e-3 {
+            problems.push(format!("{name}: regression scores differ by {ds:e}"));
+        }
+        eprintln!("{name}: max |Δ loading| {d:.2e}, max |Δ score| {ds:.2e}");
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+#[test]
+fn kmo_and_bartlett_match_factor_analyzer() {
+    let (_, n, _, _, r) = items();
+    let (per_item, overall) = efa::kmo(&r).unwrap();
+    let table = Tsv::read(&fixture("kmo.tsv"));
+    for (i, v) in per_item.iter().enumerate() {
+        assert!((v - table.num(i, "msa")).abs() < 1e-9, "KMO item {i}");
+    }
+    let json: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(fixture("kmo_bartlett.json")).unwrap()).unwrap();
+    let get = |k: &str| json[k].as_f64().unwrap_or_else(|| panic!("kmo_bartlett.json lacks {k}: {json}"));
+    assert!((overall - get("kmo_overall")).abs() < 1e-9);
+    let (chi2, dof, _) = efa::bartlett_sphericity(&r, n).unwrap();
+    assert!((chi2 - get("bartlett_chi_square")).abs() / chi2 < 1e-9, "{chi2} vs {}", get("bartlett_chi_square"));
+    assert_eq!(dof, get("bartlett_dof"));
+}
+
+fn json(name: &str) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(fixture(name)).unwrap()).unwrap()
+}
+
+#[test]
+fn fit_indices_map_and_parallel_analysis_match_their_references() {
+    let (_, n, _, _, r) = items();
+    let ml = efa::fit(&r, 3, Extraction::Ml, Rotation::None).unwrap();
+    let reference = json("ml_fit.json");
+    let got = efa::fit_indices(&r, &ml, n).unwrap();
+    let rel = |a: f64, key: &str| (a - reference[key].as_f64().unwrap()).abs() / reference[key].as_f64().unwrap().abs();
+    assert!(rel(got.chi_square, "chi_square") < 1e-4, "χ² {} vs {}", got.chi_square, reference["chi_square"]);
+    assert_eq!(got.dof, reference["dof"].as_f64().unwrap());
+    assert!(rel(got.tli, "TLI") < 1e-4 && rel(got.rmsea, "RMSEA") < 1e-3, "{got:?}");
+    assert!(rel(efa::rmsr(&r, &ml), "RMSR") < 1e-4);
+
+    let map = json("map.json");
+    let (best, averages) = efa::velicer_map(&r, 2);
+    assert_eq!(best as u64, map["suggested_1976"].as_u64().unwrap());
+    for (m, (ours, theirs)) in averages.iter().zip(map["avg_sq_partial_1976"].as_array().unwrap()).enumerate() {
+        assert!((ours - theirs.as_f64().unwrap()).abs() < 1e-10, "m = {m}: {ours} vs {theirs}");
+    }
+    let (best4, _) = efa::velicer_map(&r, 4);
+    assert_eq!(best4 as u64, map["suggested_2000"].as_u64().unwrap());
+
+    // Parallel analysis: observed eigenvalues exactly; the suggestion with our own random draws.
+    let pa = json("parallel.json");
+    let (k, observed, _) = efa::parallel_analysis(&r, n, 200, 0.95, 7);
+    for (ours, theirs) in observed.iter().zip(pa["observed_eigenvalues"].as_array().unwrap()) {
+        assert!((ours - theirs.as_f64().unwrap()).abs() < 1e-10);
+    }
+    assert_eq!(k as u64, pa["suggested_factors"].as_u64().unwrap());
+}
+
+#[test]
+fn bartlett_and_ten_berge_scores_match_their_formulas() {
+    let (_, n, p, values, r) = items();
+    let fit = efa::fit(&r, 3, Extraction::MinRes, Rotation::Oblimin { gamma: 0.0 }).unwrap();
+    let map = matching(&fit.loadings, &matrix("minres_oblimin_loadings.tsv"));
+    let mut z = values.clone();
+    for j in 0..p {
+        let mean = (0..n).map(|i| values[i * p + j]).sum::<f64>() / n as f64;
+        let sd = ((0..n).map(|i| (values[i * p + j] - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        for i in 0..n {
+            z[i * p + j] = (values[i * p + j] - mean) / sd;
+        }
+    }
+    let z = M { rows: n, cols: p, data: z };
+    for (method, file) in [(Scores::Bartlett, "bartlett_scores.tsv"), (Scores::TenBerge, "tenberge_scores.tsv")] {
+        let scores = z.mul(&efa::score_weights(&r, &fit, method).unwrap());
+        let theirs = matrix(file);
+        let ours = M::from_fn(theirs.rows, 3, |i, j| scores.at(i, map[j].0) * map[j].1);
+        let d = max_diff(&ours, &theirs);
+        assert!(d <= 1e-3, "{file}: {d:e}");
+    }
+}
