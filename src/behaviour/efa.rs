@@ -73,20 +73,24 @@ pub fn correlation(items: &[f64], n: usize, p: usize, names: &[String]) -> Resul
             at / p + 1
         ));
     }
-    let mut z = items.to_vec();
+    // Column-major centred, unit-norm columns; R = ZᵀZ through faer's matmul.
+    let mut z = vec![0.0; n * p];
     for j in 0..p {
-        let mean = (0..n).map(|i| items[i * p + j]).sum::<f64>() / n as f64;
-        let ss: f64 = (0..n).map(|i| (items[i * p + j] - mean).powi(2)).sum();
+        let column = &mut z[j * n..(j + 1) * n];
+        for (i, v) in column.iter_mut().enumerate() {
+            *v = items[i * p + j];
+        }
+        let mean = column.iter().sum::<f64>() / n as f64;
+        column.iter_mut().for_each(|v| *v -= mean);
+        let ss: f64 = column.iter().map(|v| v * v).sum();
         if !(ss > 0.0) {
             return Err(format!("item `{}` is constant", names[j]));
         }
         let sd = ss.sqrt();
-        for i in 0..n {
-            z[i * p + j] = (items[i * p + j] - mean) / sd;
-        }
+        column.iter_mut().for_each(|v| *v /= sd);
     }
-    let zm = M { rows: n, cols: p, data: z };
-    let mut r = zm.t().mul(&zm);
+    let gram = crate::stats::linalg::matmul_tn(&z, &z, n, p, p);
+    let mut r = M::from_fn(p, p, |i, j| gram[j * p + i]);
     for i in 0..p {
         r.set(i, i, 1.0);
     }
