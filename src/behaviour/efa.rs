@@ -73,21 +73,29 @@ pub fn correlation(items: &[f64], n: usize, p: usize, names: &[String]) -> Resul
             at / p + 1
         ));
     }
-    // Column-major centred, unit-norm columns; R = ZᵀZ through faer's matmul.
     let mut z = vec![0.0; n * p];
     for j in 0..p {
-        let column = &mut z[j * n..(j + 1) * n];
-        for (i, v) in column.iter_mut().enumerate() {
-            *v = items[i * p + j];
+        for i in 0..n {
+            z[j * n + i] = items[i * p + j];
         }
+    }
+    correlation_of_columns(z, n, p).map_err(|j| format!("item `{}` is constant", names[j]))
+}
+
+/// Correlation matrix of column-major data (p columns of n); Err(j) when column j is constant.
+fn correlation_of_columns(mut z: Vec<f64>, n: usize, p: usize) -> Result<M, usize> {
+    // Centred, unit-norm columns (two passes: exact for items with large means); R = ZᵀZ by
+    // faer's matmul.
+    for j in 0..p {
+        let column = &mut z[j * n..(j + 1) * n];
         let mean = column.iter().sum::<f64>() / n as f64;
         column.iter_mut().for_each(|v| *v -= mean);
         let ss: f64 = column.iter().map(|v| v * v).sum();
         if !(ss > 0.0) {
-            return Err(format!("item `{}` is constant", names[j]));
+            return Err(j);
         }
-        let sd = ss.sqrt();
-        column.iter_mut().for_each(|v| *v /= sd);
+        let inv = 1.0 / ss.sqrt();
+        column.iter_mut().for_each(|v| *v *= inv);
     }
     let gram = crate::stats::linalg::matmul_tn(&z, &z, n, p, p);
     let mut r = M::from_fn(p, p, |i, j| gram[j * p + i]);
@@ -484,13 +492,12 @@ pub fn parallel_analysis(r: &M, n: usize, sims: usize, quantile: f64, seed: u64)
     use rayon::prelude::*;
     let p = r.rows;
     let observed = r.sym_eigen().map(|(v, _)| v).unwrap_or_default();
-    let names: Vec<String> = (0..p).map(|j| j.to_string()).collect();
     let simulated: Vec<Vec<f64>> = (0..sims)
         .into_par_iter()
         .map(|s| {
             let mut rng = crate::stats::rng::Rng::derived(seed, &format!("parallel-analysis/{s}"));
-            let data: Vec<f64> = (0..n * p).map(|_| rng.normal()).collect();
-            let rs = correlation(&data, n, p, &names).expect("random data has no constant item");
+            let data: Vec<f64> = (0..n * p).map(|_| rng.normal_fast()).collect();
+            let rs = correlation_of_columns(data, n, p).expect("random data has no constant column");
             rs.sym_eigen().map(|(v, _)| v).unwrap_or_else(|| vec![0.0; p])
         })
         .collect();

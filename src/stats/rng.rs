@@ -18,16 +18,51 @@ pub fn derive_seed(parent: u64, label: &str) -> u64 {
     u64::from_le_bytes(digest.as_bytes()[..8].try_into().expect("8 bytes"))
 }
 
+const ZIGGURAT_R: f64 = 3.442619855899;
+
+struct Ziggurat {
+    k: [u32; 128],
+    w: [f64; 128],
+    f: [f64; 128],
+}
+
+fn ziggurat() -> &'static Ziggurat {
+    static TABLES: std::sync::OnceLock<Ziggurat> = std::sync::OnceLock::new();
+    TABLES.get_or_init(|| {
+        let m = 2147483648.0f64; // 2^31
+        let v = 9.91256303526217e-3f64;
+        let mut dn = ZIGGURAT_R;
+        let mut tn = dn;
+        let q = v / (-0.5 * dn * dn).exp();
+        let mut z = Ziggurat { k: [0; 128], w: [0.0; 128], f: [0.0; 128] };
+        z.k[0] = ((dn / q) * m) as u32;
+        z.k[1] = 0;
+        z.w[0] = q / m;
+        z.w[127] = dn / m;
+        z.f[0] = 1.0;
+        z.f[127] = (-0.5 * dn * dn).exp();
+        for i in (1..=126).rev() {
+            dn = (-2.0 * (v / dn + (-0.5 * dn * dn).exp()).ln()).sqrt();
+            z.k[i + 1] = ((dn / tn) * m) as u32;
+            tn = dn;
+            z.f[i] = (-0.5 * dn * dn).exp();
+            z.w[i] = dn / m;
+        }
+        z
+    })
+}
+
 pub struct Rng {
     inner: ChaCha8Rng,
     spare_normal: Option<f64>,
+    spare_u32: Option<u32>,
 }
 
 impl Rng {
     pub fn new(seed: u64) -> Self {
         let mut key = [0u8; 32];
         key.copy_from_slice(blake3::hash(&seed.to_le_bytes()).as_bytes());
-        Rng { inner: ChaCha8Rng::from_seed(key), spare_normal: None }
+        Rng { inner: ChaCha8Rng::from_seed(key), spare_normal: None, spare_u32: None }
     }
 
     /// A generator for `label` under `parent` (shorthand for `Rng::new(derive_seed(..))`).
@@ -37,6 +72,18 @@ impl Rng {
 
     pub fn next_u64(&mut self) -> u64 {
         self.inner.next_u64()
+    }
+
+    /// 32 random bits: each 64-bit draw serves two calls.
+    fn next_u32(&mut self) -> u32 {
+        match self.spare_u32.take() {
+            Some(v) => v,
+            None => {
+                let x = self.next_u64();
+                self.spare_u32 = Some((x >> 32) as u32);
+                x as u32
+            }
+        }
     }
 
     /// Uniform on [0, 1) with 53 random bits.
@@ -70,6 +117,34 @@ impl Rng {
                 let factor = (-2.0 * s.ln() / s).sqrt();
                 self.spare_normal = Some(v * factor);
                 return u * factor;
+            }
+        }
+    }
+
+    /// Standard normal deviate by the ziggurat method (Marsaglia & Tsang 2000, 128 layers,
+    /// 32-bit resolution): about four times faster than [`Rng::normal`]; used where millions of
+    /// deviates feed a Monte Carlo reference (parallel analysis), not for simulated cohorts.
+    pub fn normal_fast(&mut self) -> f64 {
+        let t = ziggurat();
+        loop {
+            let hz = self.next_u32() as i32;
+            let iz = (hz & 127) as usize;
+            if hz.unsigned_abs() < t.k[iz] {
+                return hz as f64 * t.w[iz];
+            }
+            let x = hz as f64 * t.w[iz];
+            if iz == 0 {
+                // The tail beyond r.
+                loop {
+                    let a = -(1.0 - self.uniform()).ln() / ZIGGURAT_R;
+                    let b = -(1.0 - self.uniform()).ln();
+                    if b + b >= a * a {
+                        return if hz > 0 { ZIGGURAT_R + a } else { -ZIGGURAT_R - a };
+                    }
+                }
+            }
+            if t.f[iz] + self.uniform() * (t.f[iz - 1] - t.f[iz]) < (-0.5 * x * x).exp() {
+                return x;
             }
         }
     }
@@ -165,6 +240,21 @@ mod tests {
         let mut sorted = Rng::new(6).permutation(1000);
         sorted.sort_unstable();
         assert!(sorted.iter().enumerate().all(|(i, &v)| v as usize == i));
+    }
+
+    #[test]
+    fn ziggurat_normal_moments_and_tails() {
+        let mut r = Rng::new(11);
+        let n = 400_000;
+        let xs: Vec<f64> = (0..n).map(|_| r.normal_fast()).collect();
+        let mean = xs.iter().sum::<f64>() / n as f64;
+        let var = xs.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n as f64;
+        let kurt = xs.iter().map(|x| (x - mean).powi(4)).sum::<f64>() / n as f64 / (var * var);
+        let beyond = xs.iter().filter(|x| x.abs() > 1.96).count() as f64 / n as f64;
+        assert!(mean.abs() < 0.006, "mean {mean}");
+        assert!((var - 1.0).abs() < 0.008, "var {var}");
+        assert!((kurt - 3.0).abs() < 0.05, "kurtosis {kurt}");
+        assert!((beyond - 0.05).abs() < 0.002, "P(|z| > 1.96) = {beyond}");
     }
 
     #[test]
