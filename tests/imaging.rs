@@ -427,3 +427,27 @@ fn fmriprep_folders_are_discovered_and_written_bids_style() {
     assert!(out.join("sub-01/func/sub-01_task-rest_atlas-labels_desc-pearson_connectivity.tsv").is_file());
     assert!(out.join("dataset_description.json").is_file());
 }
+
+#[test]
+fn an_impossible_band_is_a_usage_error() {
+    let dir = tempfile::tempdir().unwrap();
+    for band in [["0.1", "0.01"], ["0.01", "0.3"]] {
+        let out = extract(
+            dir.path(),
+            &[
+                "--bold",
+                fixture("bold.nii.gz").to_str().unwrap(),
+                "--atlas",
+                fixture("labels.nii.gz").to_str().unwrap(),
+                "--band",
+                band[0],
+                band[1],
+                "--out",
+                "ts.tsv",
+            ],
+        );
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("Hz"), "{stderr}");
+    }
+}

@@ -262,6 +262,22 @@ pub fn clean(
         (high, low) => {
             let tr = spec.tr.ok_or_else(|| Error::Usage("filtering needs the repetition time (--tr)".into()))?;
             let nyquist = 0.5 / tr;
+            for (name, cut) in [("high-pass", high), ("low-pass", low)] {
+                if let Some(c) = cut
+                    && !(c > 0.0 && c < nyquist)
+                {
+                    return Err(Error::Usage(format!(
+                        "{name} cut-off {c} Hz must lie between 0 and the Nyquist frequency {nyquist} Hz (TR {tr} s)"
+                    )));
+                }
+            }
+            if let (Some(h), Some(l)) = (high, low)
+                && h >= l
+            {
+                return Err(Error::Usage(format!(
+                    "the band [{h}, {l}] Hz is empty: the high-pass cut-off must be below the low-pass one"
+                )));
+            }
             Some(match (high, low) {
                 (Some(h), Some(l)) => Band::Pass(h / nyquist, l / nyquist),
                 (Some(h), None) => Band::High(h / nyquist),
