@@ -148,3 +148,20 @@ fn every_unknown_key_is_reported_at_once() {
     edit(&study, "[exclusions]", "[exclusions]\ncomplete_case = [\"age\"]");
     insta::assert_snapshot!(fails(dir.path()));
 }
+
+#[test]
+fn too_few_subjects_for_the_model_fail_in_check() {
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("t.tsv"),
+        "eid\tage\ty\tx\n1\t50\t1.5\t2\n2\t60\t2.5\t3\n3\t55\t1.0\t5\n4\t52\tNA\t1\n5\t61\t3.1\t2.2\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("study.toml"),
+        "[study]\nname = \"tiny\"\nseed = 1\n\n[tables.t]\npath = \"t.tsv\"\n\n[features]\ng = [\"x\"]\n\n\
+         [association]\noutcomes = [\"y\"]\ncovariates = [\"age\"]\n",
+    )
+    .unwrap();
+    insta::assert_snapshot!(fails(dir.path()));
+}

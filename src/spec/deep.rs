@@ -51,5 +51,38 @@ pub fn check_data(plan: &Plan) -> Result<()> {
             Err(e) => problems.push(e.to_string().trim_start_matches("error: ").to_string()),
         }
     }
+    // Every association sample must hold enough subjects for its model.
+    for &i in &plan.order {
+        let node = plan.node(i);
+        if node.kind != Kind::Associate {
+            continue;
+        }
+        let Ok(params) = serde_json::from_value::<stages::associate::Params>(node.params.clone()) else { continue };
+        let output_of = |input: &str| {
+            node.inputs.iter().find(|(name, _)| name == input).and_then(|(_, source)| match source {
+                Source::Stage { node: upstream, output } => produced.get(upstream).and_then(|o| o.get(output)),
+                _ => None,
+            })
+        };
+        let Some(Ok(dataset)) = output_of("dataset").map(|b| crate::tables::decode(b)) else { continue };
+        let n = match output_of("split") {
+            Some(split) => crate::tables::Tsv::parse(&String::from_utf8_lossy(split))
+                .rows
+                .iter()
+                .filter(|r| r.get(1).is_some_and(|s| *s == params.part))
+                .count(),
+            None => dataset.rows(),
+        };
+        let needed = params.covariates.len() + 4;
+        if n < needed {
+            problems.push(format!(
+                "{}: the {} sample has {n} subjects after exclusions, but a model with {} covariate terms, \
+                 an intercept and the feature needs at least {needed}",
+                node.id,
+                params.part,
+                params.covariates.len()
+            ));
+        }
+    }
     if problems.is_empty() { Ok(()) } else { Err(Error::Data(problems.join("\nerror: "))) }
 }
