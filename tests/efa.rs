@@ -63,16 +63,7 @@ fn loadings_phi_and_scores_match_factor_analyzer() {
         ("minres_none", Extraction::MinRes, Rotation::None),
         ("ml_none", Extraction::Ml, Rotation::None),
     ];
-    // Standardised items with the population SD (as factor_analyzer's transform).
-    let mut z = values.clone();
-    for j in 0..p {
-        let mean = (0..n).map(|i| values[i * p + j]).sum::<f64>() / n as f64;
-        let sd = ((0..n).map(|i| (values[i * p + j] - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
-        for i in 0..n {
-            z[i * p + j] = (values[i * p + j] - mean) / sd;
-        }
-    }
-    let z = M { rows: n, cols: p, data: z };
+    let z = efa::standardise(&values, n, p);
     let mut problems = Vec::new();
     for (name, method, rotation) in configs {
         let fit = efa::fit(&r, 3, method, rotation).unwrap();
@@ -160,15 +151,7 @@ fn bartlett_and_ten_berge_scores_match_their_formulas() {
     let (_, n, p, values, r) = items();
     let fit = efa::fit(&r, 3, Extraction::MinRes, Rotation::Oblimin { gamma: 0.0 }).unwrap();
     let map = matching(&fit.loadings, &matrix("minres_oblimin_loadings.tsv"));
-    let mut z = values.clone();
-    for j in 0..p {
-        let mean = (0..n).map(|i| values[i * p + j]).sum::<f64>() / n as f64;
-        let sd = ((0..n).map(|i| (values[i * p + j] - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
-        for i in 0..n {
-            z[i * p + j] = (values[i * p + j] - mean) / sd;
-        }
-    }
-    let z = M { rows: n, cols: p, data: z };
+    let z = efa::standardise(&values, n, p);
     for (method, file) in [(Scores::Bartlett, "bartlett_scores.tsv"), (Scores::TenBerge, "tenberge_scores.tsv")] {
         let scores = z.mul(&efa::score_weights(&r, &fit, method).unwrap());
         let theirs = matrix(file);

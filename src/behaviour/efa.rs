@@ -424,6 +424,20 @@ pub enum Scores {
     TenBerge,
 }
 
+/// Items (n × p, row-major) standardised with the population SD (ddof = 0), as factor scores
+/// are computed (and as factor_analyzer's `transform` does).
+pub fn standardise(items: &[f64], n: usize, p: usize) -> M {
+    let mut z = items.to_vec();
+    for j in 0..p {
+        let mean = (0..n).map(|i| items[i * p + j]).sum::<f64>() / n as f64;
+        let sd = ((0..n).map(|i| (items[i * p + j] - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
+        for i in 0..n {
+            z[i * p + j] = (items[i * p + j] - mean) / sd;
+        }
+    }
+    M { rows: n, cols: p, data: z }
+}
+
 /// Score weights (p × k) for standardised items.
 pub fn score_weights(r: &M, fit: &Fit, method: Scores) -> Result<M, String> {
     let (l, phi) = (&fit.loadings, &fit.phi);

@@ -110,16 +110,7 @@ pub fn run(args: &EfaArgs) -> Result<()> {
     };
     let fit = efa::fit(&r, k, args.method, args.rotation).map_err(Error::data)?;
     let weights = efa::score_weights(&r, &fit, args.scores).map_err(Error::data)?;
-    // Scores of the standardised items (population SD, as factor_analyzer's transform).
-    let mut z = values.clone();
-    for j in 0..p {
-        let mean = (0..n).map(|i| values[i * p + j]).sum::<f64>() / n as f64;
-        let sd = ((0..n).map(|i| (values[i * p + j] - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
-        for i in 0..n {
-            z[i * p + j] = (values[i * p + j] - mean) / sd;
-        }
-    }
-    let scores = M { rows: n, cols: p, data: z }.mul(&weights);
+    let scores = efa::standardise(&values, n, p).mul(&weights);
     let factors: Vec<String> = (1..=k).map(|f| format!("F{f}")).collect();
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     write(&args.out, "loadings.tsv", &matrix_tsv("item", &names, &factors, &fit.loadings))?;
