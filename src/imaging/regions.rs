@@ -75,6 +75,27 @@ impl Grid {
     pub fn index(&self, i: usize, j: usize, k: usize) -> usize {
         i + self.shape[0] * (j + self.shape[1] * k)
     }
+
+    /// For each voxel of `data`, the voxel of this grid whose centre is nearest to its centre
+    /// (world coordinates through both affines, `floor(x + 0.5)`), or None outside this grid.
+    /// `path` names this grid's image in the error for a singular affine.
+    pub fn nearest_sources(&self, data: &Grid, path: &Path) -> Result<Vec<Option<usize>>> {
+        let mut out = vec![None; data.len()];
+        for k in 0..data.shape[2] {
+            for j in 0..data.shape[1] {
+                for i in 0..data.shape[0] {
+                    let v = self
+                        .voxel(data.world(i, j, k))
+                        .ok_or_else(|| Error::data(format!("{}: its affine is singular", path.display())))?;
+                    let r = v.map(|c| (c + 0.5).floor());
+                    if r.iter().zip(self.shape).all(|(c, n)| *c >= 0.0 && *c < n as f64) {
+                        out[data.index(i, j, k)] = Some(self.index(r[0] as usize, r[1] as usize, r[2] as usize));
+                    }
+                }
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A region: voxel indices (x fastest) on the data grid.
@@ -157,20 +178,7 @@ fn labels_on_grid(
             data.shape
         )));
     }
-    let mut target = vec![0u32; data.len()];
-    for k in 0..data.shape[2] {
-        for j in 0..data.shape[1] {
-            for i in 0..data.shape[0] {
-                let Some(v) = grid.voxel(data.world(i, j, k)) else {
-                    return Err(Error::data(format!("{}: its affine is singular", labels.display())));
-                };
-                let r = v.map(|c| (c + 0.5).floor());
-                if r.iter().zip(grid.shape).all(|(c, n)| *c >= 0.0 && *c < n as f64) {
-                    target[data.index(i, j, k)] = source[grid.index(r[0] as usize, r[1] as usize, r[2] as usize)];
-                }
-            }
-        }
-    }
+    let target = grid.nearest_sources(data, labels)?.iter().map(|src| src.map_or(0, |at| source[at])).collect();
     Ok((source, target))
 }
 
@@ -285,6 +293,11 @@ pub enum MapRule {
     MaxProbability,
 }
 
+/// The map with the highest probability at voxel `at` (ties: the first) and that probability.
+fn most_probable(volumes: &[Vec<f64>], at: usize) -> (usize, f64) {
+    volumes.iter().enumerate().fold((0, f64::MIN), |acc, (m, v)| if v[at] > acc.1 { (m, v[at]) } else { acc })
+}
+
 /// Regions from a 4D probabilistic atlas (one volume per region, values in [0, 1] or [0, 100]).
 pub fn from_probabilistic(
     maps: &Path,
@@ -322,30 +335,11 @@ pub fn from_probabilistic(
             data.shape
         )));
     }
-    let mut source_of = vec![usize::MAX; data.len()];
-    for k in 0..data.shape[2] {
-        for j in 0..data.shape[1] {
-            for i in 0..data.shape[0] {
-                let at = data.index(i, j, k);
-                if same {
-                    source_of[at] = at;
-                    continue;
-                }
-                let v = grid
-                    .voxel(data.world(i, j, k))
-                    .ok_or_else(|| Error::data(format!("{}: singular affine", maps.display())))?;
-                let r = v.map(|c| (c + 0.5).floor());
-                if r.iter().zip(grid.shape).all(|(c, n)| *c >= 0.0 && *c < n as f64) {
-                    source_of[at] = grid.index(r[0] as usize, r[1] as usize, r[2] as usize);
-                }
-            }
-        }
-    }
+    let source_of: Vec<Option<usize>> =
+        if same { (0..data.len()).map(Some).collect() } else { grid.nearest_sources(data, maps)? };
     let mut members: Vec<Vec<u32>> = vec![Vec::new(); count];
-    for (at, &src) in source_of.iter().enumerate() {
-        if src == usize::MAX {
-            continue;
-        }
+    for (at, src) in source_of.iter().enumerate() {
+        let Some(src) = *src else { continue };
         match rule {
             MapRule::Threshold(percent) => {
                 for (m, volume) in volumes.iter().enumerate() {
@@ -355,10 +349,7 @@ pub fn from_probabilistic(
                 }
             }
             MapRule::MaxProbability => {
-                let (best, value) = volumes
-                    .iter()
-                    .enumerate()
-                    .fold((0, f64::MIN), |acc, (m, v)| if v[src] > acc.1 { (m, v[src]) } else { acc });
+                let (best, value) = most_probable(&volumes, src);
                 if value > 0.0 {
                     members[best].push(at as u32);
                 }
@@ -370,10 +361,7 @@ pub fn from_probabilistic(
             MapRule::Threshold(percent) => volumes[m].iter().filter(|&&p| p * scale >= percent && p > 0.0).count(),
             MapRule::MaxProbability => (0..grid.len())
                 .filter(|&v| {
-                    let (best, value) = volumes
-                        .iter()
-                        .enumerate()
-                        .fold((0, f64::MIN), |acc, (k, vol)| if vol[v] > acc.1 { (k, vol[v]) } else { acc });
+                    let (best, value) = most_probable(&volumes, v);
                     best == m && value > 0.0
                 })
                 .count(),
