@@ -146,6 +146,22 @@ fn fit_indices_map_and_parallel_analysis_match_their_references() {
     assert_eq!(k as u64, pa["suggested_factors"].as_u64().unwrap());
 }
 
+/// The Wishart (Bartlett decomposition) draw of random correlation matrices gives the same
+/// eigenvalue quantiles as simulating the normal data sets, within Monte Carlo error.
+#[test]
+fn parallel_analysis_by_wishart_matches_simulating_the_data() {
+    let (n, p, sims) = (120, 8, 4000);
+    let r = M::identity(p);
+    let (_, _, wishart) = efa::parallel_analysis(&r, n, sims, 0.95, 11);
+    let (_, _, data) = efa::parallel_analysis_by_data(&r, n, sims, 0.95, 12);
+    for (j, (a, b)) in wishart.iter().zip(&data).enumerate() {
+        // The 95th percentile of eigenvalue j; its Monte Carlo SD with 4,000 draws is ≈ 0.5%.
+        assert!((a - b).abs() / b < 0.02, "eigenvalue {j}: Wishart {a} vs data {b}");
+    }
+    // And it is a real quantile: the leading one is well above 1, the last well below.
+    assert!(wishart[0] > 1.3 && wishart[p - 1] < 0.8, "{wishart:?}");
+}
+
 #[test]
 fn bartlett_and_ten_berge_scores_match_their_formulas() {
     let (_, n, p, values, r) = items();

@@ -149,6 +149,34 @@ impl Rng {
         }
     }
 
+    /// Gamma(shape, 1) deviate (Marsaglia & Tsang 2000, with the `U^(1/a)` boost for shape < 1).
+    pub fn gamma(&mut self, shape: f64) -> f64 {
+        assert!(shape > 0.0, "gamma shape must be positive");
+        if shape < 1.0 {
+            let u = 1.0 - self.uniform();
+            return self.gamma(shape + 1.0) * u.powf(1.0 / shape);
+        }
+        let d = shape - 1.0 / 3.0;
+        let c = 1.0 / (9.0 * d).sqrt();
+        loop {
+            let x = self.normal_fast();
+            let v = 1.0 + c * x;
+            if v <= 0.0 {
+                continue;
+            }
+            let v = v * v * v;
+            let u = 1.0 - self.uniform();
+            if u < 1.0 - 0.0331 * x * x * x * x || u.ln() < 0.5 * x * x + d * (1.0 - v + v.ln()) {
+                return d * v;
+            }
+        }
+    }
+
+    /// Chi-square deviate with `k` degrees of freedom (2 · Gamma(k/2)).
+    pub fn chi_square(&mut self, k: f64) -> f64 {
+        2.0 * self.gamma(k / 2.0)
+    }
+
     pub fn bernoulli(&mut self, p: f64) -> bool {
         self.uniform() < p
     }
