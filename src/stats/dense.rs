@@ -70,6 +70,11 @@ impl M {
         self.map(|v| v * s)
     }
     fn faer(&self) -> Mat<f64> {
+        // faer's decompositions default to the global parallelism, Rayon(all threads), which
+        // makes their reductions (and so the last bits) depend on the thread count. Every
+        // decomposition starts here, so pin faer to sequential code once per process.
+        static SEQUENTIAL: std::sync::Once = std::sync::Once::new();
+        SEQUENTIAL.call_once(|| faer::set_global_parallelism(faer::Par::Seq));
         Mat::from_fn(self.rows, self.cols, |i, j| self.at(i, j))
     }
     fn from_faer(m: faer::MatRef<'_, f64>) -> M {
