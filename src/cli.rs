@@ -238,6 +238,7 @@ enum MeasureArg {
 #[derive(Clone, Copy, ValueEnum)]
 enum PresetArg {
     UkbSymptoms,
+    AmygdalaWellbeing,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -427,6 +428,7 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Simulate { preset, out, seed, subjects, format } => {
             let preset = match preset {
                 PresetArg::UkbSymptoms => Preset::UkbSymptoms,
+                PresetArg::AmygdalaWellbeing => Preset::AmygdalaWellbeing,
             };
             let format = match format {
                 FormatArg::Tsv => TableFormat::Tsv,
@@ -459,6 +461,7 @@ fn parse_sphere(text: &str) -> Result<(String, [f64; 3], f64)> {
 
 fn load_checked(path: &Path) -> Result<(LoadedStudy, spec::check::Resolved)> {
     let loaded = spec::load(path)?;
+    crate::sim::materialise(&loaded)?;
     let resolved = spec::check::resolve(&loaded)?;
     Ok((loaded, resolved))
 }

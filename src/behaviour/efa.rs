@@ -427,15 +427,23 @@ pub enum Scores {
 /// Items (n × p, row-major) standardised with the population SD (ddof = 0), as factor scores
 /// are computed (and as factor_analyzer's `transform` does).
 pub fn standardise(items: &[f64], n: usize, p: usize) -> M {
-    let mut z = items.to_vec();
-    for j in 0..p {
-        let mean = (0..n).map(|i| items[i * p + j]).sum::<f64>() / n as f64;
-        let sd = ((0..n).map(|i| (items[i * p + j] - mean).powi(2)).sum::<f64>() / n as f64).sqrt();
-        for i in 0..n {
-            z[i * p + j] = (items[i * p + j] - mean) / sd;
-        }
-    }
-    M { rows: n, cols: p, data: z }
+    let (means, sds) = moments(items, n, p);
+    standardise_with(items, n, p, &means, &sds)
+}
+
+/// Column means and population SDs (ddof = 0) of items (n × p, row-major).
+pub fn moments(items: &[f64], n: usize, p: usize) -> (Vec<f64>, Vec<f64>) {
+    let means: Vec<f64> = (0..p).map(|j| (0..n).map(|i| items[i * p + j]).sum::<f64>() / n as f64).collect();
+    let sds = (0..p)
+        .map(|j| ((0..n).map(|i| (items[i * p + j] - means[j]).powi(2)).sum::<f64>() / n as f64).sqrt())
+        .collect();
+    (means, sds)
+}
+
+/// Items standardised with given means and SDs (e.g. those of the sample the model was fitted
+/// on, for scoring new subjects).
+pub fn standardise_with(items: &[f64], n: usize, p: usize, means: &[f64], sds: &[f64]) -> M {
+    M::from_fn(n, p, |i, j| (items[i * p + j] - means[j]) / sds[j])
 }
 
 /// Score weights (p × k) for standardised items.
@@ -664,4 +672,85 @@ pub fn fit_indices(r: &M, fit: &Fit, n: usize) -> Option<FitIndices> {
     let tli = (m0 - f / dof) / (m0 - 1.0 / c);
     let rmsea = (f / dof - 1.0 / (n as f64 - 1.0)).max(0.0).sqrt();
     Some(FitIndices { chi_square, dof, p: chi_square_sf(chi_square, dof), tli, rmsea })
+}
+
+/// How many factors to extract.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Count {
+    Fixed(usize),
+    Parallel,
+    Map,
+}
+
+/// A whole analysis as `neurospec efa` and the `factors` stage run it.
+#[derive(Debug, Clone)]
+pub struct Request {
+    pub count: Count,
+    pub method: Extraction,
+    pub rotation: Rotation,
+    pub scores: Scores,
+    pub simulations: usize,
+    pub seed: u64,
+}
+
+pub struct Analysis {
+    pub k: usize,
+    pub fit: Fit,
+    /// Score weights for items standardised with `means` and `sds` (ddof 0).
+    pub weights: M,
+    pub means: Vec<f64>,
+    pub sds: Vec<f64>,
+    /// Everything else worth reporting (fit.json).
+    pub summary: serde_json::Value,
+}
+
+/// Correlations, KMO and Bartlett's test, parallel analysis and MAP, the fit, score weights,
+/// variance explained and fit indices, for complete items (n × p, row-major).
+pub fn analyse(values: &[f64], n: usize, p: usize, names: &[String], request: &Request) -> Result<Analysis, String> {
+    if n < p + 2 {
+        return Err(format!("{n} rows for {p} items; factor analysis needs more rows than items"));
+    }
+    let r = correlation(values, n, p, names)?;
+    let (pa_k, observed, thresholds) = parallel_analysis(&r, n, request.simulations, 0.95, request.seed);
+    let (map_k, map_averages) = velicer_map(&r, 2);
+    let k = match request.count {
+        Count::Fixed(k) => k,
+        Count::Parallel if pa_k == 0 => {
+            return Err("parallel analysis retains no factor: no eigenvalue exceeds chance".into());
+        }
+        Count::Parallel => pa_k,
+        Count::Map if map_k == 0 => return Err("Velicer's MAP retains no factor".into()),
+        Count::Map => map_k,
+    };
+    if k == 0 || k >= p {
+        return Err(format!("{k} factors cannot be extracted from {p} items"));
+    }
+    let fit = fit(&r, k, request.method, request.rotation)?;
+    let weights = score_weights(&r, &fit, request.scores)?;
+    let (means, sds) = moments(values, n, p);
+    let (kmo_items, kmo_total) = kmo(&r).ok_or("the correlation matrix is singular (KMO)")?;
+    let bartlett = bartlett_sphericity(&r, n);
+    let structure = fit.loadings.mul(&fit.phi);
+    let ss: Vec<f64> = (0..k).map(|j| (0..p).map(|i| fit.loadings.at(i, j) * structure.at(i, j)).sum()).collect();
+    let summary = serde_json::json!({
+        "n": n,
+        "items": names,
+        "factors": k,
+        "method": format!("{:?}", request.method),
+        "rotation": format!("{:?}", request.rotation),
+        "scores": format!("{:?}", request.scores),
+        "converged": fit.converged,
+        "communalities": fit.communalities(),
+        "uniquenesses": fit.uniquenesses,
+        "variance_explained": ss,
+        "proportion_explained": ss.iter().map(|v| v / p as f64).collect::<Vec<_>>(),
+        "rmsr": rmsr(&r, &fit),
+        "likelihood_fit": fit_indices(&r, &fit, n),
+        "kmo": {"overall": kmo_total, "items": kmo_items},
+        "bartlett_sphericity": bartlett.map(|(chi2, dof, pv)| serde_json::json!({"chi2": chi2, "dof": dof, "p": pv})),
+        "parallel_analysis": {"factors": pa_k, "simulations": request.simulations, "seed": request.seed,
+                               "quantile": 0.95, "observed": observed, "thresholds": thresholds},
+        "velicer_map": {"factors": map_k, "average_squared_partials": map_averages},
+    });
+    Ok(Analysis { k, fit, weights, means, sds, summary })
 }

@@ -76,7 +76,7 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
     write_atomic_in(dir, &dir.join(name), text.as_bytes())
 }
 
-fn matrix_tsv(first: &str, rows: &[String], columns: &[String], m: &M) -> String {
+pub fn matrix_tsv(first: &str, rows: &[String], columns: &[String], m: &M) -> String {
     let mut out = format!("{first}\t{}\n", columns.join("\t"));
     for (i, name) in rows.iter().enumerate() {
         out.push_str(name);
@@ -91,60 +91,24 @@ fn matrix_tsv(first: &str, rows: &[String], columns: &[String], m: &M) -> String
 pub fn run(args: &EfaArgs) -> Result<()> {
     let (names, ids, values) = read_items(&args.data, args.id_column.as_deref())?;
     let (n, p) = (ids.len(), names.len());
-    if n < p + 2 {
-        return Err(Error::data(format!(
-            "{}: {n} rows for {p} items; factor analysis needs more rows than items",
-            args.data.display()
-        )));
-    }
-    let r =
-        efa::correlation(&values, n, p, &names).map_err(|e| Error::data(format!("{}: {e}", args.data.display())))?;
-    let (pa_k, observed, thresholds) = efa::parallel_analysis(&r, n, args.sims, 0.95, args.seed);
-    let (map_k, map_averages) = efa::velicer_map(&r, 2);
-    let k = match args.factors {
-        Some(k) => k,
-        None if pa_k == 0 => {
-            return Err(Error::data("parallel analysis retains no factor: no eigenvalue exceeds chance"));
-        }
-        None => pa_k,
+    let request = efa::Request {
+        count: args.factors.map_or(efa::Count::Parallel, efa::Count::Fixed),
+        method: args.method,
+        rotation: args.rotation,
+        scores: args.scores,
+        simulations: args.sims,
+        seed: args.seed,
     };
-    let fit = efa::fit(&r, k, args.method, args.rotation).map_err(Error::data)?;
-    let weights = efa::score_weights(&r, &fit, args.scores).map_err(Error::data)?;
-    let scores = efa::standardise(&values, n, p).mul(&weights);
+    let analysis = efa::analyse(&values, n, p, &names, &request)
+        .map_err(|e| Error::data(format!("{}: {e}", args.data.display())))?;
+    let k = analysis.k;
+    let scores = efa::standardise_with(&values, n, p, &analysis.means, &analysis.sds).mul(&analysis.weights);
     let factors: Vec<String> = (1..=k).map(|f| format!("F{f}")).collect();
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
-    write(&args.out, "loadings.tsv", &matrix_tsv("item", &names, &factors, &fit.loadings))?;
-    write(&args.out, "phi.tsv", &matrix_tsv("factor", &factors, &factors, &fit.phi))?;
+    write(&args.out, "loadings.tsv", &matrix_tsv("item", &names, &factors, &analysis.fit.loadings))?;
+    write(&args.out, "phi.tsv", &matrix_tsv("factor", &factors, &factors, &analysis.fit.phi))?;
     write(&args.out, "scores.tsv", &matrix_tsv("row", &ids, &factors, &scores))?;
-    let (kmo_items, kmo_total) = efa::kmo(&r).ok_or_else(|| Error::data("the correlation matrix is singular (KMO)"))?;
-    let bartlett = efa::bartlett_sphericity(&r, n);
-    let ss: Vec<f64> = (0..k)
-        .map(|j| {
-            let structure = fit.loadings.mul(&fit.phi);
-            (0..p).map(|i| fit.loadings.at(i, j) * structure.at(i, j)).sum()
-        })
-        .collect();
-    let summary = serde_json::json!({
-        "n": n,
-        "items": names,
-        "factors": k,
-        "method": format!("{:?}", args.method),
-        "rotation": format!("{:?}", args.rotation),
-        "scores": format!("{:?}", args.scores),
-        "converged": fit.converged,
-        "communalities": fit.communalities(),
-        "uniquenesses": fit.uniquenesses,
-        "variance_explained": ss,
-        "proportion_explained": ss.iter().map(|v| v / p as f64).collect::<Vec<_>>(),
-        "rmsr": efa::rmsr(&r, &fit),
-        "likelihood_fit": efa::fit_indices(&r, &fit, n),
-        "kmo": {"overall": kmo_total, "items": kmo_items},
-        "bartlett_sphericity": bartlett.map(|(chi2, dof, pv)| serde_json::json!({"chi2": chi2, "dof": dof, "p": pv})),
-        "parallel_analysis": {"factors": pa_k, "simulations": args.sims, "seed": args.seed, "quantile": 0.95,
-                               "observed": observed, "thresholds": thresholds},
-        "velicer_map": {"factors": map_k, "average_squared_partials": map_averages},
-    });
-    write(&args.out, "fit.json", &(serde_json::to_string_pretty(&summary).expect("json") + "\n"))?;
+    write(&args.out, "fit.json", &(serde_json::to_string_pretty(&analysis.summary).expect("json") + "\n"))?;
     eprintln!(
         "{}: {k} factors ({:?}, {:?}) from {n} rows × {p} items → {}",
         args.data.display(),

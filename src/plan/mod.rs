@@ -121,7 +121,7 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
     let seed = study.study.seed;
     let mut b = Builder { graph: DiGraph::new() };
 
-    let simulate = study.simulate.as_ref().map(|sim| {
+    let simulate = study.simulate.as_ref().filter(|sim| !sim.preset.writes_files()).map(|sim| {
         let sim_seed = sim.seed.unwrap_or_else(|| derive_seed(seed, "simulate"));
         let node = b.add(
             "simulate",
@@ -252,32 +252,60 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         node
     });
 
-    let Some(association) = &study.association else {
+    if study.association.is_none() && study.prediction.is_none() && study.factors.is_none() {
         return finish(loaded, b);
-    };
+    }
 
     // The analysis dataset: every column the models read, complete cases, IQR outliers.
-    let covariate_columns: Vec<String> = {
-        let mut c: Vec<String> = Vec::new();
-        for term in &resolved.covariates {
-            for col in term.columns() {
-                if !c.iter().any(|x| x == col) {
-                    c.push(col.to_string());
-                }
-            }
+    let is_factor = |c: &str| resolved.factors.as_ref().is_some_and(|f| f.provides(c));
+    let mut outcomes: Vec<String> = Vec::new();
+    let mut covariate_columns: Vec<String> = Vec::new();
+    let mut features: Vec<String> = resolved.features.iter().map(|(_, c)| c.clone()).collect();
+    let mut complete_cases = resolved.complete_cases.clone();
+    let mut carry: Vec<String> = Vec::new();
+    let push = |list: &mut Vec<String>, c: &str| {
+        if !list.iter().any(|x| x == c) {
+            list.push(c.to_string());
         }
-        c
     };
-    let split_column =
-        study.split.as_ref().and_then(|s| if s.method == SplitMethod::Random { None } else { s.column.clone() });
-    let features: Vec<String> = resolved.features.iter().map(|(_, c)| c.clone()).collect();
+    for o in resolved.outcomes.iter().chain(resolved.prediction.iter().flat_map(|p| &p.outcomes)) {
+        if !is_factor(o) {
+            push(&mut outcomes, o);
+        }
+    }
+    for term in &resolved.covariates {
+        for col in term.columns() {
+            push(&mut covariate_columns, col);
+        }
+    }
+    if let Some(prediction) = &resolved.prediction {
+        for c in &prediction.confounds {
+            push(&mut covariate_columns, c);
+        }
+        for c in &prediction.features {
+            push(&mut features, c);
+        }
+    }
+    if let Some(f) = &resolved.factors {
+        for c in &f.items {
+            push(&mut complete_cases, c);
+        }
+    }
+    if let Some(c) =
+        study.split.as_ref().and_then(|s| if s.method == SplitMethod::Random { None } else { s.column.clone() })
+    {
+        push(&mut carry, &c);
+    }
+    if let Some(g) = study.prediction.as_ref().and_then(|p| p.group_column.as_ref()) {
+        push(&mut carry, g);
+    }
     let params = stages::dataset::Params {
-        outcomes: resolved.outcomes.clone(),
+        outcomes,
         covariates: covariate_columns,
         features,
-        complete_cases: resolved.complete_cases.clone(),
+        complete_cases,
         iqr: resolved.iqr.clone(),
-        carry: split_column.clone().into_iter().collect(),
+        carry,
         tables: Vec::new(),
     };
     let mut needed_tables: Vec<String> = params
@@ -325,6 +353,84 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         None => (vec![ALL], None),
     };
 
+    // The factor model, fitted on discovery; its scores join the dataset.
+    let analysis = match (&study.factors, &resolved.factors) {
+        (Some(spec), Some(f)) => {
+            let factor_seed = derive_seed(seed, "factors");
+            let node = b.add(
+                "factors",
+                Kind::Factors,
+                stages::factors::Params {
+                    items: f.items.clone(),
+                    count: spec.count,
+                    method: spec.method,
+                    rotation: spec.rotation,
+                    gamma: spec.gamma,
+                    scores: spec.scores,
+                    parallel_simulations: spec.parallel_simulations,
+                    seed: factor_seed,
+                    names: f.names.clone(),
+                    fit_sample: if split.is_some() { DISCOVERY } else { ALL }.to_string(),
+                },
+                Some(factor_seed),
+            );
+            b.wire(dataset, "dataset", node, "dataset");
+            if let Some(split) = split {
+                b.wire(split, "split", node, "split");
+            }
+            for (output, file) in [
+                ("loadings", "loadings.tsv"),
+                ("phi", "phi.tsv"),
+                ("weights", "weights.tsv"),
+                ("scores", "scores.tsv"),
+                ("fit", "fit.json"),
+            ] {
+                b.publish(node, output, format!("factors/{file}"));
+            }
+            node
+        }
+        _ => dataset,
+    };
+
+    if let (Some(spec), Some(prediction)) = (&study.prediction, &resolved.prediction) {
+        for outcome in &prediction.outcomes {
+            let fold_seed = derive_seed(seed, &format!("prediction/folds/{outcome}"));
+            let permutation_seed = derive_seed(seed, &format!("prediction/permutations/{outcome}"));
+            let node = b.add(
+                format!("predict/{outcome}"),
+                Kind::Predict,
+                stages::predict::Params {
+                    outcome: outcome.clone(),
+                    features: prediction.features.clone(),
+                    confounds: prediction.confounds.clone(),
+                    group_column: spec.group_column.clone(),
+                    cpm: spec.models.contains(&crate::spec::PredictionModel::Cpm),
+                    cpm_p: spec.cpm_p,
+                    ridge: spec.models.contains(&crate::spec::PredictionModel::Ridge),
+                    alphas: spec.ridge_alphas.clone(),
+                    folds: spec.folds,
+                    repeats: spec.repeats,
+                    fold_seed,
+                    permutations: spec.permutations,
+                    permutation_seed,
+                    ci_level: spec.ci_level,
+                    split: split.is_some(),
+                },
+                Some(fold_seed ^ permutation_seed),
+            );
+            b.wire(analysis, "dataset", node, "dataset");
+            if let Some(split) = split {
+                b.wire(split, "split", node, "split");
+            }
+            b.publish(node, "metrics", format!("prediction/{outcome}_metrics.tsv"));
+            b.publish(node, "edges", format!("prediction/{outcome}_edges.tsv"));
+            b.publish(node, "predictions", format!("prediction/{outcome}_predictions.tsv"));
+        }
+    }
+
+    let Some(association) = &study.association else {
+        return finish(loaded, b);
+    };
     let mut results = Vec::new();
     for part in &parts {
         let permutation_seed = derive_seed(seed, &format!("permutations/{part}"));
@@ -359,7 +465,7 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
                 },
                 Some(permutation_seed),
             );
-            b.wire(dataset, "dataset", node, "dataset");
+            b.wire(analysis, "dataset", node, "dataset");
             if let Some(split) = split {
                 b.wire(split, "split", node, "split");
             }

@@ -3,6 +3,7 @@
 //! A preset knows its tables' columns without simulating (so `neurospec check` can validate a
 //! study on simulated data instantly) and generates them deterministically from a seed.
 
+pub mod amygdala;
 mod ukb;
 
 use crate::spec::Preset;
@@ -19,6 +20,7 @@ pub struct Cohort {
 pub fn tables(preset: Preset) -> Vec<&'static str> {
     match preset {
         Preset::UkbSymptoms => vec!["pheno", "idps"],
+        Preset::AmygdalaWellbeing => Vec::new(),
     }
 }
 
@@ -26,16 +28,72 @@ pub fn tables(preset: Preset) -> Vec<&'static str> {
 pub fn columns(preset: Preset, table: &str) -> Option<Vec<String>> {
     match preset {
         Preset::UkbSymptoms => ukb::columns(table),
+        Preset::AmygdalaWellbeing => None,
     }
 }
 
 /// The subject id column of simulated tables.
 pub const ID_COLUMN: &str = "eid";
 
-pub fn simulate(preset: Preset, subjects: usize, seed: u64) -> Cohort {
+/// Simulate a table-writing preset (see [`Preset::writes_files`] for the others).
+pub fn simulate(preset: Preset, subjects: usize, seed: u64) -> crate::error::Result<Cohort> {
     match preset {
-        Preset::UkbSymptoms => ukb::simulate(subjects, seed),
+        Preset::UkbSymptoms => Ok(ukb::simulate(subjects, seed)),
+        Preset::AmygdalaWellbeing => Err(crate::error::Error::data(format!(
+            "the `{}` preset writes files; give `[simulate] dir`",
+            preset.name()
+        ))),
     }
+}
+
+/// Code version of the file-writing presets: a change rewrites simulated folders.
+const FILES_VERSION: u32 = 2;
+
+/// Write a file-writing preset's cohort into `[simulate] dir` unless that folder already holds
+/// the same cohort (same preset, subjects, seed and simulator version, recorded in a stamp).
+/// The cohort is written into a temporary sibling folder and renamed into place, so an
+/// interrupted simulation leaves no half-written folder behind.
+pub fn materialise(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<()> {
+    use crate::error::Error;
+    let Some(sim) = &loaded.study.simulate else { return Ok(()) };
+    if !sim.preset.writes_files() {
+        return Ok(());
+    }
+    let Some(dir) = &sim.dir else {
+        let keys = crate::keys!["simulate"];
+        let mut d = loaded.diagnostic(&keys, format!("the `{}` preset writes files and needs `dir`", sim.preset.name()));
+        d.hint = Some(format!("e.g. dir = \"data/{}\"", sim.preset.name()));
+        return Err(Error::Study(vec![d]));
+    };
+    let seed = sim.seed.unwrap_or_else(|| crate::stats::rng::derive_seed(loaded.study.study.seed, "simulate"));
+    let target = loaded.resolve(dir);
+    let stamp = format!(
+        "{{\"preset\": \"{}\", \"subjects\": {}, \"seed\": {seed}, \"version\": {FILES_VERSION}}}\n",
+        sim.preset.name(),
+        sim.subjects
+    );
+    let stamp_path = target.join(".neurospec-simulation.json");
+    if target.exists() {
+        match std::fs::read_to_string(&stamp_path) {
+            Ok(existing) if existing == stamp => return Ok(()),
+            Ok(_) => std::fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?,
+            Err(_) => {
+                return Err(Error::data(format!(
+                    "{}: the folder exists but was not written by `[simulate]`; refusing to overwrite it \
+                     (remove it or choose another `dir`)",
+                    target.display()
+                )));
+            }
+        }
+    }
+    let parent = target.parent().unwrap_or(&loaded.dir);
+    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+    let tmp = tempfile::Builder::new().prefix(".simulating-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+    eprintln!("simulating {} subjects ({}) into {} …", sim.subjects, sim.preset.name(), target.display());
+    amygdala::write(sim.subjects, seed, tmp.path())?;
+    std::fs::write(tmp.path().join(".neurospec-simulation.json"), &stamp).map_err(|e| Error::io(tmp.path(), e))?;
+    let tmp = tmp.keep();
+    std::fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))
 }
 
 /// Write a simulated cohort as files: its tables, `truth.tsv`, and `study.toml` — the embedded
@@ -49,7 +107,20 @@ pub fn write_cohort(
 ) -> crate::error::Result<()> {
     use crate::error::Error;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
-    let cohort = simulate(preset, subjects, seed);
+    if preset.writes_files() {
+        amygdala::write(subjects, seed, out)?;
+        let mut study: crate::spec::Study = toml::from_str(embedded_study(preset)).expect("embedded study parses");
+        let prefix = format!("{}/", study.simulate.as_ref().and_then(|s| s.dir.clone()).unwrap_or_default());
+        study.simulate = None;
+        study.study.seed = seed;
+        let text = format!(
+            "# Written by `neurospec simulate {}`: the embedded study, reading the simulated files.\n{}",
+            preset.name(),
+            toml::to_string(&study).expect("studies serialise").replace(&prefix, "")
+        );
+        return std::fs::write(out.join("study.toml"), text).map_err(|e| Error::io(out.join("study.toml"), e));
+    }
+    let cohort = simulate(preset, subjects, seed)?;
     let extension = match format {
         crate::spec::TableFormat::Tsv => "tsv",
         crate::spec::TableFormat::Csv => "csv",
@@ -78,5 +149,6 @@ pub fn write_cohort(
 pub fn embedded_study(preset: Preset) -> &'static str {
     match preset {
         Preset::UkbSymptoms => include_str!("../../studies/ukb-symptoms.toml"),
+        Preset::AmygdalaWellbeing => include_str!("../../studies/amygdala-wellbeing.toml"),
     }
 }

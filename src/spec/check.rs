@@ -69,6 +69,35 @@ pub struct Resolved {
     pub complete_cases: Vec<String>,
     pub iqr: Vec<(Vec<String>, f64)>,
     pub imaging: Option<ResolvedImaging>,
+    pub factors: Option<ResolvedFactors>,
+    pub prediction: Option<ResolvedPrediction>,
+}
+
+/// The factor model's inputs and output names.
+#[derive(Debug, Clone)]
+pub struct ResolvedFactors {
+    /// Item columns (or score names), in order.
+    pub items: Vec<String>,
+    /// Declared names; empty means `F1..Fk` with k decided by the data.
+    pub names: Vec<String>,
+}
+
+impl ResolvedFactors {
+    /// Whether `name` is (or may turn out to be) a factor score column.
+    pub fn provides(&self, name: &str) -> bool {
+        if self.names.is_empty() {
+            name.strip_prefix('F').is_some_and(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()) && d != "0")
+        } else {
+            self.names.iter().any(|n| n == name)
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ResolvedPrediction {
+    pub outcomes: Vec<String>,
+    pub features: Vec<String>,
+    pub confounds: Vec<String>,
 }
 
 /// The imaging half of a study, resolved against the fMRIPrep folder and the region images.
@@ -226,6 +255,8 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
             complete_cases: Vec::new(),
             iqr: Vec::new(),
             imaging,
+            factors: None,
+            prediction: None,
         };
     }
 
@@ -365,12 +396,75 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
         group_columns.insert(group.clone(), columns);
     }
 
+    // Factor model.
+    let factors = study.factors.as_ref().map(|spec| {
+        let mut items: Vec<String> = Vec::new();
+        for (i, pattern) in spec.items.iter().enumerate() {
+            let matched = expand_with_groups(pattern, &all_columns, &score_names, &group_columns);
+            if matched.is_empty() {
+                rep.missing_column(keys!["factors", "items", i], pattern, "item", &score_names);
+            }
+            for c in matched {
+                if !items.contains(&c) {
+                    items.push(c);
+                }
+            }
+        }
+        if items.len() < 3 {
+            rep.err(
+                keys!["factors", "items"],
+                format!("factor analysis needs at least 3 items; {} given", items.len()),
+                None,
+            );
+        }
+        match spec.count {
+            super::FactorCount::Fixed(k) if k == 0 || (k >= items.len() && items.len() >= 3) => rep.err(
+                keys!["factors", "count"],
+                format!("{k} factors cannot be extracted from {} items", items.len()),
+                Some(format!("use between 1 and {}, or \"parallel\"", items.len().saturating_sub(1).max(1))),
+            ),
+            super::FactorCount::Fixed(k) if !spec.names.is_empty() && spec.names.len() != k => {
+                rep.err(keys!["factors", "names"], format!("{} names for {k} factors", spec.names.len()), None)
+            }
+            _ => {}
+        }
+        if spec.parallel_simulations < 100 {
+            rep.err(
+                keys!["factors", "parallel_simulations"],
+                format!(
+                    "{} simulations cannot estimate a 95th percentile; use at least 100",
+                    spec.parallel_simulations
+                ),
+                None,
+            );
+        }
+        for (i, name) in spec.names.iter().enumerate() {
+            if column_table.contains_key(name) || score_names.contains(name) {
+                rep.err(
+                    keys!["factors", "names", i],
+                    format!("factor name `{name}` is already a column or score"),
+                    Some("choose another name".into()),
+                );
+            }
+            if spec.names[..i].contains(name) {
+                rep.err(keys!["factors", "names", i], format!("factor name `{name}` is used twice"), None);
+            }
+        }
+        let names = match spec.count {
+            super::FactorCount::Fixed(k) if spec.names.is_empty() => (1..=k).map(|f| format!("F{f}")).collect(),
+            _ => spec.names.clone(),
+        };
+        ResolvedFactors { items, names }
+    });
+    let is_factor = |name: &str| factors.as_ref().is_some_and(|f| f.provides(name));
+    let factor_hint: Vec<String> = factors.as_ref().map(|f| f.names.clone()).unwrap_or_default();
+
     let mut outcomes = Vec::new();
     let mut covariates = Vec::new();
     let mut features = Vec::new();
     if let Some(association) = &study.association {
         for (i, outcome) in association.outcomes.iter().enumerate() {
-            if !score_names.contains(outcome) && !column_table.contains_key(outcome) {
+            if !score_names.contains(outcome) && !column_table.contains_key(outcome) && !is_factor(outcome) {
                 rep.missing_column(keys!["association", "outcomes", i], outcome, "outcome", &score_names);
             }
             outcomes.push(outcome.clone());
@@ -532,7 +626,138 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
         }
     }
 
-    Resolved { tables, column_table, scores, features, covariates, outcomes, complete_cases, iqr, imaging }
+    // Prediction.
+    let prediction = study.prediction.as_ref().map(|spec| {
+        let at = |field: &str| keys!["prediction", field];
+        let mut outcomes = Vec::new();
+        for (i, outcome) in spec.outcomes.iter().enumerate() {
+            if !score_names.contains(outcome) && !column_table.contains_key(outcome) && !is_factor(outcome) {
+                let extra: Vec<String> = score_names.iter().chain(&factor_hint).cloned().collect();
+                rep.missing_column(keys!["prediction", "outcomes", i], outcome, "outcome", &extra);
+            }
+            outcomes.push(outcome.clone());
+        }
+        if outcomes.is_empty() {
+            rep.err(at("outcomes"), "no outcomes".into(), None);
+        }
+        let mut features = Vec::new();
+        for (i, group) in spec.features.iter().enumerate() {
+            match group_columns.get(group) {
+                Some(columns) => features.extend(columns.iter().cloned()),
+                None => {
+                    let hint = did_you_mean(group, group_columns.keys().map(String::as_str))
+                        .map(|b| format!("did you mean `{b}`?"))
+                        .unwrap_or_else(|| "declare it under [features], e.g. `edges = [\"conn_*\"]`".into());
+                    rep.err(
+                        keys!["prediction", "features", i],
+                        format!("feature group `{group}` is not declared"),
+                        Some(hint),
+                    );
+                }
+            }
+        }
+        if spec.features.is_empty() {
+            rep.err(at("features"), "no feature groups".into(), None);
+        }
+        let mut confounds = Vec::new();
+        for (i, c) in spec.confounds.iter().enumerate() {
+            if !column_table.contains_key(c) && !score_names.contains(c) {
+                rep.missing_column(keys!["prediction", "confounds", i], c, "confound", &score_names);
+            }
+            confounds.push(c.clone());
+        }
+        if let Some(g) = &spec.group_column
+            && !column_table.contains_key(g)
+        {
+            rep.missing_column(at("group_column"), g, "group column", &[]);
+        }
+        if spec.folds < 2 {
+            rep.err(at("folds"), format!("{} folds: cross-validation needs at least 2", spec.folds), None);
+        }
+        if spec.repeats == 0 {
+            rep.err(at("repeats"), "repeats must be at least 1".into(), None);
+        }
+        if spec.models.is_empty() {
+            rep.err(at("models"), "no models; use [\"cpm\"], [\"ridge\"] or both".into(), None);
+        }
+        if !(spec.cpm_p > 0.0 && spec.cpm_p < 1.0) {
+            rep.err(at("cpm_p"), format!("cpm_p {} must lie between 0 and 1 (e.g. 0.01)", spec.cpm_p), None);
+        }
+        if spec.ridge_alphas.is_empty() || spec.ridge_alphas.iter().any(|a| !(*a > 0.0)) {
+            rep.err(at("ridge_alphas"), "ridge_alphas must be positive numbers, e.g. [0.1, 1, 10, 100]".into(), None);
+        }
+        if spec.permutations > 0 && spec.permutations < 99 {
+            rep.err(
+                at("permutations"),
+                format!("{} permutations cannot give p < 0.01; use 0 (none) or at least 99", spec.permutations),
+                None,
+            );
+        }
+        if !(spec.ci_level > 0.5 && spec.ci_level < 1.0) {
+            rep.err(at("ci_level"), "ci_level must lie between 0.5 and 1 (e.g. 0.95)".into(), None);
+        }
+        ResolvedPrediction { outcomes, features, confounds }
+    });
+
+    // Sample sizes that can be known before reading data: subjects simulated or runs found,
+    // times the split's discovery fraction.
+    let available = match (&study.simulate, &imaging) {
+        (_, Some(im)) => Some(im.runs.len()),
+        (Some(sim), None) => Some(sim.subjects),
+        _ => None,
+    };
+    if let Some(available) = available {
+        let fraction = study.split.as_ref().and_then(|s| s.held_out_fraction).filter(|f| *f > 0.0 && *f < 1.0);
+        let fit = available - fraction.map_or(0, |f| (available as f64 * f).round() as usize);
+        let sample = if fraction.is_some() { "the discovery set" } else { "the study" };
+        if let (Some(f), Some(spec)) = (&factors, &study.factors)
+            && fit < f.items.len() + 2
+        {
+            rep.err(
+                keys!["factors", "items"],
+                format!(
+                    "{sample} has at most {fit} subjects, too few to factor-analyse {} items (needs at least {})",
+                    f.items.len(),
+                    f.items.len() + 2
+                ),
+                Some(format!(
+                    "{} factors requested; reduce the items or hold out fewer subjects",
+                    match spec.count {
+                        super::FactorCount::Fixed(k) => k.to_string(),
+                        super::FactorCount::Rule(_) => "data-driven".into(),
+                    }
+                )),
+            );
+        }
+        if let Some(spec) = &study.prediction
+            && spec.folds >= 2
+            && fit < 2 * spec.folds
+        {
+            rep.err(
+                keys!["prediction", "folds"],
+                format!(
+                    "{sample} has at most {fit} subjects, too few for {}-fold cross-validation (needs at least {})",
+                    spec.folds,
+                    2 * spec.folds
+                ),
+                None,
+            );
+        }
+    }
+
+    Resolved {
+        tables,
+        column_table,
+        scores,
+        features,
+        covariates,
+        outcomes,
+        complete_cases,
+        iqr,
+        imaging,
+        factors,
+        prediction,
+    }
 }
 
 /// Discover the runs, build every region set on each distinct BOLD grid (so a region lost in

@@ -60,6 +60,14 @@ pub struct Study {
     /// Connectivity edges computed per subject; they form the table `connectome`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connectivity: Option<ConnectivitySpec>,
+    /// Exploratory factor analysis of questionnaire scales, fitted on the discovery set only;
+    /// the factor scores become columns usable as outcomes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub factors: Option<Factors>,
+    /// Cross-validated prediction of outcomes from features (CPM, ridge) in the discovery set,
+    /// and the final model tested once on the held-out set.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prediction: Option<Prediction>,
     /// Where results are written.
     #[serde(default)]
     pub outputs: Outputs,
@@ -212,6 +220,160 @@ pub enum ConnectivityMeasure {
     Pearson,
 }
 
+/// Exploratory factor analysis (see `neurospec efa` for the same model on one table).
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Factors {
+    /// Input variables: columns, `*` patterns or score names (e.g. questionnaire scale scores).
+    /// A subject missing any of them is excluded (and listed); nothing is imputed.
+    pub items: Vec<String>,
+    /// Number of factors: a number, `"parallel"` (Horn's parallel analysis, 95th percentile) or
+    /// `"map"` (Velicer's MAP).
+    #[serde(default)]
+    pub count: FactorCount,
+    /// Extraction method.
+    #[serde(default)]
+    pub method: FactorMethod,
+    /// Rotation.
+    #[serde(default)]
+    pub rotation: FactorRotation,
+    /// Oblimin γ (0 = quartimin).
+    #[serde(default)]
+    pub gamma: f64,
+    /// Factor score method.
+    #[serde(default)]
+    pub scores: FactorScores,
+    /// Simulated data sets for parallel analysis.
+    #[serde(default = "default_parallel_simulations")]
+    pub parallel_simulations: usize,
+    /// Names of the factor score columns, in factor order (largest variance first). Default:
+    /// `F1`, `F2`, …. With a data-driven `count`, a different number of factors is an error.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub names: Vec<String>,
+}
+
+fn default_parallel_simulations() -> usize {
+    1000
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FactorCount {
+    Fixed(usize),
+    Rule(FactorRule),
+}
+
+impl Default for FactorCount {
+    fn default() -> Self {
+        FactorCount::Rule(FactorRule::Parallel)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FactorRule {
+    Parallel,
+    Map,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FactorMethod {
+    /// Minimum residual (least squares).
+    #[default]
+    Minres,
+    /// Maximum likelihood (adds χ², TLI and RMSEA).
+    Ml,
+    /// Principal axis of the correlation matrix.
+    Principal,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FactorRotation {
+    None,
+    Varimax,
+    Promax,
+    #[default]
+    Oblimin,
+    Quartimin,
+    Geomin,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum FactorScores {
+    /// Thurstone's regression scores.
+    #[default]
+    Regression,
+    Bartlett,
+    /// ten Berge (correlation-preserving).
+    Tenberge,
+}
+
+/// Cross-validated prediction.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Prediction {
+    /// Outcome columns, score names or factor names.
+    pub outcomes: Vec<String>,
+    /// Feature group names from `[features]` (e.g. the connectome edges).
+    pub features: Vec<String>,
+    /// Columns regressed out of features and outcome inside each training fold.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub confounds: Vec<String>,
+    /// Models: `cpm` (positive, negative and combined networks) and/or `ridge`.
+    #[serde(default = "default_models")]
+    pub models: Vec<PredictionModel>,
+    /// k of the k-fold cross-validation.
+    #[serde(default = "default_folds")]
+    pub folds: usize,
+    /// Repeats of the k-fold cross-validation (different random folds).
+    #[serde(default = "default_repeats")]
+    pub repeats: usize,
+    /// Keep subjects sharing a value of this column (e.g. a family id) in one fold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group_column: Option<String>,
+    /// CPM edge selection threshold (two-sided p of the edge–outcome correlation).
+    #[serde(default = "default_cpm_p")]
+    pub cpm_p: f64,
+    /// Ridge penalties searched by leave-one-out CV within each training fold.
+    #[serde(default = "default_alphas")]
+    pub ridge_alphas: Vec<f64>,
+    /// Permutations of the outcome for p-values of the cross-validated metrics (0 = none).
+    #[serde(default = "default_prediction_permutations")]
+    pub permutations: usize,
+    /// Confidence level of the held-out r.
+    #[serde(default = "default_ci_level")]
+    pub ci_level: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum PredictionModel {
+    Cpm,
+    Ridge,
+}
+
+fn default_models() -> Vec<PredictionModel> {
+    vec![PredictionModel::Cpm, PredictionModel::Ridge]
+}
+fn default_folds() -> usize {
+    10
+}
+fn default_repeats() -> usize {
+    10
+}
+fn default_cpm_p() -> f64 {
+    0.01
+}
+fn default_alphas() -> Vec<f64> {
+    vec![0.01, 0.1, 1.0, 10.0, 100.0, 1e3, 1e4, 1e5]
+}
+fn default_prediction_permutations() -> usize {
+    1000
+}
+
 /// Study-wide settings.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -244,6 +406,11 @@ pub struct Simulate {
     /// Simulation seed (default: derived from the study seed).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub seed: Option<u64>,
+    /// For presets that write files (images): the folder, relative to the study file, where
+    /// the cohort is written before the study is checked. It is rewritten only when the preset,
+    /// subjects or seed change; the study's tables and [imaging] then read from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
 }
 
 /// Simulator presets.
@@ -253,13 +420,23 @@ pub enum Preset {
     /// UK-Biobank-style tabular study: ~200 IDPs, symptom items at two visits, covariates,
     /// planted standardised effects and true nulls (de Lange et al. 2025 design).
     UkbSymptoms,
+    /// HCP-style cohort in families: 33 questionnaire scales from 4 correlated dimensions, and
+    /// an fMRIPrep folder of resting-state runs with planted amygdala-nucleus → ROI couplings
+    /// (Klein-Flügge et al. 2022 design). Written as files into `dir`.
+    AmygdalaWellbeing,
 }
 
 impl Preset {
     pub fn name(self) -> &'static str {
         match self {
             Preset::UkbSymptoms => "ukb-symptoms",
+            Preset::AmygdalaWellbeing => "amygdala-wellbeing",
         }
+    }
+
+    /// Whether the preset writes files (into `[simulate] dir`) instead of simulated tables.
+    pub fn writes_files(self) -> bool {
+        matches!(self, Preset::AmygdalaWellbeing)
     }
 }
 

@@ -10,9 +10,11 @@
 pub mod associate;
 pub mod connectome;
 pub mod dataset;
+pub mod factors;
 pub mod fdr;
 pub mod imaging_run;
 pub mod load_table;
+pub mod predict;
 pub mod replicate;
 pub mod scores;
 pub mod simulate;
@@ -34,6 +36,8 @@ pub enum Kind {
     Replicate,
     ImagingRun,
     Connectome,
+    Factors,
+    Predict,
 }
 
 impl Kind {
@@ -49,6 +53,8 @@ impl Kind {
             Kind::Replicate => "replicate",
             Kind::ImagingRun => "imaging-run",
             Kind::Connectome => "connectome",
+            Kind::Factors => "factors",
+            Kind::Predict => "predict",
         }
     }
 
@@ -66,6 +72,8 @@ impl Kind {
             Kind::Replicate => replicate::VERSION,
             Kind::ImagingRun => imaging_run::VERSION,
             Kind::Connectome => connectome::VERSION,
+            Kind::Factors => factors::VERSION,
+            Kind::Predict => predict::VERSION,
         }
     }
 }
@@ -124,5 +132,7 @@ pub fn run(kind: Kind, ctx: &Context<'_>) -> Result<Outputs> {
         Kind::Replicate => replicate::run(ctx),
         Kind::ImagingRun => imaging_run::run(ctx),
         Kind::Connectome => connectome::run(ctx),
+        Kind::Factors => factors::run(ctx),
+        Kind::Predict => predict::run(ctx),
     }
 }

@@ -16,7 +16,7 @@ pub struct Params {
 
 pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let p: Params = ctx.params()?;
-    let cohort = crate::sim::simulate(p.preset, p.subjects, p.seed);
+    let cohort = crate::sim::simulate(p.preset, p.subjects, p.seed)?;
     let mut out = Outputs::new();
     for (name, table) in &cohort.tables {
         out.insert(name.clone(), crate::tables::encode(table));

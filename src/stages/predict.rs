@@ -1,0 +1,215 @@
+//! Predict one outcome from a feature set (see `stats::predict` for the method): repeated k-fold
+//! cross-validation with permutation p-values in the discovery set (or everyone without a
+//! split), then — with a split — the model trained on all discovery subjects and applied once
+//! to the held-out set. Inputs: `dataset`, and `split` when there is one. Outputs: `metrics`
+//! (one row per model and evaluation), `edges` (per feature: CPM selection frequencies, mean
+//! training r, mean ridge weight) and `predictions` (per subject: sample, target, each model's
+//! prediction — out-of-fold means for discovery, the final model's for held-out).
+
+use super::{Context, Outputs};
+use crate::error::{Error, Result};
+use crate::plan::{ALL, DISCOVERY, HELD_OUT};
+use crate::stats::predict::{self, Data, Settings};
+use crate::tables::{Cell, ColumnData, Table, Tsv, TsvWriter};
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Params {
+    pub outcome: String,
+    pub features: Vec<String>,
+    pub confounds: Vec<String>,
+    pub group_column: Option<String>,
+    pub cpm: bool,
+    pub cpm_p: f64,
+    pub ridge: bool,
+    pub alphas: Vec<f64>,
+    pub folds: usize,
+    pub repeats: usize,
+    pub fold_seed: u64,
+    pub permutations: usize,
+    pub permutation_seed: u64,
+    pub ci_level: f64,
+    /// Whether a split exists (discovery → held-out) or the CV uses everyone.
+    pub split: bool,
+}
+
+pub const METRIC_COLUMNS: [&str; 14] = [
+    "outcome",
+    "model",
+    "evaluation",
+    "n",
+    "r",
+    "r_ci_low",
+    "r_ci_high",
+    "r2",
+    "mae",
+    "p_r",
+    "p_r2",
+    "p_mae",
+    "permutations",
+    "note",
+];
+
+struct Part {
+    rows: Vec<usize>,
+    x: Vec<f64>,
+    c: Vec<f64>,
+    y: Vec<f64>,
+}
+
+fn part(dataset: &Table, rows: Vec<usize>, p: &Params) -> Result<Part> {
+    let pick = |name: &str| -> Result<Vec<f64>> {
+        let column = dataset.numeric(name)?;
+        Ok(rows.iter().map(|&r| column[r]).collect())
+    };
+    let mut x = Vec::with_capacity(rows.len() * p.features.len());
+    for f in &p.features {
+        x.extend(pick(f)?);
+    }
+    let mut c = Vec::with_capacity(rows.len() * p.confounds.len());
+    for f in &p.confounds {
+        c.extend(pick(f)?);
+    }
+    let y = pick(&p.outcome)?;
+    Ok(Part { rows, x, c, y })
+}
+
+fn text_values(dataset: &Table, name: &str, rows: &[usize]) -> Result<Vec<String>> {
+    let column = dataset.column(name).ok_or_else(|| Error::data(format!("column `{name}` is not in the dataset")))?;
+    Ok(rows
+        .iter()
+        .map(|&r| match &column.data {
+            ColumnData::Text(v) => v[r].clone().unwrap_or_default(),
+            ColumnData::Numeric(v) => format!("{}", v[r]),
+        })
+        .collect())
+}
+
+pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
+    let p: Params = ctx.params()?;
+    let dataset = ctx.table("dataset")?;
+    let n_all = dataset.rows();
+    let sample: Vec<String> = if p.split {
+        let split = Tsv::parse(&ctx.text("split")?);
+        let of: std::collections::HashMap<&str, &str> =
+            split.rows.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
+        dataset.ids.iter().map(|id| of.get(id.as_str()).copied().unwrap_or("").to_string()).collect()
+    } else {
+        vec![ALL.to_string(); n_all]
+    };
+    let cv_sample = if p.split { DISCOVERY } else { ALL };
+    let cv = part(&dataset, (0..n_all).filter(|&i| sample[i] == cv_sample).collect(), &p)?;
+    let settings = Settings {
+        folds: p.folds,
+        repeats: p.repeats,
+        seed: p.fold_seed,
+        cpm: p.cpm,
+        cpm_p: p.cpm_p,
+        ridge: p.ridge,
+        alphas: p.alphas.clone(),
+        permutations: p.permutations,
+        permutation_seed: p.permutation_seed,
+    };
+    let groups = p.group_column.as_deref().map(|g| text_values(&dataset, g, &cv.rows)).transpose()?;
+    let fail = |what: &str, e: String| Error::data(format!("{}: {what} in the {cv_sample} sample: {e}", ctx.stage));
+    fn data<'a>(part: &'a Part, p: &Params) -> Data<'a> {
+        Data {
+            n: part.rows.len(),
+            x: &part.x,
+            p: p.features.len(),
+            confounds: &part.c,
+            c: p.confounds.len(),
+            y: &part.y,
+        }
+    }
+    let result = predict::cross_validate(&data(&cv, &p), groups.as_deref(), &settings)
+        .map_err(|e| fail("cross-validation", e))?;
+
+    let mut metrics = TsvWriter::new(&METRIC_COLUMNS);
+    let n_cv = cv.rows.len() as i64;
+    for m in &result.models {
+        let note = format!("{} folds x {} repeats; metrics are means over repeats", p.folds, p.repeats);
+        metrics.row(&[
+            Cell::Text(&p.outcome),
+            Cell::Text(m.model.name()),
+            Cell::Text("cross-validation"),
+            Cell::Int(n_cv),
+            Cell::Num(m.metrics.r),
+            Cell::Num(f64::NAN),
+            Cell::Num(f64::NAN),
+            Cell::Num(m.metrics.r2),
+            Cell::Num(m.metrics.mae),
+            Cell::Num(m.p_r),
+            Cell::Num(m.p_r2),
+            Cell::Num(m.p_mae),
+            Cell::Int(p.permutations as i64),
+            Cell::Text(&note),
+        ]);
+    }
+    let held = if p.split {
+        let test = part(&dataset, (0..n_all).filter(|&i| sample[i] == HELD_OUT).collect(), &p)?;
+        let outcome = predict::train_and_test(&data(&cv, &p), &data(&test, &p), &settings, p.ci_level)
+            .map_err(|e| fail("the final model", e))?;
+        for t in &outcome.results {
+            let note = match outcome.alpha {
+                Some(alpha) if t.model == predict::Model::Ridge => {
+                    format!("trained on all {n_cv} discovery subjects (ridge alpha {alpha}); p is one-sided, r > 0")
+                }
+                _ => format!("trained on all {n_cv} discovery subjects; p is one-sided, r > 0"),
+            };
+            metrics.row(&[
+                Cell::Text(&p.outcome),
+                Cell::Text(t.model.name()),
+                Cell::Text("held-out"),
+                Cell::Int(test.rows.len() as i64),
+                Cell::Num(t.metrics.r),
+                Cell::Num(t.r_ci.0),
+                Cell::Num(t.r_ci.1),
+                Cell::Num(t.metrics.r2),
+                Cell::Num(t.metrics.mae),
+                Cell::Num(t.p),
+                Cell::Num(f64::NAN),
+                Cell::Num(f64::NAN),
+                Cell::Int(0),
+                Cell::Text(&note),
+            ]);
+        }
+        Some((test, outcome))
+    } else {
+        None
+    };
+
+    let mut edges = TsvWriter::new(&["feature", "selected_positive", "selected_negative", "mean_r", "ridge_weight"]);
+    for (j, f) in p.features.iter().enumerate() {
+        edges.row(&[
+            Cell::Text(f),
+            Cell::Num(result.selected_positive[j]),
+            Cell::Num(result.selected_negative[j]),
+            Cell::Num(result.mean_r[j]),
+            Cell::Num(result.ridge_weight[j]),
+        ]);
+    }
+
+    let model_names: Vec<&str> = result.models.iter().map(|m| m.model.name()).collect();
+    let header: Vec<&str> = ["subject", "sample", "target"].into_iter().chain(model_names.iter().copied()).collect();
+    let mut predictions = TsvWriter::new(&header);
+    for (i, &row) in cv.rows.iter().enumerate() {
+        let mut cells = vec![Cell::Text(&dataset.ids[row]), Cell::Text(cv_sample), Cell::Num(result.targets[i])];
+        cells.extend(result.models.iter().map(|m| Cell::Num(m.predictions[i])));
+        predictions.row(&cells);
+    }
+    if let Some((test, outcome)) = &held {
+        for (i, &row) in test.rows.iter().enumerate() {
+            let mut cells = vec![Cell::Text(&dataset.ids[row]), Cell::Text(HELD_OUT), Cell::Num(outcome.targets[i])];
+            cells.extend(outcome.results.iter().map(|t| Cell::Num(t.predictions[i])));
+            predictions.row(&cells);
+        }
+    }
+    Ok(Outputs::from([
+        ("metrics".to_string(), metrics.finish().into_bytes()),
+        ("edges".to_string(), edges.finish().into_bytes()),
+        ("predictions".to_string(), predictions.finish().into_bytes()),
+    ]))
+}
