@@ -30,7 +30,8 @@ pub const NUCLEI: [&str; 7] =
 pub const ROIS: [&str; 10] =
     ["vmpfc", "dacc", "ofc", "insula", "hippocampus", "precuneus", "dlpfc", "temporal_pole", "pcc", "striatum"];
 pub const DIMENSIONS: [&str; 4] = ["social_life", "negative_emotion", "sleep", "anger_rejection"];
-const PHI: [[f64; 4]; 4] = [[1.0, -0.25, -0.2, -0.2], [-0.25, 1.0, 0.25, 0.3], [-0.2, 0.25, 1.0, 0.2], [-0.2, 0.3, 0.2, 1.0]];
+const PHI: [[f64; 4]; 4] =
+    [[1.0, -0.25, -0.2, -0.2], [-0.25, 1.0, 0.25, 0.3], [-0.2, 0.25, 1.0, 0.2], [-0.2, 0.3, 0.2, 1.0]];
 
 /// (scale, dimension, loading).
 pub const SCALES: [(&str, usize, f64); 33] = [
@@ -137,7 +138,15 @@ pub fn write(subjects: usize, seed: u64, out: &Path) -> Result<()> {
     while people.len() < subjects {
         family += 1;
         let u = rng.uniform();
-        let size = if u < 0.3 { 1 } else if u < 0.7 { 2 } else if u < 0.9 { 3 } else { 4 };
+        let size = if u < 0.3 {
+            1
+        } else if u < 0.7 {
+            2
+        } else if u < 0.9 {
+            3
+        } else {
+            4
+        };
         let shared = correlated(&mut rng);
         for _ in 0..size.min(subjects - people.len()) {
             let own = correlated(&mut rng);
@@ -197,10 +206,7 @@ pub fn write(subjects: usize, seed: u64, out: &Path) -> Result<()> {
     )?;
 
     // Runs, in parallel; each subject's draws come from its own stream.
-    people
-        .par_iter()
-        .map(|s| write_run(s, seed, &out.join("fmriprep"), &atlas))
-        .collect::<Result<Vec<()>>>()?;
+    people.par_iter().map(|s| write_run(s, seed, &out.join("fmriprep"), &atlas)).collect::<Result<Vec<()>>>()?;
     write_file(
         "fmriprep/dataset_description.json",
         "{\"Name\": \"neurospec amygdala-wellbeing simulation\", \"BIDSVersion\": \"1.8.0\", \
@@ -218,13 +224,14 @@ fn write_run(s: &Subject, seed: u64, fmriprep: &Path, atlas: &[f32]) -> Result<(
     for j in 0..ROIS.len() {
         let c: Vec<f64> = (0..NUCLEI.len())
             .map(|i| {
-                let planted: f64 =
-                    PLANTED.iter().filter(|p| p.0 == i && p.1 == j).map(|p| p.3 * s.factors[p.2]).sum();
+                let planted: f64 = PLANTED.iter().filter(|p| p.0 == i && p.1 == j).map(|p| p.3 * s.factors[p.2]).sum();
                 (BASE_Z + planted + INDIVIDUAL_Z * rng.normal()).tanh()
             })
             .collect();
         let rest = (1.0 - c.iter().map(|v| v * v).sum::<f64>()).sqrt();
-        series.push((0..t).map(|v| (0..NUCLEI.len()).map(|i| c[i] * nuclei[i][v]).sum::<f64>() + rest * rng.normal()).collect());
+        series.push(
+            (0..t).map(|v| (0..NUCLEI.len()).map(|i| c[i] * nuclei[i][v]).sum::<f64>() + rest * rng.normal()).collect(),
+        );
     }
     // Motion: six slow random walks; the artefact in every brain voxel is 2·trans_x + 1·rot_y.
     let mut motion = vec![vec![0.0; t]; 6];
@@ -275,7 +282,11 @@ fn write_run(s: &Subject, seed: u64, fmriprep: &Path, atlas: &[f32]) -> Result<(
         let fd = if v == 0 {
             "n/a".to_string()
         } else {
-            format!("{:.6}", (0..3).map(|m| d(m).unwrap().abs()).sum::<f64>() + (3..6).map(|m| 50.0 * d(m).unwrap().abs()).sum::<f64>())
+            format!(
+                "{:.6}",
+                (0..3).map(|m| d(m).unwrap().abs()).sum::<f64>()
+                    + (3..6).map(|m| 50.0 * d(m).unwrap().abs()).sum::<f64>()
+            )
         };
         cells.push(fd);
         cells.extend((0..3).map(|_| format!("{:.6}", 100.0 + rng.normal())));

@@ -61,7 +61,8 @@ pub fn materialise(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<()
     }
     let Some(dir) = &sim.dir else {
         let keys = crate::keys!["simulate"];
-        let mut d = loaded.diagnostic(&keys, format!("the `{}` preset writes files and needs `dir`", sim.preset.name()));
+        let mut d =
+            loaded.diagnostic(&keys, format!("the `{}` preset writes files and needs `dir`", sim.preset.name()));
         d.hint = Some(format!("e.g. dir = \"data/{}\"", sim.preset.name()));
         return Err(Error::Study(vec![d]));
     };

@@ -117,8 +117,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let mut table = TsvWriter::new(
         &std::iter::once("subject").chain(["sample"]).chain(names.iter().map(String::as_str)).collect::<Vec<_>>(),
     );
-    for i in 0..n_all {
-        let mut row = vec![Cell::Text(&dataset.ids[i]), Cell::Text(&sample[i])];
+    for (i, (id, part)) in dataset.ids.iter().zip(&sample).enumerate() {
+        let mut row = vec![Cell::Text(id), Cell::Text(part)];
         row.extend((0..k).map(|j| Cell::Num(scores.at(i, j))));
         table.row(&row);
     }
