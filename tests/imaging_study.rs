@@ -115,7 +115,7 @@ fn a_study_extracts_every_subject_and_builds_the_connectome() {
         assert!((ours - expected).abs() < tolerance, "subject {}: {ours} vs {expected}", connectome.text(row, "eid"));
     }
     let runs = Tsv::read(&out.join("imaging_runs.tsv"));
-    assert!(runs.rows.iter().any(|r| r[0] == "sub-04" && r[3].contains("no usable run")), "{:?}", runs.rows);
+    assert!(runs.rows.iter().any(|r| r[0] == "sub-04" && r[4].contains("no usable run")), "{:?}", runs.rows);
     assert!(out.join("sub-01/func/sub-01_task-rest_atlas-regions_timeseries.tsv").is_file());
 
     // Nothing changed: nothing runs. Editing the denoising reruns the imaging runs.
@@ -151,4 +151,67 @@ fn imaging_problems_fail_check_by_name() {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("dorsal_raphe") && stderr.contains("no voxel"), "{stderr}");
+}
+
+/// Two sessions per subject, paired by subject: one connectome row per subject with every edge
+/// once per session; a subject missing a session is excluded and listed; undeclared sessions
+/// are an error that suggests declaring them.
+#[test]
+fn sessions_are_discovered_and_paired_per_subject() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    for (subject, sessions) in [("01", vec!["pre", "post"]), ("02", vec!["pre", "post"]), ("03", vec!["pre"])] {
+        for session in sessions {
+            let func = d.join(format!("fmriprep/sub-{subject}/ses-{session}/func"));
+            std::fs::create_dir_all(&func).unwrap();
+            let prefix = format!("sub-{subject}_ses-{session}_task-rest");
+            let image = if session == "pre" { "bold.nii.gz" } else { "bold_int16.nii.gz" };
+            std::fs::copy(fixture(image), func.join(format!("{prefix}_space-{SPACE}_desc-preproc_bold.nii.gz")))
+                .unwrap();
+            std::fs::write(
+                func.join(format!("{prefix}_space-{SPACE}_desc-preproc_bold.json")),
+                r#"{"RepetitionTime": 2.0}"#,
+            )
+            .unwrap();
+            std::fs::copy(fixture("confounds.tsv"), func.join(format!("{prefix}_desc-confounds_timeseries.tsv")))
+                .unwrap();
+        }
+    }
+    std::fs::copy(fixture("labels.nii.gz"), d.join("labels.nii.gz")).unwrap();
+    std::fs::copy(fixture("labels.tsv"), d.join("labels.tsv")).unwrap();
+    std::fs::write(d.join("pheno.tsv"), "eid\tage\n01\t30\n02\t40\n03\t50\n").unwrap();
+
+    std::fs::write(d.join("study.toml"), STUDY).unwrap();
+    let out = neurospec(d, &["check", "study.toml"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("subject 01 has 2 runs of task-rest") && stderr.contains("sessions = [\"post\", \"pre\"]"),
+        "{stderr}"
+    );
+
+    let study =
+        STUDY.replace("missing_runs = \"exclude\"", "missing_runs = \"exclude\"\nsessions = [\"pre\", \"post\"]");
+    std::fs::write(d.join("study.toml"), &study).unwrap();
+    let ran = executed(&run_json(d, "study.toml", &[]));
+    for stage in ["imaging/sub-01/ses-pre", "imaging/sub-01/ses-post", "imaging/sub-02/ses-post", "connectome"] {
+        assert!(ran.contains(&stage.to_string()), "{stage} did not run: {ran:?}");
+    }
+    assert!(!ran.iter().any(|s| s.starts_with("imaging/sub-03")), "{ran:?}");
+    let out = d.join("derivatives/nuclei");
+    let connectome = Tsv::read(&out.join("connectome.tsv"));
+    assert_eq!(connectome.rows.len(), 2);
+    assert_eq!(connectome.header[1], "conn_amygdala_lh__precuneus__pre");
+    assert_eq!(connectome.header[5], "conn_amygdala_lh__precuneus__post");
+    // pre is the float image, post the same data quantised to int16: equal to 1e-3.
+    for row in 0..2 {
+        let (pre, post) = (
+            connectome.num(row, "conn_amygdala_lh__precuneus__pre"),
+            connectome.num(row, "conn_amygdala_lh__precuneus__post"),
+        );
+        assert!((pre - post).abs() < 1e-3 && pre != post, "{pre} vs {post}");
+    }
+    let runs = Tsv::read(&out.join("imaging_runs.tsv"));
+    assert!(runs.rows.iter().any(|r| r[0] == "03" && r[4].contains("no usable run")), "{:?}", runs.rows);
+    assert!(out.join("sub-01/ses-post/func/sub-01_ses-post_task-rest_atlas-regions_timeseries.tsv").is_file());
 }

@@ -140,7 +140,13 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
             "connectome",
             Kind::Connectome,
             stages::connectome::Params {
-                subjects: im.runs.iter().map(|r| r.subject.clone()).collect(),
+                subjects: im.runs.iter().map(|r| r.subject.clone()).fold(Vec::new(), |mut v, s| {
+                    if !v.contains(&s) {
+                        v.push(s);
+                    }
+                    v
+                }),
+                sessions: im.sessions.clone(),
                 edges: im.edges.iter().map(|(a, c)| crate::spec::check::edge_column(a, c)).collect(),
                 without_runs: im.excluded.clone(),
                 id_column: study.study.subject_id.clone(),
@@ -150,7 +156,15 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         b.publish(node, "tsv", "connectome.tsv");
         b.publish(node, "summary", "imaging_runs.tsv");
         for run in &im.runs {
-            let id = format!("imaging/sub-{}", run.subject);
+            // The run's key in the connectome's inputs: `SUBJECT` or `SUBJECT/SESSION`.
+            let key = match (&run.session, im.sessions.is_empty()) {
+                (Some(session), false) => format!("{}/{session}", run.subject),
+                _ => run.subject.clone(),
+            };
+            let id = match (&run.session, im.sessions.is_empty()) {
+                (Some(session), false) => format!("imaging/sub-{}/ses-{session}", run.subject),
+                _ => format!("imaging/sub-{}", run.subject),
+            };
             let run_node = b.add(
                 id,
                 Kind::ImagingRun,
@@ -179,7 +193,10 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
                     .inputs
                     .push((input.clone(), Source::Path { path: path.clone(), written: as_written.clone() }));
             }
-            let folder = format!("sub-{}/func", run.subject);
+            let folder = match (&run.session, im.sessions.is_empty()) {
+                (Some(session), false) => format!("sub-{}/ses-{session}/func", run.subject),
+                _ => format!("sub-{}/func", run.subject),
+            };
             b.publish(run_node, "series", format!("{folder}/{}_atlas-regions_timeseries.tsv", run.prefix));
             b.publish(
                 run_node,
@@ -187,8 +204,8 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
                 format!("{folder}/{}_atlas-regions_desc-pearson_connectivity.tsv", run.prefix),
             );
             b.publish(run_node, "report", format!("{folder}/{}_desc-extraction_report.json", run.prefix));
-            b.wire(run_node, "edges", node, format!("edges:{}", run.subject));
-            b.wire(run_node, "report", node, format!("report:{}", run.subject));
+            b.wire(run_node, "edges", node, format!("edges:{key}"));
+            b.wire(run_node, "report", node, format!("report:{key}"));
         }
         node
     });

@@ -116,11 +116,29 @@ pub struct ResolvedImaging {
     pub region_names: Vec<String>,
     /// Connectivity edges (region a, region b), in order.
     pub edges: Vec<(String, String)>,
+    /// Declared sessions (empty: one run per subject).
+    pub sessions: Vec<String>,
+}
+
+impl ResolvedImaging {
+    /// `[None]` without sessions, else each declared session.
+    pub fn session_labels(&self) -> Vec<Option<&str>> {
+        if self.sessions.is_empty() { vec![None] } else { self.sessions.iter().map(|s| Some(s.as_str())).collect() }
+    }
 }
 
 /// The name of an edge column in the `connectome` table.
 pub fn edge_column(a: &str, b: &str) -> String {
     format!("conn_{a}__{b}")
+}
+
+/// The connectome column of an edge in one session (`conn_a__b__pre`), or without sessions the
+/// edge column itself.
+pub fn session_column(edge: &str, session: Option<&str>) -> String {
+    match session {
+        Some(s) => format!("{edge}__{s}"),
+        None => edge.to_string(),
+    }
 }
 
 /// Smallest number of subjects allowed on each side of a split.
@@ -164,7 +182,9 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
                 continue;
             };
             let mut columns = vec![id_column.clone()];
-            columns.extend(im.edges.iter().map(|(a, b)| edge_column(a, b)));
+            for session in im.session_labels() {
+                columns.extend(im.edges.iter().map(|(a, b)| session_column(&edge_column(a, b), session)));
+            }
             tables.push(ResolvedTable {
                 name: name.clone(),
                 source: TableSource::Imaging,
@@ -801,38 +821,76 @@ fn resolve_imaging(rep: &mut Reporter<'_>, loaded: &LoadedStudy) -> Option<Resol
             Some("set `missing_runs = \"exclude\"` to exclude (and list) such subjects".into()),
         );
     }
+    // Runs per (subject, session): one each. With declared sessions, a subject missing one of
+    // them is an error or an exclusion, like a subject without runs.
+    let mut excluded = found.subjects_without_runs.clone();
     let mut per_subject: BTreeMap<String, Vec<crate::imaging::discover::Run>> = BTreeMap::new();
     for run in found.runs {
+        if !imaging.sessions.is_empty() && !run.session.as_ref().is_some_and(|s| imaging.sessions.contains(s)) {
+            continue;
+        }
         per_subject.entry(run.subject.clone()).or_default().push(run);
     }
     let mut runs = Vec::new();
-    for (subject, mut list) in per_subject {
-        if list.len() > 1 {
-            rep.err(
-                keys!["imaging"],
-                format!(
-                    "subject {subject} has {} runs of task-{} ({}); one run per subject is supported",
-                    list.len(),
-                    imaging.task,
-                    list.iter().map(|r| r.prefix.as_str()).collect::<Vec<_>>().join(", ")
-                ),
-                None,
-            );
-            continue;
+    for (subject, list) in per_subject {
+        let wanted: Vec<Option<&str>> = if imaging.sessions.is_empty() {
+            vec![None]
+        } else {
+            imaging.sessions.iter().map(|s| Some(s.as_str())).collect()
+        };
+        for session in wanted {
+            let matching: Vec<&crate::imaging::discover::Run> =
+                list.iter().filter(|r| session.is_none() || r.session.as_deref() == session).collect();
+            if matching.len() > 1 {
+                let sessions: BTreeSet<&str> = matching.iter().filter_map(|r| r.session.as_deref()).collect();
+                rep.err(
+                    keys!["imaging"],
+                    format!(
+                        "subject {subject} has {} runs of task-{} ({}); one run per subject{} is supported",
+                        matching.len(),
+                        imaging.task,
+                        matching.iter().map(|r| r.prefix.as_str()).collect::<Vec<_>>().join(", "),
+                        if session.is_some() { " and session" } else { "" }
+                    ),
+                    (session.is_none() && sessions.len() > 1).then(|| {
+                        format!(
+                            "declare the sessions to pair them, e.g. `sessions = [{}]`",
+                            sessions.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+                        )
+                    }),
+                );
+                continue;
+            }
+            let Some(run) = matching.first() else {
+                let label = format!("{subject} (ses-{})", session.unwrap_or(""));
+                if imaging.missing_runs == super::MissingRuns::Error {
+                    rep.err(
+                        keys!["imaging", "sessions"],
+                        format!("no run of task-{} in space-{} for {label}", imaging.task, imaging.space),
+                        Some("set `missing_runs = \"exclude\"` to exclude (and list) such subjects".into()),
+                    );
+                }
+                if !excluded.contains(&subject) {
+                    excluded.push(subject.clone());
+                }
+                continue;
+            };
+            let strategy_needs =
+                !study.denoise.strategy.eq_ignore_ascii_case("none") || study.denoise.fd_threshold.is_some();
+            if strategy_needs && run.confounds.is_none() {
+                rep.err(
+                    keys!["imaging"],
+                    format!("{}: no confounds file beside it, but [denoise] needs one", run.bold.display()),
+                    None,
+                );
+                continue;
+            }
+            runs.push((*run).clone());
         }
-        let run = list.remove(0);
-        let strategy_needs =
-            !study.denoise.strategy.eq_ignore_ascii_case("none") || study.denoise.fd_threshold.is_some();
-        if strategy_needs && run.confounds.is_none() {
-            rep.err(
-                keys!["imaging"],
-                format!("{}: no confounds file beside it, but [denoise] needs one", run.bold.display()),
-                None,
-            );
-            continue;
-        }
-        runs.push(run);
     }
+    // A subject excluded for a missing session contributes none of its runs.
+    runs.retain(|r| !excluded.contains(&r.subject));
+    excluded.sort();
     if runs.is_empty() {
         rep.err(keys!["imaging"], format!("{}: no usable run", root.display()), None);
         return None;
@@ -1008,7 +1066,15 @@ fn resolve_imaging(rep: &mut Reporter<'_>, loaded: &LoadedStudy) -> Option<Resol
         }
     }
     all.dedup();
-    Some(ResolvedImaging { runs, excluded: found.subjects_without_runs, sets, region_files, region_names: all, edges })
+    Some(ResolvedImaging {
+        runs,
+        excluded,
+        sets,
+        region_files,
+        region_names: all,
+        edges,
+        sessions: imaging.sessions.clone(),
+    })
 }
 
 struct Reporter<'a> {

@@ -86,6 +86,11 @@ pub struct Imaging {
     /// A subject folder without a usable run: `error` (stop in `check`) or `exclude` (listed).
     #[serde(default)]
     pub missing_runs: MissingRuns,
+    /// BIDS session labels (e.g. `["pre", "post"]`): one run per subject and session, paired
+    /// by subject; every connectome column then exists per session (`conn_a__b__pre`). Empty:
+    /// one run per subject, whatever its session.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
