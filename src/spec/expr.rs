@@ -669,7 +669,11 @@ impl Parser {
         // Whether `left` is a comparison built in this loop (not one inside parentheses).
         let mut after_comparison = false;
         loop {
-            let Token::Binary(op) = *self.peek() else { break };
+            let op = match *self.peek() {
+                Token::Binary(op) => op,
+                Token::Minus => BinaryOp::Sub,
+                _ => break,
+            };
             let (left_power, right_power) = op.binding_power();
             if left_power < min_power {
                 break;
@@ -966,40 +970,39 @@ fn describe(e: &Expr, ty: Type) -> String {
     }
 }
 
+/// Require type `want` of the operand `x` (typed `got`; `None` = unknown, already reported),
+/// described as `what` of `operation`.
+fn require(x: &Expr, got: Option<Type>, want: Type, operation: &str, what: &str, errors: &mut Vec<ExprError>) {
+    if let Some(got) = got
+        && got != want
+    {
+        let needs = match want {
+            Type::Number => "numbers",
+            Type::Bool => "true/false values",
+        };
+        let message = format!("{operation} needs {needs} but {what} is {}", describe(x, got));
+        let hint = match want {
+            Type::Number => "turn true/false into 1/0 with `if(condition, 1, 0)`".to_string(),
+            Type::Bool => format!("compare it, e.g. `{x} > 0`"),
+        };
+        errors.push(ExprError::new(x.span.clone(), message).hint(hint));
+    }
+}
+
 /// Type of `e`, pushing every problem to `errors`. `None` when unknown because of an error
 /// (reported here or elsewhere), so one mistake does not cascade into many messages.
 fn type_of(e: &Expr, column_type: &dyn Fn(&str) -> Option<Type>, errors: &mut Vec<ExprError>) -> Option<Type> {
-    // Require `ty` of operand `x`, described as `what` of the operation `operation`.
-    let mut expect = |x: &Expr, got: Option<Type>, want: Type, operation: &str, what: &str| -> bool {
-        match got {
-            Some(got) if got != want => {
-                let needs = match want {
-                    Type::Number => "numbers",
-                    Type::Bool => "true/false values",
-                };
-                let message = format!("{operation} needs {needs} but {what} is {}", describe(x, got));
-                let hint = match want {
-                    Type::Number => "turn true/false into 1/0 with `if(condition, 1, 0)`".to_string(),
-                    Type::Bool => format!("compare it, e.g. `{x} > 0`"),
-                };
-                errors.push(ExprError::new(x.span.clone(), message).hint(hint));
-                false
-            }
-            Some(_) => true,
-            None => false,
-        }
-    };
     match &e.kind {
         ExprKind::Number(_) => Some(Type::Number),
         ExprKind::Column(c) => column_type(c),
         ExprKind::Neg(x) => {
             let t = type_of(x, column_type, errors);
-            expect(x, t, Type::Number, "`-`", "its operand");
+            require(x, t, Type::Number, "`-`", "its operand", errors);
             Some(Type::Number)
         }
         ExprKind::Not(x) => {
             let t = type_of(x, column_type, errors);
-            expect(x, t, Type::Bool, "`not`", "its operand");
+            require(x, t, Type::Bool, "`not`", "its operand", errors);
             Some(Type::Bool)
         }
         ExprKind::Binary(op, a, b) => {
@@ -1007,8 +1010,8 @@ fn type_of(e: &Expr, column_type: &dyn Fn(&str) -> Option<Type>, errors: &mut Ve
             let operation = format!("`{}`", op.symbol());
             match op {
                 BinaryOp::And | BinaryOp::Or => {
-                    expect(a, ta, Type::Bool, &operation, "its left side");
-                    expect(b, tb, Type::Bool, &operation, "its right side");
+                    require(a, ta, Type::Bool, &operation, "its left side", errors);
+                    require(b, tb, Type::Bool, &operation, "its right side", errors);
                     Some(Type::Bool)
                 }
                 BinaryOp::Eq | BinaryOp::Ne => {
@@ -1028,13 +1031,13 @@ fn type_of(e: &Expr, column_type: &dyn Fn(&str) -> Option<Type>, errors: &mut Ve
                     Some(Type::Bool)
                 }
                 op if op.is_comparison() => {
-                    expect(a, ta, Type::Number, &operation, "its left side");
-                    expect(b, tb, Type::Number, &operation, "its right side");
+                    require(a, ta, Type::Number, &operation, "its left side", errors);
+                    require(b, tb, Type::Number, &operation, "its right side", errors);
                     Some(Type::Bool)
                 }
                 _ => {
-                    expect(a, ta, Type::Number, &operation, "its left side");
-                    expect(b, tb, Type::Number, &operation, "its right side");
+                    require(a, ta, Type::Number, &operation, "its left side", errors);
+                    require(b, tb, Type::Number, &operation, "its right side", errors);
                     Some(Type::Number)
                 }
             }
@@ -1044,7 +1047,7 @@ fn type_of(e: &Expr, column_type: &dyn Fn(&str) -> Option<Type>, errors: &mut Ve
             let operation = format!("`{}`", function.name());
             match function {
                 Function::If => {
-                    expect(&args[0], types[0], Type::Bool, "the condition of `if`", "its first argument");
+                    require(&args[0], types[0], Type::Bool, "the condition of `if`", "its first argument", errors);
                     match (types[1], types[2]) {
                         (Some(t1), Some(t2)) if t1 != t2 => {
                             let message = format!(
@@ -1078,7 +1081,7 @@ fn type_of(e: &Expr, column_type: &dyn Fn(&str) -> Option<Type>, errors: &mut Ve
                     let single = args.len() == 1;
                     for (i, (arg, t)) in args.iter().zip(&types).enumerate() {
                         let what = if single { "its argument".to_string() } else { format!("its argument {}", i + 1) };
-                        expect(arg, *t, Type::Number, &operation, &what);
+                        require(arg, *t, Type::Number, &operation, &what, errors);
                     }
                     Some(Type::Number)
                 }
@@ -1187,10 +1190,14 @@ impl Evaluator<'_, '_> {
                 let right = self.eval(b, &needed)?;
                 left.iter()
                     .zip(&right)
-                    .map(|(&l, &r)| match () {
-                        _ if l == decisive || r == decisive => decisive,
-                        _ if l.is_nan() || r.is_nan() => f64::NAN,
-                        _ => 1.0 - decisive,
+                    .map(|(&l, &r)| {
+                        if l == decisive || r == decisive {
+                            decisive
+                        } else if l.is_nan() || r.is_nan() {
+                            f64::NAN
+                        } else {
+                            1.0 - decisive
+                        }
                     })
                     .collect()
             }
@@ -1342,5 +1349,385 @@ impl Evaluator<'_, '_> {
             .hint("guard it with `if(…)`, or let undefined values become missing");
         error.row = Some(row);
         error
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NA: f64 = f64::NAN;
+
+    fn defs(pairs: &[(&str, &str)]) -> Vec<(String, String)> {
+        pairs.iter().map(|(n, t)| (n.to_string(), t.to_string())).collect()
+    }
+
+    fn names(list: &[&str]) -> Vec<String> {
+        list.iter().map(|s| s.to_string()).collect()
+    }
+
+    /// Check `pairs` against `data`'s columns and evaluate them all.
+    fn run(pairs: &[(&str, &str)], data: &[(&str, Vec<f64>)], policy: Undefined) -> Result<Vec<Evaluated>, ExprError> {
+        let columns: Vec<String> = data.iter().map(|(n, _)| n.to_string()).collect();
+        let checked = check(&defs(pairs), &columns).unwrap_or_else(|e| panic!("check failed: {e:?}"));
+        let n = data.first().map_or(1, |(_, v)| v.len());
+        let ids: Vec<String> = (1..=n).map(|i| format!("s{i}")).collect();
+        let get = |name: &str| data.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice());
+        evaluate_all(&checked, &get, &ids, policy)
+    }
+
+    /// The values of one expression.
+    fn values(text: &str, data: &[(&str, Vec<f64>)]) -> Vec<f64> {
+        run(&[("out", text)], data, Undefined::Error).unwrap().remove(0).values
+    }
+
+    fn constant(text: &str) -> f64 {
+        values(text, &[])[0]
+    }
+
+    /// Equal, counting NaN (missing) as equal to NaN.
+    fn same(a: &[f64], b: &[f64]) -> bool {
+        a.len() == b.len() && a.iter().zip(b).all(|(x, y)| x == y || (x.is_nan() && y.is_nan()))
+    }
+
+    fn parse_error(text: &str) -> (String, Range<usize>) {
+        let e = parse(text).unwrap_err();
+        (e.message, e.span.unwrap())
+    }
+
+    fn check_errors(pairs: &[(&str, &str)], columns: &[&str]) -> Vec<ExprError> {
+        check(&defs(pairs), &names(columns)).unwrap_err()
+    }
+
+    #[test]
+    fn precedence_and_associativity() {
+        assert_eq!(constant("1 + 2 * 3 ^ 2"), 19.0);
+        assert_eq!(constant("-2 ^ 2"), -4.0);
+        assert_eq!(constant("(-2) ^ 2"), 4.0);
+        assert_eq!(constant("2 ^ 3 ^ 2"), 512.0);
+        assert_eq!(constant("2 ^ -1"), 0.5);
+        assert_eq!(constant("2 ^ -1 * 3"), 1.5);
+        assert_eq!(constant("10 - 4 - 3"), 3.0);
+        assert_eq!(constant("8 / 4 / 2"), 1.0);
+        assert_eq!(constant("(1 + 2) * 3"), 9.0);
+        assert_eq!(constant("1e-3 * 1000 + .5"), 1.5);
+        assert_eq!(constant("1 + 1 == 2 and not 3 < 2 or 1 > 2"), 1.0);
+        assert_eq!(parse("a && !b || c").unwrap(), parse("(a and (not b)) or c").unwrap());
+        assert_eq!(parse("not a < b").unwrap(), parse("not (a < b)").unwrap());
+        assert_eq!(parse("-a * b").unwrap(), parse("(-a) * b").unwrap());
+    }
+
+    #[test]
+    fn functions() {
+        assert_eq!(constant("abs(-3) + sqrt(16) + exp(0) + log(1)"), 8.0);
+        assert_eq!(constant("min(3, 1, 2) + max(3, 1, 2)"), 4.0);
+        assert_eq!(constant("round(2.5) + round(3.5) + round(-1.5) + round(0.4)"), 4.0);
+        assert_eq!(constant("if(1 < 2, 10, 20)"), 10.0);
+        assert_eq!(constant("if(1 > 2, 10, 20)"), 20.0);
+    }
+
+    #[test]
+    fn display_is_canonical() {
+        let cases = [
+            ("1+2*3^2", "1 + 2 * 3 ^ 2"),
+            ("(1+2)*3", "(1 + 2) * 3"),
+            ("a-(b-c)", "a - (b - c)"),
+            ("(a-b)-c", "a - b - c"),
+            ("(2^3)^2", "(2 ^ 3) ^ 2"),
+            ("2^(3^2)", "2 ^ 3 ^ 2"),
+            ("(-2)^2", "(-2) ^ 2"),
+            ("-(2^2)", "-2 ^ 2"),
+            ("2^-1", "2 ^ (-1)"),
+            ("--a", "-(-a)"),
+            ("a && !b || c", "a and not b or c"),
+            ("!(a < b)", "not a < b"),
+            ("not (a and b)", "not (a and b)"),
+            ("(a < b) == (c < d)", "(a < b) == (c < d)"),
+            ("`odd name` + `and` + x.1", "`odd name` + `and` + x.1"),
+            ("1e-3 + 1E300 + 2.50 + 1e-7", "0.001 + 1e300 + 2.5 + 1e-7"),
+            ("log( dose+1 )", "log(dose + 1)"),
+            ("IF", "IF"),
+            ("if(a>1,coalesce(b,0),-1)", "if(a > 1, coalesce(b, 0), -1)"),
+        ];
+        for (text, canonical) in cases {
+            assert_eq!(parse(text).unwrap().to_string(), canonical, "{text}");
+        }
+    }
+
+    #[test]
+    fn display_round_trips() {
+        let texts = [
+            "1 + 2 * 3 ^ 2",
+            "-2 ^ 2 ^ -a",
+            "(madrs_pre - madrs_post) / madrs_pre >= 0.5",
+            "hama >= 14 and not excluded or `odd-name` != 3",
+            "not not (a < b) and (c or d)",
+            "a - -b * -(c - d) / (e / f)",
+            "if(is_missing(a), coalesce(b, c), min(a, b, 1e-9, 123456789.25))",
+            "((a)) ^ (b ^ c) ^ d",
+            "0.1 + 0.2 + 1e22 + 3e-300",
+        ];
+        for text in texts {
+            let expr = parse(text).unwrap();
+            let shown = expr.to_string();
+            assert_eq!(parse(&shown).unwrap(), expr, "{text} → {shown}");
+            assert_eq!(parse(&shown).unwrap().to_string(), shown, "{text}: display is a fixed point");
+        }
+    }
+
+    #[test]
+    fn columns_are_listed_once_in_order() {
+        let expr = parse("b + a * b + `c d` + log(a)").unwrap();
+        assert_eq!(expr.columns(), vec!["b", "a", "c d"]);
+    }
+
+    #[test]
+    fn syntax_errors_say_what_and_where() {
+        let cases: [(&str, &str, Range<usize>); 14] = [
+            ("a < b < c", "comparisons cannot be chained", 6..7),
+            ("a == b != c", "comparisons cannot be chained", 7..9),
+            ("madrs +", "`+` needs a value after it, found the end", 6..7),
+            ("a * / b", "`*` needs a value after it, found `/`", 2..3),
+            ("(a + b", "this `(` is never closed", 0..1),
+            ("a + b)", "`)` without a matching `(`", 5..6),
+            ("a b", "expected an operator, found `b`", 2..3),
+            ("lg(x)", "unknown function `lg`", 0..2),
+            ("log(x, y)", "`log` takes 1 argument, not 2", 0..9),
+            ("min(x)", "`min` takes at least 2 arguments, not 1", 0..6),
+            ("a = b", "unexpected character `=`", 2..3),
+            ("2x + 1", "`2x` is not a number", 0..2),
+            ("x ** 2", "`**` is not an operator", 2..4),
+            ("`unclosed + 1", "unclosed backquote", 0..13),
+        ];
+        for (text, message, span) in cases {
+            assert_eq!(parse_error(text), (message.to_string(), span), "{text}");
+        }
+        assert_eq!(parse_error("  ").0, "the expression is empty");
+        assert_eq!(parse_error("1e+").0, "`1e+` is not a number");
+        assert_eq!(parse("lg(x)").unwrap_err().hint.as_deref(), Some("did you mean `log`?"));
+        assert_eq!(parse("a = b").unwrap_err().hint.as_deref(), Some("compare with `==`"));
+        assert!(parse("(a < b) < c").is_ok(), "parentheses make a chain explicit");
+    }
+
+    #[test]
+    fn unknown_column_suggests_and_renders_with_carets() {
+        let errors = check_errors(
+            &[("response", "(madrs_pre - madrs_pst) / madrs_pre >= 0.5")],
+            &["eid", "madrs_pre", "madrs_post"],
+        );
+        assert_eq!(errors.len(), 1);
+        let e = &errors[0];
+        assert_eq!((e.name.as_str(), e.message.as_str()), ("response", "unknown column `madrs_pst`"));
+        assert_eq!(e.hint.as_deref(), Some("did you mean `madrs_post`?"));
+        assert_eq!((e.span.clone(), e.char_offset()), (Some(13..22), 13));
+        assert_eq!(
+            e.render(),
+            format!(
+                "response = \"(madrs_pre - madrs_pst) / madrs_pre >= 0.5\"\n{}^^^^^^^^^ unknown column `madrs_pst`; \
+                 did you mean `madrs_post`?",
+                " ".repeat(25)
+            )
+        );
+        assert_eq!(
+            e.to_string(),
+            "derived variable `response` (character 14): unknown column `madrs_pst`; did you mean `madrs_post`?"
+        );
+        // In a study file the expression starts after `response = "`: line 3, column 13 + 13.
+        let source = "[derived]\nchange = \"a\"\nresponse = \"(madrs_pre - madrs_pst) / madrs_pre >= 0.5\"\n";
+        let start = source.find("(madrs").unwrap();
+        let d = e.to_diagnostic(Path::new("study.toml"), source, start);
+        assert_eq!((d.line, d.col), (3, 26));
+        assert_eq!(d.message, "derived variable `response`: unknown column `madrs_pst`");
+    }
+
+    #[test]
+    fn type_errors_name_the_side_and_what_it_is() {
+        let columns = ["madrs", "a", "b", "x", "hama"];
+        let cases: [(&str, &str, Range<usize>); 8] = [
+            ("madrs + (a > b)", "`+` needs numbers but its right side is a comparison (true/false)", 8..15),
+            (
+                "if(x, 1, 2)",
+                "the condition of `if` needs true/false values but its first argument is the column `x` (a number)",
+                3..4,
+            ),
+            ("hama and a > 1", "`and` needs true/false values but its left side is the column `hama` (a number)", 0..4),
+            ("a > 1 or 2", "`or` needs true/false values but its right side is the number 2", 9..10),
+            ("not x", "`not` needs true/false values but its operand is the column `x` (a number)", 4..5),
+            ("-(a < b)", "`-` needs numbers but its operand is a comparison (true/false)", 1..8),
+            ("log(is_missing(a))", "`log` needs numbers but its argument is a missing-value test (true/false)", 4..17),
+            (
+                "if(a > b, 1, a > 2)",
+                "the two branches of `if` must have one type, but the second argument is the number 1 and the third \
+                 is a comparison (true/false)",
+                10..18,
+            ),
+        ];
+        for (text, message, span) in cases {
+            let errors = check_errors(&[("out", text)], &columns);
+            assert_eq!(errors.len(), 1, "{text}: {errors:?}");
+            assert_eq!((errors[0].message.as_str(), errors[0].span.clone()), (message, Some(span)), "{text}");
+        }
+        let e = &check_errors(&[("out", "a == (a > b)")], &columns)[0];
+        assert_eq!(
+            e.message,
+            "`==` compares values of one type, but its left side is the column `a` (a number) and its right side \
+             is a comparison (true/false)"
+        );
+        assert_eq!(check_errors(&[("out", "hama and a")], &columns).len(), 2, "both sides are reported");
+    }
+
+    #[test]
+    fn every_problem_is_reported_once() {
+        let errors = check_errors(
+            &[("good", "a + 1"), ("typo", "a + bb + cc"), ("broken", "a +"), ("uses_broken", "broken * 2"), ("a", "1")],
+            &["a", "b", "c"],
+        );
+        let summary: Vec<(&str, &str)> = errors.iter().map(|e| (e.name.as_str(), e.message.as_str())).collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("typo", "unknown column `bb`"),
+                ("typo", "unknown column `cc`"),
+                ("broken", "`+` needs a value after it, found the end"),
+                ("a", "`a` is already a column"),
+            ]
+        );
+        assert_eq!(errors[3].span, None);
+        assert_eq!(errors[3].render(), "a = \"1\"\n`a` is already a column; give the derived variable a new name");
+    }
+
+    #[test]
+    fn derived_booleans_stay_booleans() {
+        let checked = check(&defs(&[("both", "flag and a > 0"), ("flag", "a > 1")]), &names(&["a"])).unwrap();
+        let order: Vec<(&str, Type)> = checked.iter().map(|c| (c.name.as_str(), c.ty)).collect();
+        assert_eq!(order, vec![("flag", Type::Bool), ("both", Type::Bool)]);
+        assert_eq!(checked[1].uses, vec!["flag"]);
+        let e = &check_errors(&[("flag", "a > 1"), ("n", "flag + 1")], &["a"])[0];
+        assert_eq!(e.message, "`+` needs numbers but its left side is `flag` (true/false)");
+        assert_eq!(e.hint.as_deref(), Some("turn true/false into 1/0 with `if(condition, 1, 0)`"));
+    }
+
+    #[test]
+    fn order_follows_dependencies_then_the_given_order() {
+        let checked =
+            check(&defs(&[("z", "y + 1"), ("y", "a * 2"), ("w", "a"), ("v", "z + y")]), &names(&["a"])).unwrap();
+        let order: Vec<&str> = checked.iter().map(|c| c.name.as_str()).collect();
+        assert_eq!(order, vec!["y", "z", "w", "v"]);
+    }
+
+    #[test]
+    fn cycles_are_named_once() {
+        let errors =
+            check_errors(&[("d", "a"), ("b", "c + 1"), ("a", "2 * b"), ("c", "a + x"), ("x", "x + 1")], &["y"]);
+        let summary: Vec<(&str, &str, Option<Range<usize>>)> =
+            errors.iter().map(|e| (e.name.as_str(), e.message.as_str(), e.span.clone())).collect();
+        assert_eq!(
+            summary,
+            vec![
+                ("b", "derived variables use each other in a cycle: `b` → `c` → `a` → `b`", Some(0..1)),
+                ("x", "`x` uses itself", Some(0..1)),
+            ]
+        );
+    }
+
+    #[test]
+    fn missing_values_propagate() {
+        let data = [("a", vec![1.0, NA, 4.0]), ("b", vec![2.0, 3.0, NA])];
+        assert!(same(&values("a + b", &data), &[3.0, NA, NA]));
+        assert!(same(&values("sqrt(a) * 2", &data), &[2.0, NA, 4.0]));
+        assert!(same(&values("max(a, b)", &data), &[2.0, NA, NA]));
+        assert!(same(&values("a < b", &data), &[1.0, NA, NA]));
+        assert!(same(&values("if(a > 2, 1, 0)", &data), &[0.0, NA, 1.0]));
+        assert!(same(&values("a / b", &data), &[0.5, NA, NA]), "missing divisor is not undefined");
+        assert!(same(&values("is_missing(a)", &data), &[0.0, 1.0, 0.0]));
+        assert!(same(&values("coalesce(a, b)", &data), &[1.0, 3.0, 4.0]));
+        assert!(same(&values("coalesce(a, -1) + coalesce(b, -1)", &data), &[3.0, 2.0, 3.0]));
+    }
+
+    #[test]
+    fn logic_is_three_valued() {
+        // Every pair of (true, false, missing).
+        let p = vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0, NA, NA, NA];
+        let q = vec![1.0, 0.0, NA, 1.0, 0.0, NA, 1.0, 0.0, NA];
+        let data = [("p", p), ("q", q)];
+        let and = [1.0, 0.0, NA, 0.0, 0.0, 0.0, NA, 0.0, NA];
+        let or = [1.0, 1.0, 1.0, 1.0, 0.0, NA, 1.0, NA, NA];
+        let not = [0.0, 0.0, 0.0, 1.0, 1.0, 1.0, NA, NA, NA];
+        assert!(same(&values("p == 1 and q == 1", &data), &and));
+        assert!(same(&values("p == 1 && q == 1", &data), &and));
+        assert!(same(&values("p == 1 or q == 1", &data), &or));
+        assert!(same(&values("not p == 1", &data), &not));
+    }
+
+    fn madrs() -> [(&'static str, Vec<f64>); 2] {
+        [("madrs_pre", vec![20.0, 0.0, NA]), ("madrs_post", vec![8.0, 3.0, 5.0])]
+    }
+
+    #[test]
+    fn undefined_operations_stop_with_subject_and_values() {
+        let pairs = [("response", "(madrs_pre - madrs_post) / madrs_pre >= 0.5")];
+        let columns = names(&["madrs_pre", "madrs_post"]);
+        let checked = check(&defs(&pairs), &columns).unwrap();
+        let data = madrs();
+        let get = |name: &str| data.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice());
+        let ids = names(&["11", "17", "23"]);
+        let e = evaluate(&checked[0], &get, &ids, Undefined::Error).unwrap_err();
+        assert_eq!(e.message, "subject 17: `(madrs_pre - madrs_post) / madrs_pre` divides by zero (madrs_pre = 0)");
+        assert_eq!((e.name.as_str(), e.row, e.span.clone()), ("response", Some(1), Some(0..36)));
+        assert!(e.to_string().starts_with("derived variable `response`: subject 17: "));
+
+        let log = run(&[("log_dose", "log(dose + 1)")], &[("dose", vec![0.0, -1.0])], Undefined::Error).unwrap_err();
+        assert_eq!(
+            log.message,
+            "subject s2: `log(dose + 1)` takes the log of a number that is not positive (dose = -1)"
+        );
+        let sqrt = run(&[("r", "sqrt(a - b)")], &[("a", vec![1.0]), ("b", vec![2.5])], Undefined::Error).unwrap_err();
+        assert_eq!(
+            sqrt.message,
+            "subject s1: `sqrt(a - b)` takes the square root of a negative number (a = 1, b = 2.5)"
+        );
+        let power = run(&[("r", "a ^ 0.5")], &[("a", vec![-8.0])], Undefined::Error).unwrap_err();
+        assert_eq!(power.message, "subject s1: `a ^ 0.5` raises a negative number to a fractional power (a = -8)");
+        let big = run(&[("r", "exp(a)")], &[("a", vec![1000.0])], Undefined::Error).unwrap_err();
+        assert_eq!(big.message, "subject s1: `exp(a)` gives a number too large to represent (a = 1000)");
+    }
+
+    #[test]
+    fn undefined_operations_can_become_missing_and_are_counted() {
+        let pairs =
+            [("ratio", "(madrs_pre - madrs_post) / madrs_pre"), ("both", "1 / madrs_pre + log(madrs_pre - 10)")];
+        let out = run(&pairs, &madrs(), Undefined::Missing).unwrap();
+        assert!(same(&out[0].values, &[0.6, NA, NA]));
+        assert_eq!(out[0].undefined, 1, "subject 3 is missing, not undefined");
+        assert!(same(&out[1].values, &[0.05 + 10f64.ln(), NA, NA]));
+        assert_eq!(out[1].undefined, 1, "two undefined operations for one subject count once");
+    }
+
+    #[test]
+    fn branches_not_taken_are_not_computed() {
+        let data = madrs();
+        let guarded = [
+            "if(madrs_pre != 0, (madrs_pre - madrs_post) / madrs_pre, 0)",
+            "madrs_pre != 0 and madrs_post / madrs_pre > 0.1",
+            "madrs_pre == 0 or madrs_post / madrs_pre > 0.1",
+            "coalesce(if(madrs_pre == 0, -1, 1 / madrs_pre), 0) * 2",
+        ];
+        for text in guarded {
+            let out = run(&[("out", text)], &data, Undefined::Error).unwrap_or_else(|e| panic!("{text}: {e}"));
+            assert_eq!(out[0].undefined, 0);
+        }
+        assert!(same(&values(guarded[0], &data), &[0.6, 0.0, NA]));
+        assert!(same(&values(guarded[1], &data), &[1.0, 0.0, NA]));
+    }
+
+    #[test]
+    fn derived_variables_read_earlier_ones() {
+        let pairs = [("response", "change / madrs_pre >= 0.5"), ("change", "madrs_pre - madrs_post")];
+        let out = run(&pairs, &madrs(), Undefined::Missing).unwrap();
+        let by_name: Vec<(&str, Type)> = out.iter().map(|e| (e.name.as_str(), e.ty)).collect();
+        assert_eq!(by_name, vec![("change", Type::Number), ("response", Type::Bool)]);
+        assert!(same(&out[0].values, &[12.0, -3.0, NA]));
+        assert!(same(&out[1].values, &[1.0, NA, NA]));
+        assert_eq!(out[1].undefined, 1);
     }
 }
