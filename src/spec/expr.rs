@@ -367,20 +367,11 @@ pub struct ExprError {
     pub span: Option<Range<usize>>,
     pub message: String,
     pub hint: Option<String>,
-    /// For problems found while computing: the row (subject index) where it happened.
-    pub row: Option<usize>,
 }
 
 impl ExprError {
     fn new(span: Range<usize>, message: impl Into<String>) -> ExprError {
-        ExprError {
-            name: String::new(),
-            text: String::new(),
-            span: Some(span),
-            message: message.into(),
-            hint: None,
-            row: None,
-        }
+        ExprError { name: String::new(), text: String::new(), span: Some(span), message: message.into(), hint: None }
     }
 
     fn hint(mut self, hint: impl Into<String>) -> ExprError {
@@ -448,9 +439,6 @@ impl fmt::Display for ExprError {
             write!(f, "derived variable `{}`", self.name)?;
         } else {
             write!(f, "expression")?;
-        }
-        if let (Some(_), None) = (&self.span, self.row) {
-            write!(f, " (character {})", self.char_offset() + 1)?;
         }
         write!(f, ": {}", self.message)?;
         if let Some(hint) = &self.hint {
@@ -1345,10 +1333,8 @@ impl Evaluator<'_, '_> {
         let values = if values.is_empty() { String::new() } else { format!(" ({})", values.join(", ")) };
         let source = self.checked.text.get(e.span.clone()).map_or_else(|| e.to_string(), str::to_string);
         let subject = self.ids.get(row).map_or_else(|| format!("row {}", row + 1), |id| format!("subject {id}"));
-        let mut error = ExprError::new(e.span.clone(), format!("{subject}: `{source}` {what}{values}"))
-            .hint("guard it with `if(…)`, or let undefined values become missing");
-        error.row = Some(row);
-        error
+        ExprError::new(e.span.clone(), format!("{subject}: `{source}` {what}{values}"))
+            .hint("guard it with `if(…)`, or let undefined values become missing")
     }
 }
 
@@ -1530,7 +1516,7 @@ mod tests {
         );
         assert_eq!(
             e.to_string(),
-            "derived variable `response` (character 14): unknown column `madrs_pst`; did you mean `madrs_post`?"
+            "derived variable `response`: unknown column `madrs_pst`; did you mean `madrs_post`?"
         );
         // In a study file the expression starts after `response = "`: line 3, column 13 + 13.
         let source = "[derived]\nchange = \"a\"\nresponse = \"(madrs_pre - madrs_pst) / madrs_pre >= 0.5\"\n";
@@ -1673,7 +1659,7 @@ mod tests {
         let ids = names(&["11", "17", "23"]);
         let e = evaluate(&checked[0], &get, &ids, Undefined::Error).unwrap_err();
         assert_eq!(e.message, "subject 17: `(madrs_pre - madrs_post) / madrs_pre` divides by zero (madrs_pre = 0)");
-        assert_eq!((e.name.as_str(), e.row, e.span.clone()), ("response", Some(1), Some(0..36)));
+        assert_eq!((e.name.as_str(), e.span.clone()), ("response", Some(0..36)));
         assert!(e.to_string().starts_with("derived variable `response`: subject 17: "));
 
         let log = run(&[("log_dose", "log(dose + 1)")], &[("dose", vec![0.0, -1.0])], Undefined::Error).unwrap_err();
