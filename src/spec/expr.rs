@@ -615,7 +615,14 @@ fn scan_number(text: &str, start: usize) -> Result<usize, ExprError> {
 
 /// Parse one expression. The error's `name` and `text` are left empty (see [`check`]).
 pub fn parse(text: &str) -> Result<Expr, ExprError> {
-    let mut parser = Parser { tokens: tokenize(text)?, position: 0 };
+    let tokens = tokenize(text)?;
+    let parts =
+        tokens.iter().filter(|(t, _)| !matches!(t, Token::Open | Token::Close | Token::Comma | Token::End)).count();
+    if parts > MAX_PARTS {
+        let message = format!("the expression is too long ({parts} parts; at most {MAX_PARTS})");
+        return Err(ExprError::new(0..text.len(), message).hint("split it into several derived variables"));
+    }
+    let mut parser = Parser { tokens, position: 0, nesting: 0 };
     if parser.peek() == &Token::End {
         return Err(ExprError::new(0..text.len(), "the expression is empty"));
     }
@@ -630,9 +637,20 @@ pub fn parse(text: &str) -> Result<Expr, ExprError> {
     }
 }
 
+/// Most parts (numbers, names, operators, function names) in one expression. Each part makes at
+/// most one node, so this bounds the tree's depth: checking, evaluating and printing recurse over
+/// it and must not exhaust the stack, whatever the input.
+const MAX_PARTS: usize = 1000;
+
+/// Deepest nesting of sub-expressions while parsing (parentheses and operands). The canonical
+/// form of a tree of depth d nests at most 2d + 1 deep, so whatever parses, its `Display` parses.
+const MAX_NESTING: usize = 2 * MAX_PARTS + 1;
+
 struct Parser {
     tokens: Vec<(Token, Range<usize>)>,
     position: usize,
+    /// Current depth of `expression` calls.
+    nesting: usize,
 }
 
 impl Parser {
@@ -653,6 +671,18 @@ impl Parser {
     }
 
     fn expression(&mut self, min_power: u8) -> Result<Expr, ExprError> {
+        if self.nesting == MAX_NESTING {
+            return Err(ExprError::new(self.span(), format!("the expression is nested more than {MAX_NESTING} deep"))
+                .hint("split it into several derived variables"));
+        }
+        self.nesting += 1;
+        let expr = self.binary_chain(min_power);
+        self.nesting -= 1;
+        expr
+    }
+
+    /// An operand followed by operators binding at least `min_power`, left to right.
+    fn binary_chain(&mut self, min_power: u8) -> Result<Expr, ExprError> {
         let mut left = self.operand()?;
         // Whether `left` is a comparison built in this loop (not one inside parentheses).
         let mut after_comparison = false;
@@ -857,6 +887,9 @@ pub fn check(derived: &[(String, String)], columns: &[String]) -> Result<Vec<Che
                 let error = ExprError::new(span.clone(), format!("unknown column `{column}`"));
                 let error = match did_you_mean(column, candidates.iter().copied()) {
                     Some(best) => error.hint(format!("did you mean `{best}`?")),
+                    None if Function::from_name(column).is_some() => {
+                        error.hint(format!("`{column}` is a function: write `{column}(…)`"))
+                    }
                     None => error.hint("use a column of the tables, a score, or another derived variable"),
                 };
                 errors.push((i, error.named(name, text)));
@@ -1462,6 +1495,25 @@ mod tests {
     }
 
     #[test]
+    fn the_longest_expressions_do_not_exhaust_the_stack() {
+        let data = [("a", vec![1.0, NA])];
+        let negations = format!("{}a", "-".repeat(MAX_PARTS - 1));
+        assert!(same(&values(&negations, &data), &[-1.0, NA]));
+        let nots = format!("{}a > 0", "not ".repeat(MAX_PARTS - 3));
+        assert!(same(&values(&nots, &data), &[0.0, NA]));
+        let nested = format!("{}a{}", "(-".repeat(MAX_PARTS - 1), ")".repeat(MAX_PARTS - 1));
+        assert!(same(&values(&nested, &data), &[-1.0, NA]));
+        let powers = format!("{}a", "a ^ ".repeat((MAX_PARTS - 1) / 2));
+        assert!(same(&values(&powers, &data), &[1.0, NA]));
+        let sums = format!("{}a{}", "a + (".repeat((MAX_PARTS - 1) / 2), ")".repeat((MAX_PARTS - 1) / 2));
+        assert!(same(&values(&sums, &data), &[500.0, NA]));
+        for text in [&negations, &nots, &nested, &powers, &sums] {
+            let expr = parse(text).unwrap();
+            assert_eq!(parse(&expr.to_string()).unwrap(), expr, "the canonical form parses too");
+        }
+    }
+
+    #[test]
     fn columns_are_listed_once_in_order() {
         let expr = parse("b + a * b + `c d` + log(a)").unwrap();
         assert_eq!(expr.columns(), vec!["b", "a", "c d"]);
@@ -1493,6 +1545,13 @@ mod tests {
         assert_eq!(parse("lg(x)").unwrap_err().hint.as_deref(), Some("did you mean `log`?"));
         assert_eq!(parse("a = b").unwrap_err().hint.as_deref(), Some("compare with `==`"));
         assert!(parse("(a < b) < c").is_ok(), "parentheses make a chain explicit");
+        // Size limits give errors, never a stack overflow.
+        let parts = vec!["a"; 501].join(" + ");
+        assert_eq!(parse_error(&parts).0, "the expression is too long (1001 parts; at most 1000)");
+        let parentheses = format!("{}a{}", "(".repeat(MAX_NESTING), ")".repeat(MAX_NESTING));
+        assert_eq!(parse_error(&parentheses), ("the expression is nested more than 2001 deep".to_string(), 2001..2002));
+        let parentheses = format!("{}a{}", "(".repeat(MAX_NESTING - 1), ")".repeat(MAX_NESTING - 1));
+        assert_eq!(parse(&parentheses).unwrap().to_string(), "a");
     }
 
     #[test]
@@ -1560,6 +1619,8 @@ mod tests {
              is a comparison (true/false)"
         );
         assert_eq!(check_errors(&[("out", "hama and a")], &columns).len(), 2, "both sides are reported");
+        let e = &check_errors(&[("out", "sqrt + 1")], &columns)[0];
+        assert_eq!(e.hint.as_deref(), Some("`sqrt` is a function: write `sqrt(…)`"));
     }
 
     #[test]
