@@ -1692,6 +1692,16 @@ mod tests {
     }
 
     #[test]
+    fn backquotes_reach_any_column_name() {
+        let data = [("CES-D total", vec![10.0, NA]), ("and", vec![1.0, 2.0])];
+        assert!(same(&values("`CES-D total` * 2 + `and`", &data), &[21.0, NA]));
+        let pairs = [("flag", "`CES-D total` > 5"), ("unknown", "is_missing(flag) or not flag")];
+        let out = run(&pairs, &data, Undefined::Error).unwrap();
+        assert!(same(&out[1].values, &[0.0, 1.0]));
+        assert_eq!(parse_error("`` + 1"), ("empty column name ``".to_string(), 0..2));
+    }
+
+    #[test]
     fn logic_is_three_valued() {
         // Every pair of (true, false, missing).
         let p = vec![1.0, 1.0, 1.0, 0.0, 0.0, 0.0, NA, NA, NA];
