@@ -11,6 +11,7 @@
 
 pub mod check;
 pub mod deep;
+pub mod expr;
 pub mod load;
 pub mod schema;
 pub mod terms;
