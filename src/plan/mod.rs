@@ -317,6 +317,7 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         push(&mut carry, g);
     }
     let params = stages::dataset::Params {
+        derived: resolved.derived.iter().map(|(c, policy)| (c.name.clone(), c.text.clone(), *policy)).collect(),
         outcomes,
         covariates: covariate_columns,
         features,
@@ -333,7 +334,8 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         .chain(&params.complete_cases)
         .chain(params.iqr.iter().flat_map(|(c, _)| c))
         .chain(&params.carry)
-        .filter_map(|c| table_of(c))
+        .flat_map(|c| source_columns(resolved, c))
+        .filter_map(|c| table_of(&c))
         .collect();
     needed_tables.sort();
     needed_tables.dedup();
@@ -508,6 +510,15 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         b.publish(node, "summary", "replication_summary.json");
     }
     finish(loaded, b)
+}
+
+/// The table columns (and scores) a column stands for: itself, or for a derived variable every
+/// column its expression reads, recursively.
+fn source_columns(resolved: &Resolved, column: &str) -> Vec<String> {
+    match resolved.derived.iter().find(|(c, _)| c.name == column) {
+        Some((c, _)) => c.expr.columns().iter().flat_map(|u| source_columns(resolved, u)).collect(),
+        None => vec![column.to_string()],
+    }
 }
 
 fn finish(loaded: &LoadedStudy, b: Builder) -> Plan {

@@ -71,7 +71,12 @@ pub struct Resolved {
     pub imaging: Option<ResolvedImaging>,
     pub factors: Option<ResolvedFactors>,
     pub prediction: Option<ResolvedPrediction>,
+    /// Derived variables in evaluation order, with their undefined-value policy.
+    pub derived: Vec<(super::expr::Checked, super::UndefinedPolicy)>,
 }
+
+/// The pseudo-table of derived variables in `Resolved::column_table`.
+pub const DERIVED: &str = "(derived)";
 
 /// The factor model's inputs and output names.
 #[derive(Debug, Clone)]
@@ -277,6 +282,7 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
             imaging,
             factors: None,
             prediction: None,
+            derived: Vec::new(),
         };
     }
 
@@ -389,6 +395,45 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
         });
     }
     let score_names: Vec<String> = scores.iter().map(|s| s.name.clone()).collect();
+
+    // Derived variables: checked against the columns and scores, then usable like columns.
+    let mut derived = Vec::new();
+    if !study.derived.is_empty() {
+        let pairs: Vec<(String, String)> =
+            study.derived.iter().map(|(n, d)| (n.clone(), d.text().to_string())).collect();
+        let available: Vec<String> = all_columns.iter().chain(&score_names).cloned().collect();
+        match super::expr::check(&pairs, &available) {
+            Ok(checked) => {
+                for c in checked {
+                    let policy = study.derived[&c.name].undefined();
+                    column_table.insert(c.name.clone(), DERIVED.to_string());
+                    derived.push((c, policy));
+                }
+            }
+            Err(errors) => {
+                // Register the names anyway, so their uses do not add knock-on errors.
+                for name in study.derived.keys() {
+                    column_table.entry(name.clone()).or_insert_with(|| DERIVED.to_string());
+                }
+                for e in errors {
+                    let keys = keys!["derived", e.name.as_str()];
+                    let entry = keys!["derived", e.name.as_str(), "expr"];
+                    let span = loaded.span_of(&entry).or_else(|| loaded.span_of(&keys));
+                    let diagnostic = match span {
+                        Some(span) => {
+                            let quote = &loaded.source[span.start..];
+                            let open = if quote.starts_with("\"\"\"") || quote.starts_with("'''") { 3 } else { 1 };
+                            e.to_diagnostic(&loaded.path, &loaded.source, span.start + open)
+                        }
+                        None => loaded.diagnostic(&keys, e.to_string()),
+                    };
+                    rep.problems.push(diagnostic);
+                }
+            }
+        }
+    }
+    let all_columns: Vec<String> = column_table.keys().cloned().collect();
+    rep.all_columns = all_columns.clone();
 
     // Feature groups.
     let mut group_columns: BTreeMap<String, Vec<String>> = BTreeMap::new();
@@ -777,6 +822,7 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
         imaging,
         factors,
         prediction,
+        derived,
     }
 }
 

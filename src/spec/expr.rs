@@ -1153,18 +1153,18 @@ pub fn evaluate<'d>(
 }
 
 /// Evaluate checked derived variables in order (as returned by [`check`]), each able to read
-/// the ones before it.
+/// the ones before it, each with its own undefined-value policy.
 pub fn evaluate_all<'d>(
     checked: &[Checked],
     get: &dyn Fn(&str) -> Option<&'d [f64]>,
     ids: &[String],
-    policy: Undefined,
+    policy: &dyn Fn(&str) -> Undefined,
 ) -> Result<Vec<Evaluated>, ExprError> {
     let mut done: Vec<Evaluated> = Vec::with_capacity(checked.len());
     for c in checked {
         let lookup =
             |name: &str| done.iter().find(|d| d.name == name).map(|d| d.values.as_slice()).or_else(|| get(name));
-        let evaluated = evaluate(c, &lookup, ids, policy)?;
+        let evaluated = evaluate(c, &lookup, ids, policy(&c.name))?;
         done.push(evaluated);
     }
     Ok(done)
@@ -1392,7 +1392,7 @@ mod tests {
         let n = data.first().map_or(1, |(_, v)| v.len());
         let ids: Vec<String> = (1..=n).map(|i| format!("s{i}")).collect();
         let get = |name: &str| data.iter().find(|(n, _)| *n == name).map(|(_, v)| v.as_slice());
-        evaluate_all(&checked, &get, &ids, policy)
+        evaluate_all(&checked, &get, &ids, &|_| policy)
     }
 
     /// The values of one expression.

@@ -36,6 +36,13 @@ pub struct Study {
     /// Scores computed from questionnaire items, by name (the name becomes a column).
     #[serde(default)]
     pub scores: BTreeMap<String, ScoreSpec>,
+    /// Derived variables by name: an expression over table columns, scores and other derived
+    /// variables, e.g. `response = "(madrs_pre - madrs_post) / madrs_pre >= 0.5"` (see
+    /// `spec::expr` for the language). Either the expression, or `{ expr = "...", undefined =
+    /// "missing" }` to make undefined values (division by zero, log of a number ≤ 0) missing
+    /// instead of an error naming the subject.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub derived: BTreeMap<String, DerivedSpec>,
     /// Feature groups (e.g. imaging modalities) by name: column names or `*` patterns.
     #[serde(default)]
     pub features: BTreeMap<String, Vec<String>>,
@@ -72,6 +79,43 @@ pub struct Study {
     /// Where results are written.
     #[serde(default)]
     pub outputs: Outputs,
+}
+
+/// One derived variable.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(untagged)]
+pub enum DerivedSpec {
+    Expr(String),
+    Full {
+        expr: String,
+        #[serde(default)]
+        undefined: UndefinedPolicy,
+    },
+}
+
+impl DerivedSpec {
+    pub fn text(&self) -> &str {
+        match self {
+            DerivedSpec::Expr(t) | DerivedSpec::Full { expr: t, .. } => t,
+        }
+    }
+    pub fn undefined(&self) -> UndefinedPolicy {
+        match self {
+            DerivedSpec::Expr(_) => UndefinedPolicy::Error,
+            DerivedSpec::Full { undefined, .. } => *undefined,
+        }
+    }
+}
+
+/// What a derived expression does where it is undefined for a subject.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum UndefinedPolicy {
+    /// Stop, naming the subject, the operation and the values.
+    #[default]
+    Error,
+    /// The value is missing (the subject may then be excluded as incomplete, and is counted).
+    Missing,
 }
 
 /// Where the resting-state runs are.

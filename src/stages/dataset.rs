@@ -6,7 +6,8 @@
 //! declared complete-case columns, in that order) excludes it as `missing_value` naming the first
 //! such column; (3) IQR rules: quartiles are computed per column over the complete cases, and a
 //! subject outside [Q1 − k·IQR, Q3 + k·IQR] in any listed column is excluded as `iqr_outlier`
-//! naming the first such column. Outputs: `dataset` (binary table), `exclusions` (one row per
+//! naming the first such column. Derived variables (`[derived]`) are evaluated first, for every
+//! subject, in dependency order, and then behave like columns. Outputs: `dataset` (binary table), `exclusions` (one row per
 //! excluded subject) and `summary` (counts per reason and column, and the included total).
 
 use super::{Context, Outputs};
@@ -16,10 +17,13 @@ use crate::tables::{Cell, Column, ColumnData, Table, Tsv, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
+    /// Derived variables (name, expression, undefined policy), in any order.
+    #[serde(default)]
+    pub derived: Vec<(String, String, crate::spec::UndefinedPolicy)>,
     pub outcomes: Vec<String>,
     /// Base columns of the covariate terms.
     pub covariates: Vec<String>,
@@ -50,23 +54,28 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     for t in &p.tables {
         sources.push(ctx.table(&format!("table:{t}"))?);
     }
-    let mut ids: Vec<&str> = Vec::new();
+    let mut ids: Vec<String> = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for t in &sources {
         for id in &t.ids {
-            if seen.insert(id.as_str()) {
-                ids.push(id);
+            if seen.insert(id.clone()) {
+                ids.push(id.clone());
             }
         }
     }
     // Row of each subject in each table (looked up once, not per column).
-    let rows: Vec<Vec<Option<usize>>> = sources
+    let mut rows: Vec<Vec<Option<usize>>> = sources
         .iter()
         .map(|t| {
             let index: HashMap<&str, usize> = t.index();
-            ids.iter().map(|id| index.get(id).copied()).collect()
+            ids.iter().map(|id| index.get(id.as_str()).copied()).collect()
         })
         .collect();
+    if !p.derived.is_empty() {
+        let table = derive(&p.derived, &sources, &rows, &ids)?;
+        rows.push((0..ids.len()).map(Some).collect());
+        sources.push(table);
+    }
     let locate = |column: &str| -> Result<usize> {
         sources
             .iter()
@@ -159,7 +168,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let mut counts: BTreeMap<(&str, String), usize> = BTreeMap::new();
     for (s, e) in excluded.iter().enumerate() {
         if let Some((reason, column, v)) = e {
-            list.row(&[Cell::Text(ids[s]), Cell::Text(reason), Cell::Text(column), Cell::Num(*v)]);
+            list.row(&[Cell::Text(&ids[s]), Cell::Text(reason), Cell::Text(column), Cell::Num(*v)]);
             *counts.entry((reason, column.clone())).or_default() += 1;
         }
     }
@@ -181,4 +190,42 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         ("exclusions".to_string(), list.finish().into_bytes()),
         ("summary".to_string(), summary.finish().into_bytes()),
     ]))
+}
+
+/// Evaluate the derived variables over every subject (missing where a source table has no row).
+fn derive(
+    derived: &[(String, String, crate::spec::UndefinedPolicy)],
+    sources: &[Table],
+    rows: &[Vec<Option<usize>>],
+    ids: &[String],
+) -> Result<Table> {
+    use crate::spec::expr;
+    let available: Vec<String> = sources.iter().flat_map(|t| t.column_names().map(String::from)).collect();
+    let pairs: Vec<(String, String)> = derived.iter().map(|(n, t, _)| (n.clone(), t.clone())).collect();
+    let checked = expr::check(&pairs, &available)
+        .map_err(|errors| Error::data(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\nerror: ")))?;
+    // Each referenced column aligned to `ids`.
+    let mut aligned: BTreeMap<String, Vec<f64>> = BTreeMap::new();
+    for c in &checked {
+        for name in c.expr.columns() {
+            if aligned.contains_key(name) || derived.iter().any(|(n, _, _)| n == name) {
+                continue;
+            }
+            let Some(at) = sources.iter().position(|t| t.column(name).is_some()) else { continue };
+            let values = sources[at].numeric(name)?;
+            aligned.insert(name.to_string(), rows[at].iter().map(|r| r.map_or(f64::NAN, |r| values[r])).collect());
+        }
+    }
+    let ids_owned: Vec<String> = ids.to_vec();
+    let get = |name: &str| aligned.get(name).map(|v| v.as_slice());
+    let policy = |name: &str| match derived.iter().find(|(n, _, _)| n == name).map(|d| d.2) {
+        Some(crate::spec::UndefinedPolicy::Missing) => expr::Undefined::Missing,
+        _ => expr::Undefined::Error,
+    };
+    let evaluated = expr::evaluate_all(&checked, &get, &ids_owned, &policy).map_err(|e| Error::data(e.to_string()))?;
+    let mut table = Table::new("derived", ids_owned);
+    for e in evaluated {
+        table.push_numeric(e.name, e.values);
+    }
+    Ok(table)
 }
