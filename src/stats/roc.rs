@@ -121,9 +121,8 @@ pub fn delong_variance(scores: &[f64], labels: &[bool]) -> Result<f64> {
     let class_scores = |class: bool| -> Vec<f64> {
         scores.iter().zip(labels).filter(|(_, l)| **l == class).map(|(s, _)| *s).collect()
     };
-    let class_ranks = |class: bool| -> Vec<f64> {
-        all.iter().zip(labels).filter(|(_, l)| **l == class).map(|(r, _)| *r).collect()
-    };
+    let class_ranks =
+        |class: bool| -> Vec<f64> { all.iter().zip(labels).filter(|(_, l)| **l == class).map(|(r, _)| *r).collect() };
     let (p, q) = (positives as f64, negatives as f64);
     let v10: Vec<f64> = class_ranks(true)
         .iter()
@@ -162,7 +161,13 @@ fn normal_quantile(p: f64) -> Result<f64> {
 }
 
 /// Stratified bootstrap percentile interval of the AUC (`resamples` resamples, seeded).
-pub fn bootstrap_interval(scores: &[f64], labels: &[bool], resamples: usize, seed: u64, level: f64) -> Result<(f64, f64)> {
+pub fn bootstrap_interval(
+    scores: &[f64],
+    labels: &[bool],
+    resamples: usize,
+    seed: u64,
+    level: f64,
+) -> Result<(f64, f64)> {
     check(scores, labels)?;
     normal_quantile(0.5 + level / 2.0)?;
     if resamples == 0 {
@@ -189,7 +194,13 @@ pub fn bootstrap_interval(scores: &[f64], labels: &[bool], resamples: usize, see
 }
 
 /// Permutation p of the AUC (labels permuted over subjects; see the module doc).
-pub fn permutation_p(scores: &[f64], labels: &[bool], permutations: usize, seed: u64, alternative: Alternative) -> Result<f64> {
+pub fn permutation_p(
+    scores: &[f64],
+    labels: &[bool],
+    permutations: usize,
+    seed: u64,
+    alternative: Alternative,
+) -> Result<f64> {
     let (positives, negatives) = check(scores, labels)?;
     if permutations == 0 {
         return Ok(f64::NAN);
@@ -252,7 +263,13 @@ pub fn summarise(scores: &[f64], labels: &[bool], settings: &RocSettings) -> Res
             derive(settings.seed, "bootstrap"),
             settings.ci_level,
         )?,
-        p_perm: permutation_p(scores, labels, settings.permutations, derive(settings.seed, "permutation"), settings.alternative)?,
+        p_perm: permutation_p(
+            scores,
+            labels,
+            settings.permutations,
+            derive(settings.seed, "permutation"),
+            settings.alternative,
+        )?,
         circular: settings.circular,
     })
 }
@@ -266,7 +283,11 @@ fn derive(seed: u64, label: &str) -> u64 {
 /// by at most one. Returns the fold of each subject.
 pub fn stratified_folds(labels: &[bool], folds: usize, seed: u64) -> Result<Vec<usize>> {
     if folds < 2 || folds > labels.len() {
-        return Err(Error::data(format!("{folds} folds for {} subjects; use between 2 and {}", labels.len(), labels.len())));
+        return Err(Error::data(format!(
+            "{folds} folds for {} subjects; use between 2 and {}",
+            labels.len(),
+            labels.len()
+        )));
     }
     let mut rng = Rng::derived(seed, "roc-folds");
     let mut fold = vec![0; labels.len()];

@@ -335,7 +335,9 @@ fn model(design: &Design, n: usize) -> Result<Model> {
         }
     };
     if n < k + 2 {
-        return Err(Error::data(format!("{n} subjects leave no degrees of freedom for {k} nuisance terms and the effect")));
+        return Err(Error::data(format!(
+            "{n} subjects leave no degrees of freedom for {k} nuisance terms and the effect"
+        )));
     }
     let mut x = x;
     if k > 0 {
@@ -626,7 +628,12 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
                 let mut largest = 0;
                 for bits in [&pos_bits, &neg_bits] {
                     if !bits.is_empty() {
-                        largest = largest.max(union_find(&bits[p * words..(p + 1) * words], neighbours, &mut parent, &mut size));
+                        largest = largest.max(union_find(
+                            &bits[p * words..(p + 1) * words],
+                            neighbours,
+                            &mut parent,
+                            &mut size,
+                        ));
                     }
                 }
                 largest
@@ -650,7 +657,7 @@ pub fn fit(
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<VoxelwiseResult> {
     let n = subjects;
-    if n == 0 || y.is_empty() || y.len() % n != 0 {
+    if n == 0 || y.is_empty() || !y.len().is_multiple_of(n) {
         return Err(Error::data(format!("{} data values do not divide into {n} subjects", y.len())));
     }
     let voxels = y.len() / n;
@@ -674,8 +681,7 @@ pub fn fit(
     let sxy = matmul_tn(&model.x, &residuals, n, 1, voxels);
     // Residuals below 1e-12 of the data's own scale are rounding noise: the voxel is constant
     // (or, with covariates, explained by them).
-    let valid: Vec<bool> =
-        y.chunks_exact(n).zip(&ee).map(|(raw, &e)| e > 0.0 && e > 1e-24 * dot(raw, raw)).collect();
+    let valid: Vec<bool> = y.chunks_exact(n).zip(&ee).map(|(raw, &e)| e > 0.0 && e > 1e-24 * dot(raw, raw)).collect();
     let degenerate_voxels = valid.iter().filter(|v| !**v).count();
 
     let mut beta = vec![f64::NAN; voxels];
@@ -694,8 +700,7 @@ pub fn fit(
     }
     let stat_obs: Vec<f64> = r_obs.iter().map(|&r| tail.stat(r)).collect();
     let exceed_at: Vec<f64> = stat_obs.iter().map(|s| s - TIE_TOLERANCE * s.abs()).collect();
-    let observed_max =
-        (0..voxels).filter(|&v| valid[v]).map(|v| stat_obs[v]).fold(f64::NEG_INFINITY, f64::max);
+    let observed_max = (0..voxels).filter(|&v| valid[v]).map(|v| stat_obs[v]).fold(f64::NEG_INFINITY, f64::max);
 
     // Observed clusters.
     let cluster_setup = match &settings.cluster {
@@ -717,7 +722,9 @@ pub fn fit(
                 }
             };
             if !(t_threshold.is_finite() && t_threshold > 0.0) {
-                return Err(Error::data(format!("the cluster-forming threshold must be a positive t, not {t_threshold}")));
+                return Err(Error::data(format!(
+                    "the cluster-forming threshold must be a positive t, not {t_threshold}"
+                )));
             }
             Some((t_threshold, Neighbours::build(cs.mask, cs.connectivity)?))
         }
@@ -801,7 +808,9 @@ pub fn fit(
                 let peak = voxels
                     .iter()
                     .copied()
-                    .max_by(|&a, &b| (f64::from(sign) * r_obs[a]).total_cmp(&(f64::from(sign) * r_obs[b])).then(b.cmp(&a)))
+                    .max_by(|&a, &b| {
+                        (f64::from(sign) * r_obs[a]).total_cmp(&(f64::from(sign) * r_obs[b])).then(b.cmp(&a))
+                    })
                     .unwrap_or(0);
                 let exceed = sorted_sizes.len() - sorted_sizes.partition_point(|&s| s < voxels.len());
                 Cluster { id: 0, sign, peak, peak_t: t[peak], p_fwe: permuted(exceed), voxels }
@@ -880,7 +889,9 @@ pub fn render_cluster_table(rows: &[ClusterRow]) -> String {
     fn number(v: f64) -> String {
         if v.is_finite() { format!("{v}") } else { "n/a".to_string() }
     }
-    let mut out = String::from("cluster\tsign\tsize_voxels\tvolume_mm3\tpeak_t\tpeak_i\tpeak_j\tpeak_k\tpeak_x\tpeak_y\tpeak_z\tp_fwe\tlabel\n");
+    let mut out = String::from(
+        "cluster\tsign\tsize_voxels\tvolume_mm3\tpeak_t\tpeak_i\tpeak_j\tpeak_k\tpeak_x\tpeak_y\tpeak_z\tp_fwe\tlabel\n",
+    );
     for r in rows {
         let label = r.label.as_deref().filter(|l| !l.is_empty()).unwrap_or("n/a");
         out.push_str(&format!(
