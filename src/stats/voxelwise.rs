@@ -32,11 +32,12 @@
 //! with w = the vector of random signs and no g_j; for the one-sample design with symmetric
 //! errors it is exact.
 //!
-//! From these products the partial correlation r = x̃·Pẽ / √(x̃·x̃ ‖R_Z Pẽ‖²) is formed; t =
-//! r √(df / (1 − r²)) is an increasing function of r with the same df for every voxel and every
-//! permutation, so all comparisons (maxima, exceedances, the cluster-forming threshold) are made
-//! on r and give exactly the decisions the t values would give, without a square root per
-//! element when there are no covariates.
+//! From these products the partial correlation r = x̃·Pẽ / √(x̃·x̃ ‖R_Z Pẽ‖²) follows, and
+//! t = r √(df / (1 − r²)) is an increasing function of r with the same df for every voxel and
+//! every permutation. All comparisons (maxima, exceedances, the cluster-forming threshold) are
+//! therefore made on q = r|r| = (x̃·Pẽ)|x̃·Pẽ| / (x̃·x̃ ‖R_Z Pẽ‖²), also increasing in t, which
+//! gives exactly the decisions the t values would give with one multiplication per element
+//! without covariates and one division (no square root) with them.
 //!
 //! The observed data are the identity permutation: they are entry 0 of every null distribution,
 //! followed by B random relabellings (or sign vectors). With a tail statistic s (|t| two-sided,
@@ -55,8 +56,9 @@
 //! is the largest cluster of each permutation: over both signs pooled for a two-sided test, over
 //! one sign for a one-sided test; p_FWE of a cluster of k voxels is #{b ≥ 0: max size_b ≥ k}/(B+1).
 //! Clusters are labelled by union–find over the supra-threshold voxels only, using a neighbour
-//! list built once (each voxel's earlier neighbours, in mask order) and per-permutation bit masks,
-//! so no grid-sized volume is touched per permutation.
+//! list built once (each voxel's earlier neighbours, in mask order); a block keeps one 64-bit
+//! word per voxel and sign whose bit p says "supra-threshold in permutation p", so no grid-sized
+//! volume is touched per permutation.
 //!
 //! # Determinism and memory
 //!
@@ -64,8 +66,8 @@
 //! from its own stream `Rng::derived(seed, "block/{b}")`, faer runs sequentially inside a block,
 //! per-voxel exceedance counts are integers, and per-permutation maxima are concatenated in
 //! block order: results are bitwise identical whatever the thread count. Memory is the residual
-//! matrix (n × V), per-voxel counts, the B + 1 maxima, and per running block a product tile and
-//! m bit masks of V bits per sign.
+//! matrix (n × V), per-voxel counts, the B + 1 maxima, and per running block a product tile, one
+//! 64-bit word per voxel and sign, and the union–find scratch (two u32 per voxel).
 
 use super::linalg::{dot, matmul_tn, orthonormal_basis, residualise};
 use super::rng::Rng;
@@ -75,7 +77,8 @@ use crate::imaging::regions::Grid;
 use rayon::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-/// Random permutations per block (a block is the unit of parallel work and of random streams).
+/// Random permutations per block (a block is the unit of parallel work and of random streams;
+/// its permutations are the 64 bits of one word per voxel in the cluster masks).
 pub const PERMUTATION_BLOCK: usize = 64;
 /// Voxels per product tile inside a block.
 const VOXEL_TILE: usize = 1024;
@@ -358,21 +361,25 @@ pub fn t_for_two_sided_p(p: f64, df: f64) -> f64 {
     (df * (1.0 - y) / y).sqrt()
 }
 
-fn r_from_t(t: f64, df: f64) -> f64 {
-    t / (df + t * t).sqrt()
+/// q = r|r| of a t value: the squared partial correlation with the sign of t.
+fn q_from_t(t: f64, df: f64) -> f64 {
+    let r = t / (df + t * t).sqrt();
+    r * r.abs()
 }
 
-fn t_from_r(r: f64, df: f64) -> f64 {
+fn t_from_q(q: f64, df: f64) -> f64 {
+    let r = q.signum() * q.abs().sqrt();
     if r.abs() >= 1.0 { r.signum() * f64::INFINITY } else { r * (df / (1.0 - r * r)).sqrt() }
 }
 
 impl Tail {
+    /// The tail statistic in q = r|r| units (|q|, q or −q).
     #[inline]
-    fn stat(self, r: f64) -> f64 {
+    fn stat(self, q: f64) -> f64 {
         match self {
-            Tail::TwoSided => r.abs(),
-            Tail::Positive => r,
-            Tail::Negative => -r,
+            Tail::TwoSided => q.abs(),
+            Tail::Positive => q,
+            Tail::Negative => -q,
         }
     }
     fn signs(self) -> (bool, bool) {
@@ -453,60 +460,59 @@ fn find(parent: &mut [u32], mut x: u32) -> u32 {
     x
 }
 
-#[inline]
-fn bit(bits: &[u64], v: usize) -> bool {
-    (bits[v / 64] >> (v % 64)) & 1 == 1
-}
-
-/// Union–find over the set bits; `parent` and `size` are scratch (length V) whose entries are
-/// initialised only for set voxels. Returns the largest cluster's size.
-fn union_find(bits: &[u64], neighbours: &Neighbours, parent: &mut [u32], size: &mut [u32]) -> u32 {
+/// Union–find over the `active` voxels (ascending mask indices), where voxel u is active when bit
+/// `p` of `bits[u]` is set; `parent` and `size` are scratch (length V) whose entries are
+/// initialised only for active voxels. Returns the largest cluster's size.
+fn union_find(
+    active: &[u32],
+    bits: &[u64],
+    p: u32,
+    neighbours: &Neighbours,
+    parent: &mut [u32],
+    size: &mut [u32],
+) -> u32 {
     let mut largest = 0;
-    for (w, &word) in bits.iter().enumerate() {
-        let mut word = word;
-        while word != 0 {
-            let v = w * 64 + word.trailing_zeros() as usize;
-            word &= word - 1;
-            parent[v] = v as u32;
-            size[v] = 1;
-            let mut root = v as u32;
-            for &u in neighbours.of(v) {
-                if !bit(bits, u as usize) {
-                    continue;
-                }
-                let other = find(parent, u);
-                if other == root {
-                    continue;
-                }
-                if size[other as usize] >= size[root as usize] {
-                    parent[root as usize] = other;
-                    size[other as usize] += size[root as usize];
-                    root = other;
-                } else {
-                    parent[other as usize] = root;
-                    size[root as usize] += size[other as usize];
-                }
+    for &v in active {
+        parent[v as usize] = v;
+        size[v as usize] = 1;
+        let mut root = v;
+        for &u in neighbours.of(v as usize) {
+            if (bits[u as usize] >> p) & 1 == 0 {
+                continue;
             }
-            largest = largest.max(size[root as usize]);
+            let other = find(parent, u);
+            if other == root {
+                continue;
+            }
+            if size[other as usize] >= size[root as usize] {
+                parent[root as usize] = other;
+                size[other as usize] += size[root as usize];
+                root = other;
+            } else {
+                parent[other as usize] = root;
+                size[root as usize] += size[other as usize];
+            }
         }
+        largest = largest.max(size[root as usize]);
     }
     largest
 }
 
-/// The clusters of a bit mask as sorted voxel lists.
-fn components(bits: &[u64], neighbours: &Neighbours, v_total: usize) -> Vec<Vec<usize>> {
-    let mut parent = vec![0u32; v_total];
-    let mut size = vec![0u32; v_total];
-    union_find(bits, neighbours, &mut parent, &mut size);
-    let mut slot = vec![u32::MAX; v_total];
+/// The clusters of the voxels whose bit 0 is set, as ascending voxel lists.
+fn components(bits: &[u64], neighbours: &Neighbours) -> Vec<Vec<usize>> {
+    let active: Vec<u32> = (0..bits.len() as u32).filter(|&v| bits[v as usize] & 1 == 1).collect();
+    let mut parent = vec![0u32; bits.len()];
+    let mut size = vec![0u32; bits.len()];
+    union_find(&active, bits, 0, neighbours, &mut parent, &mut size);
+    let mut slot = vec![u32::MAX; bits.len()];
     let mut groups: Vec<Vec<usize>> = Vec::new();
-    for v in (0..v_total).filter(|&v| bit(bits, v)) {
-        let root = find(&mut parent, v as u32) as usize;
+    for &v in &active {
+        let root = find(&mut parent, v) as usize;
         if slot[root] == u32::MAX {
             slot[root] = groups.len() as u32;
             groups.push(Vec::new());
         }
-        groups[slot[root] as usize].push(v);
+        groups[slot[root] as usize].push(v as usize);
     }
     groups
 }
@@ -519,13 +525,14 @@ struct Context<'a> {
     model: &'a Model,
     /// ‖ẽ_v‖².
     ee: &'a [f64],
-    /// 1/√(x̃·x̃ ‖ẽ_v‖²) (0 for degenerate voxels): r = s·scale when there are no covariates.
+    /// 1/(x̃·x̃ ‖ẽ_v‖²) (0 for degenerate voxels): q = s|s|·scale when there are no covariates.
     scale: &'a [f64],
     valid: &'a [bool],
     /// Observed tail statistic minus the tie tolerance.
     exceed_at: &'a [f64],
     tail: Tail,
     seed: u64,
+    /// Cluster-forming threshold in q units, and the neighbour lists.
     cluster: Option<(f64, &'a Neighbours)>,
     counts: &'a [AtomicU32],
 }
@@ -535,7 +542,22 @@ struct BlockResult {
     max_size: Vec<u32>,
 }
 
+/// Per permutation of a block: count exceedances of the observed statistic (`count`), track the
+/// maximum, for one tail statistic `stat`. Kept branch-free so that it vectorises.
+#[inline(always)]
+fn accumulate(max_stat: &mut [f64], r: &[f64], threshold: f64, stat: impl Fn(f64) -> f64) -> u32 {
+    let mut count = 0u32;
+    for (best, &rp) in max_stat.iter_mut().zip(r) {
+        let s = stat(rp);
+        count += u32::from(s >= threshold);
+        *best = if s > *best { s } else { *best };
+    }
+    count
+}
+
 fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
+    // A block's permutations are the bits of one u64 per voxel in the cluster masks.
+    debug_assert!(m <= 64);
     let n = ctx.n;
     let model = ctx.model;
     // Non-constant columns of Q (the constant one contributes nothing, see the module doc).
@@ -546,10 +568,10 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
     for p in 0..m {
         if model.sign_flip {
             let column = &mut a[p * n..(p + 1) * n];
-            for chunk in column.chunks_mut(64) {
+            for (chunk, x) in column.chunks_mut(64).zip(model.x.chunks(64)) {
                 let bits = rng.next_u64();
-                for (i, value) in chunk.iter_mut().enumerate() {
-                    *value = if (bits >> i) & 1 == 1 { -model.x[i] } else { model.x[i] };
+                for (i, (value, &xi)) in chunk.iter_mut().zip(x).enumerate() {
+                    *value = if (bits >> i) & 1 == 1 { -xi } else { xi };
                 }
             }
         } else {
@@ -563,57 +585,64 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
         }
     }
 
-    let words = ctx.voxels.div_ceil(64);
     let (want_pos, want_neg) = ctx.tail.signs();
-    let mut pos_bits = if ctx.cluster.is_some() && want_pos { vec![0u64; m * words] } else { Vec::new() };
-    let mut neg_bits = if ctx.cluster.is_some() && want_neg { vec![0u64; m * words] } else { Vec::new() };
-    let r_cluster = ctx.cluster.map_or(f64::INFINITY, |(r, _)| r);
+    let clusters = ctx.cluster.is_some();
+    // Bit p of pos_bits[v] (neg_bits[v]): voxel v is above +threshold (below −threshold) in
+    // permutation p of the block.
+    let mut pos_bits = if clusters && want_pos { vec![0u64; ctx.voxels] } else { Vec::new() };
+    let mut neg_bits = if clusters && want_neg { vec![0u64; ctx.voxels] } else { Vec::new() };
+    let q_cluster = ctx.cluster.map_or(f64::INFINITY, |(q, _)| q);
     let mut max_stat = vec![f64::NEG_INFINITY; m];
+    // q = r|r| of each permutation for the current voxel.
     let mut r = vec![0.0; m];
+    let mut resid = vec![0.0; m];
+    let sxx = model.sxx;
     for v0 in (0..ctx.voxels).step_by(VOXEL_TILE) {
         let v1 = (v0 + VOXEL_TILE).min(ctx.voxels);
         let tile = v1 - v0;
         let products = matmul_tn(&a, &ctx.residuals[v0 * n..v1 * n], n, rows, tile);
-        for col in 0..tile {
+        for (col, c) in products.chunks_exact(rows).enumerate() {
             let v = v0 + col;
             if !ctx.valid[v] {
                 continue;
             }
-            let c = &products[col * rows..(col + 1) * rows];
+            let (s, g) = c.split_at(m);
             if extra == 0 {
                 let scale = ctx.scale[v];
-                for (rp, s) in r.iter_mut().zip(&c[..m]) {
-                    *rp = s * scale;
+                for (qp, &sp) in r.iter_mut().zip(s) {
+                    *qp = sp * sp.abs() * scale;
                 }
             } else {
-                let ee = ctx.ee[v];
-                for p in 0..m {
-                    let mut resid = ee;
-                    for j in 0..extra {
-                        let g = c[m + j * m + p];
-                        resid -= g * g;
+                resid.fill(ctx.ee[v]);
+                for gj in g.chunks_exact(m) {
+                    for (e, &gp) in resid.iter_mut().zip(gj) {
+                        *e -= gp * gp;
                     }
-                    r[p] = c[p] / (model.sxx * resid.max(f64::MIN_POSITIVE)).sqrt();
+                }
+                for ((qp, &sp), &e) in r.iter_mut().zip(s).zip(&resid) {
+                    *qp = sp * sp.abs() / (sxx * e.max(f64::MIN_POSITIVE));
                 }
             }
             let threshold = ctx.exceed_at[v];
-            let mut count = 0u32;
-            for (best, &rp) in max_stat.iter_mut().zip(&r) {
-                let s = ctx.tail.stat(rp);
-                count += u32::from(s >= threshold);
-                *best = best.max(s);
-            }
+            let count = match ctx.tail {
+                Tail::TwoSided => accumulate(&mut max_stat, &r, threshold, f64::abs),
+                Tail::Positive => accumulate(&mut max_stat, &r, threshold, |x| x),
+                Tail::Negative => accumulate(&mut max_stat, &r, threshold, |x| -x),
+            };
             if count > 0 {
                 ctx.counts[v].fetch_add(count, Ordering::Relaxed);
             }
-            if ctx.cluster.is_some() {
-                let (word, mask) = (v / 64, 1u64 << (v % 64));
-                for (p, &rp) in r.iter().enumerate() {
-                    if want_pos && rp >= r_cluster {
-                        pos_bits[p * words + word] |= mask;
-                    } else if want_neg && rp <= -r_cluster {
-                        neg_bits[p * words + word] |= mask;
-                    }
+            if clusters {
+                let (mut pos, mut neg) = (0u64, 0u64);
+                for (p, &qp) in r.iter().enumerate() {
+                    pos |= u64::from(qp >= q_cluster) << p;
+                    neg |= u64::from(qp <= -q_cluster) << p;
+                }
+                if want_pos {
+                    pos_bits[v] = pos;
+                }
+                if want_neg {
+                    neg_bits[v] = neg;
                 }
             }
         }
@@ -623,22 +652,25 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
     if let Some((_, neighbours)) = ctx.cluster {
         let mut parent = vec![0u32; ctx.voxels];
         let mut size = vec![0u32; ctx.voxels];
-        max_size = (0..m)
-            .map(|p| {
-                let mut largest = 0;
-                for bits in [&pos_bits, &neg_bits] {
-                    if !bits.is_empty() {
-                        largest = largest.max(union_find(
-                            &bits[p * words..(p + 1) * words],
-                            neighbours,
-                            &mut parent,
-                            &mut size,
-                        ));
-                    }
+        max_size = vec![0u32; m];
+        let mut active: Vec<Vec<u32>> = vec![Vec::new(); m];
+        for bits in [&pos_bits, &neg_bits] {
+            if bits.is_empty() {
+                continue;
+            }
+            active.iter_mut().for_each(Vec::clear);
+            for (v, &word) in bits.iter().enumerate() {
+                let mut word = word;
+                while word != 0 {
+                    active[word.trailing_zeros() as usize].push(v as u32);
+                    word &= word - 1;
                 }
-                largest
-            })
-            .collect();
+            }
+            for (p, list) in active.iter().enumerate() {
+                let largest = union_find(list, bits, p as u32, neighbours, &mut parent, &mut size);
+                max_size[p] = max_size[p].max(largest);
+            }
+        }
     }
     BlockResult { max_stat, max_size }
 }
@@ -687,7 +719,7 @@ pub fn fit(
     let mut beta = vec![f64::NAN; voxels];
     let mut t = vec![f64::NAN; voxels];
     let mut p = vec![f64::NAN; voxels];
-    let mut r_obs = vec![0.0; voxels];
+    let mut q_obs = vec![0.0; voxels];
     let mut scale = vec![0.0; voxels];
     for v in (0..voxels).filter(|&v| valid[v]) {
         let b = sxy[v] / model.sxx;
@@ -695,10 +727,10 @@ pub fn fit(
         beta[v] = b;
         t[v] = b / (rss / df / model.sxx).sqrt();
         p[v] = t_two_sided_p(t[v], df);
-        scale[v] = 1.0 / (model.sxx * ee[v]).sqrt();
-        r_obs[v] = sxy[v] * scale[v];
+        scale[v] = 1.0 / (model.sxx * ee[v]);
+        q_obs[v] = sxy[v] * sxy[v].abs() * scale[v];
     }
-    let stat_obs: Vec<f64> = r_obs.iter().map(|&r| tail.stat(r)).collect();
+    let stat_obs: Vec<f64> = q_obs.iter().map(|&r| tail.stat(r)).collect();
     let exceed_at: Vec<f64> = stat_obs.iter().map(|s| s - TIE_TOLERANCE * s.abs()).collect();
     let observed_max = (0..voxels).filter(|&v| valid[v]).map(|v| stat_obs[v]).fold(f64::NEG_INFINITY, f64::max);
 
@@ -729,21 +761,18 @@ pub fn fit(
             Some((t_threshold, Neighbours::build(cs.mask, cs.connectivity)?))
         }
     };
-    let r_cluster = cluster_setup.as_ref().map(|(t_thr, _)| r_from_t(*t_thr, df));
-    let observed_clusters: Vec<(i8, Vec<usize>)> = match (&cluster_setup, r_cluster) {
-        (Some((_, neighbours)), Some(r_thr)) => {
+    let q_cluster = cluster_setup.as_ref().map(|(t_thr, _)| q_from_t(*t_thr, df));
+    let observed_clusters: Vec<(i8, Vec<usize>)> = match (&cluster_setup, q_cluster) {
+        (Some((_, neighbours)), Some(q_thr)) => {
             let (want_pos, want_neg) = tail.signs();
-            let words = voxels.div_ceil(64);
             let mut found = Vec::new();
             for (sign, wanted) in [(1i8, want_pos), (-1i8, want_neg)] {
                 if !wanted {
                     continue;
                 }
-                let mut bits = vec![0u64; words];
-                for v in (0..voxels).filter(|&v| valid[v] && f64::from(sign) * r_obs[v] >= r_thr) {
-                    bits[v / 64] |= 1 << (v % 64);
-                }
-                found.extend(components(&bits, neighbours, voxels).into_iter().map(|c| (sign, c)));
+                let bits: Vec<u64> =
+                    (0..voxels).map(|v| u64::from(valid[v] && f64::from(sign) * q_obs[v] >= q_thr)).collect();
+                found.extend(components(&bits, neighbours).into_iter().map(|c| (sign, c)));
             }
             found
         }
@@ -765,7 +794,7 @@ pub fn fit(
         exceed_at: &exceed_at,
         tail,
         seed: settings.seed,
-        cluster: cluster_setup.as_ref().zip(r_cluster).map(|((_, nb), r)| (r, nb)),
+        cluster: cluster_setup.as_ref().zip(q_cluster).map(|((_, nb), q)| (q, nb)),
         counts: &counts,
     };
     let blocks = b_total.div_ceil(PERMUTATION_BLOCK);
@@ -809,7 +838,7 @@ pub fn fit(
                     .iter()
                     .copied()
                     .max_by(|&a, &b| {
-                        (f64::from(sign) * r_obs[a]).total_cmp(&(f64::from(sign) * r_obs[b])).then(b.cmp(&a))
+                        (f64::from(sign) * q_obs[a]).total_cmp(&(f64::from(sign) * q_obs[b])).then(b.cmp(&a))
                     })
                     .unwrap_or(0);
                 let exceed = sorted_sizes.len() - sorted_sizes.partition_point(|&s| s < voxels.len());
@@ -838,7 +867,7 @@ pub fn fit(
         p,
         p_perm,
         p_fwe,
-        null_max_t: null_max_stat.iter().map(|&s| t_from_r(s, df)).collect(),
+        null_max_t: null_max_stat.iter().map(|&s| t_from_q(s, df)).collect(),
         degenerate_voxels,
         clusters,
     })
