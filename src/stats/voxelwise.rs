@@ -942,3 +942,50 @@ pub fn render_cluster_table(rows: &[ClusterRow]) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Three supra-threshold pairs on a 6×6×6 grid: sharing a face, an edge, a corner.
+    #[test]
+    fn connectivity_decides_which_voxels_touch() {
+        let grid =
+            Grid { shape: [6, 6, 6], affine: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]] };
+        let mask = MaskedGrid::from_mask(grid.clone(), &vec![1.0; grid.len()]).unwrap();
+        let mut bits = vec![0u64; mask.len()];
+        for [i, j, k] in [[0, 0, 0], [1, 0, 0], [4, 0, 0], [5, 1, 0], [0, 4, 4], [1, 5, 5]] {
+            bits[grid.index(i, j, k)] = 1;
+        }
+        let sizes = |connectivity| {
+            let mut sizes: Vec<usize> =
+                components(&bits, &Neighbours::build(&mask, connectivity).unwrap()).iter().map(Vec::len).collect();
+            sizes.sort_unstable();
+            sizes
+        };
+        assert_eq!(sizes(Connectivity::Faces6), vec![1, 1, 1, 1, 2]);
+        assert_eq!(sizes(Connectivity::Edges18), vec![1, 1, 2, 2]);
+        assert_eq!(sizes(Connectivity::Corners26), vec![2, 2, 2]);
+        // The largest-cluster count of a permutation word agrees, and a voxel outside the mask
+        // breaks a cluster.
+        let neighbours = Neighbours::build(&mask, Connectivity::Corners26).unwrap();
+        let active: Vec<u32> = (0..bits.len() as u32).filter(|&v| bits[v as usize] == 1).collect();
+        let (mut parent, mut size) = (vec![0; bits.len()], vec![0; bits.len()]);
+        assert_eq!(union_find(&active, &bits, 0, &neighbours, &mut parent, &mut size), 2);
+        // A line of voxels listed backwards, with (3, 0, 0) outside the mask.
+        let ijk = [[5, 0, 0], [4, 0, 0], [2, 0, 0], [1, 0, 0], [0, 0, 0]];
+        let line = MaskedGrid::from_ijk(grid, &ijk).unwrap();
+        let groups = components(&[1; 5], &Neighbours::build(&line, Connectivity::Corners26).unwrap());
+        assert_eq!(groups, vec![vec![0, 1], vec![2, 3, 4]]);
+        assert!(MaskedGrid::from_ijk(line.grid.clone(), &[[0, 0, 0], [0, 0, 0]]).is_err());
+        assert!(MaskedGrid::from_ijk(line.grid.clone(), &[[6, 0, 0]]).is_err());
+    }
+
+    #[test]
+    fn q_and_t_round_trip() {
+        for t in [-7.5, -3.1, 0.0, 0.4, 3.1, 12.0] {
+            assert!((t_from_q(q_from_t(t, 17.0), 17.0) - t).abs() < 1e-12 * (1.0 + f64::abs(t)));
+        }
+        assert!((t_for_two_sided_p(t_two_sided_p(3.1, 20.0), 20.0) - 3.1).abs() < 1e-10);
+    }
+}
