@@ -47,6 +47,10 @@
 //! * max-T p_FWE,v = #{b ≥ 0: max_u s_b,u ≥ s_v} / (B + 1), i.e. (1 + #{random b}) / (B + 1);
 //! * ties are counted with a relative tolerance of 1e-10, as in [`super::association`].
 //!
+//! Relabellings are drawn at random, not enumerated, so repeats are possible; with very few
+//! subjects B should stay well below the number of distinct relabellings (n!/(n₁! n₀!) for two
+//! groups, 2ⁿ sign vectors).
+//!
 //! # Cluster extent
 //!
 //! Voxels with t ≥ +threshold form positive clusters and voxels with t ≤ −threshold negative
