@@ -472,6 +472,36 @@ pub fn write_f32(path: &Path, dim: &[usize], affine: [[f64; 4]; 3], tr: Option<f
     std::fs::write(path, out).map_err(|e| Error::io(path, e))
 }
 
+/// Write a map of values at masked voxels as a 3D float32 image: `voxels` are flat indices
+/// (i fastest) into a grid of `shape`, `values` one per masked voxel (a t map, p values);
+/// every other voxel is `fill`. The affine is the data's (BOLD or mask) affine.
+pub fn write_masked_f32(
+    path: &Path,
+    shape: [usize; 3],
+    affine: [[f64; 4]; 3],
+    voxels: &[usize],
+    values: &[f64],
+    fill: f32,
+) -> Result<()> {
+    let len = shape.iter().product::<usize>();
+    if voxels.len() != values.len() {
+        return Err(Error::data(format!(
+            "{}: {} values for {} masked voxels",
+            path.display(),
+            values.len(),
+            voxels.len()
+        )));
+    }
+    let mut volume = vec![fill; len];
+    for (&v, &value) in voxels.iter().zip(values) {
+        let slot = volume.get_mut(v).ok_or_else(|| {
+            Error::data(format!("{}: masked voxel {v} lies outside the grid {shape:?}", path.display()))
+        })?;
+        *slot = value as f32;
+    }
+    write_f32(path, &shape, affine, None, &volume)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

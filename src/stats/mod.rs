@@ -1,4 +1,5 @@
-//! Statistics: seeded randomness, OLS, permutation and bootstrap inference, FDR, quantiles.
+//! Statistics: seeded randomness, OLS, permutation and bootstrap inference, FDR, quantiles,
+//! voxelwise GLM with max-T and cluster-extent FWE, ROC analysis.
 
 pub mod association;
 pub mod dense;
@@ -7,6 +8,8 @@ pub mod linalg;
 pub mod predict;
 pub mod quantile;
 pub mod rng;
+pub mod roc;
+pub mod voxelwise;
 
 /// Two-sided p-value of a t statistic with `df` degrees of freedom, from the regularised
 /// incomplete beta function: p = I_{df/(df+t²)}(df/2, 1/2). Accurate in the far tail, where
