@@ -450,15 +450,37 @@ fn seed_maps(
     let mut reader = super::nifti::VolumeReader::open(&args.bold)?;
     let mut volume = vec![0.0; grid.len()];
     reader.next_volume(&mut volume)?;
-    let voxels: Vec<u32> =
-        (0..grid.len()).filter(|&v| volume[v] != 0.0 && volume[v].is_finite()).map(|v| v as u32).collect();
+    let voxels: Vec<usize> = (0..grid.len()).filter(|&v| volume[v] != 0.0 && volume[v].is_finite()).collect();
+    let clean = clean_spec(args.detrend, true, args.band, args.tr.or(reader.header.tr_seconds()));
+    let maps = seed_map_values(&args.bold, &voxels, series, seeds, confounds, n_confounds, keep, &clean)?;
+    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    for (&s, values) in seeds.iter().zip(&maps) {
+        let path = dir.join(format!("{}_fisherz.nii.gz", series.names[s]));
+        super::nifti::write_masked_f32(&path, grid.shape, grid.affine, &voxels, values, 0.0)?;
+    }
+    Ok(())
+}
+
+/// Fisher-z correlation of each seed's cleaned series with the series of each voxel in
+/// `voxels` (flat grid indices), cleaned the same way (same confounds, scrubbing and filter;
+/// always standardised). One vector per seed, in `voxels` order.
+#[allow(clippy::too_many_arguments)]
+pub fn seed_map_values(
+    bold: &Path,
+    voxels: &[usize],
+    series: &super::extract::TimeSeries,
+    seeds: &[usize],
+    confounds: &[f64],
+    n_confounds: usize,
+    keep: Option<&[usize]>,
+    clean_settings: &Clean,
+) -> Result<Vec<Vec<f64>>> {
+    let mut reader = super::nifti::VolumeReader::open(bold)?;
+    let mut volume = vec![0.0; reader.header.volume_len()];
     let t = reader.header.volumes();
     let mut values = Vec::with_capacity(t * voxels.len());
-    loop {
-        values.extend(voxels.iter().map(|&v| volume[v as usize]));
-        if !reader.next_volume(&mut volume)? {
-            break;
-        }
+    while reader.next_volume(&mut volume)? {
+        values.extend(voxels.iter().map(|&v| volume[v]));
     }
     let raw = super::extract::TimeSeries {
         names: voxels.iter().map(|v| v.to_string()).collect(),
@@ -466,22 +488,20 @@ fn seed_maps(
         volumes: t,
         tr: reader.header.tr_seconds(),
     };
-    let spec = clean_spec(args.detrend, true, args.band, args.tr.or(raw.tr));
+    let spec = Clean { standardise: true, ..clean_settings.clone() };
     let cleaned = clean(&raw, confounds, n_confounds, keep, &spec)?;
     let n = cleaned.volumes;
     let v_count = voxels.len();
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    for &s in seeds {
-        let seed = centred(&series.column(s), n, 1, true);
-        let mut map = vec![0.0f32; grid.len()];
-        for (j, &v) in voxels.iter().enumerate() {
-            let dot: f64 = seed.iter().enumerate().map(|(i, s)| s * cleaned.values[i * v_count + j]).sum();
-            let r = (dot / (n as f64 - 1.0)).clamp(-1.0, 1.0);
-            map[v as usize] = r.atanh() as f32;
-        }
-        let path = dir.join(format!("{}_fisherz.nii.gz", series.names[s]));
-        let dim = [grid.shape[0], grid.shape[1], grid.shape[2]];
-        super::nifti::write_f32(&path, &dim, grid.affine, None, &map)?;
-    }
-    Ok(())
+    Ok(seeds
+        .iter()
+        .map(|&s| {
+            let seed = centred(&series.column(s), n, 1, true);
+            (0..v_count)
+                .map(|j| {
+                    let dot: f64 = seed.iter().enumerate().map(|(i, s)| s * cleaned.values[i * v_count + j]).sum();
+                    (dot / (n as f64 - 1.0)).clamp(-1.0, 1.0).atanh()
+                })
+                .collect()
+        })
+        .collect())
 }

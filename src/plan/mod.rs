@@ -134,6 +134,7 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
     });
 
     // Imaging: one node per subject's run, gathered into the connectome table.
+    let mut run_nodes: Vec<(String, NodeIndex)> = Vec::new();
     let connectome = resolved.imaging.as_ref().map(|im| {
         let spec = study.connectivity.as_ref().expect("checked: imaging needs [connectivity]");
         let node = b.add(
@@ -175,6 +176,7 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
                     tr: run.tr,
                     edges: im.edges.clone(),
                     fisher_z: spec.fisher_z,
+                    seed_maps: im.seed_maps.as_ref().map(|m| m.0.clone()).unwrap_or_default(),
                 },
                 None,
             );
@@ -187,6 +189,11 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
                 b.graph[run_node]
                     .inputs
                     .push(("confounds".into(), Source::Path { path: c.clone(), written: written(c) }));
+            }
+            if let Some((_, path, as_written)) = &im.seed_maps {
+                b.graph[run_node]
+                    .inputs
+                    .push(("seedmask".into(), Source::Path { path: path.clone(), written: as_written.clone() }));
             }
             for (input, path, as_written) in &im.region_files {
                 b.graph[run_node]
@@ -204,6 +211,7 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
                 format!("{folder}/{}_atlas-regions_desc-pearson_connectivity.tsv", run.prefix),
             );
             b.publish(run_node, "report", format!("{folder}/{}_desc-extraction_report.json", run.prefix));
+            run_nodes.push((key.clone(), run_node));
             b.wire(run_node, "edges", node, format!("edges:{key}"));
             b.wire(run_node, "report", node, format!("report:{key}"));
         }
@@ -269,7 +277,12 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         node
     });
 
-    if study.association.is_none() && study.prediction.is_none() && study.factors.is_none() {
+    if study.association.is_none()
+        && study.prediction.is_none()
+        && study.factors.is_none()
+        && study.group.is_empty()
+        && study.roc.is_empty()
+    {
         return finish(loaded, b);
     }
 
@@ -306,6 +319,21 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
     if let Some(f) = &resolved.factors {
         for c in &f.items {
             push(&mut complete_cases, c);
+        }
+    }
+    for g in &resolved.groups {
+        for c in &g.columns {
+            push(&mut complete_cases, c);
+        }
+    }
+    for (name, _) in &resolved.rocs {
+        let spec = &study.roc[name];
+        push(&mut complete_cases, &spec.value);
+        push(&mut complete_cases, &spec.label);
+        if let Some((_, candidates, _)) = &resolved.rocs.iter().find(|r| &r.0 == name).and_then(|r| r.1.clone()) {
+            for c in candidates {
+                push(&mut complete_cases, c);
+            }
         }
     }
     if let Some(c) =
@@ -445,6 +473,78 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
             b.publish(node, "edges", format!("prediction/{outcome}_edges.tsv"));
             b.publish(node, "predictions", format!("prediction/{outcome}_predictions.tsv"));
         }
+    }
+
+    for g in &resolved.groups {
+        let spec = &study.group[&g.name];
+        let group_seed = derive_seed(seed, &format!("group/{}", g.name));
+        let node = b.add(
+            format!("group/{}", g.name),
+            Kind::Group,
+            stages::group::Params {
+                name: g.name.clone(),
+                design: spec.design,
+                level: g.level.clone(),
+                sessions: g.sessions.clone(),
+                group: spec.group.clone(),
+                variable: spec.variable.clone(),
+                covariates: spec.covariates.clone(),
+                permutations: spec.permutations,
+                seed: group_seed,
+                tail: spec.tail,
+                cluster_t: spec.cluster_t,
+                cluster_p: spec.cluster_p,
+                connectivity: spec.connectivity,
+                peak_labels: g.peak_atlas.as_ref().map(|a| a.2.clone()).unwrap_or_default(),
+            },
+            Some(group_seed),
+        );
+        b.wire(dataset, "dataset", node, "dataset");
+        if let stages::group::Level::Voxel { .. } = g.level {
+            for (key, run_node) in &run_nodes {
+                let session = key.split_once('/').map(|(_, s)| s.to_string());
+                if g.sessions.contains(&session) {
+                    b.wire(*run_node, "seedmaps", node, format!("maps:{key}"));
+                }
+            }
+            if let Some((_, path, written)) = resolved.imaging.as_ref().and_then(|im| im.seed_maps.as_ref()) {
+                b.graph[node]
+                    .inputs
+                    .push(("mask".into(), Source::Path { path: path.clone(), written: written.clone() }));
+            }
+            if let Some((path, written, _)) = &g.peak_atlas {
+                b.graph[node]
+                    .inputs
+                    .push(("peak_atlas".into(), Source::Path { path: path.clone(), written: written.clone() }));
+            }
+            b.publish(node, "tmap", format!("group/{}_stat-t.nii.gz", g.name));
+            b.publish(node, "pfwe", format!("group/{}_stat-pfwe.nii.gz", g.name));
+            b.publish(node, "clusters", format!("group/{}_clusters.tsv", g.name));
+        } else {
+            b.publish(node, "results", format!("group/{}_edges.tsv", g.name));
+        }
+        b.publish(node, "summary", format!("group/{}_summary.json", g.name));
+    }
+    for (name, selected) in &resolved.rocs {
+        let spec = &study.roc[name];
+        let roc_seed = derive_seed(seed, &format!("roc/{name}"));
+        let node = b.add(
+            format!("roc/{name}"),
+            Kind::Roc,
+            stages::roc::Params {
+                value: spec.value.clone(),
+                label: spec.label.clone(),
+                selected_by: selected.clone(),
+                folds: spec.folds,
+                bootstrap: spec.bootstrap,
+                permutations: spec.permutations,
+                ci_level: spec.ci_level,
+                seed: roc_seed,
+            },
+            Some(roc_seed),
+        );
+        b.wire(dataset, "dataset", node, "dataset");
+        b.publish(node, "auc", format!("roc/{name}.tsv"));
     }
 
     let Some(association) = &study.association else {

@@ -73,6 +73,28 @@ pub struct Resolved {
     pub prediction: Option<ResolvedPrediction>,
     /// Derived variables in evaluation order, with their undefined-value policy.
     pub derived: Vec<(super::expr::Checked, super::UndefinedPolicy)>,
+    pub groups: Vec<ResolvedGroup>,
+    /// ROC analyses: name, and for `selected_by` the choosing analysis.
+    pub rocs: Vec<(String, Option<Selection>)>,
+}
+
+/// The group analysis that chose a ROC value: its name, candidate columns and direction.
+pub type Selection = (String, Vec<String>, super::GroupTail);
+
+/// A label image for naming peaks: resolved path, path as written, label table.
+pub type PeakAtlas = (PathBuf, String, Vec<(i64, String)>);
+
+/// A group analysis resolved against the imaging half.
+#[derive(Debug, Clone)]
+pub struct ResolvedGroup {
+    pub name: String,
+    pub level: crate::stages::group::Level,
+    /// Sessions used, in order (`[None]` without sessions).
+    pub sessions: Vec<Option<String>>,
+    /// Label atlas for peaks: (resolved path, as written, label table).
+    pub peak_atlas: Option<PeakAtlas>,
+    /// Dataset columns it reads (design variables and covariates; edge columns).
+    pub columns: Vec<String>,
 }
 
 /// The pseudo-table of derived variables in `Resolved::column_table`.
@@ -123,6 +145,8 @@ pub struct ResolvedImaging {
     pub edges: Vec<(String, String)>,
     /// Declared sessions (empty: one run per subject).
     pub sessions: Vec<String>,
+    /// Seed-to-voxel maps: seed names and the mask (resolved path, as written).
+    pub seed_maps: Option<(Vec<String>, PathBuf, String)>,
 }
 
 impl ResolvedImaging {
@@ -283,6 +307,8 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
             factors: None,
             prediction: None,
             derived: Vec::new(),
+            groups: Vec::new(),
+            rocs: Vec::new(),
         };
     }
 
@@ -764,6 +790,164 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
         ResolvedPrediction { outcomes, features, confounds }
     });
 
+    // Group analyses.
+    let mut groups = Vec::new();
+    for (name, spec) in &study.group {
+        let at = |field: &str| keys!["group", name.as_str(), field];
+        let declared: Vec<String> = imaging.as_ref().map(|im| im.sessions.clone()).unwrap_or_default();
+        let needed = match spec.design {
+            super::GroupDesign::Paired => 2,
+            _ => 1,
+        };
+        let sessions: Vec<Option<String>> = if declared.is_empty() {
+            if spec.design == super::GroupDesign::Paired {
+                rep.err(at("design"), "a paired design needs two [imaging] sessions".into(), None);
+            }
+            vec![None]
+        } else {
+            if spec.sessions.len() != needed {
+                rep.err(
+                    at("sessions"),
+                    format!("a {:?} design needs {needed} session(s); {} given", spec.design, spec.sessions.len()),
+                    Some(format!("declared sessions: {}", declared.join(", "))),
+                );
+            }
+            for (i, session) in spec.sessions.iter().enumerate() {
+                if !declared.contains(session) {
+                    rep.err(
+                        keys!["group", name.as_str(), "sessions", i],
+                        format!("session `{session}` is not declared in [imaging] sessions"),
+                        None,
+                    );
+                }
+            }
+            spec.sessions.iter().map(|s| Some(s.clone())).collect()
+        };
+        let mut columns = Vec::new();
+        let mut need_column = |field: &str, column: &Option<String>, what: &str, rep: &mut Reporter<'_>| match column {
+            Some(c) if !column_table.contains_key(c) => rep.missing_column(at(field), c, what, &score_names),
+            Some(c) => columns.push(c.clone()),
+            None => rep.err(at(field), format!("a {:?} design needs `{field}`", spec.design), None),
+        };
+        match spec.design {
+            super::GroupDesign::TwoSample => need_column("group", &spec.group, "group column", &mut rep),
+            super::GroupDesign::Correlation => need_column("variable", &spec.variable, "variable", &mut rep),
+            super::GroupDesign::Paired => {}
+        }
+        for (i, c) in spec.covariates.iter().enumerate() {
+            if !column_table.contains_key(c) {
+                rep.missing_column(keys!["group", name.as_str(), "covariates", i], c, "covariate", &score_names);
+            }
+            columns.push(c.clone());
+        }
+        let level = match (&spec.seed, spec.edges.is_empty()) {
+            (Some(seed), true) => {
+                let seeds = imaging.as_ref().and_then(|im| im.seed_maps.as_ref()).map(|m| m.0.clone());
+                match seeds.as_ref().and_then(|list| list.iter().position(|s| s == seed)) {
+                    Some(index) => crate::stages::group::Level::Voxel { seed: index, name: seed.clone() },
+                    None => {
+                        rep.err(
+                            at("seed"),
+                            format!("seed `{seed}` has no seed-to-voxel maps"),
+                            Some("list it in [seed_maps] seeds".into()),
+                        );
+                        continue;
+                    }
+                }
+            }
+            (None, false) => {
+                let Some(im) = &imaging else {
+                    rep.err(at("edges"), "edges need [imaging] and [connectivity]".into(), None);
+                    continue;
+                };
+                let names: Vec<String> = im.edges.iter().map(|(a, b)| edge_column(a, b)).collect();
+                let mut edges = Vec::new();
+                for (i, pattern) in spec.edges.iter().enumerate() {
+                    let matched = expand(pattern, &names);
+                    if matched.is_empty() {
+                        rep.err(
+                            keys!["group", name.as_str(), "edges", i],
+                            format!("`{pattern}` matches no edge"),
+                            None,
+                        );
+                    }
+                    for e in matched {
+                        let per_session: Vec<String> =
+                            sessions.iter().map(|s| session_column(&e, s.as_deref())).collect();
+                        columns.extend(per_session.iter().cloned());
+                        edges.push((e, per_session));
+                    }
+                }
+                crate::stages::group::Level::Edges(edges)
+            }
+            _ => {
+                rep.err(
+                    keys!["group", name.as_str()],
+                    "give exactly one of `seed` (voxelwise) or `edges`".into(),
+                    None,
+                );
+                continue;
+            }
+        };
+        let peak_atlas = spec.peak_labels.as_ref().and_then(|set| {
+            let region = study.regions.get(set);
+            match region.and_then(|r| r.atlas.as_ref().zip(r.labels.as_ref())) {
+                Some((atlas, labels)) => {
+                    let table = crate::imaging::regions::read_label_table(&loaded.resolve(labels)).ok()?;
+                    Some((
+                        loaded.resolve(atlas),
+                        atlas.clone(),
+                        table.into_iter().map(|(i, n)| (i as i64, n)).collect(),
+                    ))
+                }
+                None => {
+                    rep.err(at("peak_labels"), format!("region set `{set}` has no atlas with labels"), None);
+                    None
+                }
+            }
+        });
+        if spec.permutations > 0 && spec.permutations < 99 {
+            rep.err(
+                at("permutations"),
+                format!("{} permutations cannot give p < 0.01; use at least 99", spec.permutations),
+                None,
+            );
+        }
+        groups.push(ResolvedGroup { name: name.clone(), level, sessions, peak_atlas, columns });
+    }
+    let mut rocs = Vec::new();
+    for (name, spec) in &study.roc {
+        let at = |field: &str| keys!["roc", name.as_str(), field];
+        for (field, c) in [("value", &spec.value), ("label", &spec.label)] {
+            if !column_table.contains_key(c) {
+                rep.missing_column(at(field), c, field, &score_names);
+            }
+        }
+        let selected = spec.selected_by.as_ref().and_then(|g| match groups.iter().find(|x| &x.name == g) {
+            Some(ResolvedGroup { level: crate::stages::group::Level::Edges(edges), sessions, .. })
+                if sessions.len() == 1 =>
+            {
+                let candidates: Vec<String> = edges.iter().map(|(_, c)| c[0].clone()).collect();
+                if !candidates.contains(&spec.value) {
+                    rep.err(at("value"), format!("`{}` is not one of the edges of `{g}`", spec.value), None);
+                }
+                Some((g.clone(), candidates, study.group[g].tail))
+            }
+            _ => {
+                rep.err(
+                    at("selected_by"),
+                    format!("`{g}` is not a one-session, region-level (`edges`) group analysis"),
+                    None,
+                );
+                None
+            }
+        });
+        if spec.folds < 2 {
+            rep.err(at("folds"), "folds must be at least 2".into(), None);
+        }
+        rocs.push((name.clone(), selected));
+    }
+
     // Sample sizes that can be known before reading data: subjects simulated or runs found,
     // times the split's discovery fraction.
     let available = match (&study.simulate, &imaging) {
@@ -823,6 +1007,8 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
         factors,
         prediction,
         derived,
+        groups,
+        rocs,
     }
 }
 
@@ -1112,6 +1298,24 @@ fn resolve_imaging(rep: &mut Reporter<'_>, loaded: &LoadedStudy) -> Option<Resol
         }
     }
     all.dedup();
+    let seed_maps = study.seed_maps.as_ref().and_then(|spec| {
+        for (i, seed) in spec.seeds.iter().enumerate() {
+            if !all.contains(seed) {
+                let hint = did_you_mean(seed, all.iter().map(String::as_str)).map(|b| format!("did you mean `{b}`?"));
+                rep.err(keys!["seed_maps", "seeds", i], format!("seed `{seed}` is not a region of any set"), hint);
+            }
+        }
+        let path = loaded.resolve(&spec.mask);
+        if !path.is_file() {
+            rep.err(
+                keys!["seed_maps", "mask"],
+                format!("mask `{}` does not exist (looked for {})", spec.mask, path.display()),
+                None,
+            );
+            return None;
+        }
+        Some((spec.seeds.clone(), path, spec.mask.clone()))
+    });
     Some(ResolvedImaging {
         runs,
         excluded,
@@ -1120,6 +1324,7 @@ fn resolve_imaging(rep: &mut Reporter<'_>, loaded: &LoadedStudy) -> Option<Resol
         region_names: all,
         edges,
         sessions: imaging.sessions.clone(),
+        seed_maps,
     })
 }
 

@@ -68,6 +68,16 @@ pub struct Study {
     /// Connectivity edges computed per subject; they form the table `connectome`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub connectivity: Option<ConnectivitySpec>,
+    /// Seed-to-voxel Fisher-z maps per run (within a brain mask), for voxelwise group analyses.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed_maps: Option<SeedMapsSpec>,
+    /// Group-level analyses by name: two-sample, paired or correlation designs on seed-to-voxel
+    /// maps (max-T and cluster-extent FWE) or on connectome edges (max-T FWE).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group: BTreeMap<String, GroupSpec>,
+    /// ROC analyses by name: how well a value classifies a binary outcome.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub roc: BTreeMap<String, RocSpec>,
     /// Exploratory factor analysis of questionnaire scales, fitted on the discovery set only;
     /// the factor scores become columns usable as outcomes.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -79,6 +89,119 @@ pub struct Study {
     /// Where results are written.
     #[serde(default)]
     pub outputs: Outputs,
+}
+
+/// Seed-to-voxel maps.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SeedMapsSpec {
+    /// Seed region names (from any region set).
+    pub seeds: Vec<String>,
+    /// Brain mask on the BOLD grid; its non-zero voxels are mapped and analysed.
+    pub mask: String,
+}
+
+/// One group-level analysis.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSpec {
+    pub design: GroupDesign,
+    /// Voxelwise: the seed whose seed-to-voxel maps are tested (needs [seed_maps]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub seed: Option<String>,
+    /// Region level instead: connectome edges (names or `*` patterns, without session suffix).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub edges: Vec<String>,
+    /// Sessions: one for two-sample and correlation designs; `[before, after]` for a paired
+    /// design, which tests after − before. Empty without [imaging] sessions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sessions: Vec<String>,
+    /// Two-sample: the 0/1 column (1 = group of interest; e.g. a derived `response`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Correlation: the continuous column (e.g. symptom change).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub variable: Option<String>,
+    /// Nuisance columns (two-sample and correlation designs).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub covariates: Vec<String>,
+    /// Random permutations (sign flips for paired designs).
+    #[serde(default = "default_group_permutations")]
+    pub permutations: usize,
+    #[serde(default)]
+    pub tail: GroupTail,
+    /// Cluster-forming threshold as |t| (voxelwise; default: p < 0.001 uncorrected).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_t: Option<f64>,
+    /// Cluster-forming threshold as an uncorrected p (used when `cluster_t` is absent).
+    #[serde(default = "default_cluster_p")]
+    pub cluster_p: f64,
+    /// Voxel neighbourhood for clusters: 6, 18 or 26.
+    #[serde(default = "default_cluster_connectivity")]
+    pub connectivity: u8,
+    /// Region set whose atlas labels name cluster peaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_labels: Option<String>,
+}
+
+fn default_group_permutations() -> usize {
+    5000
+}
+fn default_cluster_p() -> f64 {
+    0.001
+}
+fn default_cluster_connectivity() -> u8 {
+    26
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupDesign {
+    TwoSample,
+    Paired,
+    Correlation,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum GroupTail {
+    #[default]
+    TwoSided,
+    Positive,
+    Negative,
+}
+
+/// One ROC analysis.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RocSpec {
+    /// The classifier: a column, e.g. `conn_LB_left__precuneus__pre`.
+    pub value: String,
+    /// The binary outcome column (1 = positive), e.g. a derived `response`.
+    pub label: String,
+    /// The group analysis (region level) that chose `value` among its edges using the same
+    /// people: the in-sample AUC is then flagged circular, and a cross-validated AUC redoes
+    /// the choice inside each training fold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selected_by: Option<String>,
+    /// Folds of the cross-validated AUC.
+    #[serde(default = "default_roc_folds")]
+    pub folds: usize,
+    /// Bootstrap resamples for the percentile CI (the DeLong CI is always given).
+    #[serde(default = "default_roc_resamples")]
+    pub bootstrap: usize,
+    /// Label permutations for the p-value.
+    #[serde(default = "default_roc_resamples")]
+    pub permutations: usize,
+    #[serde(default = "default_ci_level")]
+    pub ci_level: f64,
+}
+
+fn default_roc_folds() -> usize {
+    5
+}
+fn default_roc_resamples() -> usize {
+    2000
 }
 
 /// One derived variable.

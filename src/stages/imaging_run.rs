@@ -1,7 +1,9 @@
 //! One subject's run: region sets on its grid, region means while decompressing, denoising,
 //! and the connectivity edges the study asks for. Inputs (by path): `bold`, optionally
 //! `confounds`, and the region images. Outputs: `series` (TSV), `edges` (TSV: edge, value;
-//! empty when the run is excluded), `report` (JSON: volumes, kept, status, voxel counts).
+//! empty when the run is excluded), `report` (JSON: volumes, kept, status, voxel counts), and
+//! with seeds `seedmaps`: each seed's Fisher-z map at the mask's voxels (input `seedmask`, on
+//! the BOLD grid), encoded by [`encode_maps`].
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
@@ -12,7 +14,7 @@ use crate::spec::Denoise;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -24,6 +26,65 @@ pub struct Params {
     pub tr: Option<f64>,
     pub edges: Vec<(String, String)>,
     pub fisher_z: bool,
+    /// Seeds of seed-to-voxel maps (region names).
+    #[serde(default)]
+    pub seed_maps: Vec<String>,
+}
+
+/// Seed maps as bytes: u32 seeds, u32 voxels (little-endian), then f32 values seed by seed.
+pub fn encode_maps(maps: &[Vec<f64>]) -> Vec<u8> {
+    let voxels = maps.first().map_or(0, Vec::len);
+    let mut out = Vec::with_capacity(8 + 4 * maps.len() * voxels);
+    out.extend_from_slice(&(maps.len() as u32).to_le_bytes());
+    out.extend_from_slice(&(voxels as u32).to_le_bytes());
+    for map in maps {
+        for v in map {
+            out.extend_from_slice(&(*v as f32).to_le_bytes());
+        }
+    }
+    out
+}
+
+/// Inverse of [`encode_maps`]; empty bytes (an excluded run) give no maps.
+pub fn decode_maps(bytes: &[u8]) -> Result<Vec<Vec<f64>>> {
+    if bytes.is_empty() {
+        return Ok(Vec::new());
+    }
+    let word = |i: usize| -> Option<u32> { Some(u32::from_le_bytes(bytes.get(4 * i..4 * i + 4)?.try_into().ok()?)) };
+    let bad = || Error::data("a stored seed map is truncated; delete the cache (.neurospec) to recompute it");
+    let (seeds, voxels) = (word(0).ok_or_else(bad)? as usize, word(1).ok_or_else(bad)? as usize);
+    if bytes.len() != 8 + 4 * seeds * voxels {
+        return Err(bad());
+    }
+    Ok((0..seeds)
+        .map(|s| {
+            (0..voxels)
+                .map(|v| {
+                    let at = 8 + 4 * (s * voxels + v);
+                    f64::from(f32::from_le_bytes(bytes[at..at + 4].try_into().expect("4 bytes")))
+                })
+                .collect()
+        })
+        .collect())
+}
+
+/// The mask's voxels (flat indices) on the BOLD grid.
+pub fn mask_voxels(mask: &std::path::Path, grid: &crate::imaging::regions::Grid) -> Result<Vec<usize>> {
+    let (header, values) = crate::imaging::nifti::read_3d(mask)?;
+    let mask_grid = crate::imaging::regions::Grid::of(&header);
+    if !mask_grid.matches(grid, 1e-3) {
+        return Err(Error::data(format!(
+            "{}: the mask's grid {:?} differs from the BOLD grid {:?}; resample the mask to the BOLD space",
+            mask.display(),
+            mask_grid.shape,
+            grid.shape
+        )));
+    }
+    let voxels: Vec<usize> = (0..values.len()).filter(|&v| values[v] != 0.0 && values[v].is_finite()).collect();
+    if voxels.is_empty() {
+        return Err(Error::data(format!("{}: the mask has no non-zero voxel", mask.display())));
+    }
+    Ok(voxels)
 }
 
 fn with_paths(sources: &RegionSources, ctx: &Context<'_>) -> Result<RegionSources> {
@@ -65,6 +126,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         min_volumes: p.denoise.min_volumes,
     };
     let volumes = reader.header.volumes();
+    let volumes_tr = reader.header.tr_seconds();
     let voxel_counts: Vec<serde_json::Value> = regions
         .iter()
         .map(
@@ -83,6 +145,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             ("series".to_string(), Vec::new()),
             ("edges".to_string(), b"edge\tvalue\n".to_vec()),
             ("report".to_string(), serde_json::to_vec_pretty(&report).expect("json")),
+            ("seedmaps".to_string(), Vec::new()),
         ]));
     };
     let series = &output.series;
@@ -102,9 +165,43 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         "subject": p.subject, "volumes": volumes, "kept": output.keep.as_ref().map_or(volumes, Vec::len),
         "status": "included", "regions": voxel_counts,
     });
+    let seedmaps = if p.seed_maps.is_empty() {
+        Vec::new()
+    } else {
+        let voxels = mask_voxels(ctx.path("seedmask")?, &grid)?;
+        let seeds: Vec<usize> = p
+            .seed_maps
+            .iter()
+            .map(|s| {
+                index(s)
+                    .ok_or_else(|| Error::data(format!("subject {}: seed `{s}` is not an extracted region", p.subject)))
+            })
+            .collect::<Result<_>>()?;
+        let clean = crate::imaging::denoise::Clean {
+            detrend: p.denoise.detrend,
+            standardise: true,
+            standardise_confounds: true,
+            high_pass: p.denoise.band.map(|b| b[0]).filter(|v| *v > 0.0),
+            low_pass: p.denoise.band.map(|b| b[1]).filter(|v| v.is_finite() && *v > 0.0),
+            tr: p.tr.or(volumes_tr),
+        };
+        let maps = crate::imaging::command::seed_map_values(
+            &bold,
+            &voxels,
+            series,
+            &seeds,
+            &output.confounds,
+            output.n_confounds,
+            output.keep.as_deref(),
+            &clean,
+        )
+        .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e.to_string().trim_start_matches("error: "))))?;
+        encode_maps(&maps)
+    };
     Ok(Outputs::from([
         ("series".to_string(), series.to_tsv().into_bytes()),
         ("edges".to_string(), edges.into_bytes()),
         ("report".to_string(), serde_json::to_vec_pretty(&report).expect("json")),
+        ("seedmaps".to_string(), seedmaps),
     ]))
 }

@@ -12,10 +12,12 @@ pub mod connectome;
 pub mod dataset;
 pub mod factors;
 pub mod fdr;
+pub mod group;
 pub mod imaging_run;
 pub mod load_table;
 pub mod predict;
 pub mod replicate;
+pub mod roc;
 pub mod scores;
 pub mod simulate;
 pub mod split;
@@ -38,6 +40,8 @@ pub enum Kind {
     Connectome,
     Factors,
     Predict,
+    Group,
+    Roc,
 }
 
 impl Kind {
@@ -55,6 +59,8 @@ impl Kind {
             Kind::Connectome => "connectome",
             Kind::Factors => "factors",
             Kind::Predict => "predict",
+            Kind::Group => "group",
+            Kind::Roc => "roc",
         }
     }
 
@@ -74,6 +80,8 @@ impl Kind {
             Kind::Connectome => connectome::VERSION,
             Kind::Factors => factors::VERSION,
             Kind::Predict => predict::VERSION,
+            Kind::Group => group::VERSION,
+            Kind::Roc => roc::VERSION,
         }
     }
 }
@@ -134,5 +142,7 @@ pub fn run(kind: Kind, ctx: &Context<'_>) -> Result<Outputs> {
         Kind::Connectome => connectome::run(ctx),
         Kind::Factors => factors::run(ctx),
         Kind::Predict => predict::run(ctx),
+        Kind::Group => group::run(ctx),
+        Kind::Roc => roc::run(ctx),
     }
 }

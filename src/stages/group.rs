@@ -1,0 +1,249 @@
+//! A group-level analysis (see `stats::voxelwise` for the method): a two-sample, paired
+//! (after − before, by sign-flipping) or correlation design, tested at every voxel of a seed's
+//! seed-to-voxel maps (max-T and cluster-extent FWE) or at every listed connectome edge (max-T
+//! FWE). Subjects: the analysis dataset's rows (after exclusions) whose runs were all usable;
+//! the others are listed in `summary`. Inputs: `dataset`; voxelwise also `maps:KEY` per run
+//! (KEY = `SUBJECT` or `SUBJECT/SESSION`), the mask (`mask`, by path) and optionally a label
+//! atlas (`peak_atlas`, by path) for naming cluster peaks. Outputs: voxelwise `tmap`, `pfwe`
+//! (NIfTI), `clusters` (TSV); region level `results` (TSV); both `summary` (JSON).
+
+use super::{Context, Outputs};
+use crate::error::{Error, Result};
+use crate::spec::{GroupDesign, GroupTail};
+use crate::stats::voxelwise::{
+    self, ClusterSettings, ClusterThreshold, Connectivity, Covariates, Design, MaskedGrid, Settings, Tail,
+};
+use crate::tables::{Cell, TsvWriter};
+use serde::{Deserialize, Serialize};
+
+pub const VERSION: u32 = 1;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Level {
+    /// Seed index within the runs' seed maps, and its name.
+    Voxel { seed: usize, name: String },
+    /// Per edge: its name and its dataset column in each session used.
+    Edges(Vec<(String, Vec<String>)>),
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Params {
+    pub name: String,
+    pub design: GroupDesign,
+    pub level: Level,
+    /// Map input keys per session used (voxelwise): `None` without sessions.
+    pub sessions: Vec<Option<String>>,
+    pub group: Option<String>,
+    pub variable: Option<String>,
+    pub covariates: Vec<String>,
+    pub permutations: usize,
+    pub seed: u64,
+    pub tail: GroupTail,
+    pub cluster_t: Option<f64>,
+    pub cluster_p: f64,
+    pub connectivity: u8,
+    /// Label table of the peak atlas (index, name).
+    pub peak_labels: Vec<(i64, String)>,
+}
+
+fn key(subject: &str, session: &Option<String>) -> String {
+    match session {
+        Some(s) => format!("{subject}/{s}"),
+        None => subject.to_string(),
+    }
+}
+
+pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
+    let p: Params = ctx.params()?;
+    let dataset = ctx.table("dataset")?;
+    let mut subjects: Vec<usize> = Vec::new();
+    let mut skipped: Vec<String> = Vec::new();
+    // Per included subject: one data vector (per voxel or edge) per session.
+    let mut data: Vec<Vec<Vec<f64>>> = Vec::new();
+    for (row, id) in dataset.ids.iter().enumerate() {
+        let per_session: Vec<Vec<f64>> = match &p.level {
+            Level::Voxel { seed, .. } => {
+                let mut maps = Vec::new();
+                for session in &p.sessions {
+                    let name = format!("maps:{}", key(id, session));
+                    let Some(bytes) = ctx.inputs.get(&name) else { break };
+                    let decoded = super::imaging_run::decode_maps(bytes)?;
+                    let Some(map) = decoded.into_iter().nth(*seed) else { break };
+                    maps.push(map);
+                }
+                maps
+            }
+            Level::Edges(edges) => (0..p.sessions.len().max(1))
+                .map(|s| edges.iter().map(|(_, columns)| dataset.numeric(&columns[s]).map(|c| c[row])).collect())
+                .collect::<Result<_>>()?,
+        };
+        if per_session.len() < p.sessions.len().max(1) {
+            skipped.push(id.clone());
+            continue;
+        }
+        subjects.push(row);
+        data.push(per_session);
+    }
+    let n = subjects.len();
+    if n < 4 {
+        return Err(Error::data(format!(
+            "{}: {n} subjects with usable data; a group analysis needs at least 4",
+            ctx.stage
+        )));
+    }
+    let column = |name: &str| -> Result<Vec<f64>> {
+        let values = dataset.numeric(name)?;
+        Ok(subjects.iter().map(|&r| values[r]).collect())
+    };
+    let covariates = || -> Result<Covariates> {
+        let mut values = Vec::new();
+        for c in &p.covariates {
+            values.extend(column(c)?);
+        }
+        Ok(Covariates { names: p.covariates.clone(), values })
+    };
+    let design = match p.design {
+        GroupDesign::TwoSample => {
+            let name = p.group.as_deref().expect("checked: a two-sample design has `group`");
+            let values = column(name)?;
+            if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| **v != 0.0 && **v != 1.0) {
+                return Err(Error::data(format!(
+                    "{}: group column `{name}` must be 0 or 1, but subject {} has {v}",
+                    ctx.stage, dataset.ids[subjects[i]]
+                )));
+            }
+            Design::TwoSample { group: values.iter().map(|v| *v == 1.0).collect(), covariates: covariates()? }
+        }
+        GroupDesign::Correlation => {
+            let name = p.variable.as_deref().expect("checked: a correlation design has `variable`");
+            Design::Correlation { x: column(name)?, covariates: covariates()? }
+        }
+        GroupDesign::Paired => Design::Paired,
+    };
+    let values = data.first().map_or(0, |d| d[0].len());
+    // Column-major per voxel/edge: subject i of unit v at v·n + i (paired: after − before).
+    let mut y = vec![0.0; values * n];
+    for (i, d) in data.iter().enumerate() {
+        for v in 0..values {
+            y[v * n + i] = match p.design {
+                GroupDesign::Paired => d[1][v] - d[0][v],
+                _ => d[0][v],
+            };
+        }
+    }
+    let tail = match p.tail {
+        GroupTail::TwoSided => Tail::TwoSided,
+        GroupTail::Positive => Tail::Positive,
+        GroupTail::Negative => Tail::Negative,
+    };
+    let mask = match &p.level {
+        Level::Voxel { .. } => {
+            let path = ctx.path("mask")?;
+            let (header, mask_values) = crate::imaging::nifti::read_3d(path)?;
+            Some(MaskedGrid::from_mask(crate::imaging::regions::Grid::of(&header), &mask_values)?)
+        }
+        Level::Edges(_) => None,
+    };
+    if let Some(m) = &mask
+        && m.len() != values
+    {
+        return Err(Error::data(format!(
+            "{}: the seed maps have {values} voxels but the mask has {}; the mask changed since the maps were made",
+            ctx.stage,
+            m.len()
+        )));
+    }
+    let cluster = mask.as_ref().map(|m| ClusterSettings {
+        threshold: match p.cluster_t {
+            Some(t) => ClusterThreshold::T(t),
+            None => ClusterThreshold::P(p.cluster_p),
+        },
+        connectivity: match p.connectivity {
+            6 => Connectivity::Faces6,
+            18 => Connectivity::Edges18,
+            _ => Connectivity::Corners26,
+        },
+        mask: m,
+    });
+    let settings = Settings { permutations: p.permutations, seed: p.seed, tail, cluster };
+    let total = p.permutations as u64;
+    let progress = |done: u64| (ctx.progress)(done, total);
+    let result = voxelwise::fit(&y, n, &design, &settings, &progress)
+        .map_err(|e| Error::data(format!("{}: {}", ctx.stage, e.to_string().trim_start_matches("error: "))))?;
+
+    let mut outputs = Outputs::new();
+    let mut summary = serde_json::json!({
+        "analysis": p.name,
+        "design": p.design,
+        "subjects": n,
+        "df": result.df,
+        "permutations": result.permutations,
+        "skipped_subjects": skipped,
+        "degenerate_units": result.degenerate_voxels,
+        "max_t_null_95": quantile(&result.null_max_t, 0.95),
+    });
+    match (&p.level, &mask) {
+        (Level::Voxel { name, .. }, Some(mask)) => {
+            let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+            let image = |file: &str, values: &[f64], fill: f32| -> Result<Vec<u8>> {
+                let path = dir.path().join(file);
+                crate::imaging::nifti::write_masked_f32(
+                    &path,
+                    mask.grid.shape,
+                    mask.grid.affine,
+                    &mask.voxels,
+                    values,
+                    fill,
+                )?;
+                std::fs::read(&path).map_err(|e| Error::io(&path, e))
+            };
+            outputs.insert("tmap".into(), image("t.nii.gz", &result.t, 0.0)?);
+            outputs.insert("pfwe".into(), image("pfwe.nii.gz", &result.p_fwe, 1.0)?);
+            let atlas = match ctx.paths.get("peak_atlas") {
+                Some(path) => Some(crate::imaging::nifti::read_3d(path)?.1),
+                None => None,
+            };
+            let label_at = |v: usize| -> Option<String> {
+                let value = atlas.as_ref()?.get(mask.voxels[v])?.round() as i64;
+                p.peak_labels.iter().find(|(i, _)| *i == value).map(|(_, n)| n.clone())
+            };
+            let rows = match &result.clusters {
+                Some(c) => voxelwise::cluster_table(c, mask, Some(&label_at)),
+                None => Vec::new(),
+            };
+            outputs.insert("clusters".into(), voxelwise::render_cluster_table(&rows).into_bytes());
+            summary["seed"] = serde_json::json!(name);
+            summary["voxels"] = serde_json::json!(mask.len());
+            summary["cluster_t_threshold"] = serde_json::json!(result.clusters.as_ref().map(|c| c.t_threshold));
+            let min_p = result.p_fwe.iter().copied().fold(f64::INFINITY, f64::min);
+            summary["min_voxel_p_fwe"] = serde_json::json!(min_p);
+        }
+        (Level::Edges(edges), _) => {
+            let mut table = TsvWriter::new(&["edge", "n", "beta", "t", "p", "p_perm", "p_fwe"]);
+            for (v, (edge, _)) in edges.iter().enumerate() {
+                table.row(&[
+                    Cell::Text(edge),
+                    Cell::Int(n as i64),
+                    Cell::Num(result.beta[v]),
+                    Cell::Num(result.t[v]),
+                    Cell::Num(result.p[v]),
+                    Cell::Num(result.p_perm[v]),
+                    Cell::Num(result.p_fwe[v]),
+                ]);
+            }
+            outputs.insert("results".into(), table.finish().into_bytes());
+        }
+        (Level::Voxel { .. }, None) => unreachable!("a voxelwise analysis has a mask"),
+    }
+    outputs.insert("summary".into(), (serde_json::to_string_pretty(&summary).expect("json") + "\n").into_bytes());
+    Ok(outputs)
+}
+
+fn quantile(values: &[f64], q: f64) -> f64 {
+    let mut sorted: Vec<f64> = values.iter().copied().filter(|v| v.is_finite()).collect();
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted.sort_by(f64::total_cmp);
+    crate::stats::quantile::quantile_sorted(&sorted, q)
+}
