@@ -239,6 +239,7 @@ enum MeasureArg {
 enum PresetArg {
     UkbSymptoms,
     AmygdalaWellbeing,
+    KetamineResponse,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -429,6 +430,7 @@ fn dispatch(command: Command) -> Result<()> {
             let preset = match preset {
                 PresetArg::UkbSymptoms => Preset::UkbSymptoms,
                 PresetArg::AmygdalaWellbeing => Preset::AmygdalaWellbeing,
+                PresetArg::KetamineResponse => Preset::KetamineResponse,
             };
             let format = match format {
                 FormatArg::Tsv => TableFormat::Tsv,
