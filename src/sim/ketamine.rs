@@ -75,10 +75,6 @@ pub fn affine() -> [[f64; 4]; 3] {
     [[4.0, 0.0, 0.0, -38.0], [0.0, 4.0, 0.0, -70.0], [0.0, 0.0, 4.0, -30.0]]
 }
 
-fn index([i, j, k]: [usize; 3]) -> usize {
-    i + SHAPE[0] * (j + SHAPE[1] * k)
-}
-
 fn ijk(at: usize) -> [usize; 3] {
     [at % SHAPE[0], (at / SHAPE[0]) % SHAPE[1], at / (SHAPE[0] * SHAPE[1])]
 }
