@@ -258,6 +258,7 @@ enum MeasureArg {
 enum PresetArg {
     UkbSymptoms,
     AmygdalaWellbeing,
+    KetamineResponse,
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -451,6 +452,7 @@ fn dispatch(command: Command) -> Result<()> {
             let preset = match preset {
                 PresetArg::UkbSymptoms => Preset::UkbSymptoms,
                 PresetArg::AmygdalaWellbeing => Preset::AmygdalaWellbeing,
+                PresetArg::KetamineResponse => Preset::KetamineResponse,
             };
             let format = match format {
                 FormatArg::Tsv => TableFormat::Tsv,

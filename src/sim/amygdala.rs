@@ -233,13 +233,8 @@ fn write_run(s: &Subject, seed: u64, fmriprep: &Path, atlas: &[f32]) -> Result<(
             (0..t).map(|v| (0..NUCLEI.len()).map(|i| c[i] * nuclei[i][v]).sum::<f64>() + rest * rng.normal()).collect(),
         );
     }
-    // Motion: six slow random walks; the artefact in every brain voxel is 2·trans_x + 1·rot_y.
-    let mut motion = vec![vec![0.0; t]; 6];
-    for m in motion.iter_mut() {
-        for v in 1..t {
-            m[v] = 0.9 * m[v - 1] + 0.05 * rng.normal();
-        }
-    }
+    // The artefact in every brain voxel is 2·trans_x + 1·rot_y.
+    let motion = motion(t, &mut rng);
     let voxels = atlas.len();
     let mut data = vec![0f32; voxels * t];
     for v in 0..t {
@@ -263,7 +258,27 @@ fn write_run(s: &Subject, seed: u64, fmriprep: &Path, atlas: &[f32]) -> Result<(
     let sidecar = func.join(format!("{prefix}_space-{SPACE}_desc-preproc_bold.json"));
     std::fs::write(&sidecar, format!("{{\"RepetitionTime\": {TR}, \"TaskName\": \"rest\"}}\n"))
         .map_err(|e| Error::io(&sidecar, e))?;
-    // Confounds: motion and its 24-parameter expansion, FD, and tissue signals.
+    write_confounds(&func.join(format!("{prefix}_desc-confounds_timeseries.tsv")), &motion, &mut rng)
+}
+
+/// Six slow motion series of `t` volumes (AR(1), coefficient 0.9, innovations N(0, 0.05²)),
+/// starting at 0: trans_x/y/z and rot_x/y/z.
+pub(crate) fn motion(t: usize, rng: &mut Rng) -> Vec<Vec<f64>> {
+    let mut motion = vec![vec![0.0; t]; 6];
+    for m in motion.iter_mut() {
+        for v in 1..t {
+            m[v] = 0.9 * m[v - 1] + 0.05 * rng.normal();
+        }
+    }
+    motion
+}
+
+/// An fMRIPrep-style confounds file for `motion` (six series: trans_x/y/z in mm, rot_x/y/z in
+/// radians): the 24-parameter expansion (derivatives `n/a` at the first volume), framewise
+/// displacement (Power: rotations on a 50 mm sphere) and global, CSF and white-matter signals
+/// (N(100, 1) from `rng`).
+pub(crate) fn write_confounds(path: &Path, motion: &[Vec<f64>], rng: &mut Rng) -> Result<()> {
+    let t = motion[0].len();
     let names = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"];
     let mut header: Vec<String> = Vec::new();
     for suffix in ["", "_derivative1", "_power2", "_derivative1_power2"] {
@@ -293,9 +308,9 @@ fn write_run(s: &Subject, seed: u64, fmriprep: &Path, atlas: &[f32]) -> Result<(
         text.push_str(&cells.join("\t"));
         text.push('\n');
     }
-    let confounds = func.join(format!("{prefix}_desc-confounds_timeseries.tsv"));
-    std::fs::write(&confounds, text).map_err(|e| Error::io(&confounds, e))
+    std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
+
 
 /// Loadings, Φ, planted edges, and the r each dimension's planted edges imply.
 fn write_truth(out: &Path) -> Result<()> {

@@ -4,6 +4,7 @@
 //! study on simulated data instantly) and generates them deterministically from a seed.
 
 pub mod amygdala;
+pub mod ketamine;
 mod ukb;
 
 use crate::spec::Preset;
@@ -20,7 +21,7 @@ pub struct Cohort {
 pub fn tables(preset: Preset) -> Vec<&'static str> {
     match preset {
         Preset::UkbSymptoms => vec!["pheno", "idps"],
-        Preset::AmygdalaWellbeing => Vec::new(),
+        Preset::AmygdalaWellbeing | Preset::KetamineResponse => Vec::new(),
     }
 }
 
@@ -28,7 +29,7 @@ pub fn tables(preset: Preset) -> Vec<&'static str> {
 pub fn columns(preset: Preset, table: &str) -> Option<Vec<String>> {
     match preset {
         Preset::UkbSymptoms => ukb::columns(table),
-        Preset::AmygdalaWellbeing => None,
+        Preset::AmygdalaWellbeing | Preset::KetamineResponse => None,
     }
 }
 
@@ -39,7 +40,7 @@ pub const ID_COLUMN: &str = "eid";
 pub fn simulate(preset: Preset, subjects: usize, seed: u64) -> crate::error::Result<Cohort> {
     match preset {
         Preset::UkbSymptoms => Ok(ukb::simulate(subjects, seed)),
-        Preset::AmygdalaWellbeing => Err(crate::error::Error::data(format!(
+        Preset::AmygdalaWellbeing | Preset::KetamineResponse => Err(crate::error::Error::data(format!(
             "the `{}` preset writes files; give `[simulate] dir`",
             preset.name()
         ))),
@@ -91,10 +92,21 @@ pub fn materialise(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<()
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
     let tmp = tempfile::Builder::new().prefix(".simulating-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
     eprintln!("simulating {} subjects ({}) into {} …", sim.subjects, sim.preset.name(), target.display());
-    amygdala::write(sim.subjects, seed, tmp.path())?;
+    write_files(sim.preset, sim.subjects, seed, tmp.path())?;
     std::fs::write(tmp.path().join(".neurospec-simulation.json"), &stamp).map_err(|e| Error::io(tmp.path(), e))?;
     let tmp = tmp.keep();
     std::fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))
+}
+
+/// Write a file-writing preset's cohort into `out`.
+fn write_files(preset: Preset, subjects: usize, seed: u64, out: &std::path::Path) -> crate::error::Result<()> {
+    match preset {
+        Preset::AmygdalaWellbeing => amygdala::write(subjects, seed, out),
+        Preset::KetamineResponse => ketamine::write(subjects, seed, out),
+        Preset::UkbSymptoms => {
+            Err(crate::error::Error::data(format!("the `{}` preset writes tables, not files", preset.name())))
+        }
+    }
 }
 
 /// Write a simulated cohort as files: its tables, `truth.tsv`, and `study.toml` — the embedded
@@ -109,7 +121,7 @@ pub fn write_cohort(
     use crate::error::Error;
     std::fs::create_dir_all(out).map_err(|e| Error::io(out, e))?;
     if preset.writes_files() {
-        amygdala::write(subjects, seed, out)?;
+        write_files(preset, subjects, seed, out)?;
         let mut study: crate::spec::Study = toml::from_str(embedded_study(preset)).expect("embedded study parses");
         let prefix = format!("{}/", study.simulate.as_ref().and_then(|s| s.dir.clone()).unwrap_or_default());
         study.simulate = None;
@@ -151,5 +163,6 @@ pub fn embedded_study(preset: Preset) -> &'static str {
     match preset {
         Preset::UkbSymptoms => include_str!("../../studies/ukb-symptoms.toml"),
         Preset::AmygdalaWellbeing => include_str!("../../studies/amygdala-wellbeing.toml"),
+        Preset::KetamineResponse => include_str!("../../studies/ketamine-amygdala.toml"),
     }
 }

@@ -597,6 +597,11 @@ pub enum Preset {
     /// an fMRIPrep folder of resting-state runs with planted amygdala-nucleus → ROI couplings
     /// (Klein-Flügge et al. 2022 design). Written as files into `dir`.
     AmygdalaWellbeing,
+    /// Depressed patients (31 anxious of 49) scanned at rest before and after six ketamine
+    /// infusions (`ses-pre`, `ses-post`), MADRS before and at day 13, probabilistic amygdala
+    /// subregion maps and a target atlas; LB_left → precuneus coupling is higher in responders
+    /// and falls after treatment (Yuan et al. 2023 design). Written as files into `dir`.
+    KetamineResponse,
 }
 
 impl Preset {
@@ -604,12 +609,13 @@ impl Preset {
         match self {
             Preset::UkbSymptoms => "ukb-symptoms",
             Preset::AmygdalaWellbeing => "amygdala-wellbeing",
+            Preset::KetamineResponse => "ketamine-response",
         }
     }
 
     /// Whether the preset writes files (into `[simulate] dir`) instead of simulated tables.
     pub fn writes_files(self) -> bool {
-        matches!(self, Preset::AmygdalaWellbeing)
+        matches!(self, Preset::AmygdalaWellbeing | Preset::KetamineResponse)
     }
 }
 
