@@ -70,8 +70,7 @@ fn ketamine_cohort_has_the_design_and_the_planted_coupling() {
         assert!(volume.iter().any(|v| *v >= 50.0));
     }
 
-    let found =
-        neurospec::imaging::discover::discover(&out.join("fmriprep"), "rest", ketamine::SPACE).unwrap();
+    let found = neurospec::imaging::discover::discover(&out.join("fmriprep"), "rest", ketamine::SPACE).unwrap();
     assert_eq!(found.runs.len(), 98);
     assert!(found.subjects_without_runs.is_empty());
     for session in ["pre", "post"] {
@@ -109,7 +108,11 @@ fn ketamine_cohort_has_the_design_and_the_planted_coupling() {
         })
         .collect();
     let pick = |session: &str, responders: bool, edge: fn(&(f64, f64)) -> f64| -> Vec<f64> {
-        responder.iter().filter(|(_, r)| **r == responders).map(|(s, _)| edge(&edges[&(s.clone(), session.into())])).collect()
+        responder
+            .iter()
+            .filter(|(_, r)| **r == responders)
+            .map(|(s, _)| edge(&edges[&(s.clone(), session.into())]))
+            .collect()
     };
     let planted = |e: &(f64, f64)| e.0;
     let null = |e: &(f64, f64)| e.1;

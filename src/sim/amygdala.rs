@@ -311,7 +311,6 @@ pub(crate) fn write_confounds(path: &Path, motion: &[Vec<f64>], rng: &mut Rng) -
     std::fs::write(path, text).map_err(|e| Error::io(path, e))
 }
 
-
 /// Loadings, Φ, planted edges, and the r each dimension's planted edges imply.
 fn write_truth(out: &Path) -> Result<()> {
     let p = SCALES.len();

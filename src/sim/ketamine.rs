@@ -37,16 +37,8 @@ use std::path::Path;
 /// Probabilistic map volumes, in order.
 pub const SUBREGIONS: [&str; 6] = ["LB_left", "CM_left", "SF_left", "LB_right", "CM_right", "SF_right"];
 /// Target regions of the label atlas (labels 1…8).
-pub const TARGETS: [&str; 8] = [
-    "precuneus",
-    "pcc",
-    "vmpfc",
-    "dacc",
-    "insula_left",
-    "insula_right",
-    "hippocampus_left",
-    "hippocampus_right",
-];
+pub const TARGETS: [&str; 8] =
+    ["precuneus", "pcc", "vmpfc", "dacc", "insula_left", "insula_right", "hippocampus_left", "hippocampus_right"];
 pub const SESSIONS: [&str; 2] = ["pre", "post"];
 /// The planted edge: LB_left (map volume 0) → precuneus (atlas label 1).
 pub const PLANTED_SEED: usize = 0;
@@ -96,14 +88,14 @@ fn subregion_centre(m: usize) -> [f64; 3] {
 /// Target blocks: first and last voxel (inclusive) along i, j, k.
 fn target_block(label: usize) -> [[usize; 2]; 3] {
     match label {
-        0 => [[8, 11], [4, 6], [13, 15]],  // precuneus, centre (0, −50, 26) mm
-        1 => [[8, 11], [8, 9], [12, 13]],  // pcc
-        2 => [[8, 11], [20, 21], [6, 7]],  // vmpfc
+        0 => [[8, 11], [4, 6], [13, 15]],   // precuneus, centre (0, −50, 26) mm
+        1 => [[8, 11], [8, 9], [12, 13]],   // pcc
+        2 => [[8, 11], [20, 21], [6, 7]],   // vmpfc
         3 => [[8, 11], [17, 18], [12, 13]], // dacc
-        4 => [[2, 3], [13, 14], [9, 10]],  // insula_left
+        4 => [[2, 3], [13, 14], [9, 10]],   // insula_left
         5 => [[16, 17], [13, 14], [9, 10]], // insula_right
-        6 => [[4, 5], [10, 11], [3, 4]],   // hippocampus_left
-        _ => [[14, 15], [10, 11], [3, 4]], // hippocampus_right
+        6 => [[4, 5], [10, 11], [3, 4]],    // hippocampus_left
+        _ => [[14, 15], [10, 11], [3, 4]],  // hippocampus_right
     }
 }
 
@@ -227,7 +219,8 @@ pub fn write(subjects: usize, seed: u64, out: &Path) -> Result<()> {
     let voxels = sources.len();
     let mask: Vec<f32> = (0..voxels).map(|at| f32::from(u8::from(in_brain(at)))).collect();
     nifti::write_f32(&out.join("brain_mask.nii.gz"), &SHAPE, affine(), None, &mask)?;
-    let maps: Vec<f32> = (0..SUBREGIONS.len()).flat_map(|m| (0..voxels).map(move |at| probability(m, at) as f32)).collect();
+    let maps: Vec<f32> =
+        (0..SUBREGIONS.len()).flat_map(|m| (0..voxels).map(move |at| probability(m, at) as f32)).collect();
     let dim4 = [SHAPE[0], SHAPE[1], SHAPE[2], SUBREGIONS.len()];
     nifti::write_f32(&out.join("amygdala_subregions.nii.gz"), &dim4, affine(), None, &maps)?;
     let numbered = |names: &[&str]| names.iter().enumerate().map(|(i, n)| format!("{}\t{n}\n", i + 1)).collect();
@@ -312,7 +305,8 @@ fn write_truth(out: &Path, people: &[Subject], sources: &[Source]) -> Result<()>
     nifti::write_f32(&out.join("truth/planted_mask.nii.gz"), &SHAPE, affine(), None, &mask)?;
     let centre: Vec<f64> =
         (0..3).map(|a| cluster.iter().map(|&at| world(at)[a]).sum::<f64>() / cluster.len() as f64).collect();
-    let ijk_list: String = cluster.iter().map(|&at| ijk(at).map(|c| c.to_string()).join(",")).collect::<Vec<_>>().join(";");
+    let ijk_list: String =
+        cluster.iter().map(|&at| ijk(at).map(|c| c.to_string()).join(",")).collect::<Vec<_>>().join(";");
     let mut planted = TsvWriter::new(&[
         "seed",
         "region",
