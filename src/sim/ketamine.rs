@@ -395,16 +395,16 @@ mod tests {
     #[test]
     fn regions_sit_inside_the_brain_and_seeds_do_not_overlap() {
         let sources = layout();
-        for t in 0..TARGETS.len() {
+        for (t, name) in TARGETS.iter().enumerate() {
             let inside = (0..sources.len()).filter(|&at| sources[at] == Source::Target(t)).count();
             let block = target_block(t);
             let full: usize = block.iter().map(|b| b[1] - b[0] + 1).product();
-            assert_eq!(inside, full, "{} is cut by the brain mask", TARGETS[t]);
+            assert_eq!(inside, full, "{name} is cut by the brain mask");
         }
-        for m in 0..SUBREGIONS.len() {
+        for (m, name) in SUBREGIONS.iter().enumerate() {
             let seed: Vec<usize> = (0..sources.len()).filter(|&at| probability(m, at) >= 50.0).collect();
-            assert_eq!(seed.len(), 7, "{}", SUBREGIONS[m]);
-            assert!(seed.iter().all(|&at| sources[at] == Source::Seed(m)), "{}", SUBREGIONS[m]);
+            assert_eq!(seed.len(), 7, "{name}");
+            assert!(seed.iter().all(|&at| sources[at] == Source::Seed(m)), "{name}");
         }
         let brain = (0..sources.len()).filter(|&at| in_brain(at)).count();
         assert!(brain > 4000, "{brain}");
