@@ -56,6 +56,16 @@ fn the_planted_cluster_is_found_at_its_location_with_fwe_control() {
     assert_eq!(summary["subjects"], 49);
     assert_eq!(summary["permutations"], 999);
 
+    // Each subject's seed-to-voxel map per session is published as NIfTI on the BOLD grid.
+    for session in ["pre", "post"] {
+        let map = out.join(format!(
+            "sub-K01/ses-{session}/func/sub-K01_ses-{session}_task-rest_seed-LBleft_desc-fisherz_map.nii.gz"
+        ));
+        let (header, values) = neurospec::imaging::nifti::read_3d(&map).unwrap();
+        assert_eq!(header.shape3(), [20, 24, 20]);
+        assert!(values.iter().filter(|v| **v != 0.0).count() > 4000, "{session}: the map covers the mask");
+    }
+
     let roc = Tsv::read(&out.join("roc/lb_precuneus.tsv"));
     assert_eq!(roc.rows.len(), 2);
     assert_eq!(roc.rows[0][roc.col("evaluation")], "in-sample");

@@ -211,6 +211,13 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
                 format!("{folder}/{}_atlas-regions_desc-pearson_connectivity.tsv", run.prefix),
             );
             b.publish(run_node, "report", format!("{folder}/{}_desc-extraction_report.json", run.prefix));
+            for seed in im.seed_maps.iter().flat_map(|m| &m.0) {
+                b.publish(
+                    run_node,
+                    &format!("map:{seed}"),
+                    format!("{folder}/{}_seed-{}_desc-fisherz_map.nii.gz", run.prefix, seed.replace('_', "")),
+                );
+            }
             run_nodes.push((key.clone(), run_node));
             b.wire(run_node, "edges", node, format!("edges:{key}"));
             b.wire(run_node, "report", node, format!("report:{key}"));

@@ -3,7 +3,8 @@
 //! `confounds`, and the region images. Outputs: `series` (TSV), `edges` (TSV: edge, value;
 //! empty when the run is excluded), `report` (JSON: volumes, kept, status, voxel counts), and
 //! with seeds `seedmaps`: each seed's Fisher-z map at the mask's voxels (input `seedmask`, on
-//! the BOLD grid), encoded by [`encode_maps`].
+//! the BOLD grid), encoded by [`encode_maps`], and each map as a NIfTI image (`map:SEED`;
+//! empty when the run is excluded).
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
@@ -141,12 +142,15 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             "status": format!("excluded: fewer than {} volumes after scrubbing", p.denoise.min_volumes),
             "regions": voxel_counts,
         });
-        return Ok(Outputs::from([
+        return Ok([
             ("series".to_string(), Vec::new()),
             ("edges".to_string(), b"edge\tvalue\n".to_vec()),
             ("report".to_string(), serde_json::to_vec_pretty(&report).expect("json")),
             ("seedmaps".to_string(), Vec::new()),
-        ]));
+        ]
+        .into_iter()
+        .chain(p.seed_maps.iter().map(|s| (format!("map:{s}"), Vec::new())))
+        .collect());
     };
     let series = &output.series;
     let (n, r) = (series.volumes, series.regions());
@@ -165,6 +169,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         "subject": p.subject, "volumes": volumes, "kept": output.keep.as_ref().map_or(volumes, Vec::len),
         "status": "included", "regions": voxel_counts,
     });
+    let mut images: Vec<(String, Vec<u8>)> = Vec::new();
     let seedmaps = if p.seed_maps.is_empty() {
         Vec::new()
     } else {
@@ -196,12 +201,21 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             &clean,
         )
         .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e.to_string().trim_start_matches("error: "))))?;
+        // Each map also as a NIfTI image on the BOLD grid (0 outside the mask).
+        let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+        for (name, map) in p.seed_maps.iter().zip(&maps) {
+            let path = dir.path().join("map.nii.gz");
+            crate::imaging::nifti::write_masked_f32(&path, grid.shape, grid.affine, &voxels, map, 0.0)?;
+            images.push((format!("map:{name}"), std::fs::read(&path).map_err(|e| Error::io(&path, e))?));
+        }
         encode_maps(&maps)
     };
-    Ok(Outputs::from([
+    let mut outputs = Outputs::from([
         ("series".to_string(), series.to_tsv().into_bytes()),
         ("edges".to_string(), edges.into_bytes()),
         ("report".to_string(), serde_json::to_vec_pretty(&report).expect("json")),
         ("seedmaps".to_string(), seedmaps),
-    ]))
+    ]);
+    outputs.extend(images);
+    Ok(outputs)
 }
