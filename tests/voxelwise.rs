@@ -137,6 +137,22 @@ fn roc_permutation_and_bootstrap() {
     let (low, high) = roc::bootstrap_interval(&scores, &labels, 2000, 5, 0.95).unwrap();
     assert!(0.0 <= low && low < auc && auc < high && high <= 1.0, "[{low}, {high}] around {auc}");
     assert_eq!((low, high), roc::bootstrap_interval(&scores, &labels, 2000, 5, 0.95).unwrap(), "seeded");
+    // The summary bundles the same numbers and passes the circularity flag through.
+    let settings = roc::RocSettings {
+        ci_level: 0.95,
+        bootstrap: 500,
+        permutations: 500,
+        seed: 1,
+        alternative: Alternative::Greater,
+        circular: true,
+    };
+    let summary = roc::summarise(&scores, &labels, &settings).unwrap();
+    assert_eq!(summary.auc, auc);
+    assert_eq!(summary.delong_ci, roc::delong_interval(&scores, &labels, 0.95).unwrap());
+    assert_eq!(summary.delong_se, roc::delong_variance(&scores, &labels).unwrap().sqrt());
+    assert!(summary.circular && summary.positives + summary.negatives == scores.len());
+    assert!(summary.p_perm >= 1.0 / 501.0 && summary.p_perm < 0.1, "p {}", summary.p_perm);
+    assert!(summary.bootstrap_ci.0 < auc && auc < summary.bootstrap_ci.1);
     // The bootstrap and DeLong intervals roughly agree for a moderate sample.
     let (dl, dh) = roc::delong_interval(&scores, &labels, 0.95).unwrap();
     assert!((dl - low).abs() < 0.08 && (dh - high).abs() < 0.08, "DeLong [{dl}, {dh}] bootstrap [{low}, {high}]");
