@@ -333,14 +333,12 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
             push(&mut complete_cases, c);
         }
     }
-    for (name, _) in &resolved.rocs {
+    for (name, selected) in &resolved.rocs {
         let spec = &study.roc[name];
         push(&mut complete_cases, &spec.value);
         push(&mut complete_cases, &spec.label);
-        if let Some((_, candidates, _)) = &resolved.rocs.iter().find(|r| &r.0 == name).and_then(|r| r.1.clone()) {
-            for c in candidates {
-                push(&mut complete_cases, c);
-            }
+        for c in selected.iter().flat_map(|(_, candidates, _)| candidates) {
+            push(&mut complete_cases, c);
         }
     }
     if let Some(c) =

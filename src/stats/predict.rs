@@ -268,9 +268,8 @@ impl Fold {
         if n_train < k + 3 {
             return Err(format!("a training fold of {n_train} subjects is too small for {} confounds", k - 1));
         }
-        let gram_cm = matmul_tn(&ct, &ct, n_train, k, k);
-        // Symmetric, so column-major equals row-major.
-        let gram = gram_cm;
+        // Symmetric, so its column-major layout is also the row-major one `cholesky_solve` takes.
+        let gram = matmul_tn(&ct, &ct, n_train, k, k);
         let ctx = matmul_tn(&ct, x_train, n_train, k, p);
         let mut xt = x_train.to_vec();
         let mut xs = x_test.to_vec();
