@@ -7,7 +7,7 @@
 
 pub mod fingerprint;
 
-use crate::spec::check::{Resolved, TableSource};
+use crate::spec::check::{Resolved, RocSource, TableSource};
 use crate::spec::{LoadedStudy, SplitMethod};
 use crate::stages::{self, Kind};
 use crate::stats::rng::derive_seed;
@@ -333,12 +333,20 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
             push(&mut complete_cases, c);
         }
     }
-    for (name, selected) in &resolved.rocs {
-        let spec = &study.roc[name];
-        push(&mut complete_cases, &spec.value);
-        push(&mut complete_cases, &spec.label);
-        for c in selected.iter().flat_map(|(_, candidates, _)| candidates) {
-            push(&mut complete_cases, c);
+    for (name, source) in &resolved.rocs {
+        push(&mut complete_cases, &study.roc[name].label);
+        match source {
+            RocSource::Column { value, selected } => {
+                push(&mut complete_cases, value);
+                for c in selected.iter().flat_map(|(_, candidates, _)| candidates) {
+                    push(&mut complete_cases, c);
+                }
+            }
+            RocSource::Cluster(group) => {
+                for c in &group.columns {
+                    push(&mut complete_cases, c);
+                }
+            }
         }
     }
     if let Some(c) =
@@ -530,16 +538,38 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         }
         b.publish(node, "summary", format!("group/{}_summary.json", g.name));
     }
-    for (name, selected) in &resolved.rocs {
+    for (name, source) in &resolved.rocs {
         let spec = &study.roc[name];
         let roc_seed = derive_seed(seed, &format!("roc/{name}"));
+        let (value, selected_by, cluster) = match source {
+            RocSource::Column { value, selected } => (Some(value.clone()), selected.clone(), None),
+            RocSource::Cluster(group) => {
+                let g = &study.group[&group.name];
+                let stages::group::Level::Voxel { seed: index, .. } = group.level else {
+                    unreachable!("checked: cluster_of names a voxelwise analysis")
+                };
+                let choice = stages::roc::ClusterChoice {
+                    group: group.name.clone(),
+                    seed: index,
+                    session: group.sessions[0].clone(),
+                    group_column: g.group.clone().expect("checked: a two-sample design has `group`"),
+                    covariates: g.covariates.clone(),
+                    tail: g.tail,
+                    cluster_t: g.cluster_t,
+                    cluster_p: g.cluster_p,
+                    connectivity: g.connectivity,
+                };
+                (None, None, Some(choice))
+            }
+        };
         let node = b.add(
             format!("roc/{name}"),
             Kind::Roc,
             stages::roc::Params {
-                value: spec.value.clone(),
+                value,
                 label: spec.label.clone(),
-                selected_by: selected.clone(),
+                selected_by,
+                cluster,
                 folds: spec.folds,
                 bootstrap: spec.bootstrap,
                 permutations: spec.permutations,
@@ -549,6 +579,19 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
             Some(roc_seed),
         );
         b.wire(dataset, "dataset", node, "dataset");
+        if let RocSource::Cluster(group) = source {
+            for (key, run_node) in &run_nodes {
+                let session = key.split_once('/').map(|(_, s)| s.to_string());
+                if group.sessions.contains(&session) {
+                    b.wire(*run_node, "seedmaps", node, format!("maps:{key}"));
+                }
+            }
+            if let Some((_, path, written)) = resolved.imaging.as_ref().and_then(|im| im.seed_maps.as_ref()) {
+                b.graph[node]
+                    .inputs
+                    .push(("mask".into(), Source::Path { path: path.clone(), written: written.clone() }));
+            }
+        }
         b.publish(node, "auc", format!("roc/{name}.tsv"));
     }
 

@@ -74,8 +74,17 @@ pub struct Resolved {
     /// Derived variables in evaluation order, with their undefined-value policy.
     pub derived: Vec<(super::expr::Checked, super::UndefinedPolicy)>,
     pub groups: Vec<ResolvedGroup>,
-    /// ROC analyses: name, and for `selected_by` the choosing analysis.
-    pub rocs: Vec<(String, Option<Selection>)>,
+    /// ROC analyses by name, with where their value comes from.
+    pub rocs: Vec<(String, RocSource)>,
+}
+
+/// Where a ROC analysis' value comes from.
+#[derive(Debug, Clone)]
+pub enum RocSource {
+    /// A column, possibly chosen by a region-level group analysis.
+    Column { value: String, selected: Option<Selection> },
+    /// The largest cluster of a voxelwise two-sample group analysis.
+    Cluster(ResolvedGroup),
 }
 
 /// The group analysis that chose a ROC value: its name, candidate columns and direction.
@@ -918,34 +927,59 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
     let mut rocs = Vec::new();
     for (name, spec) in &study.roc {
         let at = |field: &str| keys!["roc", name.as_str(), field];
-        for (field, c) in [("value", &spec.value), ("label", &spec.label)] {
-            if !column_table.contains_key(c) {
-                rep.missing_column(at(field), c, field, &score_names);
-            }
+        if !column_table.contains_key(&spec.label) {
+            rep.missing_column(at("label"), &spec.label, "label", &score_names);
         }
-        let selected = spec.selected_by.as_ref().and_then(|g| match groups.iter().find(|x| &x.name == g) {
-            Some(ResolvedGroup { level: crate::stages::group::Level::Edges(edges), sessions, .. })
-                if sessions.len() == 1 =>
-            {
-                let candidates: Vec<String> = edges.iter().map(|(_, c)| c[0].clone()).collect();
-                if !candidates.contains(&spec.value) {
-                    rep.err(at("value"), format!("`{}` is not one of the edges of `{g}`", spec.value), None);
+        let source = match (&spec.value, &spec.cluster_of) {
+            (Some(value), None) => {
+                if !column_table.contains_key(value) {
+                    rep.missing_column(at("value"), value, "value", &score_names);
                 }
-                Some((g.clone(), candidates, study.group[g].tail))
+                let selected = spec.selected_by.as_ref().and_then(|g| match groups.iter().find(|x| &x.name == g) {
+                    Some(ResolvedGroup { level: crate::stages::group::Level::Edges(edges), sessions, .. })
+                        if sessions.len() == 1 =>
+                    {
+                        let candidates: Vec<String> = edges.iter().map(|(_, c)| c[0].clone()).collect();
+                        if !candidates.contains(value) {
+                            rep.err(at("value"), format!("`{value}` is not one of the edges of `{g}`"), None);
+                        }
+                        Some((g.clone(), candidates, study.group[g].tail))
+                    }
+                    _ => {
+                        rep.err(
+                            at("selected_by"),
+                            format!("`{g}` is not a one-session, region-level (`edges`) group analysis"),
+                            None,
+                        );
+                        None
+                    }
+                });
+                RocSource::Column { value: value.clone(), selected }
             }
+            (None, Some(g)) => match groups.iter().find(|x| &x.name == g) {
+                Some(group @ ResolvedGroup { level: crate::stages::group::Level::Voxel { .. }, sessions, .. })
+                    if sessions.len() == 1 && study.group[g].design == super::GroupDesign::TwoSample =>
+                {
+                    RocSource::Cluster(group.clone())
+                }
+                _ => {
+                    rep.err(
+                        at("cluster_of"),
+                        format!("`{g}` is not a one-session, voxelwise (`seed`) two-sample group analysis"),
+                        None,
+                    );
+                    continue;
+                }
+            },
             _ => {
-                rep.err(
-                    at("selected_by"),
-                    format!("`{g}` is not a one-session, region-level (`edges`) group analysis"),
-                    None,
-                );
-                None
+                rep.err(keys!["roc", name.as_str()], "give exactly one of `value` or `cluster_of`".into(), None);
+                continue;
             }
-        });
+        };
         if spec.folds < 2 {
             rep.err(at("folds"), "folds must be at least 2".into(), None);
         }
-        rocs.push((name.clone(), selected));
+        rocs.push((name.clone(), source));
     }
 
     // Sample sizes that can be known before reading data: subjects simulated or runs found,

@@ -175,8 +175,14 @@ pub enum GroupTail {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct RocSpec {
-    /// The classifier: a column, e.g. `conn_LB_left__precuneus__pre`.
-    pub value: String,
+    /// The classifier: a column, e.g. `conn_LB_left__precuneus__pre` (or use `cluster_of`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<String>,
+    /// Or: the mean seed-map value in the largest cluster of this voxelwise two-sample group
+    /// analysis (one session), found with the same people — so the in-sample AUC is flagged
+    /// circular and a cross-validated AUC refits the analysis inside each training fold.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cluster_of: Option<String>,
     /// The binary outcome column (1 = positive), e.g. a derived `response`.
     pub label: String,
     /// The group analysis (region level) that chose `value` among its edges using the same

@@ -56,34 +56,22 @@ fn key(subject: &str, session: &Option<String>) -> String {
 pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let p: Params = ctx.params()?;
     let dataset = ctx.table("dataset")?;
-    let mut subjects: Vec<usize> = Vec::new();
-    let mut skipped: Vec<String> = Vec::new();
-    // Per included subject: one data vector (per voxel or edge) per session.
-    let mut data: Vec<Vec<Vec<f64>>> = Vec::new();
-    for (row, id) in dataset.ids.iter().enumerate() {
-        let per_session: Vec<Vec<f64>> = match &p.level {
-            Level::Voxel { seed, .. } => {
-                let mut maps = Vec::new();
-                for session in &p.sessions {
-                    let name = format!("maps:{}", key(id, session));
-                    let Some(bytes) = ctx.inputs.get(&name) else { break };
-                    let decoded = super::imaging_run::decode_maps(bytes)?;
-                    let Some(map) = decoded.into_iter().nth(*seed) else { break };
-                    maps.push(map);
-                }
-                maps
+    let (subjects, skipped, data) = match &p.level {
+        Level::Voxel { seed, .. } => load_maps(ctx, &dataset, *seed, &p.sessions)?,
+        Level::Edges(edges) => {
+            let mut data = Vec::with_capacity(dataset.rows());
+            for row in 0..dataset.rows() {
+                data.push(
+                    (0..p.sessions.len().max(1))
+                        .map(|s| {
+                            edges.iter().map(|(_, columns)| dataset.numeric(&columns[s]).map(|c| c[row])).collect()
+                        })
+                        .collect::<Result<Vec<Vec<f64>>>>()?,
+                );
             }
-            Level::Edges(edges) => (0..p.sessions.len().max(1))
-                .map(|s| edges.iter().map(|(_, columns)| dataset.numeric(&columns[s]).map(|c| c[row])).collect())
-                .collect::<Result<_>>()?,
-        };
-        if per_session.len() < p.sessions.len().max(1) {
-            skipped.push(id.clone());
-            continue;
+            ((0..dataset.rows()).collect(), Vec::new(), data)
         }
-        subjects.push(row);
-        data.push(per_session);
-    }
+    };
     let n = subjects.len();
     if n < 4 {
         return Err(Error::data(format!(
@@ -137,11 +125,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         GroupTail::Negative => Tail::Negative,
     };
     let mask = match &p.level {
-        Level::Voxel { .. } => {
-            let path = ctx.path("mask")?;
-            let (header, mask_values) = crate::imaging::nifti::read_3d(path)?;
-            Some(MaskedGrid::from_mask(crate::imaging::regions::Grid::of(&header), &mask_values)?)
-        }
+        Level::Voxel { .. } => Some(load_mask(ctx)?),
         Level::Edges(_) => None,
     };
     if let Some(m) = &mask
@@ -237,6 +221,39 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     }
     outputs.insert("summary".into(), (serde_json::to_string_pretty(&summary).expect("json") + "\n").into_bytes());
     Ok(outputs)
+}
+
+/// Each dataset subject's seed map (seed index `seed`) in each session, for the subjects whose
+/// runs all produced maps: (dataset rows, ids of the others, per subject the maps by session).
+#[allow(clippy::type_complexity)]
+pub fn load_maps(
+    ctx: &Context<'_>,
+    dataset: &crate::tables::Table,
+    seed: usize,
+    sessions: &[Option<String>],
+) -> Result<(Vec<usize>, Vec<String>, Vec<Vec<Vec<f64>>>)> {
+    let (mut rows, mut skipped, mut data) = (Vec::new(), Vec::new(), Vec::new());
+    for (row, id) in dataset.ids.iter().enumerate() {
+        let mut maps = Vec::new();
+        for session in sessions {
+            let Some(bytes) = ctx.inputs.get(&format!("maps:{}", key(id, session))) else { break };
+            let Some(map) = super::imaging_run::decode_maps(bytes)?.into_iter().nth(seed) else { break };
+            maps.push(map);
+        }
+        if maps.len() < sessions.len() {
+            skipped.push(id.clone());
+            continue;
+        }
+        rows.push(row);
+        data.push(maps);
+    }
+    Ok((rows, skipped, data))
+}
+
+/// The mask of a voxelwise analysis (input `mask`).
+pub fn load_mask(ctx: &Context<'_>) -> Result<MaskedGrid> {
+    let (header, values) = crate::imaging::nifti::read_3d(ctx.path("mask")?)?;
+    MaskedGrid::from_mask(crate::imaging::regions::Grid::of(&header), &values)
 }
 
 fn quantile(values: &[f64], q: f64) -> f64 {

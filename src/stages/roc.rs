@@ -3,7 +3,11 @@
 //! of a region-level group analysis using the same people (`selected_by`), the in-sample AUC is
 //! flagged circular and a cross-validated AUC is added, in which each training fold redoes the
 //! choice (the candidate edge with the largest two-sample t, in the analysis' direction) and
-//! scores its test subjects. Input: `dataset`. Output: `auc` (TSV).
+//! scores its test subjects. With `cluster`, the value is each subject's mean seed-map value in
+//! the largest supra-threshold cluster of a voxelwise two-sample analysis (its sign: higher
+//! means positive), found with the same people: circular in-sample, and cross-validated by
+//! refitting that analysis (observed t only) on each training fold. Input: `dataset` (and for
+//! clusters `maps:KEY` and `mask`). Output: `auc` (TSV).
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
@@ -14,12 +18,27 @@ use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
 
+/// The voxelwise analysis whose largest cluster gives the value.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClusterChoice {
+    pub group: String,
+    pub seed: usize,
+    pub session: Option<String>,
+    pub group_column: String,
+    pub covariates: Vec<String>,
+    pub tail: GroupTail,
+    pub cluster_t: Option<f64>,
+    pub cluster_p: f64,
+    pub connectivity: u8,
+}
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
-    pub value: String,
+    pub value: Option<String>,
     pub label: String,
     /// The choosing analysis: its name, candidate columns and direction.
     pub selected_by: Option<(String, Vec<String>, GroupTail)>,
+    pub cluster: Option<ClusterChoice>,
     pub folds: usize,
     pub bootstrap: usize,
     pub permutations: usize,
@@ -41,28 +60,130 @@ fn two_sample_t(values: &[f64], labels: &[bool], rows: &[usize]) -> f64 {
     (mean[1] - mean[0]) / (pooled * (1.0 / n[0] + 1.0 / n[1])).sqrt()
 }
 
+/// Per subject (dataset rows `rows`): the mean map value in the cluster chosen on `train`.
+struct ClusterScorer {
+    maps: Vec<Vec<f64>>,
+    /// Labels (group column) and covariates per subject, in `maps` order.
+    group: Vec<bool>,
+    covariates: Vec<Vec<f64>>,
+    mask: crate::stats::voxelwise::MaskedGrid,
+    choice: ClusterChoice,
+}
+
+impl ClusterScorer {
+    /// Refit the two-sample analysis on `train` (observed t only) and return the voxels of its
+    /// largest cluster in the analysis' direction (the peak voxel if there is none) and a sign.
+    fn choose(&self, train: &[usize]) -> Result<(Vec<usize>, f64)> {
+        use crate::stats::voxelwise::{self, ClusterSettings, ClusterThreshold, Connectivity, Covariates, Design};
+        let n = train.len();
+        let voxels = self.mask.len();
+        let mut y = vec![0.0; voxels * n];
+        for (i, &s) in train.iter().enumerate() {
+            for v in 0..voxels {
+                y[v * n + i] = self.maps[s][v];
+            }
+        }
+        let covariates = Covariates {
+            names: self.choice.covariates.clone(),
+            values: self.covariates.iter().flat_map(|c| train.iter().map(move |&s| c[s])).collect(),
+        };
+        let design = Design::TwoSample { group: train.iter().map(|&s| self.group[s]).collect(), covariates };
+        let settings = voxelwise::Settings {
+            permutations: 0,
+            seed: 0,
+            tail: match self.choice.tail {
+                GroupTail::TwoSided => voxelwise::Tail::TwoSided,
+                GroupTail::Positive => voxelwise::Tail::Positive,
+                GroupTail::Negative => voxelwise::Tail::Negative,
+            },
+            cluster: Some(ClusterSettings {
+                threshold: match self.choice.cluster_t {
+                    Some(t) => ClusterThreshold::T(t),
+                    None => ClusterThreshold::P(self.choice.cluster_p),
+                },
+                connectivity: match self.choice.connectivity {
+                    6 => Connectivity::Faces6,
+                    18 => Connectivity::Edges18,
+                    _ => Connectivity::Corners26,
+                },
+                mask: &self.mask,
+            }),
+        };
+        let fit = voxelwise::fit(&y, n, &design, &settings, &|_| {})?;
+        if let Some(c) = fit.clusters.as_ref().and_then(|c| c.clusters.first()) {
+            return Ok((c.voxels.clone(), f64::from(c.sign)));
+        }
+        let peak = (0..voxels)
+            .filter(|&v| fit.t[v].is_finite())
+            .max_by(|&a, &b| fit.t[a].abs().total_cmp(&fit.t[b].abs()))
+            .ok_or_else(|| Error::data("no voxel has a finite t"))?;
+        Ok((vec![peak], fit.t[peak].signum()))
+    }
+
+    fn score(&self, subject: usize, voxels: &[usize], sign: f64) -> f64 {
+        sign * voxels.iter().map(|&v| self.maps[subject][v]).sum::<f64>() / voxels.len() as f64
+    }
+}
+
 pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let p: Params = ctx.params()?;
     let dataset = ctx.table("dataset")?;
+    // The subjects: every dataset row, or with a cluster those whose run has a map.
+    let (rows, scorer) = match &p.cluster {
+        Some(choice) => {
+            let (rows, _, data) =
+                super::group::load_maps(ctx, &dataset, choice.seed, std::slice::from_ref(&choice.session))?;
+            let group_values = dataset.numeric(&choice.group_column)?;
+            let covariates = choice
+                .covariates
+                .iter()
+                .map(|c| dataset.numeric(c).map(|v| rows.iter().map(|&r| v[r]).collect::<Vec<f64>>()))
+                .collect::<Result<Vec<_>>>()?;
+            let scorer = ClusterScorer {
+                maps: data.into_iter().map(|mut d| d.remove(0)).collect(),
+                group: rows.iter().map(|&r| group_values[r] == 1.0).collect(),
+                covariates,
+                mask: super::group::load_mask(ctx)?,
+                choice: choice.clone(),
+            };
+            (rows, Some(scorer))
+        }
+        None => ((0..dataset.rows()).collect::<Vec<usize>>(), None),
+    };
     let label_values = dataset.numeric(&p.label)?;
-    if let Some((i, v)) = label_values.iter().enumerate().find(|(_, v)| **v != 0.0 && **v != 1.0) {
+    if let Some(&r) = rows.iter().find(|&&r| label_values[r] != 0.0 && label_values[r] != 1.0) {
         return Err(Error::data(format!(
-            "{}: label column `{}` must be 0 or 1, but subject {} has {v}",
-            ctx.stage, p.label, dataset.ids[i]
+            "{}: label column `{}` must be 0 or 1, but subject {} has {}",
+            ctx.stage, p.label, dataset.ids[r], label_values[r]
         )));
     }
-    let labels: Vec<bool> = label_values.iter().map(|v| *v == 1.0).collect();
-    let scores = dataset.numeric(&p.value)?.to_vec();
+    let labels: Vec<bool> = rows.iter().map(|&r| label_values[r] == 1.0).collect();
+    let fail = |e: Error| Error::data(format!("{}: {}", ctx.stage, e.to_string().trim_start_matches("error: ")));
+    let (value_name, scores) = match (&p.value, &scorer) {
+        (Some(value), _) => {
+            let column = dataset.numeric(value)?;
+            (value.clone(), rows.iter().map(|&r| column[r]).collect::<Vec<f64>>())
+        }
+        (None, Some(scorer)) => {
+            let all: Vec<usize> = (0..rows.len()).collect();
+            let (voxels, sign) = scorer.choose(&all).map_err(fail)?;
+            let name =
+                format!("mean map value in the largest cluster of `{}` ({} voxels)", scorer.choice.group, voxels.len());
+            (name, all.iter().map(|&s| scorer.score(s, &voxels, sign)).collect())
+        }
+        (None, None) => return Err(Error::data(format!("{}: no value; this is a neurospec bug", ctx.stage))),
+    };
     let settings = RocSettings {
         ci_level: p.ci_level,
         bootstrap: p.bootstrap,
         permutations: p.permutations,
         seed: p.seed,
         alternative: Alternative::Greater,
-        circular: p.selected_by.is_some(),
+        circular: p.selected_by.is_some() || p.cluster.is_some(),
     };
     let fail = |e: Error| Error::data(format!("{}: {}", ctx.stage, e.to_string().trim_start_matches("error: ")));
     let in_sample = roc::summarise(&scores, &labels, &settings).map_err(fail)?;
+    let value = &value_name;
     let mut table = TsvWriter::new(&[
         "value",
         "label",
@@ -78,16 +199,16 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         "circular",
         "note",
     ]);
-    let note = match &p.selected_by {
-        Some((name, candidates, _)) => format!(
-            "`{}` was chosen among {} edges by group analysis `{name}` on these subjects: optimistic",
-            p.value,
+    let note = match (&p.selected_by, &p.cluster) {
+        (Some((name, candidates, _)), _) => format!(
+            "`{value}` was chosen among {} edges by group analysis `{name}` on these subjects: optimistic",
             candidates.len()
         ),
-        None => String::new(),
+        (_, Some(c)) => format!("the cluster was found by `{}` on these subjects: optimistic", c.group),
+        _ => String::new(),
     };
     table.row(&[
-        Cell::Text(&p.value),
+        Cell::Text(value),
         Cell::Text(&p.label),
         Cell::Text("in-sample"),
         Cell::Int(labels.len() as i64),
@@ -135,7 +256,43 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             p.folds
         );
         table.row(&[
-            Cell::Text(&p.value),
+            Cell::Text(value),
+            Cell::Text(&p.label),
+            Cell::Text("cross-validated"),
+            Cell::Int(labels.len() as i64),
+            Cell::Int(in_sample.positives as i64),
+            Cell::Num(cv.auc),
+            Cell::Num(ci.0),
+            Cell::Num(ci.1),
+            Cell::Num(f64::NAN),
+            Cell::Num(f64::NAN),
+            Cell::Num(p_cv),
+            Cell::Text("no"),
+            Cell::Text(&note),
+        ]);
+    }
+    if let Some(scorer) = &scorer {
+        let cv = roc::cross_validated_auc(&labels, p.folds, crate::stats::rng::derive_seed(p.seed, "folds"), |train| {
+            let (voxels, sign) = scorer.choose(train)?;
+            Ok(move |i: usize| scorer.score(i, &voxels, sign))
+        })
+        .map_err(fail)?;
+        let ci = roc::delong_interval(&cv.scores, &labels, p.ci_level).map_err(fail)?;
+        let p_cv = roc::permutation_p(
+            &cv.scores,
+            &labels,
+            p.permutations,
+            crate::stats::rng::derive_seed(p.seed, "cv-permutation"),
+            Alternative::Greater,
+        )
+        .map_err(fail)?;
+        let note = format!(
+            "{}-fold: each training fold refitted `{}` and scored its test subjects in its own largest cluster; \
+             the permutation p treats the out-of-fold scores as fixed",
+            p.folds, scorer.choice.group
+        );
+        table.row(&[
+            Cell::Text(value),
             Cell::Text(&p.label),
             Cell::Text("cross-validated"),
             Cell::Int(labels.len() as i64),
