@@ -338,7 +338,8 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         match source {
             RocSource::Column { value, selected } => {
                 push(&mut complete_cases, value);
-                for c in selected.iter().flat_map(|(_, candidates, _)| candidates) {
+                for c in selected.iter().flat_map(|s| s.candidates.iter().chain([&s.group_column]).chain(&s.covariates))
+                {
                     push(&mut complete_cases, c);
                 }
             }

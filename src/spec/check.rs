@@ -87,8 +87,8 @@ pub enum RocSource {
     Cluster(ResolvedGroup),
 }
 
-/// The group analysis that chose a ROC value: its name, candidate columns and direction.
-pub type Selection = (String, Vec<String>, super::GroupTail);
+/// The region-level group analysis that chose a ROC value.
+pub type Selection = crate::stages::roc::EdgeChoice;
 
 /// A label image for naming peaks: resolved path, path as written, label table.
 pub type PeakAtlas = (PathBuf, String, Vec<(i64, String)>);
@@ -937,18 +937,25 @@ fn resolve_into(loaded: &LoadedStudy, problems: &mut Vec<Diagnostic>) -> Resolve
                 }
                 let selected = spec.selected_by.as_ref().and_then(|g| match groups.iter().find(|x| &x.name == g) {
                     Some(ResolvedGroup { level: crate::stages::group::Level::Edges(edges), sessions, .. })
-                        if sessions.len() == 1 =>
+                        if sessions.len() == 1 && study.group[g].design == super::GroupDesign::TwoSample =>
                     {
                         let candidates: Vec<String> = edges.iter().map(|(_, c)| c[0].clone()).collect();
                         if !candidates.contains(value) {
                             rep.err(at("value"), format!("`{value}` is not one of the edges of `{g}`"), None);
                         }
-                        Some((g.clone(), candidates, study.group[g].tail))
+                        let spec = &study.group[g];
+                        Some(crate::stages::roc::EdgeChoice {
+                            group: g.clone(),
+                            candidates,
+                            group_column: spec.group.clone().unwrap_or_default(),
+                            covariates: spec.covariates.clone(),
+                            tail: spec.tail,
+                        })
                     }
                     _ => {
                         rep.err(
                             at("selected_by"),
-                            format!("`{g}` is not a one-session, region-level (`edges`) group analysis"),
+                            format!("`{g}` is not a one-session, region-level (`edges`) two-sample group analysis"),
                             None,
                         );
                         None

@@ -185,7 +185,7 @@ pub struct RocSpec {
     pub cluster_of: Option<String>,
     /// The binary outcome column (1 = positive), e.g. a derived `response`.
     pub label: String,
-    /// The group analysis (region level) that chose `value` among its edges using the same
+    /// The two-sample group analysis (region level) that chose `value` among its edges using the same
     /// people: the in-sample AUC is then flagged circular, and a cross-validated AUC redoes
     /// the choice inside each training fold.
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -18,6 +18,16 @@ use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
 
+/// The region-level two-sample analysis that chose a column among its edges.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EdgeChoice {
+    pub group: String,
+    pub candidates: Vec<String>,
+    pub group_column: String,
+    pub covariates: Vec<String>,
+    pub tail: GroupTail,
+}
+
 /// The voxelwise analysis whose largest cluster gives the value.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ClusterChoice {
@@ -36,28 +46,14 @@ pub struct ClusterChoice {
 pub struct Params {
     pub value: Option<String>,
     pub label: String,
-    /// The choosing analysis: its name, candidate columns and direction.
-    pub selected_by: Option<(String, Vec<String>, GroupTail)>,
+    /// The region-level analysis that chose the value.
+    pub selected_by: Option<EdgeChoice>,
     pub cluster: Option<ClusterChoice>,
     pub folds: usize,
     pub bootstrap: usize,
     pub permutations: usize,
     pub ci_level: f64,
     pub seed: u64,
-}
-
-/// Student's two-sample t (group true minus false).
-fn two_sample_t(values: &[f64], labels: &[bool], rows: &[usize]) -> f64 {
-    let (mut s, mut ss, mut n) = ([0.0; 2], [0.0; 2], [0.0; 2]);
-    for &i in rows {
-        let g = usize::from(labels[i]);
-        s[g] += values[i];
-        ss[g] += values[i] * values[i];
-        n[g] += 1.0;
-    }
-    let mean = [s[0] / n[0], s[1] / n[1]];
-    let pooled = ((ss[0] - n[0] * mean[0] * mean[0]) + (ss[1] - n[1] * mean[1] * mean[1])) / (n[0] + n[1] - 2.0);
-    (mean[1] - mean[0]) / (pooled * (1.0 / n[0] + 1.0 / n[1])).sqrt()
 }
 
 /// Per subject (dataset rows `rows`): the mean map value in the cluster chosen on `train`.
@@ -200,9 +196,10 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         "note",
     ]);
     let note = match (&p.selected_by, &p.cluster) {
-        (Some((name, candidates, _)), _) => format!(
-            "`{value}` was chosen among {} edges by group analysis `{name}` on these subjects: optimistic",
-            candidates.len()
+        (Some(choice), _) => format!(
+            "`{value}` was chosen among {} edges by group analysis `{}` on these subjects: optimistic",
+            choice.candidates.len(),
+            choice.group
         ),
         (_, Some(c)) => format!("the cluster was found by `{}` on these subjects: optimistic", c.group),
         _ => String::new(),
@@ -222,21 +219,40 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         Cell::Text(if in_sample.circular { "yes" } else { "no" }),
         Cell::Text(&note),
     ]);
-    if let Some((name, candidates, tail)) = &p.selected_by {
-        let columns: Vec<&[f64]> = candidates.iter().map(|c| dataset.numeric(c)).collect::<Result<_>>()?;
-        let sign = |t: f64| match tail {
-            GroupTail::Negative => -t,
-            GroupTail::Positive => t,
-            GroupTail::TwoSided => t.abs(),
-        };
+    if let Some(choice) = &p.selected_by {
+        use crate::stats::voxelwise::{self, Covariates, Design, Settings, Tail};
+        let columns: Vec<&[f64]> = choice.candidates.iter().map(|c| dataset.numeric(c)).collect::<Result<_>>()?;
+        let group = dataset.numeric(&choice.group_column)?;
+        let covariates: Vec<&[f64]> = choice.covariates.iter().map(|c| dataset.numeric(c)).collect::<Result<_>>()?;
         let cv = roc::cross_validated_auc(&labels, p.folds, crate::stats::rng::derive_seed(p.seed, "folds"), |train| {
-            let (best, t) = columns
-                .iter()
-                .enumerate()
-                .map(|(c, values)| (c, two_sample_t(values, &labels, train)))
-                .max_by(|a, b| sign(a.1).total_cmp(&sign(b.1)).then(b.0.cmp(&a.0)))
-                .expect("candidates");
-            let direction = if t < 0.0 { -1.0 } else { 1.0 };
+            // The choosing analysis' own test (two-sample t with its covariates), on the
+            // training subjects only; the edge with the most extreme t in its direction.
+            let n = train.len();
+            let y: Vec<f64> = columns.iter().flat_map(|c| train.iter().map(|&i| c[i])).collect();
+            let design = Design::TwoSample {
+                group: train.iter().map(|&i| group[i] == 1.0).collect(),
+                covariates: Covariates {
+                    names: choice.covariates.clone(),
+                    values: covariates.iter().flat_map(|c| train.iter().map(|&i| c[i])).collect(),
+                },
+            };
+            let tail = match choice.tail {
+                GroupTail::TwoSided => Tail::TwoSided,
+                GroupTail::Positive => Tail::Positive,
+                GroupTail::Negative => Tail::Negative,
+            };
+            let settings = Settings { permutations: 0, seed: 0, tail, cluster: None };
+            let t = voxelwise::fit(&y, n, &design, &settings, &|_| {})?.t;
+            let extremity = |v: f64| match choice.tail {
+                GroupTail::Negative => -v,
+                GroupTail::Positive => v,
+                GroupTail::TwoSided => v.abs(),
+            };
+            let best = (0..t.len())
+                .filter(|&c| t[c].is_finite())
+                .max_by(|&a, &b| extremity(t[a]).total_cmp(&extremity(t[b])).then(b.cmp(&a)))
+                .ok_or_else(|| Error::data("no candidate edge has a finite t"))?;
+            let direction = if t[best] < 0.0 { -1.0 } else { 1.0 };
             let values = columns[best];
             Ok(move |i: usize| direction * values[i])
         })
@@ -251,9 +267,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         )
         .map_err(fail)?;
         let note = format!(
-            "{}-fold: each training fold re-chose the edge by `{name}`'s test; the permutation p treats the \
+            "{}-fold: each training fold re-chose the edge by `{}`'s test; the permutation p treats the \
              out-of-fold scores as fixed",
-            p.folds
+            p.folds, choice.group
         );
         table.row(&[
             Cell::Text(value),
