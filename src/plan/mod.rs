@@ -515,17 +515,7 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         );
         b.wire(dataset, "dataset", node, "dataset");
         if let stages::group::Level::Voxel { .. } = g.level {
-            for (key, run_node) in &run_nodes {
-                let session = key.split_once('/').map(|(_, s)| s.to_string());
-                if g.sessions.contains(&session) {
-                    b.wire(*run_node, "seedmaps", node, format!("maps:{key}"));
-                }
-            }
-            if let Some((_, path, written)) = resolved.imaging.as_ref().and_then(|im| im.seed_maps.as_ref()) {
-                b.graph[node]
-                    .inputs
-                    .push(("mask".into(), Source::Path { path: path.clone(), written: written.clone() }));
-            }
+            wire_seed_maps(&mut b, resolved, &run_nodes, &g.sessions, node);
             if let Some((path, written, _)) = &g.peak_atlas {
                 b.graph[node]
                     .inputs
@@ -581,17 +571,7 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         );
         b.wire(dataset, "dataset", node, "dataset");
         if let RocSource::Cluster(group) = source {
-            for (key, run_node) in &run_nodes {
-                let session = key.split_once('/').map(|(_, s)| s.to_string());
-                if group.sessions.contains(&session) {
-                    b.wire(*run_node, "seedmaps", node, format!("maps:{key}"));
-                }
-            }
-            if let Some((_, path, written)) = resolved.imaging.as_ref().and_then(|im| im.seed_maps.as_ref()) {
-                b.graph[node]
-                    .inputs
-                    .push(("mask".into(), Source::Path { path: path.clone(), written: written.clone() }));
-            }
+            wire_seed_maps(&mut b, resolved, &run_nodes, &group.sessions, node);
         }
         b.publish(node, "auc", format!("roc/{name}.tsv"));
     }
@@ -659,6 +639,25 @@ pub fn compile(loaded: &LoadedStudy, resolved: &Resolved) -> Plan {
         b.publish(node, "summary", "replication_summary.json");
     }
     finish(loaded, b)
+}
+
+/// Wire the seed maps of every run in `sessions` (`maps:KEY`) and the mask into `node`.
+fn wire_seed_maps(
+    b: &mut Builder,
+    resolved: &Resolved,
+    run_nodes: &[(String, NodeIndex)],
+    sessions: &[Option<String>],
+    node: NodeIndex,
+) {
+    for (key, run_node) in run_nodes {
+        let session = key.split_once('/').map(|(_, s)| s.to_string());
+        if sessions.contains(&session) {
+            b.wire(*run_node, "seedmaps", node, format!("maps:{key}"));
+        }
+    }
+    if let Some((_, path, written)) = resolved.imaging.as_ref().and_then(|im| im.seed_maps.as_ref()) {
+        b.graph[node].inputs.push(("mask".into(), Source::Path { path: path.clone(), written: written.clone() }));
+    }
 }
 
 /// The table columns (and scores) a column stands for: itself, or for a derived variable every

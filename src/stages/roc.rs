@@ -257,35 +257,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             Ok(move |i: usize| direction * values[i])
         })
         .map_err(fail)?;
-        let (ci, _) = (roc::delong_interval(&cv.scores, &labels, p.ci_level).map_err(fail)?, ());
-        let p_cv = roc::permutation_p(
-            &cv.scores,
-            &labels,
-            p.permutations,
-            crate::stats::rng::derive_seed(p.seed, "cv-permutation"),
-            Alternative::Greater,
-        )
-        .map_err(fail)?;
-        let note = format!(
-            "{}-fold: each training fold re-chose the edge by `{}`'s test; the permutation p treats the \
-             out-of-fold scores as fixed",
-            p.folds, choice.group
-        );
-        table.row(&[
-            Cell::Text(value),
-            Cell::Text(&p.label),
-            Cell::Text("cross-validated"),
-            Cell::Int(labels.len() as i64),
-            Cell::Int(in_sample.positives as i64),
-            Cell::Num(cv.auc),
-            Cell::Num(ci.0),
-            Cell::Num(ci.1),
-            Cell::Num(f64::NAN),
-            Cell::Num(f64::NAN),
-            Cell::Num(p_cv),
-            Cell::Text("no"),
-            Cell::Text(&note),
-        ]);
+        let note = format!("{}-fold: each training fold re-chose the edge by `{}`'s test", p.folds, choice.group);
+        cross_validated_row(&mut table, &p, value, &labels, in_sample.positives, &cv, &note).map_err(fail)?;
     }
     if let Some(scorer) = &scorer {
         let cv = roc::cross_validated_auc(&labels, p.folds, crate::stats::rng::derive_seed(p.seed, "folds"), |train| {
@@ -293,35 +266,48 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             Ok(move |i: usize| scorer.score(i, &voxels, sign))
         })
         .map_err(fail)?;
-        let ci = roc::delong_interval(&cv.scores, &labels, p.ci_level).map_err(fail)?;
-        let p_cv = roc::permutation_p(
-            &cv.scores,
-            &labels,
-            p.permutations,
-            crate::stats::rng::derive_seed(p.seed, "cv-permutation"),
-            Alternative::Greater,
-        )
-        .map_err(fail)?;
         let note = format!(
-            "{}-fold: each training fold refitted `{}` and scored its test subjects in its own largest cluster; \
-             the permutation p treats the out-of-fold scores as fixed",
+            "{}-fold: each training fold refitted `{}` and scored its test subjects in its own largest cluster",
             p.folds, scorer.choice.group
         );
-        table.row(&[
-            Cell::Text(value),
-            Cell::Text(&p.label),
-            Cell::Text("cross-validated"),
-            Cell::Int(labels.len() as i64),
-            Cell::Int(in_sample.positives as i64),
-            Cell::Num(cv.auc),
-            Cell::Num(ci.0),
-            Cell::Num(ci.1),
-            Cell::Num(f64::NAN),
-            Cell::Num(f64::NAN),
-            Cell::Num(p_cv),
-            Cell::Text("no"),
-            Cell::Text(&note),
-        ]);
+        cross_validated_row(&mut table, &p, value, &labels, in_sample.positives, &cv, &note).map_err(fail)?;
     }
     Ok(Outputs::from([("auc".to_string(), table.finish().into_bytes())]))
+}
+
+/// The cross-validated AUC's row: DeLong CI and a permutation p of the out-of-fold scores.
+fn cross_validated_row(
+    table: &mut TsvWriter,
+    p: &Params,
+    value: &str,
+    labels: &[bool],
+    positives: usize,
+    cv: &roc::CrossValidatedAuc,
+    note: &str,
+) -> Result<()> {
+    let ci = roc::delong_interval(&cv.scores, labels, p.ci_level)?;
+    let p_cv = roc::permutation_p(
+        &cv.scores,
+        labels,
+        p.permutations,
+        crate::stats::rng::derive_seed(p.seed, "cv-permutation"),
+        Alternative::Greater,
+    )?;
+    let note = format!("{note}; the permutation p treats the out-of-fold scores as fixed");
+    table.row(&[
+        Cell::Text(value),
+        Cell::Text(&p.label),
+        Cell::Text("cross-validated"),
+        Cell::Int(labels.len() as i64),
+        Cell::Int(positives as i64),
+        Cell::Num(cv.auc),
+        Cell::Num(ci.0),
+        Cell::Num(ci.1),
+        Cell::Num(f64::NAN),
+        Cell::Num(f64::NAN),
+        Cell::Num(p_cv),
+        Cell::Text("no"),
+        Cell::Text(&note),
+    ]);
+    Ok(())
 }
