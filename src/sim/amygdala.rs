@@ -241,24 +241,55 @@ fn write_run(s: &Subject, seed: u64, fmriprep: &Path, atlas: &[f32]) -> Result<(
         for (i, &label) in atlas.iter().enumerate() {
             if label > 0.0 {
                 let signal = series[label as usize - 1][v] + 0.3 * rng.normal();
-                data[v * voxels + i] = (1000.0 + 10.0 * signal + 20.0 * motion[0][v] + 10.0 * motion[4][v]) as f32;
+                data[v * voxels + i] = bold_value(signal, &motion, v);
             }
         }
     }
     let func = fmriprep.join(format!("sub-{}/func", s.id));
-    std::fs::create_dir_all(&func).map_err(|e| Error::io(&func, e))?;
-    let prefix = format!("sub-{}_task-rest", s.id);
+    write_run_files(
+        &func,
+        &format!("sub-{}_task-rest", s.id),
+        [GRID, GRID, GRID],
+        affine(),
+        TR,
+        &data,
+        &motion,
+        &mut rng,
+    )
+}
+
+/// A voxel's raw BOLD value: baseline 1000, the signal in units of 10, and the motion artefact
+/// (2·trans_x + 1·rot_y, in units of 10) that the motion regressors remove.
+pub(crate) fn bold_value(signal: f64, motion: &[Vec<f64>], volume: usize) -> f32 {
+    (1000.0 + 10.0 * signal + 20.0 * motion[0][volume] + 10.0 * motion[4][volume]) as f32
+}
+
+/// One run in fMRIPrep layout inside `func`: the preprocessed BOLD image, its JSON sidecar and
+/// its confounds (from `motion`, plus tissue signals drawn from `rng`).
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn write_run_files(
+    func: &Path,
+    prefix: &str,
+    shape: [usize; 3],
+    affine: [[f64; 4]; 3],
+    tr: f64,
+    data: &[f32],
+    motion: &[Vec<f64>],
+    rng: &mut Rng,
+) -> Result<()> {
+    std::fs::create_dir_all(func).map_err(|e| Error::io(func, e))?;
+    let volumes = motion.first().map_or(0, Vec::len);
     nifti::write_f32(
         &func.join(format!("{prefix}_space-{SPACE}_desc-preproc_bold.nii.gz")),
-        &[GRID, GRID, GRID, t],
-        affine(),
-        Some(TR),
-        &data,
+        &[shape[0], shape[1], shape[2], volumes],
+        affine,
+        Some(tr),
+        data,
     )?;
     let sidecar = func.join(format!("{prefix}_space-{SPACE}_desc-preproc_bold.json"));
-    std::fs::write(&sidecar, format!("{{\"RepetitionTime\": {TR}, \"TaskName\": \"rest\"}}\n"))
+    std::fs::write(&sidecar, format!("{{\"RepetitionTime\": {tr}, \"TaskName\": \"rest\"}}\n"))
         .map_err(|e| Error::io(&sidecar, e))?;
-    write_confounds(&func.join(format!("{prefix}_desc-confounds_timeseries.tsv")), &motion, &mut rng)
+    write_confounds(&func.join(format!("{prefix}_desc-confounds_timeseries.tsv")), motion, rng)
 }
 
 /// Six slow motion series of `t` volumes (AR(1), coefficient 0.9, innovations N(0, 0.05²)),

@@ -278,23 +278,12 @@ fn write_run(s: &Subject, session: usize, seed: u64, fmriprep: &Path, sources: &
             };
             let network: f64 = (0..3).map(|n| loading[at][n] * networks[n][v]).sum();
             let signal = region + network + 0.8 * rng.normal();
-            data[v * voxels + at] = (1000.0 + 10.0 * signal + 20.0 * motion[0][v] + 10.0 * motion[4][v]) as f32;
+            data[v * voxels + at] = super::amygdala::bold_value(signal, &motion, v);
         }
     }
     let func = fmriprep.join(format!("sub-{}/ses-{name}/func", s.id));
-    std::fs::create_dir_all(&func).map_err(|e| Error::io(&func, e))?;
     let prefix = format!("sub-{}_ses-{name}_task-rest", s.id);
-    nifti::write_f32(
-        &func.join(format!("{prefix}_space-{SPACE}_desc-preproc_bold.nii.gz")),
-        &[SHAPE[0], SHAPE[1], SHAPE[2], t],
-        affine(),
-        Some(TR),
-        &data,
-    )?;
-    let sidecar = func.join(format!("{prefix}_space-{SPACE}_desc-preproc_bold.json"));
-    std::fs::write(&sidecar, format!("{{\"RepetitionTime\": {TR}, \"TaskName\": \"rest\"}}\n"))
-        .map_err(|e| Error::io(&sidecar, e))?;
-    super::amygdala::write_confounds(&func.join(format!("{prefix}_desc-confounds_timeseries.tsv")), &motion, &mut rng)
+    super::amygdala::write_run_files(&func, &prefix, SHAPE, affine(), TR, &data, &motion, &mut rng)
 }
 
 /// The planted cluster (its mask and, per session and group, the mean planted Fisher z), each
