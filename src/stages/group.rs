@@ -46,6 +46,33 @@ pub struct Params {
     pub peak_labels: Vec<(i64, String)>,
 }
 
+impl From<GroupTail> for Tail {
+    fn from(tail: GroupTail) -> Tail {
+        match tail {
+            GroupTail::TwoSided => Tail::TwoSided,
+            GroupTail::Positive => Tail::Positive,
+            GroupTail::Negative => Tail::Negative,
+        }
+    }
+}
+
+/// Cluster-extent settings from a group analysis' spec: threshold as |t| or uncorrected p, and
+/// the neighbourhood (6, 18, or otherwise 26).
+pub fn cluster_settings(t: Option<f64>, p: f64, connectivity: u8, mask: &MaskedGrid) -> ClusterSettings<'_> {
+    ClusterSettings {
+        threshold: match t {
+            Some(t) => ClusterThreshold::T(t),
+            None => ClusterThreshold::P(p),
+        },
+        connectivity: match connectivity {
+            6 => Connectivity::Faces6,
+            18 => Connectivity::Edges18,
+            _ => Connectivity::Corners26,
+        },
+        mask,
+    }
+}
+
 fn key(subject: &str, session: &Option<String>) -> String {
     match session {
         Some(s) => format!("{subject}/{s}"),
@@ -119,11 +146,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             };
         }
     }
-    let tail = match p.tail {
-        GroupTail::TwoSided => Tail::TwoSided,
-        GroupTail::Positive => Tail::Positive,
-        GroupTail::Negative => Tail::Negative,
-    };
+    let tail = Tail::from(p.tail);
     let mask = match &p.level {
         Level::Voxel { .. } => Some(load_mask(ctx)?),
         Level::Edges(_) => None,
@@ -137,18 +160,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             m.len()
         )));
     }
-    let cluster = mask.as_ref().map(|m| ClusterSettings {
-        threshold: match p.cluster_t {
-            Some(t) => ClusterThreshold::T(t),
-            None => ClusterThreshold::P(p.cluster_p),
-        },
-        connectivity: match p.connectivity {
-            6 => Connectivity::Faces6,
-            18 => Connectivity::Edges18,
-            _ => Connectivity::Corners26,
-        },
-        mask: m,
-    });
+    let cluster = mask.as_ref().map(|m| cluster_settings(p.cluster_t, p.cluster_p, p.connectivity, m));
     let settings = Settings { permutations: p.permutations, seed: p.seed, tail, cluster };
     let total = p.permutations as u64;
     let progress = |done: u64| (ctx.progress)(done, total);

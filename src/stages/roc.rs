@@ -70,7 +70,7 @@ impl ClusterScorer {
     /// Refit the two-sample analysis on `train` (observed t only) and return the voxels of its
     /// largest cluster in the analysis' direction (the peak voxel if there is none) and a sign.
     fn choose(&self, train: &[usize]) -> Result<(Vec<usize>, f64)> {
-        use crate::stats::voxelwise::{self, ClusterSettings, ClusterThreshold, Connectivity, Covariates, Design};
+        use crate::stats::voxelwise::{self, Covariates, Design};
         let n = train.len();
         let voxels = self.mask.len();
         let mut y = vec![0.0; voxels * n];
@@ -87,23 +87,13 @@ impl ClusterScorer {
         let settings = voxelwise::Settings {
             permutations: 0,
             seed: 0,
-            tail: match self.choice.tail {
-                GroupTail::TwoSided => voxelwise::Tail::TwoSided,
-                GroupTail::Positive => voxelwise::Tail::Positive,
-                GroupTail::Negative => voxelwise::Tail::Negative,
-            },
-            cluster: Some(ClusterSettings {
-                threshold: match self.choice.cluster_t {
-                    Some(t) => ClusterThreshold::T(t),
-                    None => ClusterThreshold::P(self.choice.cluster_p),
-                },
-                connectivity: match self.choice.connectivity {
-                    6 => Connectivity::Faces6,
-                    18 => Connectivity::Edges18,
-                    _ => Connectivity::Corners26,
-                },
-                mask: &self.mask,
-            }),
+            tail: self.choice.tail.into(),
+            cluster: Some(super::group::cluster_settings(
+                self.choice.cluster_t,
+                self.choice.cluster_p,
+                self.choice.connectivity,
+                &self.mask,
+            )),
         };
         let fit = voxelwise::fit(&y, n, &design, &settings, &|_| {})?;
         if let Some(c) = fit.clusters.as_ref().and_then(|c| c.clusters.first()) {
@@ -220,7 +210,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         Cell::Text(&note),
     ]);
     if let Some(choice) = &p.selected_by {
-        use crate::stats::voxelwise::{self, Covariates, Design, Settings, Tail};
+        use crate::stats::voxelwise::{self, Covariates, Design, Settings};
         let columns: Vec<&[f64]> = choice.candidates.iter().map(|c| dataset.numeric(c)).collect::<Result<_>>()?;
         let group = dataset.numeric(&choice.group_column)?;
         let covariates: Vec<&[f64]> = choice.covariates.iter().map(|c| dataset.numeric(c)).collect::<Result<_>>()?;
@@ -236,12 +226,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
                     values: covariates.iter().flat_map(|c| train.iter().map(|&i| c[i])).collect(),
                 },
             };
-            let tail = match choice.tail {
-                GroupTail::TwoSided => Tail::TwoSided,
-                GroupTail::Positive => Tail::Positive,
-                GroupTail::Negative => Tail::Negative,
-            };
-            let settings = Settings { permutations: 0, seed: 0, tail, cluster: None };
+            let settings = Settings { permutations: 0, seed: 0, tail: choice.tail.into(), cluster: None };
             let t = voxelwise::fit(&y, n, &design, &settings, &|_| {})?.t;
             let extremity = |v: f64| match choice.tail {
                 GroupTail::Negative => -v,
