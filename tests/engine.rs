@@ -248,3 +248,26 @@ fn a_corrupt_cache_object_is_detected_and_recomputed() {
     let again = run_json(dir.path(), "study.toml", &[]);
     assert_eq!(executed(&again), vec!["split"], "only the stage whose output was corrupt reruns");
 }
+
+/// A cached result that lacks an output the plan publishes or passes on (made by code that
+/// produced fewer outputs) is not reused: the stage reruns and the output is published.
+#[test]
+fn a_cached_result_missing_an_output_is_recomputed() {
+    let dir = tempfile::tempdir().unwrap();
+    small_study(dir.path());
+    run_json(dir.path(), "study.toml", &[]);
+    let lock: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.path().join("derivatives/ukb-symptoms/neurospec.lock")).unwrap())
+            .unwrap();
+    let stage = lock["stages"].as_array().unwrap().iter().find(|s| s["id"] == "split").unwrap();
+    let record_path = dir.path().join(".neurospec/records").join(stage["fingerprint"].as_str().unwrap());
+    let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    record["outputs"].as_object_mut().unwrap().remove("split");
+    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    std::fs::remove_file(dir.path().join("derivatives/ukb-symptoms/split.tsv")).unwrap();
+    let plan = String::from_utf8_lossy(&neurospec(dir.path(), &["plan", "study.toml"]).stdout).to_string();
+    assert!(plan.lines().any(|l| l.starts_with("split") && l.contains("lacks output split")), "{plan}");
+    let again = run_json(dir.path(), "study.toml", &[]);
+    assert_eq!(executed(&again), vec!["split"], "only the stage with the incomplete record reruns");
+    assert!(dir.path().join("derivatives/ukb-symptoms/split.tsv").is_file());
+}

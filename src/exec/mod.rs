@@ -99,6 +99,23 @@ pub fn input_hashes(
     Ok(Some(out))
 }
 
+/// Whether a cached record holds every output the plan publishes or passes on from this node.
+/// A record made by code that produced fewer outputs (a stage that gained one without a version
+/// bump) is not reused: it would publish an incomplete folder or starve a downstream stage.
+fn holds_all_outputs(plan: &Plan, i: NodeIndex, record: &Record) -> bool {
+    missing_outputs(plan, i, record).is_empty()
+}
+
+fn missing_outputs(plan: &Plan, i: NodeIndex, record: &Record) -> Vec<String> {
+    let published = plan.node(i).publish.iter().map(|(output, _)| output);
+    let wired = plan.graph.edges_directed(i, petgraph::Direction::Outgoing).map(|e| e.weight());
+    let mut missing: Vec<String> =
+        published.chain(wired).filter(|o| !record.outputs.contains_key(*o)).cloned().collect();
+    missing.sort();
+    missing.dedup();
+    missing
+}
+
 /// The state of every stage before running: cached, or stale with a reason.
 pub fn states(plan: &Plan, store: &Store) -> Result<Vec<(NodeIndex, Option<String>)>> {
     let mut known: BTreeMap<NodeIndex, Record> = BTreeMap::new();
@@ -120,10 +137,14 @@ pub fn states(plan: &Plan, store: &Store) -> Result<Vec<(NodeIndex, Option<Strin
                 let pairs: Vec<(String, String)> = hashes.iter().map(|(n, h, _)| (n.clone(), h.clone())).collect();
                 let fp = fingerprint(node, &pairs);
                 match store.complete_record(&fp) {
-                    Some(record) => {
+                    Some(record) if holds_all_outputs(plan, i, &record) => {
                         known.insert(i, record);
                         None
                     }
+                    Some(record) => Some(format!(
+                        "stale: the cached result lacks output {} (made by older code)",
+                        missing_outputs(plan, i, &record).join(", ")
+                    )),
                     None => Some(format!("stale: {}", why_stale(store, node, &pairs, &fp))),
                 }
             }
@@ -187,7 +208,7 @@ pub fn run(plan: &Plan, store: &Store, options: &Options) -> Result<RunReport> {
                     let node = plan.node(i);
                     let pairs: Vec<(String, String)> = hashes.iter().map(|(n, h, _)| (n.clone(), h.clone())).collect();
                     let fp = fingerprint(node, &pairs);
-                    if let Some(record) = store.complete_record(&fp) {
+                    if let Some(record) = store.complete_record(&fp).filter(|r| holds_all_outputs(plan, i, r)) {
                         progress.finished(&node.id, "cached");
                         outcomes.insert(i, Outcome::Cached(record));
                         progressed = true;

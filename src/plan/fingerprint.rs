@@ -26,7 +26,9 @@
 //!   reruns but produces byte-identical output (say, a table file was touched but not edited, or a
 //!   comment in a parameter that does not affect it changed), its dependents hit the cache.
 //! * **A missing or corrupt output** makes the record incomplete: the stage reruns (reason
-//!   "output missing"). Reads verify hashes, so corruption is found, not propagated.
+//!   "output missing"). Reads verify hashes, so corruption is found, not propagated. A record that
+//!   lacks an output the plan publishes or passes on (code that made fewer outputs) is not reused
+//!   either (`exec`, reason "the cached result lacks output …").
 //! * **Before running**, a stage whose upstream is stale cannot know its input hashes yet; `plan`
 //!   reports it as stale "because `X` will rerun", and at run time it may still turn out cached.
 //!
