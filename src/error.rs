@@ -10,9 +10,29 @@
 use std::fmt;
 use std::path::{Path, PathBuf};
 
+/// Whether a problem stops the command.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Severity {
+    #[default]
+    Error,
+    /// Reported, but the study still runs (e.g. a region that keeps few voxels on a grid).
+    Warning,
+}
+
+impl Severity {
+    /// The word a rendered problem starts with.
+    pub fn label(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        }
+    }
+}
+
 /// One problem located in a user file.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Diagnostic {
+    pub severity: Severity,
     pub file: PathBuf,
     /// 1-based line; 0 when the problem concerns the whole file.
     pub line: usize,
@@ -26,17 +46,35 @@ impl Diagnostic {
     /// A diagnostic at a byte offset of `source` (the text of `file`).
     pub fn at_offset(file: &Path, source: &str, offset: usize, message: impl Into<String>) -> Self {
         let (line, col) = line_col(source, offset);
-        Diagnostic { file: file.to_path_buf(), line, col, message: message.into(), hint: None }
+        Diagnostic { severity: Severity::Error, file: file.to_path_buf(), line, col, message: message.into(), hint: None }
     }
 
     /// A diagnostic about a whole file (no position).
     pub fn file(file: &Path, message: impl Into<String>) -> Self {
-        Diagnostic { file: file.to_path_buf(), line: 0, col: 0, message: message.into(), hint: None }
+        Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line: 0,
+            col: 0,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     pub fn with_hint(mut self, hint: impl Into<String>) -> Self {
         self.hint = Some(hint.into());
         self
+    }
+
+    /// The same problem, reported as a warning.
+    pub fn warning(mut self) -> Self {
+        self.severity = Severity::Warning;
+        self
+    }
+
+    /// As printed: `error: FILE:LINE:COL: message` (or `warning: …`), then the hint.
+    pub fn render(&self) -> String {
+        format!("{}: {self}", self.severity.label())
     }
 }
 
@@ -78,6 +116,8 @@ pub enum Error {
     Study(Vec<Diagnostic>),
     /// A data problem found while computing (names file/subject/column/value in the message).
     Data(String),
+    /// Several data problems found together, one message each.
+    Problems(Vec<String>),
     /// A file-system failure, with the path involved.
     Io { path: PathBuf, source: std::io::Error },
     /// The command line asked for something impossible.
@@ -104,6 +144,8 @@ impl Error {
     }
 }
 
+/// The plain message, as it reads inside another message (`subject 07: …`); [`Error::render`]
+/// gives what the command line prints.
 impl fmt::Display for Error {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
@@ -112,20 +154,43 @@ impl fmt::Display for Error {
                     if i > 0 {
                         writeln!(f)?;
                     }
-                    write!(f, "error: {d}")?;
+                    write!(f, "{d}")?;
                 }
-                let n = diagnostics.len();
-                write!(f, "\n{n} problem{} found", if n == 1 { "" } else { "s" })
+                Ok(())
             }
-            Error::Data(message) => write!(f, "error: {message}"),
-            Error::Io { path, source } => write!(f, "error: {}: {source}", path.display()),
-            Error::Usage(message) => write!(f, "error: {message}"),
+            Error::Data(message) | Error::Usage(message) => f.write_str(message),
+            Error::Problems(messages) => f.write_str(&messages.join("\n")),
+            Error::Io { path, source } => write!(f, "{}: {source}", path.display()),
             Error::Stages(failures) => {
-                for (stage, message) in failures {
-                    writeln!(f, "error: stage {stage} failed: {message}")?;
+                for (i, (stage, message)) in failures.iter().enumerate() {
+                    if i > 0 {
+                        writeln!(f)?;
+                    }
+                    write!(f, "stage {stage} failed: {message}")?;
                 }
-                write!(f, "{} stage(s) failed", failures.len())
+                Ok(())
             }
+        }
+    }
+}
+
+impl Error {
+    /// What the command line prints: every problem on its own line(s) after `error: ` (or
+    /// `warning: `), and a count where there can be many.
+    pub fn render(&self) -> String {
+        match self {
+            Error::Study(diagnostics) => {
+                let lines: Vec<String> = diagnostics.iter().map(Diagnostic::render).collect();
+                let n = diagnostics.iter().filter(|d| d.severity == Severity::Error).count();
+                format!("{}\n{n} problem{} found", lines.join("\n"), if n == 1 { "" } else { "s" })
+            }
+            Error::Problems(messages) => messages.iter().map(|m| format!("error: {m}")).collect::<Vec<_>>().join("\n"),
+            Error::Stages(failures) => {
+                let lines: Vec<String> =
+                    failures.iter().map(|(stage, message)| format!("error: stage {stage} failed: {message}")).collect();
+                format!("{}\n{} stage(s) failed", lines.join("\n"), failures.len())
+            }
+            other => format!("error: {other}"),
         }
     }
 }

@@ -7,7 +7,7 @@
 //! ```no_run
 //! let loaded = neurospec::spec::load(std::path::Path::new("studies/ukb-symptoms.toml"))?;
 //! let resolved = neurospec::spec::check::resolve(&loaded)?;
-//! let plan = neurospec::plan::compile(&loaded, &resolved);
+//! let plan = neurospec::plan::compile(&resolved);
 //! println!("{} stage instances", plan.order.len());
 //! # Ok::<(), neurospec::error::Error>(())
 //! ```
@@ -17,6 +17,7 @@
 
 pub mod behaviour;
 pub mod cli;
+pub mod design;
 pub mod error;
 pub mod exec;
 pub mod imaging;

@@ -4,7 +4,7 @@
 mod common;
 
 use common::*;
-use neurospec::behaviour::efa::{self, Extraction, Rotation, Scores};
+use neurospec::behaviour::efa::{self, Extraction, Rotation, RotationParams, Scores};
 use neurospec::stats::dense::M;
 
 fn fixture(name: &str) -> std::path::PathBuf {
@@ -18,7 +18,7 @@ fn matrix(name: &str) -> M {
 }
 
 fn items() -> (Vec<String>, usize, usize, Vec<f64>, M) {
-    let (names, ids, values) = neurospec::behaviour::efa_command::read_items(&fixture("items.tsv"), None).unwrap();
+    let (names, ids, values) = neurospec::tables::read::read_items(&fixture("items.tsv"), None).unwrap();
     let (n, p) = (ids.len(), names.len());
     let r = efa::correlation(&values, n, p, &names).unwrap();
     (names, n, p, values, r)
@@ -47,7 +47,8 @@ fn aligned(ours: &M, map: &[(usize, f64)]) -> M {
 }
 
 fn max_diff(a: &M, b: &M) -> f64 {
-    a.data.iter().zip(&b.data).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max)
+    assert_eq!((a.rows, a.cols), (b.rows, b.cols), "matrix shapes differ");
+    common::max_abs_diff(&a.data, &b.data)
 }
 
 #[test]
@@ -55,18 +56,18 @@ fn loadings_phi_and_scores_match_factor_analyzer() {
     let (_, n, p, values, r) = items();
     let configs: [(&str, Extraction, Rotation); 8] = [
         ("minres_varimax", Extraction::MinRes, Rotation::Varimax),
-        ("minres_oblimin", Extraction::MinRes, Rotation::Oblimin { gamma: 0.0 }),
-        ("ml_promax", Extraction::Ml, Rotation::Promax { power: 4.0 }),
+        ("minres_oblimin", Extraction::MinRes, Rotation::Oblimin),
+        ("ml_promax", Extraction::Ml, Rotation::Promax),
         ("principal_varimax", Extraction::Principal, Rotation::Varimax),
         ("minres_quartimin", Extraction::MinRes, Rotation::Quartimin),
-        ("minres_geomin_obl", Extraction::MinRes, Rotation::Geomin { delta: 0.01 }),
+        ("minres_geomin_obl", Extraction::MinRes, Rotation::Geomin),
         ("minres_none", Extraction::MinRes, Rotation::None),
         ("ml_none", Extraction::Ml, Rotation::None),
     ];
     let z = efa::standardise(&values, n, p);
     let mut problems = Vec::new();
     for (name, method, rotation) in configs {
-        let fit = efa::fit(&r, 3, method, rotation).unwrap();
+        let fit = efa::fit(&r, 3, method, rotation, RotationParams::default()).unwrap();
         assert!(fit.converged, "{name} did not converge");
         let theirs = matrix(&format!("{name}_loadings.tsv"));
         let map = matching(&fit.loadings, &theirs);
@@ -119,7 +120,7 @@ fn json(name: &str) -> serde_json::Value {
 #[test]
 fn fit_indices_map_and_parallel_analysis_match_their_references() {
     let (_, n, _, _, r) = items();
-    let ml = efa::fit(&r, 3, Extraction::Ml, Rotation::None).unwrap();
+    let ml = efa::fit(&r, 3, Extraction::Ml, Rotation::None, RotationParams::default()).unwrap();
     let reference = json("ml_fit.json");
     let got = efa::fit_indices(&r, &ml, n).unwrap();
     let rel = |a: f64, key: &str| (a - reference[key].as_f64().unwrap()).abs() / reference[key].as_f64().unwrap().abs();
@@ -165,7 +166,7 @@ fn parallel_analysis_by_wishart_matches_simulating_the_data() {
 #[test]
 fn bartlett_and_ten_berge_scores_match_their_formulas() {
     let (_, n, p, values, r) = items();
-    let fit = efa::fit(&r, 3, Extraction::MinRes, Rotation::Oblimin { gamma: 0.0 }).unwrap();
+    let fit = efa::fit(&r, 3, Extraction::MinRes, Rotation::Oblimin, RotationParams::default()).unwrap();
     let map = matching(&fit.loadings, &matrix("minres_oblimin_loadings.tsv"));
     let z = efa::standardise(&values, n, p);
     for (method, file) in [(Scores::Bartlett, "bartlett_scores.tsv"), (Scores::TenBerge, "tenberge_scores.tsv")] {

@@ -25,10 +25,11 @@ fn compare(ours: &Path, theirs: &Path) -> f64 {
     let (h2, b) = numbers(theirs);
     assert_eq!(h1, h2, "region names/order differ from {}", theirs.display());
     assert_eq!(a.len(), b.len(), "row count differs from {}", theirs.display());
+    assert!(a.iter().zip(&b).all(|(x, y)| x.len() == y.len()), "row lengths differ from {}", theirs.display());
     let all: Vec<f64> = b.iter().flatten().copied().collect();
     let mean = all.iter().sum::<f64>() / all.len() as f64;
     let sd = (all.iter().map(|v| (v - mean).powi(2)).sum::<f64>() / all.len() as f64).sqrt();
-    let worst = a.iter().flatten().zip(b.iter().flatten()).map(|(x, y)| (x - y).abs()).fold(0.0, f64::max);
+    let worst = common::max_abs_diff(a.iter().flatten(), b.iter().flatten());
     worst / sd
 }
 
@@ -152,7 +153,7 @@ fn connectivity_matches_nilearn_and_numpy() {
         extract_ok(dir.path(), &args.iter().map(String::as_str).collect::<Vec<_>>());
         let (_, ours) = numbers(&matrix);
         let (_, theirs) = numbers(&fixture(expected));
-        let worst = ours.iter().flatten().zip(theirs.iter().flatten()).map(|(a, b)| (a - b).abs()).fold(0.0, f64::max);
+        let worst = common::max_abs_diff(ours.iter().flatten(), theirs.iter().flatten());
         assert!(worst <= 1e-6, "{expected}: max abs difference {worst:e}");
     }
 }

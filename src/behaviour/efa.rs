@@ -13,32 +13,103 @@
 //! * **Order and sign**: factors are ordered by variance explained (sum of squared loadings;
 //!   for oblique solutions the diagonal of ΛΦΛᵀ's contribution) and each is flipped so that
 //!   its largest-magnitude loading is positive.
+//!
+//! One file because extraction, rotation, scores, the count rules and the fit indices form one
+//! model whose pieces call each other; splitting them would scatter one methods section.
 
 use crate::stats::dense::M;
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Extraction method (written `minres`, `ml` or `principal` in studies and on the command line).
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Extraction {
+    /// Minimum residual (least squares).
+    #[default]
+    #[value(name = "minres")]
     MinRes,
+    /// Maximum likelihood (adds χ², TLI and RMSEA).
     Ml,
+    /// Principal axis of the correlation matrix.
     Principal,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq)]
+/// Rotation criterion. Its parameters (oblimin γ, geomin δ, promax power) are in
+/// [`RotationParams`]; each criterion reads only its own.
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Rotation {
     None,
     Varimax,
-    Promax { power: f64 },
-    Oblimin { gamma: f64 },
+    Promax,
+    #[default]
+    Oblimin,
     Quartimin,
-    Geomin { delta: f64 },
+    Geomin,
+}
+
+/// Promax's power (as psych and factor_analyzer).
+pub const PROMAX_POWER: f64 = 4.0;
+/// Geomin's δ (as GPArotation and factor_analyzer).
+pub const GEOMIN_DELTA: f64 = 0.01;
+
+/// The parameters of the rotation criteria.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RotationParams {
+    /// Oblimin γ (0 = quartimin).
+    pub gamma: f64,
+    /// Geomin δ.
+    pub delta: f64,
+}
+
+impl Default for RotationParams {
+    fn default() -> Self {
+        RotationParams { gamma: 0.0, delta: GEOMIN_DELTA }
+    }
 }
 
 impl Rotation {
     pub fn oblique(self) -> bool {
-        matches!(
-            self,
-            Rotation::Promax { .. } | Rotation::Oblimin { .. } | Rotation::Quartimin | Rotation::Geomin { .. }
-        )
+        matches!(self, Rotation::Promax | Rotation::Oblimin | Rotation::Quartimin | Rotation::Geomin)
+    }
+
+    /// Whether the criterion reads oblimin's γ (so only then is γ checked and fingerprinted).
+    pub fn uses_gamma(self) -> bool {
+        self == Rotation::Oblimin
+    }
+
+    /// The rotation with the parameters it uses, as recorded in `fit.json` (e.g.
+    /// `Oblimin { gamma: 0.0 }`).
+    pub fn describe(self, params: RotationParams) -> String {
+        match self {
+            Rotation::None => "None".into(),
+            Rotation::Varimax => "Varimax".into(),
+            Rotation::Promax => format!("Promax {{ power: {PROMAX_POWER:?} }}"),
+            Rotation::Oblimin => format!("Oblimin {{ gamma: {:?} }}", params.gamma),
+            Rotation::Quartimin => "Quartimin".into(),
+            Rotation::Geomin => format!("Geomin {{ delta: {:?} }}", params.delta),
+        }
     }
 }
 
@@ -367,7 +438,7 @@ fn geomin_criterion(delta: f64) -> impl Fn(&M) -> (f64, M) {
 }
 
 /// Rotate loadings; returns (loadings, Φ, converged).
-pub fn rotate(a: &M, rotation: Rotation) -> Result<(M, M, bool), String> {
+pub fn rotate(a: &M, rotation: Rotation, params: RotationParams) -> Result<(M, M, bool), String> {
     let k = a.cols;
     if k == 1 || rotation == Rotation::None {
         return Ok((a.clone(), M::identity(k), true));
@@ -375,13 +446,13 @@ pub fn rotate(a: &M, rotation: Rotation) -> Result<(M, M, bool), String> {
     Ok(match rotation {
         Rotation::None => unreachable!(),
         Rotation::Varimax => (varimax(a).0, M::identity(k), true),
-        Rotation::Promax { power } => {
-            let (l, phi) = promax(a, power).ok_or("promax: singular matrix")?;
+        Rotation::Promax => {
+            let (l, phi) = promax(a, PROMAX_POWER).ok_or("promax: singular matrix")?;
             (l, phi, true)
         }
-        Rotation::Oblimin { gamma } => gpa_oblique(a, &oblimin_criterion(gamma)),
+        Rotation::Oblimin => gpa_oblique(a, &oblimin_criterion(params.gamma)),
         Rotation::Quartimin => gpa_oblique(a, &oblimin_criterion(0.0)),
-        Rotation::Geomin { delta } => gpa_oblique(a, &geomin_criterion(delta)),
+        Rotation::Geomin => gpa_oblique(a, &geomin_criterion(params.delta)),
     })
 }
 
@@ -404,23 +475,37 @@ pub fn normalise(loadings: &M, phi: &M) -> (M, M) {
 }
 
 /// Fit: extract, rotate, normalise order and sign.
-pub fn fit(r: &M, k: usize, method: Extraction, rotation: Rotation) -> Result<Fit, String> {
+pub fn fit(r: &M, k: usize, method: Extraction, rotation: Rotation, params: RotationParams) -> Result<Fit, String> {
     let (unrotated, psi, converged) = extract(r, k, method)?;
-    let (rotated, phi, rotation_converged) = rotate(&unrotated, rotation)?;
+    let (rotated, phi, rotation_converged) = rotate(&unrotated, rotation, params)?;
     let (loadings, phi) = normalise(&rotated, &phi);
     let (unrotated, _) = normalise(&unrotated, &M::identity(k));
     Ok(Fit { loadings, phi, uniquenesses: psi, unrotated, converged: converged && rotation_converged })
 }
 
 /// Factor score methods.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(
+    Debug,
+    Clone,
+    Copy,
+    Default,
+    PartialEq,
+    Eq,
+    serde::Serialize,
+    serde::Deserialize,
+    schemars::JsonSchema,
+    clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
 pub enum Scores {
     /// Thurstone's regression scores: W = R⁻¹ Λ Φ.
+    #[default]
     Regression,
     /// Bartlett: W = Ψ⁻¹ Λ (Λᵀ Ψ⁻¹ Λ)⁻¹.
     Bartlett,
     /// ten Berge et al. (1999), correlation-preserving: W = R^{-1/2} C Φ^{1/2} with
     /// C = R^{-1/2} Λ Φ^{1/2} (Φ^{1/2} Λᵀ R⁻¹ Λ Φ^{1/2})^{-1/2}.
+    #[value(name = "tenberge")]
     TenBerge,
 }
 
@@ -682,12 +767,18 @@ pub enum Count {
     Map,
 }
 
+/// Fewest rows (subjects) a factor model of `items` items can be fitted to.
+pub fn min_rows(items: usize) -> usize {
+    items + 2
+}
+
 /// A whole analysis as `neurospec efa` and the `factors` stage run it.
 #[derive(Debug, Clone)]
 pub struct Request {
     pub count: Count,
     pub method: Extraction,
     pub rotation: Rotation,
+    pub rotation_params: RotationParams,
     pub scores: Scores,
     pub simulations: usize,
     pub seed: u64,
@@ -707,7 +798,7 @@ pub struct Analysis {
 /// Correlations, KMO and Bartlett's test, parallel analysis and MAP, the fit, score weights,
 /// variance explained and fit indices, for complete items (n × p, row-major).
 pub fn analyse(values: &[f64], n: usize, p: usize, names: &[String], request: &Request) -> Result<Analysis, String> {
-    if n < p + 2 {
+    if n < min_rows(p) {
         return Err(format!("{n} rows for {p} items; factor analysis needs more rows than items"));
     }
     let r = correlation(values, n, p, names)?;
@@ -725,7 +816,7 @@ pub fn analyse(values: &[f64], n: usize, p: usize, names: &[String], request: &R
     if k == 0 || k >= p {
         return Err(format!("{k} factors cannot be extracted from {p} items"));
     }
-    let fit = fit(&r, k, request.method, request.rotation)?;
+    let fit = fit(&r, k, request.method, request.rotation, request.rotation_params)?;
     let weights = score_weights(&r, &fit, request.scores)?;
     let (means, sds) = moments(values, n, p);
     let (kmo_items, kmo_total) = kmo(&r).ok_or("the correlation matrix is singular (KMO)")?;
@@ -737,7 +828,7 @@ pub fn analyse(values: &[f64], n: usize, p: usize, names: &[String], request: &R
         "items": names,
         "factors": k,
         "method": format!("{:?}", request.method),
-        "rotation": format!("{:?}", request.rotation),
+        "rotation": request.rotation.describe(request.rotation_params),
         "scores": format!("{:?}", request.scores),
         "converged": fit.converged,
         "communalities": fit.communalities(),
@@ -753,4 +844,18 @@ pub fn analyse(values: &[f64], n: usize, p: usize, names: &[String], request: &R
         "velicer_map": {"factors": map_k, "average_squared_partials": map_averages},
     });
     Ok(Analysis { k, fit, weights, means, sds, summary })
+}
+
+/// A labelled matrix as TSV: a header of `first` and the column names, then one row per name
+/// (`loadings.tsv`, `phi.tsv`, `weights.tsv`, `scores.tsv`).
+pub fn matrix_tsv(first: &str, rows: &[String], columns: &[String], m: &M) -> String {
+    let mut out = format!("{first}\t{}\n", columns.join("\t"));
+    for (i, name) in rows.iter().enumerate() {
+        out.push_str(name);
+        for j in 0..m.cols {
+            out.push_str(&format!("\t{}", m.at(i, j)));
+        }
+        out.push('\n');
+    }
+    out
 }

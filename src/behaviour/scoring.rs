@@ -8,10 +8,49 @@
 //! The subject's score is the mean of its visit scores when at least `min_visits` visits have one.
 
 use crate::error::{Error, Result};
-use crate::spec::check::ResolvedScore;
-use crate::spec::{MissingItems, ScoreMethod};
 use crate::tables::{Cell, Table, TsvWriter};
 use std::collections::{BTreeMap, HashMap};
+
+/// One score's items, visit by visit.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct ScoreDefinition {
+    pub name: String,
+    /// (visit label, item columns) — one entry with an empty label when there are no visits.
+    pub visits: Vec<(String, Vec<String>)>,
+    /// Per item position: reverse-keyed?
+    pub reverse: Vec<bool>,
+    pub method: ScoreMethod,
+    pub range: [f64; 2],
+    pub missing_codes: Vec<f64>,
+    pub missing_items: MissingItems,
+    pub min_items: usize,
+    pub min_visits: usize,
+}
+
+/// How items combine within a visit.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ScoreMethod {
+    /// Sum of items (prorated sums are scaled to the full item count).
+    #[default]
+    Sum,
+    /// Mean of items.
+    Mean,
+}
+
+/// Missing-item policy. Nothing is imputed silently.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingItems {
+    /// A missing item in an answered visit stops the run, naming subject and item.
+    #[default]
+    Error,
+    /// The visit gets no score (the subject may then be excluded as incomplete, and is counted).
+    Exclude,
+    /// Score from the answered items when at least `min_items` were answered (mean of answered
+    /// items, times the item count for sums); each prorated score is counted in the report.
+    Prorate,
+}
 
 /// What happened while scoring, per score (written as `scoring_report.tsv`).
 #[derive(Debug, Default, Clone, PartialEq)]
@@ -27,7 +66,7 @@ pub struct ScoreReport {
 
 /// Score all subjects found in `tables` (a subject absent from an item's table has that item
 /// missing). Returns the score table (one column per score) and a report per score.
-pub fn score(tables: &[&Table], scores: &[ResolvedScore]) -> Result<(Table, Vec<(String, ScoreReport)>)> {
+pub fn score(tables: &[&Table], scores: &[ScoreDefinition]) -> Result<(Table, Vec<(String, ScoreReport)>)> {
     let mut ids: Vec<String> = Vec::new();
     let mut seen = HashMap::new();
     for t in tables {
@@ -171,8 +210,8 @@ pub fn report_tsv(reports: &[(String, ScoreReport)]) -> String {
 mod tests {
     use super::*;
 
-    fn spec(policy: MissingItems, min_items: usize) -> ResolvedScore {
-        ResolvedScore {
+    fn spec(policy: MissingItems, min_items: usize) -> ScoreDefinition {
+        ScoreDefinition {
             name: "dep".into(),
             visits: vec![
                 ("0".into(), vec!["a_0".into(), "b_0".into()]),

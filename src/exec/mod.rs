@@ -10,6 +10,7 @@
 //! Failure: by default the first failed stage stops new work (stages already running finish);
 //! with `keep_going` every stage that does not depend on a failure still runs.
 
+pub mod preflight;
 pub mod progress;
 
 use crate::error::{Error, Result};
@@ -237,7 +238,7 @@ pub fn run(plan: &Plan, store: &Store, options: &Options) -> Result<RunReport> {
                 }
                 Err(e) => {
                     progress.finished(&plan.node(i).id, "failed");
-                    outcomes.insert(i, Outcome::Failed(e.to_string().trim_start_matches("error: ").to_string()));
+                    outcomes.insert(i, Outcome::Failed(e.to_string()));
                     stop |= !options.keep_going;
                 }
             }
@@ -281,7 +282,7 @@ fn execute(
     }
     let report = |done: u64, total: u64| bar.set(done, total);
     let ctx = stages::Context { stage: &node.id, params: &node.params, inputs, paths, progress: &report };
-    let outputs = stages::run(node.kind, &ctx)?;
+    let outputs = stages::run_checked(node.kind, &ctx)?;
     let mut recorded = BTreeMap::new();
     for (name, bytes) in &outputs {
         let hash = store.put(bytes)?;

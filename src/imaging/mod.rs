@@ -1,6 +1,6 @@
 //! Imaging: NIfTI streaming, regions on a grid, region time series, denoising, connectivity.
 
-pub mod command;
+pub mod run;
 pub mod connectivity;
 pub mod denoise;
 pub mod discover;

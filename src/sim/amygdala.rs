@@ -102,7 +102,7 @@ fn affine() -> [[f64; 4]; 3] {
 }
 
 pub fn edge_column(nucleus: usize, roi: usize) -> String {
-    crate::spec::check::edge_column(NUCLEI[nucleus], ROIS[roi])
+    crate::design::edge_column(NUCLEI[nucleus], ROIS[roi])
 }
 
 fn cholesky(a: &[[f64; 4]; 4]) -> [[f64; 4]; 4] {

@@ -91,6 +91,9 @@
 //! [`ExprError::to_diagnostic`] places it in the study file. [`Expr`]'s `Display` is a canonical
 //! form (`and` for `&&`, minimal parentheses, single spaces) used in fingerprints and provenance:
 //! parsing it gives back the same expression.
+//!
+//! One file because the lexer, parser, type and dependency checker, evaluator and the canonical
+//! printer of one small language change together.
 
 use crate::error::{Diagnostic, did_you_mean};
 use std::collections::{BTreeMap, HashSet};

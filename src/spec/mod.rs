@@ -8,9 +8,11 @@
 //!
 //! Invariant: nothing here computes results. `check` reads table headers and, for the few checks
 //! that need them, column values (ranges, ids), never more.
+//!
+//! One file because these types are the study file's schema: every section and its doc comments
+//! (which become the JSON Schema's descriptions) read top to bottom in the order of a study.
 
 pub mod check;
-pub mod deep;
 pub mod expr;
 pub mod load;
 pub mod schema;
@@ -20,6 +22,11 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+pub use crate::behaviour::efa::{Extraction, Rotation, Scores};
+pub use crate::behaviour::scoring::{MissingItems, ScoreMethod};
+pub use crate::stats::association::PermutationScheme;
+pub use crate::stats::voxelwise::Tail;
+pub use crate::tables::TableFormat;
 pub use load::{LoadedStudy, load};
 
 /// A whole study.
@@ -129,7 +136,7 @@ pub struct GroupSpec {
     #[serde(default = "default_group_permutations")]
     pub permutations: usize,
     #[serde(default)]
-    pub tail: GroupTail,
+    pub tail: Tail,
     /// Cluster-forming threshold as |t| (voxelwise; default: p < 0.001 uncorrected).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cluster_t: Option<f64>,
@@ -162,14 +169,6 @@ pub enum GroupDesign {
     Correlation,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum GroupTail {
-    #[default]
-    TwoSided,
-    Positive,
-    Negative,
-}
 
 /// One ROC analysis.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -374,7 +373,7 @@ fn default_true() -> bool {
     true
 }
 fn default_min_volumes() -> usize {
-    50
+    crate::imaging::run::DEFAULT_MIN_VOLUMES
 }
 
 /// Per-subject connectivity between region sets.
@@ -412,16 +411,16 @@ pub struct Factors {
     pub count: FactorCount,
     /// Extraction method.
     #[serde(default)]
-    pub method: FactorMethod,
+    pub method: Extraction,
     /// Rotation.
     #[serde(default)]
-    pub rotation: FactorRotation,
-    /// Oblimin γ (0 = quartimin).
+    pub rotation: Rotation,
+    /// Oblimin γ (0 = quartimin); read only with `rotation = "oblimin"`.
     #[serde(default)]
     pub gamma: f64,
     /// Factor score method.
     #[serde(default)]
-    pub scores: FactorScores,
+    pub scores: Scores,
     /// Simulated data sets for parallel analysis.
     #[serde(default = "default_parallel_simulations")]
     pub parallel_simulations: usize,
@@ -453,41 +452,6 @@ impl Default for FactorCount {
 pub enum FactorRule {
     Parallel,
     Map,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FactorMethod {
-    /// Minimum residual (least squares).
-    #[default]
-    Minres,
-    /// Maximum likelihood (adds χ², TLI and RMSEA).
-    Ml,
-    /// Principal axis of the correlation matrix.
-    Principal,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FactorRotation {
-    None,
-    Varimax,
-    Promax,
-    #[default]
-    Oblimin,
-    Quartimin,
-    Geomin,
-}
-
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum FactorScores {
-    /// Thurstone's regression scores.
-    #[default]
-    Regression,
-    Bartlett,
-    /// ten Berge (correlation-preserving).
-    Tenberge,
 }
 
 /// Cross-validated prediction.
@@ -593,7 +557,7 @@ pub struct Simulate {
 }
 
 /// Simulator presets.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema, clap::ValueEnum)]
 #[serde(rename_all = "kebab-case")]
 pub enum Preset {
     /// UK-Biobank-style tabular study: ~200 IDPs, symptom items at two visits, covariates,
@@ -649,14 +613,6 @@ pub struct TableSpec {
     pub missing_values: Option<Vec<String>>,
 }
 
-/// Table file formats.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum TableFormat {
-    Tsv,
-    Csv,
-    Parquet,
-}
 
 /// A questionnaire score: items combined within a visit, then over visits.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
@@ -689,29 +645,7 @@ pub struct ScoreSpec {
     pub min_visits: Option<usize>,
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum ScoreMethod {
-    /// Sum of items (prorated sums are scaled to the full item count).
-    #[default]
-    Sum,
-    /// Mean of items.
-    Mean,
-}
 
-/// Missing-item policy. Nothing is imputed silently.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "lowercase")]
-pub enum MissingItems {
-    /// A missing item in an answered visit stops the run, naming subject and item.
-    #[default]
-    Error,
-    /// The visit gets no score (the subject may then be excluded as incomplete, and is counted).
-    Exclude,
-    /// Score from the answered items when at least `min_items` were answered (mean of answered
-    /// items, times the item count for sums); each prorated score is counted in the report.
-    Prorate,
-}
 
 /// Subject exclusions, applied in order: complete cases, then IQR outliers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -806,16 +740,6 @@ fn default_ci_level() -> f64 {
     0.95
 }
 
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "kebab-case")]
-pub enum PermutationScheme {
-    /// Permute the residuals of the outcome under the covariates-only model, add back the fitted
-    /// values (Freedman & Lane 1983; exact-size under exchangeable errors, Winkler et al. 2014).
-    #[default]
-    FreedmanLane,
-    /// Permute the outcome itself (Manly 1986).
-    Manly,
-}
 
 /// Benjamini–Hochberg FDR.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

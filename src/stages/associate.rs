@@ -5,20 +5,24 @@
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
-use crate::plan::ALL;
-use crate::spec::PermutationScheme;
+use crate::design::{Sample, SplitAssignment};
+use crate::stats::association::PermutationScheme;
 use crate::spec::terms::Term;
 use crate::stats::association::{self, Input, Settings};
-use crate::tables::{Cell, Tsv, TsvWriter};
+use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 pub const VERSION: u32 = 1;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["dataset", "split"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["stats"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
     pub outcome: String,
-    pub part: String,
+    pub part: Sample,
     /// (group, column)
     pub features: Vec<(String, String)>,
     pub covariates: Vec<Term>,
@@ -49,14 +53,11 @@ pub const COLUMNS: [&str; 13] = [
 pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let p: Params = ctx.params()?;
     let dataset = ctx.table("dataset")?;
-    let rows: Vec<usize> = if p.part == ALL {
-        (0..dataset.rows()).collect()
-    } else {
-        let split = Tsv::parse(&ctx.text("split")?);
-        let sample: std::collections::HashMap<&str, &str> =
-            split.rows.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
-        (0..dataset.rows()).filter(|&i| sample.get(dataset.ids[i].as_str()) == Some(&p.part.as_str())).collect()
+    let split = match p.part {
+        Sample::All => None,
+        _ => Some(SplitAssignment::parse(&ctx.text("split")?)?),
     };
+    let rows = SplitAssignment::rows(split.as_ref(), &dataset.ids, p.part);
     let n = rows.len();
     let pick = |name: &str| -> Result<Vec<f64>> {
         let column = dataset.numeric(name)?;

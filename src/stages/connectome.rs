@@ -11,6 +11,10 @@ use crate::tables::{Cell, Table, Tsv, TsvWriter};
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 2;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["edges:*", "report:*"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["table", "tsv", "summary"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -82,7 +86,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         ]);
     }
     let mut table = Table::new("imaging:connectome", ids);
-    let names = sessions.iter().flat_map(|s| p.edges.iter().map(move |e| crate::spec::check::session_column(e, *s)));
+    let names = sessions.iter().flat_map(|s| p.edges.iter().map(move |e| crate::design::session_column(e, *s)));
     for (name, column) in names.zip(values) {
         table.push_numeric(name, column);
     }

@@ -18,6 +18,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 pub const VERSION: u32 = 2;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["scores", "table:*"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["dataset", "exclusions", "summary"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -203,7 +207,7 @@ fn derive(
     let available: Vec<String> = sources.iter().flat_map(|t| t.column_names().map(String::from)).collect();
     let pairs: Vec<(String, String)> = derived.iter().map(|(n, t, _)| (n.clone(), t.clone())).collect();
     let checked = expr::check(&pairs, &available)
-        .map_err(|errors| Error::data(errors.iter().map(|e| e.to_string()).collect::<Vec<_>>().join("\nerror: ")))?;
+        .map_err(|errors| Error::Problems(errors.iter().map(|e| e.to_string()).collect()))?;
     // Each referenced column aligned to `ids`.
     let mut aligned: BTreeMap<String, Vec<f64>> = BTreeMap::new();
     for c in &checked {

@@ -9,32 +9,36 @@
 //! factor appended), `loadings`, `phi`, `scores` (subject, sample, factors) and `fit` (JSON).
 
 use super::{Context, Outputs};
-use crate::behaviour::efa::{self, Count, Extraction, Request, Rotation, Scores};
-use crate::behaviour::efa_command::matrix_tsv;
+use crate::behaviour::efa::{self, Count, Extraction, Request, Rotation, RotationParams, Scores, matrix_tsv};
 use crate::error::{Error, Result};
-use crate::plan::ALL;
-use crate::spec::{FactorCount, FactorMethod, FactorRotation, FactorRule, FactorScores};
+use crate::design::{Sample, SplitAssignment};
+use crate::spec::{FactorCount, FactorRule};
 use crate::stats::dense::M;
-use crate::tables::{Cell, Tsv, TsvWriter};
+use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["dataset", "split"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["dataset", "loadings", "phi", "weights", "scores", "fit"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
     /// Item columns, in order.
     pub items: Vec<String>,
     pub count: FactorCount,
-    pub method: FactorMethod,
-    pub rotation: FactorRotation,
-    pub gamma: f64,
-    pub scores: FactorScores,
+    pub method: Extraction,
+    pub rotation: Rotation,
+    /// Oblimin γ; `None` for every other rotation (which ignores it, so it is not fingerprinted).
+    pub gamma: Option<f64>,
+    pub scores: Scores,
     pub parallel_simulations: usize,
     pub seed: u64,
     /// Factor column names; empty means F1..Fk.
     pub names: Vec<String>,
     /// The sample the model is fitted on (`discovery` or `all`).
-    pub fit_sample: String,
+    pub fit_sample: Sample,
 }
 
 pub fn request(p: &Params) -> Request {
@@ -44,24 +48,10 @@ pub fn request(p: &Params) -> Request {
             FactorCount::Rule(FactorRule::Parallel) => Count::Parallel,
             FactorCount::Rule(FactorRule::Map) => Count::Map,
         },
-        method: match p.method {
-            FactorMethod::Minres => Extraction::MinRes,
-            FactorMethod::Ml => Extraction::Ml,
-            FactorMethod::Principal => Extraction::Principal,
-        },
-        rotation: match p.rotation {
-            FactorRotation::None => Rotation::None,
-            FactorRotation::Varimax => Rotation::Varimax,
-            FactorRotation::Promax => Rotation::Promax { power: 4.0 },
-            FactorRotation::Oblimin => Rotation::Oblimin { gamma: p.gamma },
-            FactorRotation::Quartimin => Rotation::Quartimin,
-            FactorRotation::Geomin => Rotation::Geomin { delta: 0.01 },
-        },
-        scores: match p.scores {
-            FactorScores::Regression => Scores::Regression,
-            FactorScores::Bartlett => Scores::Bartlett,
-            FactorScores::Tenberge => Scores::TenBerge,
-        },
+        method: p.method,
+        rotation: p.rotation,
+        rotation_params: RotationParams { gamma: p.gamma.unwrap_or(0.0), ..RotationParams::default() },
+        scores: p.scores,
         simulations: p.parallel_simulations,
         seed: p.seed,
     }
@@ -71,19 +61,20 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let p: Params = ctx.params()?;
     let mut dataset = ctx.table("dataset")?;
     let n_all = dataset.rows();
-    let sample: Vec<String> = if p.fit_sample == ALL {
-        vec![ALL.to_string(); n_all]
-    } else {
-        let split = Tsv::parse(&ctx.text("split")?);
-        let of: std::collections::HashMap<&str, &str> =
-            split.rows.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
-        dataset.ids.iter().map(|id| of.get(id.as_str()).copied().unwrap_or("").to_string()).collect()
+    let split = match p.fit_sample {
+        Sample::All => None,
+        _ => Some(SplitAssignment::parse(&ctx.text("split")?)?),
+    };
+    // Each subject's sample as written in the scores table (empty: not in the split).
+    let sample: Vec<&str> = match &split {
+        None => vec![Sample::All.name(); n_all],
+        Some(s) => dataset.ids.iter().map(|id| s.of(id).map_or("", Sample::name)).collect(),
     };
     let n_items = p.items.len();
     let columns: Vec<&[f64]> = p.items.iter().map(|c| dataset.numeric(c)).collect::<Result<_>>()?;
     let values_of =
         |rows: &[usize]| -> Vec<f64> { rows.iter().flat_map(|&i| columns.iter().map(move |c| c[i])).collect() };
-    let fit_rows: Vec<usize> = (0..n_all).filter(|&i| sample[i] == p.fit_sample).collect();
+    let fit_rows = SplitAssignment::rows(split.as_ref(), &dataset.ids, p.fit_sample);
     let fit_values = values_of(&fit_rows);
     let analysis = efa::analyse(&fit_values, fit_rows.len(), n_items, &p.items, &request(&p)).map_err(|e| {
         Error::data(format!("{}: factor analysis of {} items in the {} sample: {e}", ctx.stage, n_items, p.fit_sample))

@@ -12,10 +12,14 @@ use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
 pub const VERSION: u32 = 1;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["stats:*"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["results"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
-    pub part: String,
+    pub part: crate::design::Sample,
     pub outcomes: Vec<String>,
     pub q: f64,
     pub families: Vec<FamilyKey>,

@@ -9,7 +9,8 @@
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
-use crate::spec::{GroupDesign, GroupTail};
+pub use crate::design::Level;
+use crate::spec::GroupDesign;
 use crate::stats::voxelwise::{
     self, ClusterSettings, ClusterThreshold, Connectivity, Covariates, Design, MaskedGrid, Settings, Tail,
 };
@@ -17,14 +18,10 @@ use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
-
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub enum Level {
-    /// Seed index within the runs' seed maps, and its name.
-    Voxel { seed: usize, name: String },
-    /// Per edge: its name and its dataset column in each session used.
-    Edges(Vec<(String, Vec<String>)>),
-}
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["dataset", "maps:*", "mask", "peak_atlas"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["tmap", "pfwe", "clusters", "results", "summary"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -38,22 +35,12 @@ pub struct Params {
     pub covariates: Vec<String>,
     pub permutations: usize,
     pub seed: u64,
-    pub tail: GroupTail,
+    pub tail: Tail,
     pub cluster_t: Option<f64>,
     pub cluster_p: f64,
     pub connectivity: u8,
     /// Label table of the peak atlas (index, name).
     pub peak_labels: Vec<(i64, String)>,
-}
-
-impl From<GroupTail> for Tail {
-    fn from(tail: GroupTail) -> Tail {
-        match tail {
-            GroupTail::TwoSided => Tail::TwoSided,
-            GroupTail::Positive => Tail::Positive,
-            GroupTail::Negative => Tail::Negative,
-        }
-    }
 }
 
 /// Cluster-extent settings from a group analysis' spec: threshold as |t| or uncorrected p, and
@@ -146,7 +133,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             };
         }
     }
-    let tail = Tail::from(p.tail);
+    let tail = p.tail;
     let mask = match &p.level {
         Level::Voxel { .. } => Some(load_mask(ctx)?),
         Level::Edges(_) => None,
@@ -165,7 +152,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let total = p.permutations as u64;
     let progress = |done: u64| (ctx.progress)(done, total);
     let result = voxelwise::fit(&y, n, &design, &settings, &progress)
-        .map_err(|e| Error::data(format!("{}: {}", ctx.stage, e.to_string().trim_start_matches("error: "))))?;
+        .map_err(|e| Error::data(format!("{}: {}", ctx.stage, e)))?;
 
     let mut outputs = Outputs::new();
     let mut summary = serde_json::json!({

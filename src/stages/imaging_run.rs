@@ -8,7 +8,7 @@
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
-use crate::imaging::command::{RunSettings, process_run};
+use crate::imaging::run::{RunSettings, process_run};
 use crate::imaging::connectivity::pearson;
 use crate::imaging::regions::{RegionSources, Resampling};
 use crate::spec::Denoise;
@@ -16,6 +16,10 @@ use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
 pub const VERSION: u32 = 2;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["bold", "confounds", "seedmask", "region:*"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["series", "edges", "report", "seedmaps", "map:*"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -135,7 +139,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         )
         .collect();
     let output = process_run(&bold, reader, &grid, &regions, &settings)
-        .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e.to_string().trim_start_matches("error: "))))?;
+        .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e)))?;
     let Some(output) = output else {
         let report = serde_json::json!({
             "subject": p.subject, "volumes": volumes, "kept": null,
@@ -163,7 +167,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         };
         let value = matrix[i * r + j];
         let value = if p.fisher_z { value.clamp(-1.0, 1.0).atanh() } else { value };
-        edges.push_str(&format!("{}\t{value}\n", crate::spec::check::edge_column(a, b)));
+        edges.push_str(&format!("{}\t{value}\n", crate::design::edge_column(a, b)));
     }
     let report = serde_json::json!({
         "subject": p.subject, "volumes": volumes, "kept": output.keep.as_ref().map_or(volumes, Vec::len),
@@ -190,7 +194,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             low_pass: p.denoise.band.map(|b| b[1]).filter(|v| v.is_finite() && *v > 0.0),
             tr: p.tr.or(volumes_tr),
         };
-        let maps = crate::imaging::command::seed_map_values(
+        let maps = crate::imaging::run::seed_map_values(
             &bold,
             &voxels,
             series,
@@ -200,7 +204,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             output.keep.as_deref(),
             &clean,
         )
-        .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e.to_string().trim_start_matches("error: "))))?;
+        .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e)))?;
         // Each map also as a NIfTI image on the BOLD grid (0 outside the mask).
         let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         for (name, map) in p.seed_maps.iter().zip(&maps) {

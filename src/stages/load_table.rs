@@ -7,6 +7,10 @@ use crate::spec::TableFormat;
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["file", "table"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["table"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {

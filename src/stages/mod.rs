@@ -84,6 +84,94 @@ impl Kind {
             Kind::Roc => roc::VERSION,
         }
     }
+
+    /// Input names the stage reads, declared once in its file (`INPUTS`).
+    pub fn inputs(self) -> &'static [&'static str] {
+        match self {
+            Kind::Simulate => simulate::INPUTS,
+            Kind::LoadTable => load_table::INPUTS,
+            Kind::Scores => scores::INPUTS,
+            Kind::Dataset => dataset::INPUTS,
+            Kind::Split => split::INPUTS,
+            Kind::Associate => associate::INPUTS,
+            Kind::Fdr => fdr::INPUTS,
+            Kind::Replicate => replicate::INPUTS,
+            Kind::ImagingRun => imaging_run::INPUTS,
+            Kind::Connectome => connectome::INPUTS,
+            Kind::Factors => factors::INPUTS,
+            Kind::Predict => predict::INPUTS,
+            Kind::Group => group::INPUTS,
+            Kind::Roc => roc::INPUTS,
+        }
+    }
+
+    /// Output names the stage writes, declared once in its file (`OUTPUTS`).
+    pub fn outputs(self) -> &'static [&'static str] {
+        match self {
+            Kind::Simulate => simulate::OUTPUTS,
+            Kind::LoadTable => load_table::OUTPUTS,
+            Kind::Scores => scores::OUTPUTS,
+            Kind::Dataset => dataset::OUTPUTS,
+            Kind::Split => split::OUTPUTS,
+            Kind::Associate => associate::OUTPUTS,
+            Kind::Fdr => fdr::OUTPUTS,
+            Kind::Replicate => replicate::OUTPUTS,
+            Kind::ImagingRun => imaging_run::OUTPUTS,
+            Kind::Connectome => connectome::OUTPUTS,
+            Kind::Factors => factors::OUTPUTS,
+            Kind::Predict => predict::OUTPUTS,
+            Kind::Group => group::OUTPUTS,
+            Kind::Roc => roc::OUTPUTS,
+        }
+    }
+
+    pub fn declares_input(self, name: &str) -> bool {
+        self.inputs().iter().any(|d| name_matches(d, name))
+    }
+
+    pub fn declares_output(self, name: &str) -> bool {
+        self.outputs().iter().any(|d| name_matches(d, name))
+    }
+
+    /// Every stage kind.
+    pub const ALL: [Kind; 14] = [
+        Kind::Simulate,
+        Kind::LoadTable,
+        Kind::Scores,
+        Kind::Dataset,
+        Kind::Split,
+        Kind::Associate,
+        Kind::Fdr,
+        Kind::Replicate,
+        Kind::ImagingRun,
+        Kind::Connectome,
+        Kind::Factors,
+        Kind::Predict,
+        Kind::Group,
+        Kind::Roc,
+    ];
+}
+
+/// A declared name (`map:*` ends a family) against an actual one.
+fn name_matches(declared: &str, name: &str) -> bool {
+    match declared.strip_suffix('*') {
+        Some(prefix) => name.starts_with(prefix),
+        None => declared == name,
+    }
+}
+
+/// Run a stage and check it wrote only the outputs its kind declares (an undeclared output would
+/// be stored but never wired or published: a neurospec bug, reported as such).
+pub fn run_checked(kind: Kind, ctx: &Context<'_>) -> Result<Outputs> {
+    let outputs = run(kind, ctx)?;
+    if let Some(name) = outputs.keys().find(|name| !kind.declares_output(name)) {
+        return Err(Error::data(format!(
+            "stage {} wrote output `{name}`, which its kind ({}) does not declare; this is a neurospec bug",
+            ctx.stage,
+            kind.name()
+        )));
+    }
+    Ok(outputs)
 }
 
 /// Named output bytes of a stage.

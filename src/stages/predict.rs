@@ -8,12 +8,16 @@
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
-use crate::plan::{ALL, DISCOVERY, HELD_OUT};
+use crate::design::{Sample, SplitAssignment};
 use crate::stats::predict::{self, Data, Settings};
-use crate::tables::{Cell, ColumnData, Table, Tsv, TsvWriter};
+use crate::tables::{Cell, ColumnData, Table, TsvWriter};
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["dataset", "split"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["metrics", "edges", "predictions"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -31,8 +35,9 @@ pub struct Params {
     pub permutations: usize,
     pub permutation_seed: u64,
     pub ci_level: f64,
-    /// Whether a split exists (discovery → held-out) or the CV uses everyone.
-    pub split: bool,
+    /// The sample cross-validated and trained on: `discovery` (then applied once to `held-out`)
+    /// or `all` without a split.
+    pub fit_sample: Sample,
 }
 
 pub const METRIC_COLUMNS: [&str; 14] = [
@@ -90,17 +95,12 @@ fn text_values(dataset: &Table, name: &str, rows: &[usize]) -> Result<Vec<String
 pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let p: Params = ctx.params()?;
     let dataset = ctx.table("dataset")?;
-    let n_all = dataset.rows();
-    let sample: Vec<String> = if p.split {
-        let split = Tsv::parse(&ctx.text("split")?);
-        let of: std::collections::HashMap<&str, &str> =
-            split.rows.iter().map(|r| (r[0].as_str(), r[1].as_str())).collect();
-        dataset.ids.iter().map(|id| of.get(id.as_str()).copied().unwrap_or("").to_string()).collect()
-    } else {
-        vec![ALL.to_string(); n_all]
+    let split = match p.fit_sample {
+        Sample::All => None,
+        _ => Some(SplitAssignment::parse(&ctx.text("split")?)?),
     };
-    let cv_sample = if p.split { DISCOVERY } else { ALL };
-    let cv = part(&dataset, (0..n_all).filter(|&i| sample[i] == cv_sample).collect(), &p)?;
+    let cv_sample = p.fit_sample;
+    let cv = part(&dataset, SplitAssignment::rows(split.as_ref(), &dataset.ids, cv_sample), &p)?;
     let settings = Settings {
         folds: p.folds,
         repeats: p.repeats,
@@ -148,8 +148,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             Cell::Text(&note),
         ]);
     }
-    let held = if p.split {
-        let test = part(&dataset, (0..n_all).filter(|&i| sample[i] == HELD_OUT).collect(), &p)?;
+    let held = if let Some(split) = &split {
+        let test = part(&dataset, SplitAssignment::rows(Some(split), &dataset.ids, Sample::HeldOut), &p)?;
         let outcome = predict::train_and_test(&data(&cv, &p), &data(&test, &p), &settings, p.ci_level)
             .map_err(|e| fail("the final model", e))?;
         for t in &outcome.results {
@@ -196,13 +196,13 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let header: Vec<&str> = ["subject", "sample", "target"].into_iter().chain(model_names.iter().copied()).collect();
     let mut predictions = TsvWriter::new(&header);
     for (i, &row) in cv.rows.iter().enumerate() {
-        let mut cells = vec![Cell::Text(&dataset.ids[row]), Cell::Text(cv_sample), Cell::Num(result.targets[i])];
+        let mut cells = vec![Cell::Text(&dataset.ids[row]), Cell::Text(cv_sample.name()), Cell::Num(result.targets[i])];
         cells.extend(result.models.iter().map(|m| Cell::Num(m.predictions[i])));
         predictions.row(&cells);
     }
     if let Some((test, outcome)) = &held {
         for (i, &row) in test.rows.iter().enumerate() {
-            let mut cells = vec![Cell::Text(&dataset.ids[row]), Cell::Text(HELD_OUT), Cell::Num(outcome.targets[i])];
+            let mut cells = vec![Cell::Text(&dataset.ids[row]), Cell::Text(Sample::HeldOut.name()), Cell::Num(outcome.targets[i])];
             cells.extend(outcome.results.iter().map(|t| Cell::Num(t.predictions[i])));
             predictions.row(&cells);
         }

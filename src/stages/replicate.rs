@@ -13,6 +13,10 @@ use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
 pub const VERSION: u32 = 1;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["discovery", "held_out"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["replication", "summary"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {

@@ -11,36 +11,17 @@
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
-use crate::spec::GroupTail;
+pub use crate::design::{ClusterChoice, EdgeChoice};
+use crate::stats::voxelwise::Tail;
 use crate::stats::roc::{self, Alternative, RocSettings};
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
-
-/// The region-level two-sample analysis that chose a column among its edges.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct EdgeChoice {
-    pub group: String,
-    pub candidates: Vec<String>,
-    pub group_column: String,
-    pub covariates: Vec<String>,
-    pub tail: GroupTail,
-}
-
-/// The voxelwise analysis whose largest cluster gives the value.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct ClusterChoice {
-    pub group: String,
-    pub seed: usize,
-    pub session: Option<String>,
-    pub group_column: String,
-    pub covariates: Vec<String>,
-    pub tail: GroupTail,
-    pub cluster_t: Option<f64>,
-    pub cluster_p: f64,
-    pub connectivity: u8,
-}
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["dataset", "maps:*", "mask"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["auc"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -87,7 +68,7 @@ impl ClusterScorer {
         let settings = voxelwise::Settings {
             permutations: 0,
             seed: 0,
-            tail: self.choice.tail.into(),
+            tail: self.choice.tail,
             cluster: Some(super::group::cluster_settings(
                 self.choice.cluster_t,
                 self.choice.cluster_p,
@@ -144,7 +125,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         )));
     }
     let labels: Vec<bool> = rows.iter().map(|&r| label_values[r] == 1.0).collect();
-    let fail = |e: Error| Error::data(format!("{}: {}", ctx.stage, e.to_string().trim_start_matches("error: ")));
+    let fail = |e: Error| Error::data(format!("{}: {}", ctx.stage, e));
     let (value_name, scores) = match (&p.value, &scorer) {
         (Some(value), _) => {
             let column = dataset.numeric(value)?;
@@ -167,7 +148,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         alternative: Alternative::Greater,
         circular: p.selected_by.is_some() || p.cluster.is_some(),
     };
-    let fail = |e: Error| Error::data(format!("{}: {}", ctx.stage, e.to_string().trim_start_matches("error: ")));
+    let fail = |e: Error| Error::data(format!("{}: {}", ctx.stage, e));
     let in_sample = roc::summarise(&scores, &labels, &settings).map_err(fail)?;
     let value = &value_name;
     let mut table = TsvWriter::new(&[
@@ -226,12 +207,12 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
                     values: covariates.iter().flat_map(|c| train.iter().map(|&i| c[i])).collect(),
                 },
             };
-            let settings = Settings { permutations: 0, seed: 0, tail: choice.tail.into(), cluster: None };
+            let settings = Settings { permutations: 0, seed: 0, tail: choice.tail, cluster: None };
             let t = voxelwise::fit(&y, n, &design, &settings, &|_| {})?.t;
             let extremity = |v: f64| match choice.tail {
-                GroupTail::Negative => -v,
-                GroupTail::Positive => v,
-                GroupTail::TwoSided => v.abs(),
+                Tail::Negative => -v,
+                Tail::Positive => v,
+                Tail::TwoSided => v.abs(),
             };
             let best = (0..t.len())
                 .filter(|&c| t[c].is_finite())

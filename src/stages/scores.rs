@@ -3,14 +3,18 @@
 
 use super::{Context, Outputs};
 use crate::error::Result;
-use crate::spec::check::ResolvedScore;
+use crate::behaviour::scoring::ScoreDefinition;
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["table:*"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["scores", "report"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
-    pub scores: Vec<ResolvedScore>,
+    pub scores: Vec<ScoreDefinition>,
     pub tables: Vec<String>,
 }
 

@@ -6,6 +6,10 @@ use crate::spec::Preset;
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &[];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["truth", "pheno", "idps"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -23,4 +27,16 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     }
     out.insert("truth".into(), cohort.truth_tsv.into_bytes());
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn outputs_name_every_simulated_table() {
+        for preset in [crate::spec::Preset::UkbSymptoms] {
+            for table in crate::sim::tables(preset) {
+                assert!(super::OUTPUTS.contains(&table), "{table}");
+            }
+        }
+    }
 }

@@ -11,14 +11,17 @@
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
-use crate::plan::{DISCOVERY, HELD_OUT};
+use crate::design::{MIN_SPLIT_SIDE, Sample};
 use crate::spec::SplitMethod;
-use crate::spec::check::MIN_SPLIT_SIDE;
 use crate::stats::rng::Rng;
 use crate::tables::{Cell, ColumnData, TsvWriter};
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;
+/// Input names this stage reads (`*` ends a family, e.g. `table:*`).
+pub const INPUTS: &[&str] = &["dataset"];
+/// Output names this stage writes (`*` ends a family).
+pub const OUTPUTS: &[&str] = &["split"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -126,7 +129,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     }
     let mut w = TsvWriter::new(&["subject", "sample"]);
     for (id, h) in dataset.ids.iter().zip(&held_out) {
-        w.row(&[Cell::Text(id), Cell::Text(if *h { HELD_OUT } else { DISCOVERY })]);
+        w.row(&[Cell::Text(id), Cell::Text(if *h { Sample::HeldOut } else { Sample::Discovery }.name())]);
     }
     Ok(Outputs::from([("split".to_string(), w.finish().into_bytes())]))
 }

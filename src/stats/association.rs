@@ -35,8 +35,25 @@ use super::linalg::{cholesky_solve, dot, matmul_tn, orthonormal_basis, residuali
 use super::quantile::percentile_interval;
 use super::rng::Rng;
 use super::t_two_sided_p;
-use crate::spec::PermutationScheme;
 use rayon::prelude::*;
+
+/// How labels are permuted for the permutation p-values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
+#[serde(rename_all = "kebab-case")]
+pub enum PermutationScheme {
+    /// Permute the residuals of the outcome under the covariates-only model, add back the fitted
+    /// values (Freedman & Lane 1983; exact-size under exchangeable errors, Winkler et al. 2014).
+    #[default]
+    FreedmanLane,
+    /// Permute the outcome itself (Manly 1986).
+    Manly,
+}
+
+/// Fewest subjects for a model with `covariates` covariate terms, an intercept and the feature
+/// (two residual degrees of freedom beyond the parameters).
+pub fn min_subjects(covariates: usize) -> usize {
+    covariates + 4
+}
 
 /// Data for one outcome in one sample.
 pub struct Input<'a> {
@@ -93,8 +110,8 @@ pub fn associate(
     let f = input.feature_names.len();
     let c = input.covariate_names.len();
     let k = c + 1;
-    if n < k + 3 {
-        return Err(format!("only {n} subjects for {k} model terms plus the feature; need at least {}", k + 3));
+    if n < min_subjects(c) {
+        return Err(format!("only {n} subjects for {k} model terms plus the feature; need at least {}", min_subjects(c)));
     }
     let y = zscored(input.y).ok_or("the outcome has zero variance in this sample")?;
     let mut x = Vec::with_capacity(n * f);

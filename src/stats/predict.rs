@@ -44,6 +44,10 @@
 //!
 //! Determinism: permutations run in parallel but each uses its own generator and writes its own
 //! slot, and every reduction is sequential, so results do not depend on the thread count.
+//!
+//! One file because CPM, ridge and the cross-validation, permutation and held-out loops that
+//! share their fold and feature-selection code read as one methods section; its unit tests sit
+//! beside them.
 
 use super::dense::M;
 use super::linalg::{cholesky_solve, dot, matmul_tn};
@@ -513,6 +517,11 @@ fn critical_r(p: f64, df: f64) -> f64 {
     t / (t * t + df).sqrt()
 }
 
+/// Fewest subjects for `folds`-fold cross-validation (two per fold).
+pub fn min_subjects(folds: usize) -> usize {
+    2 * folds
+}
+
 /// Repeated k-fold cross-validation with permutation p-values. `groups` keeps groups (families)
 /// within one fold.
 pub fn cross_validate(data: &Data<'_>, groups: Option<&[String]>, settings: &Settings) -> Result<CvResult, String> {
@@ -521,8 +530,8 @@ pub fn cross_validate(data: &Data<'_>, groups: Option<&[String]>, settings: &Set
     if k < 2 {
         return Err(format!("cross-validation needs at least 2 folds (got {k})"));
     }
-    if n < 2 * k {
-        return Err(format!("{n} subjects are too few for {k}-fold cross-validation (need at least {})", 2 * k));
+    if n < min_subjects(k) {
+        return Err(format!("{n} subjects are too few for {k}-fold cross-validation (need at least {})", min_subjects(k)));
     }
     let models = settings.models();
     if models.is_empty() {

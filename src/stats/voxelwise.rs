@@ -72,6 +72,9 @@
 //! block order: results are bitwise identical whatever the thread count. Memory is the residual
 //! matrix (n × V), per-voxel counts, the B + 1 maxima, and per running block a product tile, one
 //! 64-bit word per voxel and sign, and the union–find scratch (two u32 per voxel).
+//!
+//! One file because the GLM, the permutation engine and the cluster labelling share the blocked
+//! residual matrix and its memory layout; its tests against brute force sit beside them.
 
 use super::linalg::{dot, matmul_tn, orthonormal_basis, residualise};
 use super::rng::Rng;
@@ -113,7 +116,10 @@ pub enum Design {
 }
 
 /// Which direction counts as extreme.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
+)]
+#[serde(rename_all = "kebab-case")]
 pub enum Tail {
     /// |t|: both directions; positive and negative clusters pool into one null.
     #[default]

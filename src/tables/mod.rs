@@ -15,6 +15,15 @@ use crate::error::{Error, Result};
 use std::collections::HashMap;
 use std::fmt::Write as _;
 
+/// Table file formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, schemars::JsonSchema, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum TableFormat {
+    Tsv,
+    Csv,
+    Parquet,
+}
+
 /// Values of one column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnData {

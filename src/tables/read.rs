@@ -3,7 +3,7 @@
 
 use super::{ColumnData, Table};
 use crate::error::{Error, Result};
-use crate::spec::TableFormat;
+use super::TableFormat;
 use polars::prelude::*;
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -66,19 +66,7 @@ pub fn read_table(
     missing: &[String],
 ) -> Result<Table> {
     let bad = |e: PolarsError| Error::data(format!("{origin}: cannot read table: {e}"));
-    let frame = match format {
-        TableFormat::Tsv | TableFormat::Csv => {
-            let separator = if format == TableFormat::Tsv { b'\t' } else { b',' };
-            CsvReadOptions::default()
-                .with_has_header(true)
-                .with_infer_schema_length(Some(0))
-                .with_parse_options(CsvParseOptions::default().with_separator(separator).with_missing_is_null(false))
-                .into_reader_with_file_handle(std::io::Cursor::new(bytes))
-                .finish()
-                .map_err(bad)?
-        }
-        TableFormat::Parquet => ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(bad)?,
-    };
+    let frame = read_frame(bytes, origin, format)?;
     let origin = origin.to_string();
     let names: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
     let id_at = names.iter().position(|n| n == id_column).ok_or_else(|| {
@@ -132,6 +120,69 @@ pub fn read_table(
         });
     }
     Ok(table)
+}
+
+/// Parse a table file's bytes with every cell as text (nothing coerced).
+fn read_frame(bytes: Vec<u8>, origin: &str, format: TableFormat) -> Result<DataFrame> {
+    let bad = |e: PolarsError| Error::data(format!("{origin}: cannot read table: {e}"));
+    match format {
+        TableFormat::Tsv | TableFormat::Csv => {
+            let separator = if format == TableFormat::Tsv { b'\t' } else { b',' };
+            CsvReadOptions::default()
+                .with_has_header(true)
+                .with_infer_schema_length(Some(0))
+                .with_parse_options(CsvParseOptions::default().with_separator(separator).with_missing_is_null(false))
+                .into_reader_with_file_handle(std::io::Cursor::new(bytes))
+                .finish()
+                .map_err(bad)
+        }
+        TableFormat::Parquet => ParquetReader::new(std::io::Cursor::new(bytes)).finish().map_err(bad),
+    }
+}
+
+/// Items for factor analysis: every column but `id_column` must be a complete number (nothing
+/// is imputed). Returns the item names, the row ids (the id column, or 1-based row numbers) and
+/// the values, rows × items, row-major. A missing or non-numeric cell is an error naming its
+/// line and item.
+pub fn read_items(path: &Path, id_column: Option<&str>) -> Result<(Vec<String>, Vec<String>, Vec<f64>)> {
+    let format = format_of(path, None)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let origin = path.display().to_string();
+    let bad = |e: PolarsError| Error::data(format!("{origin}: cannot read table: {e}"));
+    let frame = read_frame(bytes, &origin, format)?;
+    let header: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
+    let id_at = match id_column {
+        Some(id) => Some(header.iter().position(|h| h == id).ok_or_else(|| {
+            Error::data(format!("{origin}: no column `{id}` (columns: {})", preview(&header)))
+        })?),
+        None => None,
+    };
+    let texts = |i: usize| -> Result<Vec<Option<String>>> {
+        let column = frame.columns()[i].as_materialized_series().cast(&DataType::String).map_err(bad)?;
+        Ok(column.str().map_err(bad)?.iter().map(|v| v.map(|s| s.trim().to_string())).collect())
+    };
+    let n = frame.height();
+    let ids: Vec<String> = match id_at {
+        Some(i) => texts(i)?.into_iter().map(Option::unwrap_or_default).collect(),
+        None => (1..=n).map(|r| r.to_string()).collect(),
+    };
+    let names: Vec<String> =
+        header.iter().enumerate().filter(|(i, _)| Some(*i) != id_at).map(|(_, h)| h.clone()).collect();
+    let mut values = vec![0.0; n * names.len()];
+    for (j, i) in (0..header.len()).filter(|i| Some(*i) != id_at).enumerate() {
+        for (row, cell) in texts(i)?.into_iter().enumerate() {
+            let text = cell.unwrap_or_default();
+            values[row * names.len() + j] = text.parse().ok().filter(|v: &f64| v.is_finite()).ok_or_else(|| {
+                Error::data(format!(
+                    "{origin}:{}: item `{}` is `{text}`; factor analysis needs complete numeric items \
+                     (nothing is imputed: score or exclude incomplete rows first)",
+                    row + 2,
+                    header[i]
+                ))
+            })?;
+        }
+    }
+    Ok((names, ids, values))
 }
 
 fn preview(names: &[String]) -> String {

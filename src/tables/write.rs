@@ -2,7 +2,7 @@
 
 use super::{ColumnData, Table};
 use crate::error::{Error, Result};
-use crate::spec::TableFormat;
+use super::TableFormat;
 use polars::prelude::{Column as PlColumn, DataFrame, ParquetWriter};
 use std::path::Path;
 

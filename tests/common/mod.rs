@@ -94,3 +94,27 @@ pub fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     walk(dir, dir, &mut out);
     out
 }
+
+/// The largest absolute difference between two equally long sequences. Unlike
+/// `fold(0.0, f64::max)`, which silently skips NaN, a NaN on one side only is infinitely far
+/// (NaN on both sides — missing in both — agrees), and a length mismatch fails the test.
+pub fn max_abs_diff<'a>(a: impl IntoIterator<Item = &'a f64>, b: impl IntoIterator<Item = &'a f64>) -> f64 {
+    let (a, b): (Vec<f64>, Vec<f64>) = (a.into_iter().copied().collect(), b.into_iter().copied().collect());
+    assert_eq!(a.len(), b.len(), "compared sequences differ in length");
+    a.iter()
+        .zip(&b)
+        .map(|(x, y)| match (x.is_nan(), y.is_nan()) {
+            (true, true) => 0.0,
+            (false, false) => (x - y).abs(),
+            _ => f64::INFINITY,
+        })
+        .fold(0.0, f64::max)
+}
+
+#[test]
+fn max_abs_diff_sees_nan_and_length() {
+    assert_eq!(max_abs_diff(&[1.0, 2.0], &[1.5, 2.0]), 0.5);
+    assert_eq!(max_abs_diff(&[f64::NAN], &[f64::NAN]), 0.0);
+    assert_eq!(max_abs_diff(&[1.0, f64::NAN], &[1.0, 2.0]), f64::INFINITY);
+    assert!(std::panic::catch_unwind(|| max_abs_diff(&[1.0], &[1.0, 2.0])).is_err());
+}

@@ -1,8 +1,10 @@
 //! Data-level checks for `neurospec check`: run the cheap front of the pipeline (reading the
-//! input files, scoring, exclusions, the split) in memory, so that out-of-range items, duplicate
-//! ids, non-numeric cells and an empty split are reported before any compute is scheduled.
-//! Stages that depend on simulated data are skipped (the simulator cannot produce such errors).
+//! input files, scoring, exclusions, the split) in memory, through the same stage code as a run,
+//! so that out-of-range items, duplicate ids, non-numeric cells and an empty split are reported
+//! before any compute is scheduled. Nothing is cached. Stages that depend on simulated data are
+//! skipped (the simulator cannot produce such errors).
 
+use crate::design::SplitAssignment;
 use crate::error::{Error, Result};
 use crate::plan::{Plan, Source};
 use crate::stages::{self, Context, Kind};
@@ -44,11 +46,11 @@ pub fn check_data(plan: &Plan) -> Result<()> {
         }
         let ctx =
             Context { stage: &node.id, params: &node.params, inputs, paths: BTreeMap::new(), progress: &no_progress };
-        match stages::run(node.kind, &ctx) {
+        match stages::run_checked(node.kind, &ctx) {
             Ok(outputs) => {
                 produced.insert(i, outputs);
             }
-            Err(e) => problems.push(e.to_string().trim_start_matches("error: ").to_string()),
+            Err(e) => problems.push(e.to_string()),
         }
     }
     // Every association sample must hold enough subjects for its model.
@@ -65,15 +67,12 @@ pub fn check_data(plan: &Plan) -> Result<()> {
             })
         };
         let Some(Ok(dataset)) = output_of("dataset").map(|b| crate::tables::decode(b)) else { continue };
-        let n = match output_of("split") {
-            Some(split) => crate::tables::Tsv::parse(&String::from_utf8_lossy(split))
-                .rows
-                .iter()
-                .filter(|r| r.get(1).is_some_and(|s| *s == params.part))
-                .count(),
-            None => dataset.rows(),
+        let split = match output_of("split") {
+            Some(bytes) => Some(SplitAssignment::parse(&String::from_utf8_lossy(bytes))?),
+            None => None,
         };
-        let needed = params.covariates.len() + 4;
+        let n = SplitAssignment::rows(split.as_ref(), &dataset.ids, params.part).len();
+        let needed = crate::stats::association::min_subjects(params.covariates.len());
         if n < needed {
             problems.push(format!(
                 "{}: the {} sample has {n} subjects after exclusions, but a model with {} covariate terms, \
@@ -84,5 +83,5 @@ pub fn check_data(plan: &Plan) -> Result<()> {
             ));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(Error::Data(problems.join("\nerror: "))) }
+    if problems.is_empty() { Ok(()) } else { Err(Error::Problems(problems)) }
 }

@@ -1,18 +1,21 @@
 //! `neurospec extract`: one subject's region time series (and optionally connectivity) from a
-//! BOLD image and a label atlas, with optional nilearn-style denoising.
+//! BOLD image and a label atlas, with optional nilearn-style denoising; many runs from a
+//! manifest; every run of an fMRIPrep folder. The imaging work is the library's
+//! (`imaging::run::process_run`, the same code the study stages run); this file reads the
+//! command line's choices and writes the files.
 
-use super::connectivity::{
+use crate::error::{Error, Result};
+use crate::imaging::connectivity::{
     centred, covariance_to_correlation, fisher_z, ledoit_wolf, matrix_tsv, partial_correlation, pearson,
 };
-use super::denoise::{Clean, Confounds, Strategy, clean, scrub};
-use super::extract::{open_bold, region_means};
-use super::regions::{MapRule, MapRuleSpec, Region, RegionSources, Resampling, read_label_table};
-use crate::error::{Error, Result};
+use crate::imaging::extract::open_bold;
+use crate::imaging::regions::{MapRule, MapRuleSpec, Region, RegionSources, Resampling, read_label_table};
+use crate::imaging::run::{RunSettings, clean_spec, process_run, seed_map_values};
 use crate::store::write_atomic_in;
 use std::path::{Path, PathBuf};
 
 /// Connectivity measures.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Measure {
     /// Pearson correlation of the time series.
     Pearson,
@@ -22,6 +25,223 @@ pub enum Measure {
     Partial,
 }
 
+/// `neurospec extract`'s command line.
+#[derive(clap::Args)]
+pub struct ExtractCommand {
+    /// 4D BOLD image (.nii or .nii.gz).
+    #[arg(long, required_unless_present_any = ["manifest", "fmriprep"])]
+    pub bold: Option<PathBuf>,
+    /// Many runs: a TSV with columns `bold`, `out` (and optionally `confounds`,
+    /// `connectivity_out`), processed in parallel; replaces --bold/--out.
+    #[arg(long, conflicts_with_all = ["bold", "out"])]
+    pub manifest: Option<PathBuf>,
+    /// Every run in an fMRIPrep derivatives folder (with --task, --space, --out-dir).
+    #[arg(long, conflicts_with_all = ["bold", "out", "manifest"], requires_all = ["task", "space", "out_dir"])]
+    pub fmriprep: Option<PathBuf>,
+    /// fMRIPrep task label (e.g. rest).
+    #[arg(long)]
+    pub task: Option<String>,
+    /// fMRIPrep output space (e.g. MNI152NLin2009cAsym).
+    #[arg(long)]
+    pub space: Option<String>,
+    /// Output folder for --fmriprep (BIDS-derivatives layout).
+    #[arg(long)]
+    pub out_dir: Option<PathBuf>,
+    /// With --fmriprep: a subject without a usable run is an `error` or is `skip`ped (and listed).
+    #[arg(long, default_value = "error", value_parser = ["error", "skip"])]
+    pub missing: String,
+    /// Threads for --manifest (default: all cores).
+    #[arg(short = 'j', long)]
+    pub jobs: Option<usize>,
+    /// Label image (integer labels; 0 = background).
+    #[arg(long)]
+    pub atlas: Option<PathBuf>,
+    /// Probabilistic maps: a 4D image with one region per volume (needs --map-names).
+    #[arg(long, requires = "map_names")]
+    pub maps: Option<PathBuf>,
+    /// Comma-separated region names, one per volume of --maps.
+    #[arg(long, value_delimiter = ',')]
+    pub map_names: Option<Vec<String>>,
+    /// Probability (%) from which a voxel belongs to a map's region.
+    #[arg(long, conflicts_with = "map_maxprob")]
+    pub map_threshold: Option<f64>,
+    /// Assign each voxel to its most probable map instead of thresholding.
+    #[arg(long)]
+    pub map_maxprob: bool,
+    /// A sphere region, NAME:X,Y,Z:RADIUS in MNI mm (repeatable).
+    #[arg(long = "sphere", value_name = "NAME:X,Y,Z:RADIUS")]
+    pub spheres: Vec<String>,
+    /// A binary mask region, NAME:PATH (repeatable).
+    #[arg(long = "mask", value_name = "NAME:PATH")]
+    pub masks: Vec<String>,
+    /// Seed regions (comma-separated): connectivity is seeds × all other regions.
+    #[arg(long, value_delimiter = ',')]
+    pub seeds: Option<Vec<String>>,
+    /// Write a Fisher-z seed-to-voxel NIfTI map per seed into this folder.
+    #[arg(long)]
+    pub seed_maps_out: Option<PathBuf>,
+    /// Label table: `index name` per line (TSV with header, or whitespace separated).
+    #[arg(long)]
+    pub labels: Option<PathBuf>,
+    /// fMRIPrep confounds TSV.
+    #[arg(long)]
+    pub confounds: Option<PathBuf>,
+    /// Confound strategy: 6P, 24P, 36P, acompcorN, gsr, or a comma-separated column list.
+    #[arg(long)]
+    pub strategy: Option<String>,
+    /// Scrub volumes with framewise displacement above this (mm).
+    #[arg(long)]
+    pub fd_threshold: Option<f64>,
+    /// Fewest volumes that must survive scrubbing.
+    #[arg(long, default_value_t = crate::imaging::run::DEFAULT_MIN_VOLUMES)]
+    pub min_volumes: usize,
+    /// After scrubbing, also drop kept segments shorter than this many volumes.
+    #[arg(long, default_value_t = 5)]
+    pub min_segment: usize,
+    /// Band-pass in Hz: high-pass cut-off and low-pass cut-off (0 or inf to omit one).
+    #[arg(long, num_args = 2, value_names = ["HIGH_PASS", "LOW_PASS"])]
+    pub band: Option<Vec<f64>>,
+    /// Repetition time in seconds (default: from the image header).
+    #[arg(long)]
+    pub tr: Option<f64>,
+    /// Do not remove linear trends (on by default whenever any cleaning is requested).
+    #[arg(long)]
+    pub no_detrend: bool,
+    /// Do not z-score the cleaned series (on by default whenever any cleaning is requested).
+    #[arg(long)]
+    pub no_standardize: bool,
+    /// Refuse to resample an atlas that is not on the BOLD grid.
+    #[arg(long)]
+    pub no_resample: bool,
+    /// Output time series TSV (one column per region, one row per retained volume).
+    #[arg(long, required_unless_present_any = ["manifest", "fmriprep"])]
+    pub out: Option<PathBuf>,
+    /// Connectivity measure: pearson, correlation (Ledoit-Wolf) or partial (Ledoit-Wolf).
+    #[arg(long, value_enum)]
+    pub connectivity: Option<Measure>,
+    /// Write Fisher z (atanh) instead of r.
+    #[arg(long)]
+    pub fisher_z: bool,
+    /// Output connectivity matrix TSV.
+    #[arg(long)]
+    pub connectivity_out: Option<PathBuf>,
+    /// Write each region's voxel count before and after resampling here.
+    #[arg(long)]
+    pub regions_out: Option<PathBuf>,
+}
+
+/// Run the command: one run, a manifest of runs, or an fMRIPrep folder.
+pub fn run(command: ExtractCommand) -> Result<()> {
+    let ExtractCommand {
+        bold,
+        manifest,
+        fmriprep,
+        task,
+        space,
+        out_dir,
+        missing,
+        jobs,
+        atlas,
+        maps,
+        map_names,
+        map_threshold,
+        map_maxprob,
+        spheres,
+        masks,
+        seeds,
+        seed_maps_out,
+        labels,
+        confounds,
+        strategy,
+        fd_threshold,
+        min_volumes,
+        min_segment,
+        band,
+        tr,
+        no_detrend,
+        no_standardize,
+        no_resample,
+        out,
+        connectivity,
+        fisher_z,
+        connectivity_out,
+        regions_out,
+    } = command;
+    let cleaning = confounds.is_some() || band.is_some() || fd_threshold.is_some();
+    let maps = match maps {
+        Some(path) => {
+            let rule = match (map_threshold, map_maxprob) {
+                (Some(p), false) => crate::imaging::regions::MapRule::Threshold(p),
+                (None, true) => crate::imaging::regions::MapRule::MaxProbability,
+                _ => return Err(Error::Usage("--maps needs --map-threshold PERCENT or --map-maxprob".into())),
+            };
+            Some((path, map_names.unwrap_or_default(), rule))
+        }
+        None => None,
+    };
+    let args = ExtractArgs {
+        bold: bold.unwrap_or_default(),
+        atlas,
+        maps,
+        spheres: spheres.iter().map(|s| parse_sphere(s)).collect::<Result<_>>()?,
+        masks: masks
+            .iter()
+            .map(|m| {
+                m.split_once(':')
+                    .map(|(n, p)| (n.to_string(), PathBuf::from(p)))
+                    .ok_or_else(|| Error::Usage(format!("--mask `{m}`: write NAME:PATH")))
+            })
+            .collect::<Result<_>>()?,
+        seeds,
+        seed_maps_out,
+        labels,
+        confounds,
+        strategy,
+        fd_threshold,
+        min_segment,
+        band: band.map(|b| (b[0], b[1])),
+        tr,
+        detrend: cleaning && !no_detrend,
+        standardise: cleaning && !no_standardize,
+        resampling: if no_resample {
+            crate::imaging::regions::Resampling::Forbid
+        } else {
+            crate::imaging::regions::Resampling::Nearest
+        },
+        out: out.unwrap_or_default(),
+        connectivity,
+        fisher_z,
+        connectivity_out,
+        regions_out,
+        min_kept_fraction: 0.5,
+        min_volumes,
+    };
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    match (manifest, fmriprep) {
+        (Some(manifest), _) => extract_batch(&args, &manifest, jobs),
+        (None, Some(root)) => {
+            let atlas_name = args
+                .atlas
+                .as_ref()
+                .and_then(|a| a.file_name())
+                .map(|n| n.to_string_lossy().split('.').next().unwrap_or("atlas").to_string())
+                .unwrap_or_else(|| "regions".to_string());
+            extract_fmriprep(
+                &args,
+                &root,
+                task.as_deref().unwrap_or_default(),
+                space.as_deref().unwrap_or_default(),
+                out_dir.as_deref().unwrap_or(Path::new(".")),
+                &atlas_name,
+                missing == "skip",
+                jobs,
+            )
+        }
+        (None, None) => extract(&args),
+    }
+}
+
+/// One extraction, as the command line asked for it.
 #[derive(Clone)]
 pub struct ExtractArgs {
     pub bold: PathBuf,
@@ -53,6 +273,8 @@ pub struct ExtractArgs {
     pub regions_out: Option<PathBuf>,
     /// Warn when a region keeps less than this fraction of its voxels after resampling.
     pub min_kept_fraction: f64,
+    /// Fewest volumes that must survive scrubbing.
+    pub min_volumes: usize,
 }
 
 fn write(path: &Path, text: &str) -> Result<()> {
@@ -63,7 +285,7 @@ fn write(path: &Path, text: &str) -> Result<()> {
 
 /// The command's regions, in order: atlas labels, probabilistic maps, spheres, masks. Names
 /// must be unique across sources.
-fn region_set(args: &ExtractArgs, grid: &super::regions::Grid) -> Result<Vec<Region>> {
+fn region_set(args: &ExtractArgs, grid: &crate::imaging::regions::Grid) -> Result<Vec<Region>> {
     let sources = RegionSources {
         atlas: match &args.atlas {
             Some(atlas) => Some((atlas.clone(), args.labels.as_deref().map(read_label_table).transpose()?)),
@@ -132,7 +354,7 @@ fn run_all(runs: &[ExtractArgs], labels: &[String], jobs: usize) -> Result<()> {
         runs.par_iter()
             .zip(labels)
             .filter_map(|(run, label)| {
-                extract(run).err().map(|e| format!("{label}: {}", e.to_string().trim_start_matches("error: ")))
+                extract(run).err().map(|e| format!("{label}: {}", e))
             })
             .collect()
     });
@@ -158,7 +380,7 @@ pub fn extract_fmriprep(
     skip_missing: bool,
     jobs: usize,
 ) -> Result<()> {
-    let found = super::discover::discover(root, task, space)?;
+    let found = crate::imaging::discover::discover(root, task, space)?;
     if !found.subjects_without_runs.is_empty() {
         let list = found.subjects_without_runs.join(", ");
         if !skip_missing {
@@ -240,7 +462,7 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
         tr: args.tr,
         detrend: args.detrend,
         standardise: args.standardise,
-        min_volumes: 10,
+        min_volumes: args.min_volumes,
     };
     let Some(run) = process_run(&args.bold, reader, &grid, &regions, &settings)? else {
         return Err(Error::data(format!(
@@ -326,128 +548,20 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
     Ok(())
 }
 
-/// Cleaning settings from the command/study form: a band of (high-pass, low-pass) Hz where 0
-/// or ∞ omits a side; confounds are always z-scored before regression (as nilearn).
-fn clean_spec(detrend: bool, standardise: bool, band: Option<(f64, f64)>, tr: Option<f64>) -> Clean {
-    Clean {
-        detrend,
-        standardise,
-        standardise_confounds: true,
-        high_pass: band.map(|b| b.0).filter(|v| *v > 0.0),
-        low_pass: band.map(|b| b.1).filter(|v| v.is_finite() && *v > 0.0),
-        tr,
-    }
-}
-
-/// How one run is cleaned.
-pub struct RunSettings<'a> {
-    pub strategy: Option<&'a str>,
-    pub confounds: Option<&'a Path>,
-    pub fd_threshold: Option<f64>,
-    pub min_segment: usize,
-    /// (high-pass, low-pass) in Hz; 0 or ∞ omits one side.
-    pub band: Option<(f64, f64)>,
-    /// Repetition time (s); default from the image header.
-    pub tr: Option<f64>,
-    pub detrend: bool,
-    pub standardise: bool,
-    /// Fewer volumes left after scrubbing → `Ok(None)`.
-    pub min_volumes: usize,
-}
-
-/// A cleaned run.
-pub struct RunOutput {
-    pub series: super::extract::TimeSeries,
-    /// Volumes in the image.
-    pub volumes: usize,
-    /// Volumes kept after scrubbing (None: all).
-    pub keep: Option<Vec<usize>>,
-    /// The confound matrix used (T × n_confounds, row-major).
-    pub confounds: Vec<f64>,
-    pub n_confounds: usize,
-}
-
-/// From an opened image and regions on its grid to cleaned region series. A region whose
-/// series is constant is an error naming it. Returns `Ok(None)` when scrubbing leaves fewer
-/// than `min_volumes` volumes.
-pub fn process_run(
-    bold: &Path,
-    reader: super::nifti::VolumeReader,
-    grid: &super::regions::Grid,
-    regions: &[Region],
-    settings: &RunSettings<'_>,
-) -> Result<Option<RunOutput>> {
-    let tr_header = reader.header.tr_seconds();
-    let raw = region_means(reader, grid, regions)?;
-    let t = raw.volumes;
-    let strategy = settings.strategy.map(Strategy::parse).transpose()?.filter(|s| *s != Strategy::None);
-    let confounds = settings.confounds.map(Confounds::read).transpose()?;
-    if strategy.is_some() && confounds.is_none() {
-        return Err(Error::Usage("a confound strategy needs a confounds file".into()));
-    }
-    if settings.fd_threshold.is_some() && confounds.is_none() {
-        return Err(Error::Usage("scrubbing needs a confounds file (for framewise_displacement)".into()));
-    }
-    if let Some(c) = &confounds
-        && c.rows() != t
-    {
-        return Err(Error::data(format!(
-            "{} has {} rows but {} has {t} volumes; they must describe the same run",
-            c.path,
-            c.rows(),
-            bold.display()
-        )));
-    }
-    let columns = strategy.as_ref().map(Strategy::columns).unwrap_or_default();
-    let matrix = match &confounds {
-        Some(c) if !columns.is_empty() => c.matrix(&columns)?,
-        _ => Vec::new(),
-    };
-    let keep = match (settings.fd_threshold, &confounds) {
-        (Some(threshold), Some(c)) => Some(scrub(&c.framewise_displacement()?, threshold, settings.min_segment)),
-        _ => None,
-    };
-    if keep.as_ref().is_some_and(|k| k.len() < settings.min_volumes) {
-        return Ok(None);
-    }
-    let cleaning =
-        strategy.is_some() || settings.band.is_some() || keep.is_some() || settings.detrend || settings.standardise;
-    let series = if cleaning {
-        let spec = clean_spec(settings.detrend, settings.standardise, settings.band, settings.tr.or(tr_header));
-        clean(&raw, &matrix, columns.len(), keep.as_deref(), &spec)?
-    } else {
-        raw
-    };
-    for r in 0..series.regions() {
-        let column = series.column(r);
-        let first = column[0];
-        if column.iter().all(|v| *v == first) {
-            return Err(Error::data(format!(
-                "{}: region `{}` has a constant time series ({} volumes); it cannot be correlated — \
-                 check the atlas alignment or drop the region from the label table",
-                bold.display(),
-                series.names[r],
-                series.volumes
-            )));
-        }
-    }
-    Ok(Some(RunOutput { series, volumes: t, keep, n_confounds: columns.len(), confounds: matrix }))
-}
-
 /// Fisher-z correlation of each seed's cleaned series with every voxel's, cleaned the same way.
 /// Voxels: those non-zero and finite in the first volume (a brain-masked image's brain).
 #[allow(clippy::too_many_arguments)]
 fn seed_maps(
     args: &ExtractArgs,
-    grid: &super::regions::Grid,
-    series: &super::extract::TimeSeries,
+    grid: &crate::imaging::regions::Grid,
+    series: &crate::imaging::extract::TimeSeries,
     seeds: &[usize],
     confounds: &[f64],
     n_confounds: usize,
     keep: Option<&[usize]>,
     dir: &Path,
 ) -> Result<()> {
-    let mut reader = super::nifti::VolumeReader::open(&args.bold)?;
+    let mut reader = crate::imaging::nifti::VolumeReader::open(&args.bold)?;
     let mut volume = vec![0.0; grid.len()];
     reader.next_volume(&mut volume)?;
     let voxels: Vec<usize> = (0..grid.len()).filter(|&v| volume[v] != 0.0 && volume[v].is_finite()).collect();
@@ -456,52 +570,24 @@ fn seed_maps(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for (&s, values) in seeds.iter().zip(&maps) {
         let path = dir.join(format!("{}_fisherz.nii.gz", series.names[s]));
-        super::nifti::write_masked_f32(&path, grid.shape, grid.affine, &voxels, values, 0.0)?;
+        crate::imaging::nifti::write_masked_f32(&path, grid.shape, grid.affine, &voxels, values, 0.0)?;
     }
     Ok(())
 }
 
-/// Fisher-z correlation of each seed's cleaned series with the series of each voxel in
-/// `voxels` (flat grid indices), cleaned the same way (same confounds, scrubbing and filter;
-/// always standardised). One vector per seed, in `voxels` order.
-#[allow(clippy::too_many_arguments)]
-pub fn seed_map_values(
-    bold: &Path,
-    voxels: &[usize],
-    series: &super::extract::TimeSeries,
-    seeds: &[usize],
-    confounds: &[f64],
-    n_confounds: usize,
-    keep: Option<&[usize]>,
-    clean_settings: &Clean,
-) -> Result<Vec<Vec<f64>>> {
-    let mut reader = super::nifti::VolumeReader::open(bold)?;
-    let mut volume = vec![0.0; reader.header.volume_len()];
-    let t = reader.header.volumes();
-    let mut values = Vec::with_capacity(t * voxels.len());
-    while reader.next_volume(&mut volume)? {
-        values.extend(voxels.iter().map(|&v| volume[v]));
-    }
-    let raw = super::extract::TimeSeries {
-        names: voxels.iter().map(|v| v.to_string()).collect(),
-        values,
-        volumes: t,
-        tr: reader.header.tr_seconds(),
+/// `NAME:X,Y,Z:RADIUS` → a sphere.
+fn parse_sphere(text: &str) -> Result<(String, [f64; 3], f64)> {
+    let bad = || Error::Usage(format!("--sphere `{text}`: write NAME:X,Y,Z:RADIUS, e.g. raphe:0,-26,-18:4"));
+    let mut parts = text.split(':');
+    let (Some(name), Some(centre), Some(radius), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(bad());
     };
-    let spec = Clean { standardise: true, ..clean_settings.clone() };
-    let cleaned = clean(&raw, confounds, n_confounds, keep, &spec)?;
-    let n = cleaned.volumes;
-    let v_count = voxels.len();
-    Ok(seeds
-        .iter()
-        .map(|&s| {
-            let seed = centred(&series.column(s), n, 1, true);
-            (0..v_count)
-                .map(|j| {
-                    let dot: f64 = seed.iter().enumerate().map(|(i, s)| s * cleaned.values[i * v_count + j]).sum();
-                    (dot / (n as f64 - 1.0)).clamp(-1.0, 1.0).atanh()
-                })
-                .collect()
-        })
-        .collect())
+    let xyz: Vec<f64> =
+        centre.split(',').map(|v| v.trim().parse::<f64>()).collect::<Result<_, _>>().map_err(|_| bad())?;
+    let radius: f64 = radius.trim().parse().map_err(|_| bad())?;
+    if xyz.len() != 3 || !(radius > 0.0) || name.is_empty() {
+        return Err(bad());
+    }
+    Ok((name.to_string(), [xyz[0], xyz[1], xyz[2]], radius))
 }

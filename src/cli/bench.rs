@@ -1,0 +1,145 @@
+//! `neurospec bench-voxelwise` (hidden): times the voxelwise permutation engine on synthetic
+//! data for `benches/voxelwise.py`. Not a user command; it lives here so that no library
+//! carries a data generator.
+
+use crate::error::{Error, Result};
+use std::time::Instant;
+
+#[derive(clap::Args)]
+pub struct BenchVoxelwise {
+    #[arg(long, default_value_t = 49)]
+    subjects: usize,
+    /// Approximate mask size (an ellipsoid scaled to this many voxels).
+    #[arg(long, default_value_t = 230_000)]
+    voxels: usize,
+    #[arg(long, default_value_t = 5000)]
+    permutations: usize,
+    /// Nuisance covariates (0, 1 = age, 2 = age and sex).
+    #[arg(long, default_value_t = 2)]
+    covariates: usize,
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Worker threads (default: all cores).
+    #[arg(short = 'j', long)]
+    jobs: Option<usize>,
+}
+
+pub fn run(args: BenchVoxelwise) -> Result<()> {
+    let BenchVoxelwise { subjects, voxels, permutations, covariates, seed, jobs } = args;
+    bench_voxelwise(subjects, voxels, permutations, covariates, seed, jobs)
+}
+
+/// The synthetic voxelwise study of `benches/voxelwise.py` (the script builds the same recipe in
+/// numpy): an ellipsoid mask with semi-axes (35.4, 43.8, 35.4)·∛(voxels/230031) voxels (230,031
+/// voxels at scale 1, about an MNI 2 mm brain), per subject white noise on the grid smoothed by
+/// [1, 2, 1]/4 twice along each axis (zero outside the grid), group 1 = the first 31/49 of the
+/// subjects with +0.15 (about one noise SD) in a sphere of radius 4 voxels 10 voxels right of the
+/// centre; covariates age ~ N(40, 10) and sex = i mod 2. Two-sample test, 26-connectivity,
+/// cluster-forming two-sided p = 0.001. Only `fit` is timed. Prints one JSON line.
+fn bench_voxelwise(
+    subjects: usize,
+    voxels: usize,
+    permutations: usize,
+    covariates: usize,
+    seed: u64,
+    jobs: Option<usize>,
+) -> Result<()> {
+    use crate::imaging::regions::Grid;
+    use crate::stats::rng::Rng;
+    use crate::stats::voxelwise::{
+        ClusterSettings, ClusterThreshold, Connectivity, Covariates, Design, MaskedGrid, Settings, Tail, fit,
+    };
+    if subjects < 6 || covariates > 2 || voxels == 0 {
+        return Err(Error::Usage("bench-voxelwise: --subjects ≥ 6, --covariates 0..=2, --voxels ≥ 1".into()));
+    }
+    let scale = (voxels as f64 / 230_031.0).cbrt();
+    let axes = [35.4 * scale, 43.8 * scale, 35.4 * scale];
+    let centre = axes.map(|a| a.ceil() + 1.0);
+    let shape = axes.map(|a| 2 * a.ceil() as usize + 3);
+    let grid = Grid { shape, affine: [[-2.0, 0.0, 0.0, 90.0], [0.0, 2.0, 0.0, -126.0], [0.0, 0.0, 2.0, -72.0]] };
+    let mut inside = vec![0.0; grid.len()];
+    let mut blob = vec![false; grid.len()];
+    for k in 0..shape[2] {
+        for j in 0..shape[1] {
+            for i in 0..shape[0] {
+                let d = [i as f64 - centre[0], j as f64 - centre[1], k as f64 - centre[2]];
+                let e = (d[0] / axes[0]).powi(2) + (d[1] / axes[1]).powi(2) + (d[2] / axes[2]).powi(2);
+                inside[grid.index(i, j, k)] = if e <= 1.0 { 1.0 } else { 0.0 };
+                blob[grid.index(i, j, k)] = (d[0] - 10.0).powi(2) + d[1].powi(2) + d[2].powi(2) <= 16.0;
+            }
+        }
+    }
+    let mask = MaskedGrid::from_mask(grid.clone(), &inside)?;
+    let v = mask.len();
+    let group: Vec<bool> = (0..subjects).map(|i| i < (subjects * 31).div_ceil(49)).collect();
+    let mut y = vec![0.0; subjects * v];
+    let mut volume = vec![0.0; grid.len()];
+    let mut scratch = vec![0.0; grid.len()];
+    for (s, &in_group) in group.iter().enumerate() {
+        let mut rng = Rng::derived(seed, &format!("bench-voxelwise/subject/{s}"));
+        volume.iter_mut().for_each(|x| *x = rng.normal_fast());
+        for axis in 0..3 {
+            for _ in 0..2 {
+                smooth_axis(&volume, &mut scratch, shape, axis);
+                std::mem::swap(&mut volume, &mut scratch);
+            }
+        }
+        for (m, &flat) in mask.voxels.iter().enumerate() {
+            y[m * subjects + s] = volume[flat] + if in_group && blob[flat] { 0.15 } else { 0.0 };
+        }
+    }
+    let mut rng = Rng::derived(seed, "bench-voxelwise/covariates");
+    let age: Vec<f64> = (0..subjects).map(|_| 40.0 + 10.0 * rng.normal()).collect();
+    let sex: Vec<f64> = (0..subjects).map(|i| (i % 2) as f64).collect();
+    let names = ["age", "sex"][..covariates].iter().map(|s| s.to_string()).collect();
+    let values = [age, sex][..covariates].concat();
+    let design = Design::TwoSample { group, covariates: Covariates { names, values } };
+    let settings = Settings {
+        permutations,
+        seed,
+        tail: Tail::TwoSided,
+        cluster: Some(ClusterSettings {
+            threshold: ClusterThreshold::P(0.001),
+            connectivity: Connectivity::Corners26,
+            mask: &mask,
+        }),
+    };
+    let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
+    let started = Instant::now();
+    let result = pool.install(|| fit(&y, subjects, &design, &settings, &|_| {}))?;
+    let seconds = started.elapsed().as_secs_f64();
+    let clusters = result.clusters.as_ref().map(|c| c.clusters.as_slice()).unwrap_or_default();
+    let summary = serde_json::json!({
+        "engine": "neurospec",
+        "seconds": seconds,
+        "threads": threads,
+        "subjects": subjects,
+        "voxels": v,
+        "permutations": permutations,
+        "covariates": covariates,
+        "max_abs_t": result.t.iter().fold(0.0f64, |m, t| m.max(t.abs())),
+        "voxels_p_fwe_05": result.p_fwe.iter().filter(|p| **p <= 0.05).count(),
+        "cluster_t_threshold": result.clusters.as_ref().map(|c| c.t_threshold),
+        "clusters": clusters.len(),
+        "largest_cluster": clusters.first().map(|c| c.voxels.len()),
+        "largest_cluster_p_fwe": clusters.first().map(|c| c.p_fwe),
+    });
+    super::out(&format!("{summary}\n"))?;
+    Ok(())
+}
+
+/// `out` = `input` convolved with [1, 2, 1]/4 along `axis` (zero outside the grid).
+fn smooth_axis(input: &[f64], out: &mut [f64], shape: [usize; 3], axis: usize) {
+    let stride = [1, shape[0], shape[0] * shape[1]][axis];
+    let len = shape[axis];
+    for (flat, o) in out.iter_mut().enumerate() {
+        let position = (flat / stride) % len;
+        let before = if position > 0 { input[flat - stride] } else { 0.0 };
+        let after = if position + 1 < len { input[flat + stride] } else { 0.0 };
+        *o = 0.25 * before + 0.5 * input[flat] + 0.25 * after;
+    }
+}

@@ -1,0 +1,90 @@
+//! `neurospec efa`: exploratory factor analysis of an item table, with the library the
+//! `factors` stage uses (`behaviour::efa`).
+
+use crate::behaviour::efa::{self, Extraction, Rotation, RotationParams, Scores, matrix_tsv};
+use crate::error::{Error, Result};
+use crate::store::write_atomic_in;
+use std::path::{Path, PathBuf};
+
+/// `neurospec efa`: the factor model of `[factors]`, on one table.
+#[derive(clap::Args)]
+pub struct EfaArgs {
+    /// Item table (header row; every other column is an item).
+    #[arg(long)]
+    pub data: PathBuf,
+    /// A column that is not an item (e.g. the subject id).
+    #[arg(long)]
+    pub id_column: Option<String>,
+    /// Number of factors, `parallel` (Horn's parallel analysis) or `map` (Velicer's MAP).
+    #[arg(long, default_value = "parallel")]
+    pub factors: String,
+    #[arg(long, value_enum, default_value_t = Extraction::MinRes)]
+    pub method: Extraction,
+    #[arg(long, value_enum, default_value_t = Rotation::Oblimin)]
+    pub rotation: Rotation,
+    /// Oblimin γ (read only with --rotation oblimin).
+    #[arg(long, default_value_t = 0.0)]
+    pub gamma: f64,
+    /// Geomin δ (read only with --rotation geomin).
+    #[arg(long, default_value_t = efa::GEOMIN_DELTA)]
+    pub delta: f64,
+    #[arg(long, value_enum, default_value_t = Scores::Regression)]
+    pub scores: Scores,
+    /// Simulated data sets for parallel analysis.
+    #[arg(long, default_value_t = 1000)]
+    pub sims: usize,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// Output folder (loadings.tsv, phi.tsv, scores.tsv, fit.json).
+    #[arg(long)]
+    pub out: PathBuf,
+}
+
+/// `--factors`: a number, `parallel` or `map`.
+fn count(text: &str) -> Result<efa::Count> {
+    match text {
+        "parallel" => Ok(efa::Count::Parallel),
+        "map" => Ok(efa::Count::Map),
+        k => k
+            .parse::<usize>()
+            .map(efa::Count::Fixed)
+            .map_err(|_| Error::Usage(format!("--factors `{k}`: a number, `parallel` or `map`"))),
+    }
+}
+
+fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
+    write_atomic_in(dir, &dir.join(name), text.as_bytes())
+}
+
+
+pub fn run(args: &EfaArgs) -> Result<()> {
+    let (names, ids, values) = crate::tables::read::read_items(&args.data, args.id_column.as_deref())?;
+    let (n, p) = (ids.len(), names.len());
+    let request = efa::Request {
+        count: count(&args.factors)?,
+        method: args.method,
+        rotation: args.rotation,
+        rotation_params: RotationParams { gamma: args.gamma, delta: args.delta },
+        scores: args.scores,
+        simulations: args.sims,
+        seed: args.seed,
+    };
+    let analysis = efa::analyse(&values, n, p, &names, &request)
+        .map_err(|e| Error::data(format!("{}: {e}", args.data.display())))?;
+    let k = analysis.k;
+    let scores = efa::standardise_with(&values, n, p, &analysis.means, &analysis.sds).mul(&analysis.weights);
+    let factors: Vec<String> = (1..=k).map(|f| format!("F{f}")).collect();
+    std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
+    write(&args.out, "loadings.tsv", &matrix_tsv("item", &names, &factors, &analysis.fit.loadings))?;
+    write(&args.out, "phi.tsv", &matrix_tsv("factor", &factors, &factors, &analysis.fit.phi))?;
+    write(&args.out, "scores.tsv", &matrix_tsv("row", &ids, &factors, &scores))?;
+    write(&args.out, "fit.json", &(serde_json::to_string_pretty(&analysis.summary).expect("json") + "\n"))?;
+    eprintln!(
+        "{}: {k} factors ({:?}, {:?}) from {n} rows × {p} items → {}",
+        args.data.display(),
+        args.method,
+        args.rotation,
+        args.out.display()
+    );
+    Ok(())
+}

@@ -1,0 +1,136 @@
+//! The command line: `check`, `plan`, `run`, `explain`, `schema`, `simulate`, and the
+//! standalone commands `extract` and `efa`. Each command's file turns its arguments into calls
+//! of the library; no library code knows about the command line (library errors are domain
+//! errors; only this module produces usage errors).
+//!
+//! Exit codes: 0 success (also when stdout is closed early, as by `| head`), 1 a study or data
+//! error, 2 a usage error.
+
+mod bench;
+mod efa;
+mod extract;
+mod study;
+
+use crate::error::{Error, Result};
+use crate::spec::{self, Preset};
+use crate::tables::TableFormat;
+use clap::{Parser, Subcommand};
+use std::io::Write;
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "neurospec",
+    version,
+    about = "Run a whole brain-behaviour study from one TOML file: checked, cached, parallel, with provenance."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+// Parsed once per process; the size of the largest variant does not matter.
+#[allow(clippy::large_enum_variant)]
+#[derive(Subcommand)]
+enum Command {
+    /// Validate a study (syntax, types, files, columns, terms, split) without computing anything.
+    Check {
+        /// The study file.
+        study: PathBuf,
+    },
+    /// Show every stage instance and whether it is cached or stale (and why).
+    Plan {
+        study: PathBuf,
+        /// Print the DAG as Graphviz instead.
+        #[arg(long)]
+        dot: bool,
+        /// Cache folder (default: .neurospec beside the study).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Run the stale stages and publish the outputs.
+    Run {
+        study: PathBuf,
+        /// Worker threads (default: all cores).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+        /// Cache folder (default: .neurospec beside the study).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+        /// Keep running stages that do not depend on a failed one.
+        #[arg(long)]
+        keep_going: bool,
+        /// Print one JSON summary object on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Show how an output file was made: stage, parameters, inputs, and the chain to raw inputs.
+    Explain {
+        /// A file in a neurospec output folder.
+        path: PathBuf,
+    },
+    /// Print the JSON Schema of study files.
+    Schema,
+    /// Exploratory factor analysis of an item table (TSV or CSV, one column per item).
+    Efa(efa::EfaArgs),
+    /// Region time series (and connectivity) for one BOLD image and a label atlas.
+    Extract(extract::ExtractCommand),
+    /// Write a synthetic cohort (tables, ground truth and a study file that reads them).
+    Simulate {
+        #[arg(value_enum)]
+        preset: Preset,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[arg(long, default_value_t = 25_000)]
+        subjects: usize,
+        /// Table file format.
+        #[arg(long, value_enum, default_value_t = TableFormat::Tsv)]
+        format: TableFormat,
+    },
+    /// Time the voxelwise permutation engine on synthetic data (used by benches/voxelwise.py).
+    #[command(name = "bench-voxelwise", hide = true)]
+    BenchVoxelwise(bench::BenchVoxelwise),
+}
+
+/// Parse the command line, run, print errors; returns the exit code.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    match dispatch(cli.command) {
+        Ok(()) => 0,
+        // The reader of our output went away (`neurospec plan … | head`): a normal end.
+        Err(Error::Io { source, .. }) if source.kind() == std::io::ErrorKind::BrokenPipe => 0,
+        Err(e) => {
+            eprintln!("{}", e.render());
+            e.exit_code()
+        }
+    }
+}
+
+/// Write to stdout; a closed pipe comes back as an error `main` turns into a quiet exit.
+fn out(text: &str) -> Result<()> {
+    let mut stdout = std::io::stdout().lock();
+    stdout.write_all(text.as_bytes()).and_then(|()| stdout.flush()).map_err(|e| Error::io("<stdout>", e))
+}
+
+fn dispatch(command: Command) -> Result<()> {
+    match command {
+        Command::BenchVoxelwise(args) => bench::run(args),
+        Command::Check { study } => study::check(&study),
+        Command::Plan { study, dot, cache_dir } => study::plan_command(&study, dot, cache_dir),
+        Command::Run { study, jobs, cache_dir, keep_going, json } => {
+            study::run(&study, jobs, cache_dir, keep_going, json)
+        }
+        Command::Explain { path } => out(&crate::outputs::explain(&path)?),
+        Command::Efa(args) => efa::run(&args),
+        Command::Extract(command) => extract::run(command),
+        Command::Schema => out(&spec::schema::schema_json()),
+        Command::Simulate { preset, out: dir, seed, subjects, format } => {
+            crate::sim::write_cohort(preset, subjects, seed, format, &dir)?;
+            eprintln!("wrote a {} cohort of {subjects} subjects to {}", preset.name(), dir.display());
+            Ok(())
+        }
+    }
+}

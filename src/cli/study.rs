@@ -1,0 +1,107 @@
+//! The study commands: `check`, `plan` and `run`.
+
+use super::out;
+use crate::error::{Error, Result};
+use crate::exec::{self, Outcome, progress::Mode};
+use crate::spec::{self, LoadedStudy};
+use crate::{outputs, plan, store::Store};
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+fn load_checked(path: &Path) -> Result<(LoadedStudy, spec::check::Resolved)> {
+    let loaded = spec::load(path)?;
+    crate::sim::materialise(&loaded)?;
+    let resolved = spec::check::resolve(&loaded)?;
+    for warning in &resolved.warnings {
+        eprintln!("{}", warning.render());
+    }
+    Ok((loaded, resolved))
+}
+
+pub fn check(path: &Path) -> Result<()> {
+    let (_, resolved) = load_checked(path)?;
+    let plan = plan::compile(&resolved);
+    crate::exec::preflight::check_data(&plan)?;
+    out(&format!("{}: ok ({} stages)\n", path.display(), plan.order.len()))?;
+    Ok(())
+}
+
+fn cache_dir(loaded: &LoadedStudy, explicit: Option<PathBuf>) -> PathBuf {
+    explicit.unwrap_or_else(|| loaded.dir.join(".neurospec"))
+}
+
+pub fn plan_command(path: &Path, dot: bool, cache: Option<PathBuf>) -> Result<()> {
+    let (loaded, resolved) = load_checked(path)?;
+    let plan = plan::compile(&resolved);
+    let store = Store::open(&cache_dir(&loaded, cache))?;
+    let states = exec::states(&plan, &store)?;
+    if dot {
+        let labels: Vec<String> = states.iter().map(|(_, s)| s.clone().unwrap_or_else(|| "cached".into())).collect();
+        out(&plan.dot(Some(&labels)))?;
+        return Ok(());
+    }
+    let width = plan.order.iter().map(|&i| plan.node(i).id.len()).max().unwrap_or(0);
+    let mut stale = 0;
+    let mut text = String::new();
+    for (i, state) in &states {
+        let node = plan.node(*i);
+        stale += usize::from(state.is_some());
+        text.push_str(&format!("{:<width$}  {}\n", node.id, state.as_deref().unwrap_or("cached")));
+    }
+    text.push_str(&format!("{} stages: {} cached, {stale} stale\n", states.len(), states.len() - stale));
+    out(&text)
+}
+
+pub fn run(path: &Path, jobs: Option<usize>, cache: Option<PathBuf>, keep_going: bool, json: bool) -> Result<()> {
+    let started = Instant::now();
+    if jobs == Some(0) {
+        return Err(Error::Usage("-j must be at least 1".into()));
+    }
+    let (loaded, resolved) = load_checked(path)?;
+    let plan = plan::compile(&resolved);
+    let store = Store::open(&cache_dir(&loaded, cache))?;
+    let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
+    let mode = if json {
+        Mode::Quiet
+    } else if std::io::stderr().is_terminal() {
+        Mode::Bars
+    } else {
+        Mode::Lines
+    };
+    let report = exec::run(&plan, &store, &exec::Options { jobs, keep_going, progress: mode })?;
+    let failures: Vec<(String, String)> = report
+        .outcomes
+        .iter()
+        .filter_map(|(i, o)| match o {
+            Outcome::Failed(message) => Some((plan.node(*i).id.clone(), message.clone())),
+            _ => None,
+        })
+        .collect();
+    let executed = report.count(|o| matches!(o, Outcome::Executed(_)));
+    let cached = report.count(|o| matches!(o, Outcome::Cached(_)));
+    let skipped = report.count(|o| matches!(o, Outcome::Skipped));
+    let output_dir = if failures.is_empty() { Some(outputs::publish(&plan, &store, &report)?) } else { None };
+    let wall = started.elapsed().as_secs_f64();
+    if json {
+        let summary = serde_json::json!({
+            "stages": plan.order.len(),
+            "executed": executed,
+            "cached": cached,
+            "failed": failures.len(),
+            "skipped": skipped,
+            "executed_stages": report.executed(),
+            "output_dir": output_dir.as_ref().map(|d| d.display().to_string()),
+            "wall_seconds": wall,
+        });
+        out(&format!("{summary}\n"))?;
+    } else if let Some(dir) = &output_dir {
+        eprintln!(
+            "{} stages: {executed} executed, {cached} cached in {wall:.2} s; outputs in {}",
+            plan.order.len(),
+            dir.display()
+        );
+    }
+    if failures.is_empty() { Ok(()) } else { Err(Error::Stages(failures)) }
+}
+

@@ -1,0 +1,90 @@
+//! `[association]`: outcomes (columns, scores or factors), covariate terms, the feature groups
+//! tested, and the permutation, bootstrap, FDR and replication settings.
+
+use super::{Checker, ResolvedAssociation, ResolvedFactors};
+use crate::error::did_you_mean;
+use crate::keys;
+use crate::spec::terms::Term;
+
+/// Fewest bootstrap resamples for a percentile interval.
+const MIN_BOOTSTRAP: usize = 100;
+
+pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -> Option<ResolvedAssociation> {
+    let study = cx.study;
+    let association = study.association.as_ref()?;
+    let scores = cx.score_names.clone();
+    let mut outcomes = Vec::new();
+    for (i, outcome) in association.outcomes.iter().enumerate() {
+        let is_factor = factors.is_some_and(|f| f.provides(outcome));
+        if !cx.is_score(outcome) && !cx.is_column(outcome) && !is_factor {
+            cx.missing_column(keys!["association", "outcomes", i], outcome, "outcome", &scores);
+        }
+        outcomes.push(outcome.clone());
+    }
+    if association.outcomes.is_empty() {
+        cx.err(keys!["association", "outcomes"], "no outcomes".into(), None);
+    }
+    let covariates = covariates(cx, &association.covariates);
+    let groups: Vec<String> = if association.features.is_empty() {
+        cx.group_columns.keys().cloned().collect()
+    } else {
+        association.features.clone()
+    };
+    let mut features = Vec::new();
+    for (i, group) in groups.iter().enumerate() {
+        match cx.group_columns.get(group) {
+            Some(columns) => features.extend(columns.iter().map(|c| (group.clone(), c.clone()))),
+            None => {
+                let hint = did_you_mean(group, cx.group_columns.keys().map(String::as_str))
+                    .map(|b| format!("did you mean `{b}`?"))
+                    .unwrap_or_else(|| "declare it under [features]".into());
+                cx.err(keys!["association", "features", i], format!("feature group `{group}` is not declared"), Some(hint));
+            }
+        }
+    }
+    if features.is_empty() && !study.features.is_empty() {
+        cx.err(keys!["association"], "the association has no features".into(), None);
+    }
+    if study.features.is_empty() {
+        cx.err(keys!["association"], "the association needs feature groups under [features]".into(), None);
+    }
+    cx.permutations(keys!["association", "permutations"], association.permutations, "0 (none) or ");
+    cx.ci_level(keys!["association", "ci_level"], association.ci_level);
+    if !(association.fdr.q > 0.0 && association.fdr.q < 1.0) {
+        cx.err(keys!["association", "fdr", "q"], "the FDR level q must lie between 0 and 1 (e.g. 0.05)".into(), None);
+    }
+    if !(association.replication.alpha > 0.0 && association.replication.alpha < 1.0) {
+        cx.err(keys!["association", "replication", "alpha"], "alpha must lie between 0 and 1".into(), None);
+    }
+    if association.bootstrap > 0 && association.bootstrap < MIN_BOOTSTRAP {
+        cx.err(
+            keys!["association", "bootstrap"],
+            format!(
+                "{} bootstrap resamples are too few for percentile CIs; use 0 or at least {MIN_BOOTSTRAP}",
+                association.bootstrap
+            ),
+            None,
+        );
+    }
+    Some(ResolvedAssociation { outcomes, covariates, features, settings: association.clone() })
+}
+
+/// Covariate terms, parsed, each column a column or score.
+fn covariates(cx: &mut Checker<'_>, written: &[String]) -> Vec<Term> {
+    let scores = cx.score_names.clone();
+    let mut terms = Vec::new();
+    for (i, text) in written.iter().enumerate() {
+        match Term::parse(text) {
+            Ok(term) => {
+                for c in term.columns() {
+                    if !cx.is_column(c) && !cx.is_score(c) {
+                        cx.missing_column(keys!["association", "covariates", i], c, "covariate", &scores);
+                    }
+                }
+                terms.push(term);
+            }
+            Err(message) => cx.err(keys!["association", "covariates", i], format!("covariate term: {message}"), None),
+        }
+    }
+    terms
+}
