@@ -46,7 +46,14 @@ impl Diagnostic {
     /// A diagnostic at a byte offset of `source` (the text of `file`).
     pub fn at_offset(file: &Path, source: &str, offset: usize, message: impl Into<String>) -> Self {
         let (line, col) = line_col(source, offset);
-        Diagnostic { severity: Severity::Error, file: file.to_path_buf(), line, col, message: message.into(), hint: None }
+        Diagnostic {
+            severity: Severity::Error,
+            file: file.to_path_buf(),
+            line,
+            col,
+            message: message.into(),
+            hint: None,
+        }
     }
 
     /// A diagnostic about a whole file (no position).

@@ -90,6 +90,7 @@ fn expression_errors_are_located_in_check() {
         "{stderr}"
     );
     assert!(stderr.contains("2 problems found"), "no knock-on errors: {stderr}");
+    insta::assert_snapshot!(stderr);
 }
 
 #[test]

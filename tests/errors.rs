@@ -165,3 +165,25 @@ fn too_few_subjects_for_the_model_fail_in_check() {
     .unwrap();
     insta::assert_snapshot!(fails(dir.path()));
 }
+
+/// `neurospec schema | head`: output to a closed pipe is a quiet success, never a panic.
+#[test]
+fn a_closed_pipe_is_a_quiet_exit() {
+    for args in [&["schema"][..], &["efa", "--help"][..]] {
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let child = std::process::Command::new(bin())
+            .args(args)
+            .stdout(writer)
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .unwrap();
+        let out = child.wait_with_output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!stderr.contains("panicked"), "{args:?}: {stderr}");
+        if args[0] == "schema" {
+            assert_eq!(out.status.code(), Some(0), "{args:?}: {stderr}");
+            assert!(stderr.is_empty(), "{args:?}: {stderr}");
+        }
+    }
+}

@@ -141,6 +141,7 @@ fn imaging_problems_fail_check_by_name() {
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("sub-04") && stderr.contains("missing_runs"), "{stderr}");
     assert!(stderr.contains("label `insula` is not in the label table"), "{stderr}");
+    insta::assert_snapshot!("imaging_problems", stderr);
 
     let lost = STUDY.replace(
         "[denoise]",
@@ -151,6 +152,8 @@ fn imaging_problems_fail_check_by_name() {
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     assert!(stderr.contains("dorsal_raphe") && stderr.contains("no voxel"), "{stderr}");
+    let shown = stderr.replace(&dir.path().display().to_string(), "[DIR]");
+    insta::assert_snapshot!("region_lost_in_resampling", shown);
 }
 
 /// Two sessions per subject, paired by subject: one connectome row per subject with every edge

@@ -7,10 +7,10 @@
 mod common;
 
 use common::Tsv;
-use neurospec::imaging::run::{RunSettings, process_run};
 use neurospec::imaging::extract::open_bold;
 use neurospec::imaging::nifti::VolumeReader;
 use neurospec::imaging::regions::{MapRuleSpec, RegionSources, Resampling, read_label_table};
+use neurospec::imaging::run::{RunSettings, process_run};
 use neurospec::sim::ketamine;
 use rayon::prelude::*;
 use std::collections::BTreeMap;

@@ -149,7 +149,11 @@ fn the_function_length_check_measures_a_planted_function() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("a.rs");
     let body = "    let x = 1;\n".repeat(5);
-    std::fs::write(&file, format!("pub fn short() {{\n}}\n\nfn long(a: u8) -> u8 {{\n{body}    if a > 0 {{ 1 }} else {{ 0 }}\n}}\n")).unwrap();
+    std::fs::write(
+        &file,
+        format!("pub fn short() {{\n}}\n\nfn long(a: u8) -> u8 {{\n{body}    if a > 0 {{ 1 }} else {{ 0 }}\n}}\n"),
+    )
+    .unwrap();
     assert_eq!(long_functions(&file, 3), vec![(4, "long".to_string(), 8)]);
     assert!(long_functions(&file, 8).is_empty());
 }

@@ -56,7 +56,6 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
     write_atomic_in(dir, &dir.join(name), text.as_bytes())
 }
 
-
 pub fn run(args: &EfaArgs) -> Result<()> {
     let (names, ids, values) = crate::tables::read::read_items(&args.data, args.id_column.as_deref())?;
     let (n, p) = (ids.len(), names.len());

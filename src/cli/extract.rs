@@ -353,9 +353,7 @@ fn run_all(runs: &[ExtractArgs], labels: &[String], jobs: usize) -> Result<()> {
     let failures: Vec<String> = pool.install(|| {
         runs.par_iter()
             .zip(labels)
-            .filter_map(|(run, label)| {
-                extract(run).err().map(|e| format!("{label}: {}", e))
-            })
+            .filter_map(|(run, label)| extract(run).err().map(|e| format!("{label}: {}", e)))
             .collect()
     });
     if failures.is_empty() {

@@ -104,4 +104,3 @@ pub fn run(path: &Path, jobs: Option<usize>, cache: Option<PathBuf>, keep_going:
     }
     if failures.is_empty() { Ok(()) } else { Err(Error::Stages(failures)) }
 }
-

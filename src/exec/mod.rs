@@ -164,7 +164,7 @@ pub fn run(plan: &Plan, store: &Store, options: &Options) -> Result<RunReport> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.max(1))
         .build()
-        .map_err(|e| Error::Usage(format!("cannot start {} worker threads: {e}", options.jobs)))?;
+        .map_err(|e| Error::data(format!("cannot start {} worker threads: {e}", options.jobs)))?;
     let progress = progress::Progress::new(options.progress, plan.order.len());
     let mut outcomes: BTreeMap<NodeIndex, Outcome> = BTreeMap::new();
     let mut in_flight: std::collections::BTreeSet<NodeIndex> = std::collections::BTreeSet::new();

@@ -62,13 +62,13 @@ impl Strategy {
                     5
                 } else {
                     n.parse()
-                        .map_err(|_| Error::Usage(format!("`{text}`: write aCompCor with a count, e.g. acompcor6")))?
+                        .map_err(|_| Error::Data(format!("`{text}`: write aCompCor with a count, e.g. acompcor6")))?
                 };
                 Strategy::ACompCor(n)
             }
             _ if text.contains(',') => Strategy::Custom(text.split(',').map(|s| s.trim().to_string()).collect()),
             _ => {
-                return Err(Error::Usage(format!(
+                return Err(Error::Data(format!(
                     "unknown confound strategy `{text}`; use none, 6P, 24P, 36P, acompcorN, gsr, or a comma-separated column list"
                 )));
             }
@@ -260,13 +260,13 @@ pub fn clean(
     let band = match (spec.high_pass, spec.low_pass) {
         (None, None) => None,
         (high, low) => {
-            let tr = spec.tr.ok_or_else(|| Error::Usage("filtering needs the repetition time (--tr)".into()))?;
+            let tr = spec.tr.ok_or_else(|| Error::Data("filtering needs the repetition time (--tr)".into()))?;
             let nyquist = 0.5 / tr;
             for (name, cut) in [("high-pass", high), ("low-pass", low)] {
                 if let Some(c) = cut
                     && !(c > 0.0 && c < nyquist)
                 {
-                    return Err(Error::Usage(format!(
+                    return Err(Error::Data(format!(
                         "{name} cut-off {c} Hz must lie between 0 and the Nyquist frequency {nyquist} Hz (TR {tr} s)"
                     )));
                 }
@@ -274,7 +274,7 @@ pub fn clean(
             if let (Some(h), Some(l)) = (high, low)
                 && h >= l
             {
-                return Err(Error::Usage(format!(
+                return Err(Error::Data(format!(
                     "the band [{h}, {l}] Hz is empty: the high-pass cut-off must be below the low-pass one"
                 )));
             }

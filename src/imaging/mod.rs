@@ -1,6 +1,5 @@
 //! Imaging: NIfTI streaming, regions on a grid, region time series, denoising, connectivity.
 
-pub mod run;
 pub mod connectivity;
 pub mod denoise;
 pub mod discover;
@@ -9,3 +8,4 @@ pub mod filter;
 pub mod interpolate;
 pub mod nifti;
 pub mod regions;
+pub mod run;

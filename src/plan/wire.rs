@@ -35,8 +35,16 @@ impl Builder<'_> {
     /// their stage kinds (`stages::Kind::outputs` / `inputs`).
     fn wire(&mut self, from: NodeIndex, output: &str, to: NodeIndex, input: impl Into<String>) {
         let input = input.into();
-        debug_assert!(self.graph[from].kind.declares_output(output), "{output} is not an output of {:?}", self.graph[from].kind);
-        debug_assert!(self.graph[to].kind.declares_input(&input), "{input} is not an input of {:?}", self.graph[to].kind);
+        debug_assert!(
+            self.graph[from].kind.declares_output(output),
+            "{output} is not an output of {:?}",
+            self.graph[from].kind
+        );
+        debug_assert!(
+            self.graph[to].kind.declares_input(&input),
+            "{input} is not an input of {:?}",
+            self.graph[to].kind
+        );
         self.graph[to].inputs.push((input, Source::Stage { node: from, output: output.to_string() }));
         self.graph.add_edge(from, to, output.to_string());
     }
@@ -44,12 +52,20 @@ impl Builder<'_> {
     /// Hand a file to `node` by path (streamed by the stage, fingerprinted by content).
     fn path(&mut self, node: NodeIndex, input: impl Into<String>, path: &Path, written: &str) {
         let input = input.into();
-        debug_assert!(self.graph[node].kind.declares_input(&input), "{input} is not an input of {:?}", self.graph[node].kind);
+        debug_assert!(
+            self.graph[node].kind.declares_input(&input),
+            "{input} is not an input of {:?}",
+            self.graph[node].kind
+        );
         self.graph[node].inputs.push((input, Source::Path { path: path.to_path_buf(), written: written.to_string() }));
     }
 
     fn publish(&mut self, node: NodeIndex, output: &str, path: impl Into<String>) {
-        debug_assert!(self.graph[node].kind.declares_output(output), "{output} is not an output of {:?}", self.graph[node].kind);
+        debug_assert!(
+            self.graph[node].kind.declares_output(output),
+            "{output} is not an output of {:?}",
+            self.graph[node].kind
+        );
         self.graph[node].publish.push((output.to_string(), path.into()));
     }
 
@@ -184,9 +200,9 @@ fn tables(
         // `check` guarantees a simulated table has a simulator and the connectome imaging; were
         // either missing, the stage would fail naming its missing input.
         match (&table.source, simulate, connectome) {
-            (TableSource::File { path, written, .. }, _, _) => {
-                b.graph[node].inputs.push(("file".into(), Source::File { path: path.clone(), written: written.clone() }))
-            }
+            (TableSource::File { path, written, .. }, _, _) => b.graph[node]
+                .inputs
+                .push(("file".into(), Source::File { path: path.clone(), written: written.clone() })),
             (TableSource::Simulated { name }, Some(sim), _) => b.wire(sim, name, node, "table"),
             (TableSource::Imaging, _, Some(connectome)) => b.wire(connectome, "table", node, "table"),
             _ => {}
@@ -235,7 +251,8 @@ fn push(list: &mut Vec<String>, column: &str) {
 fn dataset_params(resolved: &Resolved) -> stages::dataset::Params {
     let is_factor = |c: &str| resolved.factors.as_ref().is_some_and(|f| f.provides(c));
     let association = resolved.association.as_ref();
-    let (mut outcomes, mut covariates, mut complete_cases, mut carry) = (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+    let (mut outcomes, mut covariates, mut complete_cases, mut carry) =
+        (Vec::new(), Vec::new(), Vec::new(), Vec::new());
     let mut features: Vec<String> = association.iter().flat_map(|a| &a.features).map(|(_, c)| c.clone()).collect();
     complete_cases.extend(resolved.complete_cases.iter().cloned());
     let prediction = resolved.prediction.as_ref();
@@ -272,7 +289,8 @@ fn dataset_params(resolved: &Resolved) -> stages::dataset::Params {
             RocSource::Cluster { columns, .. } => columns.iter().for_each(|c| push(&mut complete_cases, c)),
         }
     }
-    if let Some(c) = resolved.split.as_ref().filter(|s| s.method != SplitMethod::Random).and_then(|s| s.column.as_ref()) {
+    if let Some(c) = resolved.split.as_ref().filter(|s| s.method != SplitMethod::Random).and_then(|s| s.column.as_ref())
+    {
         push(&mut carry, c);
     }
     if let Some(g) = prediction.and_then(|p| p.settings.group_column.as_ref()) {
@@ -368,9 +386,13 @@ fn factors(b: &mut Builder<'_>, dataset: NodeIndex, split: Option<NodeIndex>) ->
     if let Some(split) = split {
         b.wire(split, "split", node, "split");
     }
-    for (output, file) in
-        [("loadings", "loadings.tsv"), ("phi", "phi.tsv"), ("weights", "weights.tsv"), ("scores", "scores.tsv"), ("fit", "fit.json")]
-    {
+    for (output, file) in [
+        ("loadings", "loadings.tsv"),
+        ("phi", "phi.tsv"),
+        ("weights", "weights.tsv"),
+        ("scores", "scores.tsv"),
+        ("fit", "fit.json"),
+    ] {
         b.publish(node, output, format!("factors/{file}"));
     }
     Some(node)

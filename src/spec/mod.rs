@@ -169,7 +169,6 @@ pub enum GroupDesign {
     Correlation,
 }
 
-
 /// One ROC analysis.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -613,7 +612,6 @@ pub struct TableSpec {
     pub missing_values: Option<Vec<String>>,
 }
 
-
 /// A questionnaire score: items combined within a visit, then over visits.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -644,8 +642,6 @@ pub struct ScoreSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub min_visits: Option<usize>,
 }
-
-
 
 /// Subject exclusions, applied in order: complete cases, then IQR outliers.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
@@ -739,7 +735,6 @@ pub struct Association {
 fn default_ci_level() -> f64 {
     0.95
 }
-
 
 /// Benjamini–Hochberg FDR.
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]

@@ -4,10 +4,10 @@
 //! feature).
 
 use super::{Context, Outputs};
-use crate::error::{Error, Result};
 use crate::design::{Sample, SplitAssignment};
-use crate::stats::association::PermutationScheme;
+use crate::error::{Error, Result};
 use crate::spec::terms::Term;
+use crate::stats::association::PermutationScheme;
 use crate::stats::association::{self, Input, Settings};
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};

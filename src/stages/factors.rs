@@ -10,8 +10,8 @@
 
 use super::{Context, Outputs};
 use crate::behaviour::efa::{self, Count, Extraction, Request, Rotation, RotationParams, Scores, matrix_tsv};
-use crate::error::{Error, Result};
 use crate::design::{Sample, SplitAssignment};
+use crate::error::{Error, Result};
 use crate::spec::{FactorCount, FactorRule};
 use crate::stats::dense::M;
 use crate::tables::{Cell, TsvWriter};

@@ -8,8 +8,8 @@
 //! (NIfTI), `clusters` (TSV); region level `results` (TSV); both `summary` (JSON).
 
 use super::{Context, Outputs};
-use crate::error::{Error, Result};
 pub use crate::design::Level;
+use crate::error::{Error, Result};
 use crate::spec::GroupDesign;
 use crate::stats::voxelwise::{
     self, ClusterSettings, ClusterThreshold, Connectivity, Covariates, Design, MaskedGrid, Settings, Tail,
@@ -104,9 +104,11 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         }
         Ok(Covariates { names: p.covariates.clone(), values })
     };
+    let missing =
+        |field: &str| Error::data(format!("{}: the design has no `{field}`; this is a neurospec bug", ctx.stage));
     let design = match p.design {
         GroupDesign::TwoSample => {
-            let name = p.group.as_deref().expect("checked: a two-sample design has `group`");
+            let name = p.group.as_deref().ok_or_else(|| missing("group"))?;
             let values = column(name)?;
             if let Some((i, v)) = values.iter().enumerate().find(|(_, v)| **v != 0.0 && **v != 1.0) {
                 return Err(Error::data(format!(
@@ -117,7 +119,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             Design::TwoSample { group: values.iter().map(|v| *v == 1.0).collect(), covariates: covariates()? }
         }
         GroupDesign::Correlation => {
-            let name = p.variable.as_deref().expect("checked: a correlation design has `variable`");
+            let name = p.variable.as_deref().ok_or_else(|| missing("variable"))?;
             Design::Correlation { x: column(name)?, covariates: covariates()? }
         }
         GroupDesign::Paired => Design::Paired,

@@ -8,9 +8,9 @@
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
-use crate::imaging::run::{RunSettings, process_run};
 use crate::imaging::connectivity::pearson;
 use crate::imaging::regions::{RegionSources, Resampling};
+use crate::imaging::run::{RunSettings, process_run};
 use crate::spec::Denoise;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;

@@ -7,8 +7,8 @@
 //! prediction — out-of-fold means for discovery, the final model's for held-out).
 
 use super::{Context, Outputs};
-use crate::error::{Error, Result};
 use crate::design::{Sample, SplitAssignment};
+use crate::error::{Error, Result};
 use crate::stats::predict::{self, Data, Settings};
 use crate::tables::{Cell, ColumnData, Table, TsvWriter};
 use serde::{Deserialize, Serialize};
@@ -202,7 +202,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     }
     if let Some((test, outcome)) = &held {
         for (i, &row) in test.rows.iter().enumerate() {
-            let mut cells = vec![Cell::Text(&dataset.ids[row]), Cell::Text(Sample::HeldOut.name()), Cell::Num(outcome.targets[i])];
+            let mut cells =
+                vec![Cell::Text(&dataset.ids[row]), Cell::Text(Sample::HeldOut.name()), Cell::Num(outcome.targets[i])];
             cells.extend(outcome.results.iter().map(|t| Cell::Num(t.predictions[i])));
             predictions.row(&cells);
         }

@@ -10,10 +10,10 @@
 //! clusters `maps:KEY` and `mask`). Output: `auc` (TSV).
 
 use super::{Context, Outputs};
-use crate::error::{Error, Result};
 pub use crate::design::{ClusterChoice, EdgeChoice};
-use crate::stats::voxelwise::Tail;
+use crate::error::{Error, Result};
 use crate::stats::roc::{self, Alternative, RocSettings};
+use crate::stats::voxelwise::Tail;
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 

@@ -2,8 +2,8 @@
 //! table holding items. Outputs: `scores` (TSV: subject id + one column per score) and `report`.
 
 use super::{Context, Outputs};
-use crate::error::Result;
 use crate::behaviour::scoring::ScoreDefinition;
+use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
 pub const VERSION: u32 = 1;

@@ -10,8 +10,8 @@
 //! Output: `split` (TSV: subject, sample).
 
 use super::{Context, Outputs};
-use crate::error::{Error, Result};
 use crate::design::{MIN_SPLIT_SIDE, Sample};
+use crate::error::{Error, Result};
 use crate::spec::SplitMethod;
 use crate::stats::rng::Rng;
 use crate::tables::{Cell, ColumnData, TsvWriter};

@@ -111,7 +111,10 @@ pub fn associate(
     let c = input.covariate_names.len();
     let k = c + 1;
     if n < min_subjects(c) {
-        return Err(format!("only {n} subjects for {k} model terms plus the feature; need at least {}", min_subjects(c)));
+        return Err(format!(
+            "only {n} subjects for {k} model terms plus the feature; need at least {}",
+            min_subjects(c)
+        ));
     }
     let y = zscored(input.y).ok_or("the outcome has zero variance in this sample")?;
     let mut x = Vec::with_capacity(n * f);

@@ -531,7 +531,10 @@ pub fn cross_validate(data: &Data<'_>, groups: Option<&[String]>, settings: &Set
         return Err(format!("cross-validation needs at least 2 folds (got {k})"));
     }
     if n < min_subjects(k) {
-        return Err(format!("{n} subjects are too few for {k}-fold cross-validation (need at least {})", min_subjects(k)));
+        return Err(format!(
+            "{n} subjects are too few for {k}-fold cross-validation (need at least {})",
+            min_subjects(k)
+        ));
     }
     let models = settings.models();
     if models.is_empty() {

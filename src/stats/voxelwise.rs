@@ -116,9 +116,7 @@ pub enum Design {
 }
 
 /// Which direction counts as extreme.
-#[derive(
-    Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema,
-)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "kebab-case")]
 pub enum Tail {
     /// |t|: both directions; positive and negative clusters pool into one null.

@@ -1,9 +1,9 @@
 //! Reading input tables. polars parses the files (all cells as text, so nothing is coerced
 //! behind the user's back); this module turns them into [`Table`]s and reports bad cells.
 
+use super::TableFormat;
 use super::{ColumnData, Table};
 use crate::error::{Error, Result};
-use super::TableFormat;
 use polars::prelude::*;
 use std::collections::HashMap;
 use std::io::BufRead;
@@ -152,9 +152,12 @@ pub fn read_items(path: &Path, id_column: Option<&str>) -> Result<(Vec<String>, 
     let frame = read_frame(bytes, &origin, format)?;
     let header: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
     let id_at = match id_column {
-        Some(id) => Some(header.iter().position(|h| h == id).ok_or_else(|| {
-            Error::data(format!("{origin}: no column `{id}` (columns: {})", preview(&header)))
-        })?),
+        Some(id) => Some(
+            header
+                .iter()
+                .position(|h| h == id)
+                .ok_or_else(|| Error::data(format!("{origin}: no column `{id}` (columns: {})", preview(&header))))?,
+        ),
         None => None,
     };
     let texts = |i: usize| -> Result<Vec<Option<String>>> {

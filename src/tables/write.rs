@@ -1,8 +1,8 @@
 //! Writing tables as TSV, CSV or Parquet (for `neurospec simulate`).
 
+use super::TableFormat;
 use super::{ColumnData, Table};
 use crate::error::{Error, Result};
-use super::TableFormat;
 use polars::prelude::{Column as PlColumn, DataFrame, ParquetWriter};
 use std::path::Path;
 

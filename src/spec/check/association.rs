@@ -38,7 +38,11 @@ pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -
                 let hint = did_you_mean(group, cx.group_columns.keys().map(String::as_str))
                     .map(|b| format!("did you mean `{b}`?"))
                     .unwrap_or_else(|| "declare it under [features]".into());
-                cx.err(keys!["association", "features", i], format!("feature group `{group}` is not declared"), Some(hint));
+                cx.err(
+                    keys!["association", "features", i],
+                    format!("feature group `{group}` is not declared"),
+                    Some(hint),
+                );
             }
         }
     }

@@ -191,13 +191,7 @@ pub(super) fn rocs(cx: &mut Checker<'_>, groups: &[ResolvedGroup]) -> Vec<Resolv
 }
 
 /// The one-session, region-level two-sample analysis `g` that chose `value` among its edges.
-fn edge_choice(
-    cx: &mut Checker<'_>,
-    roc: &str,
-    value: &str,
-    g: &str,
-    groups: &[ResolvedGroup],
-) -> Option<EdgeChoice> {
+fn edge_choice(cx: &mut Checker<'_>, roc: &str, value: &str, g: &str, groups: &[ResolvedGroup]) -> Option<EdgeChoice> {
     match groups.iter().find(|x| x.name == g) {
         Some(ResolvedGroup { level: Level::Edges(edges), sessions, settings, .. })
             if sessions.len() == 1 && settings.design == GroupDesign::TwoSample =>
@@ -244,4 +238,3 @@ fn cluster_choice(groups: &[ResolvedGroup], g: &str) -> Option<RocSource> {
     };
     Some(RocSource::Cluster { choice, sessions: group.sessions.clone(), columns: group.columns.clone() })
 }
-

@@ -100,8 +100,11 @@ fn runs(cx: &mut Checker<'_>, imaging: &Imaging) -> Option<(Vec<Run>, Vec<String
         }
         per_subject.entry(run.subject.clone()).or_default().push(run);
     }
-    let wanted: Vec<Option<&str>> =
-        if imaging.sessions.is_empty() { vec![None] } else { imaging.sessions.iter().map(|s| Some(s.as_str())).collect() };
+    let wanted: Vec<Option<&str>> = if imaging.sessions.is_empty() {
+        vec![None]
+    } else {
+        imaging.sessions.iter().map(|s| Some(s.as_str())).collect()
+    };
     let mut runs = Vec::new();
     for (subject, list) in per_subject {
         for &session in &wanted {
@@ -258,7 +261,8 @@ fn label_table(cx: &mut Checker<'_>, set: &str, spec: &RegionSet, labels: &str) 
     };
     for (i, name) in spec.include.iter().enumerate() {
         if !table.iter().any(|(_, n)| n == name) {
-            let hint = did_you_mean(name, table.iter().map(|(_, n)| n.as_str())).map(|b| format!("did you mean `{b}`?"));
+            let hint =
+                did_you_mean(name, table.iter().map(|(_, n)| n.as_str())).map(|b| format!("did you mean `{b}`?"));
             cx.err(keys!["regions", set, "include", i], format!("label `{name}` is not in the label table"), hint);
         }
     }

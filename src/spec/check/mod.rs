@@ -349,7 +349,11 @@ impl Checker<'_> {
     /// A permutation count that can give p < 0.01 (0 means none where `none` says so).
     fn permutations(&mut self, keys: Vec<Key>, n: usize, none: &str) {
         if n > 0 && n < MIN_PERMUTATIONS {
-            self.err(keys, format!("{n} permutations cannot give p < 0.01; use {none}at least {MIN_PERMUTATIONS}"), None);
+            self.err(
+                keys,
+                format!("{n} permutations cannot give p < 0.01; use {none}at least {MIN_PERMUTATIONS}"),
+                None,
+            );
         }
     }
 
