@@ -216,6 +216,22 @@ pub fn run(command: ExtractCommand) -> Result<()> {
         min_kept_fraction: 0.5,
         min_volumes,
     };
+    // A band the run's sampling cannot carry is a mistake on the command line.
+    if let (Some((high, low)), false) = (args.band, args.bold.as_os_str().is_empty()) {
+        let tr = match args.tr {
+            Some(tr) => Some(tr),
+            None => crate::imaging::nifti::VolumeReader::open(&args.bold)?.header.tr_seconds(),
+        };
+        if high < 0.0 || low < 0.0 {
+            return Err(Error::Usage(format!("--band {high} {low}: cut-offs are in Hz, 0 or more")));
+        }
+        // As `imaging::run::clean_spec` reads the band: 0 (or ∞ for the low-pass) omits a side.
+        let clean = crate::imaging::run::clean_spec(false, false, Some((high, low)), tr);
+        let problem = tr.and_then(|tr| crate::imaging::denoise::band_problem(clean.high_pass, clean.low_pass, tr));
+        if let Some(problem) = problem {
+            return Err(Error::Usage(format!("--band: {problem}")));
+        }
+    }
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     match (manifest, fmriprep) {
         (Some(manifest), _) => extract_batch(&args, &manifest, jobs),

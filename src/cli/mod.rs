@@ -63,6 +63,10 @@ enum Command {
         /// Print one JSON summary object on stdout.
         #[arg(long)]
         json: bool,
+        /// Output folder (default: `[outputs] dir`, or derivatives/<study name> beside the study).
+        /// A study file can only write inside its own folder; this may point anywhere.
+        #[arg(long)]
+        out: Option<PathBuf>,
     },
     /// Show how an output file was made: stage, parameters, inputs, and the chain to raw inputs.
     Explain {
@@ -120,8 +124,8 @@ fn dispatch(command: Command) -> Result<()> {
         Command::BenchVoxelwise(args) => bench::run(args),
         Command::Check { study } => study::check(&study),
         Command::Plan { study, dot, cache_dir } => study::plan_command(&study, dot, cache_dir),
-        Command::Run { study, jobs, cache_dir, keep_going, json } => {
-            study::run(&study, jobs, cache_dir, keep_going, json)
+        Command::Run { study, jobs, cache_dir, keep_going, json, out } => {
+            study::run(&study, &study::RunOptions { jobs, cache: cache_dir, keep_going, json, out })
         }
         Command::Explain { path } => out(&crate::outputs::explain(&path)?),
         Command::Efa(args) => efa::run(&args),

@@ -11,6 +11,7 @@ use std::time::Instant;
 
 fn load_checked(path: &Path) -> Result<(LoadedStudy, spec::check::Resolved)> {
     let loaded = spec::load(path)?;
+    spec::check::settings(&loaded)?;
     crate::sim::materialise(&loaded)?;
     let resolved = spec::check::resolve(&loaded)?;
     for warning in &resolved.warnings {
@@ -53,14 +54,29 @@ pub fn plan_command(path: &Path, dot: bool, cache: Option<PathBuf>) -> Result<()
     out(&text)
 }
 
-pub fn run(path: &Path, jobs: Option<usize>, cache: Option<PathBuf>, keep_going: bool, json: bool) -> Result<()> {
+/// `neurospec run`'s choices.
+pub struct RunOptions {
+    pub jobs: Option<usize>,
+    pub cache: Option<PathBuf>,
+    pub keep_going: bool,
+    pub json: bool,
+    /// Output folder chosen on the command line.
+    pub out: Option<PathBuf>,
+}
+
+pub fn run(path: &Path, options: &RunOptions) -> Result<()> {
+    let RunOptions { jobs, cache, keep_going, json, out: out_dir } = options;
+    let (jobs, keep_going, json) = (*jobs, *keep_going, *json);
     let started = Instant::now();
     if jobs == Some(0) {
         return Err(Error::Usage("-j must be at least 1".into()));
     }
-    let (loaded, resolved) = load_checked(path)?;
+    let (loaded, mut resolved) = load_checked(path)?;
+    if let Some(dir) = out_dir {
+        resolved.study.output_dir = dir.clone();
+    }
     let plan = plan::compile(&resolved);
-    let store = Store::open(&cache_dir(&loaded, cache))?;
+    let store = Store::open(&cache_dir(&loaded, cache.clone()))?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mode = if json {
         Mode::Quiet

@@ -244,6 +244,28 @@ fn filter_columns(x: &mut [f64], t: usize, c: usize, sos: &super::filter::Sos) -
     Ok(())
 }
 
+/// Why a band-pass (cut-offs in Hz; `None` omits a side) cannot be applied at repetition time
+/// `tr` (s), or `None` when it can: each cut-off must lie strictly between 0 and the Nyquist
+/// frequency, and the high-pass below the low-pass.
+pub fn band_problem(high: Option<f64>, low: Option<f64>, tr: f64) -> Option<String> {
+    let nyquist = 0.5 / tr;
+    for (name, cut) in [("high-pass", high), ("low-pass", low)] {
+        if let Some(c) = cut
+            && !(c > 0.0 && c < nyquist)
+        {
+            return Some(format!(
+                "{name} cut-off {c} Hz must lie between 0 and the Nyquist frequency {nyquist} Hz (TR {tr} s)"
+            ));
+        }
+    }
+    match (high, low) {
+        (Some(h), Some(l)) if h >= l => {
+            Some(format!("the band [{h}, {l}] Hz is empty: the high-pass cut-off must be below the low-pass one"))
+        }
+        _ => None,
+    }
+}
+
 /// Clean region time series. `confounds` is T × C row-major (C may be 0); `keep` lists the
 /// volumes retained after scrubbing (None = all).
 pub fn clean(
@@ -261,23 +283,10 @@ pub fn clean(
         (None, None) => None,
         (high, low) => {
             let tr = spec.tr.ok_or_else(|| Error::Data("filtering needs the repetition time (--tr)".into()))?;
+            if let Some(problem) = band_problem(high, low, tr) {
+                return Err(Error::Data(problem));
+            }
             let nyquist = 0.5 / tr;
-            for (name, cut) in [("high-pass", high), ("low-pass", low)] {
-                if let Some(c) = cut
-                    && !(c > 0.0 && c < nyquist)
-                {
-                    return Err(Error::Data(format!(
-                        "{name} cut-off {c} Hz must lie between 0 and the Nyquist frequency {nyquist} Hz (TR {tr} s)"
-                    )));
-                }
-            }
-            if let (Some(h), Some(l)) = (high, low)
-                && h >= l
-            {
-                return Err(Error::Data(format!(
-                    "the band [{h}, {l}] Hz is empty: the high-pass cut-off must be below the low-pass one"
-                )));
-            }
             Some(match (high, low) {
                 (Some(h), Some(l)) => Band::Pass(h / nyquist, l / nyquist),
                 (Some(h), None) => Band::High(h / nyquist),

@@ -132,6 +132,12 @@ pub fn read_label_table(path: &Path) -> Result<LabelTable> {
             }
         }
     }
+    if out.is_empty() {
+        return Err(Error::data(format!(
+            "{}: no labels; a label table has one `index name` row per region",
+            path.display()
+        )));
+    }
     Ok(out)
 }
 

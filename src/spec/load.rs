@@ -58,9 +58,34 @@ pub fn load(path: &Path) -> Result<LoadedStudy> {
     })?;
     let source = String::from_utf8(bytes.clone())
         .map_err(|_| Error::Study(vec![Diagnostic::file(path, "study file is not valid UTF-8")]))?;
+    if source.trim_start().starts_with('{') {
+        return Err(Error::Study(vec![
+            Diagnostic::file(path, "this looks like JSON; study files are TOML").with_hint(
+                "write sections as [study], [tables.NAME], … (see studies/ukb-symptoms.toml); \
+                 `neurospec schema` describes every field",
+            ),
+        ]));
+    }
     // Unknown keys anywhere in the file are reported together (serde would stop at the first).
     if let Ok(document) = DeTable::parse(&source) {
-        let unknown = unknown_keys(path, &source, document.get_ref());
+        let top = document.get_ref();
+        let meta = ["name", "seed", "subject_id", "description"];
+        if !top.iter().any(|(k, _)| k.get_ref() == "study")
+            && top.iter().any(|(k, _)| meta.contains(&k.get_ref().as_ref()))
+        {
+            let first =
+                top.iter().find(|(k, _)| meta.contains(&k.get_ref().as_ref())).map_or(0, |(k, _)| k.span().start);
+            return Err(Error::Study(vec![
+                Diagnostic::at_offset(
+                    path,
+                    &source,
+                    first,
+                    "`name`, `seed` and `subject_id` belong in a [study] section",
+                )
+                .with_hint("add the line [study] above them"),
+            ]));
+        }
+        let unknown = unknown_keys(path, &source, top);
         if !unknown.is_empty() {
             return Err(Error::Study(unknown));
         }

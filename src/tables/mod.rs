@@ -26,6 +26,12 @@ pub enum TableFormat {
     Parquet,
 }
 
+/// A cell as a number: finite numbers only (`inf` and `nan` are not values a study can use;
+/// declare missing codes in the table's `missing_values`).
+pub fn number(cell: &str) -> Option<f64> {
+    cell.trim().parse::<f64>().ok().filter(|v| v.is_finite())
+}
+
 /// Values of one column.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ColumnData {
@@ -85,7 +91,7 @@ impl Table {
                 let (row, value) = v
                     .iter()
                     .enumerate()
-                    .find_map(|(i, s)| s.as_deref().filter(|s| s.trim().parse::<f64>().is_err()).map(|s| (i, s)))
+                    .find_map(|(i, s)| s.as_deref().filter(|s| number(s).is_none()).map(|s| (i, s)))
                     .unwrap_or((0, ""));
                 Err(Error::data(format!(
                     "{}:{}: column `{name}` must be numeric, but subject {} has `{value}`; \

@@ -66,7 +66,13 @@ pub fn read_table(
     missing: &[String],
 ) -> Result<Table> {
     let bad = |e: PolarsError| Error::data(format!("{origin}: cannot read table: {e}"));
+    if format != TableFormat::Parquet {
+        check_rows(&bytes, origin, if format == TableFormat::Tsv { b'\t' } else { b',' })?;
+    }
     let frame = read_frame(bytes, origin, format)?;
+    if frame.height() == 0 {
+        return Err(Error::data(format!("{origin}: the table has a header but no rows")));
+    }
     let origin = origin.to_string();
     let names: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
     let id_at = names.iter().position(|n| n == id_column).ok_or_else(|| {
@@ -110,7 +116,7 @@ pub fn read_table(
         }
         let values = texts(i)?;
         let numbers: Option<Vec<f64>> =
-            values.iter().map(|v| v.as_deref().map_or(Some(f64::NAN), |s| s.parse::<f64>().ok())).collect();
+            values.iter().map(|v| v.as_deref().map_or(Some(f64::NAN), super::number)).collect();
         table.columns.push(super::Column {
             name: name.clone(),
             data: match numbers {
@@ -120,6 +126,46 @@ pub fn read_table(
         });
     }
     Ok(table)
+}
+
+/// Every row of a text table has as many fields as the header, and the file ends with a line
+/// ending (a file cut off mid-row would otherwise be read as a shorter last value or as missing
+/// cells). Quoted fields (`"a,b"`) count as one field.
+fn check_rows(bytes: &[u8], origin: &str, separator: u8) -> Result<()> {
+    let text = bytes.strip_prefix(b"\xef\xbb\xbf").unwrap_or(bytes);
+    let fields = |line: &[u8]| {
+        let mut quoted = false;
+        1 + line
+            .iter()
+            .filter(|&&b| {
+                if b == b'"' {
+                    quoted = !quoted;
+                }
+                b == separator && !quoted
+            })
+            .count()
+    };
+    let mut lines = text.split(|&b| b == b'\n').enumerate().filter(|(_, l)| !l.iter().all(|b| b.is_ascii_whitespace()));
+    let Some((_, header)) = lines.next() else { return Ok(()) };
+    let expected = fields(header);
+    for (i, line) in lines {
+        let n = fields(line);
+        if n != expected {
+            return Err(Error::data(format!(
+                "{origin}:{}: {n} fields, but the header has {expected}; every row needs one value per column \
+                 (leave a cell empty for a missing value)",
+                i + 1
+            )));
+        }
+    }
+    if !text.is_empty() && !text.ends_with(b"\n") {
+        let line = text.iter().filter(|&&b| b == b'\n').count() + 1;
+        return Err(Error::data(format!(
+            "{origin}:{line}: the file ends without a line ending, so its last row may be cut off; \
+             if the row is complete, end the file with a newline"
+        )));
+    }
+    Ok(())
 }
 
 /// Parse a table file's bytes with every cell as text (nothing coerced).
@@ -188,7 +234,15 @@ pub fn read_items(path: &Path, id_column: Option<&str>) -> Result<(Vec<String>, 
     Ok((names, ids, values))
 }
 
-fn preview(names: &[String]) -> String {
+/// The first column names, for messages. A one-column "table" is more likely some other file
+/// (a table needs an id and a value), so its header is described, never echoed.
+pub fn preview(names: &[String]) -> String {
+    if names.len() < 2 {
+        let bytes = names.first().map_or(0, String::len);
+        return format!(
+            "only one column, a header of {bytes} bytes; is this a table? (TSV separates columns with tabs)"
+        );
+    }
     let shown: Vec<&str> = names.iter().take(8).map(String::as_str).collect();
     if names.len() > 8 { format!("{}, … ({} in all)", shown.join(", "), names.len()) } else { shown.join(", ") }
 }

@@ -138,6 +138,19 @@ fn runs(cx: &mut Checker<'_>, imaging: &Imaging) -> Option<(Vec<Run>, Vec<String
                 );
                 continue;
             }
+            if denoise.band.is_some()
+                && let Some(tr) = run.tr.filter(|t| !(*t > 0.0 && t.is_finite()))
+            {
+                cx.err(
+                    keys!["denoise", "band"],
+                    format!(
+                        "{}: its sidecar gives RepetitionTime = {tr}, so the band-pass cannot be applied",
+                        run.bold.display()
+                    ),
+                    Some("fix `RepetitionTime` (seconds) in the run's JSON sidecar".into()),
+                );
+                continue;
+            }
             runs.push((*run).clone());
         }
     }

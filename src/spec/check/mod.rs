@@ -14,10 +14,12 @@
 //! sizes that can be known before reading data).
 
 mod association;
+mod confinement;
 mod factors;
 mod features;
 mod group;
 mod imaging;
+pub mod limits;
 mod prediction;
 mod scores;
 mod sizes;
@@ -235,16 +237,18 @@ impl ResolvedImaging {
     }
 }
 
+/// The checks that need no file: where the study writes (confinement) and the range of every
+/// numeric setting. `resolve` runs them first too; the command line runs them alone before it
+/// writes anything (a simulated cohort) for the study.
+pub fn settings(loaded: &LoadedStudy) -> Result<()> {
+    let mut cx = Checker::new(loaded);
+    confinement::check(&mut cx);
+    limits::check(&mut cx);
+    if cx.has_errors() { Err(Error::Study(cx.problems)) } else { Ok(()) }
+}
+
 pub fn resolve(loaded: &LoadedStudy) -> Result<Resolved> {
-    let mut cx = Checker {
-        loaded,
-        study: &loaded.study,
-        problems: Vec::new(),
-        column_table: BTreeMap::new(),
-        all_columns: Vec::new(),
-        score_names: Vec::new(),
-        group_columns: BTreeMap::new(),
-    };
+    let mut cx = Checker::new(loaded);
     let mut resolved = resolve_sections(&mut cx);
     if cx.has_errors() {
         return Err(Error::Study(cx.problems));
@@ -253,11 +257,27 @@ pub fn resolve(loaded: &LoadedStudy) -> Result<Resolved> {
     Ok(resolved)
 }
 
+impl<'a> Checker<'a> {
+    fn new(loaded: &'a LoadedStudy) -> Self {
+        Checker {
+            loaded,
+            study: &loaded.study,
+            problems: Vec::new(),
+            column_table: BTreeMap::new(),
+            all_columns: Vec::new(),
+            score_names: Vec::new(),
+            group_columns: BTreeMap::new(),
+        }
+    }
+}
+
 /// Every section checker in order; column-level checks are skipped when a table could not be
 /// read (they would only echo that problem).
 fn resolve_sections(cx: &mut Checker<'_>) -> Resolved {
     let study = cx.study;
-    let imaging = imaging::resolve(cx);
+    confinement::check(cx);
+    limits::check(cx);
+    let imaging = if cx.has_errors() { None } else { imaging::resolve(cx) };
     let tables = tables::resolve(cx, imaging.as_ref());
     let mut resolved = Resolved {
         study: StudyInfo {

@@ -23,6 +23,7 @@ pub(super) fn resolve(cx: &mut Checker<'_>, imaging: Option<&ResolvedImaging>) -
         if !matches!(source, TableSource::Imaging) && !columns.contains(&id_column) {
             let hint = match did_you_mean(&id_column, columns.iter().map(String::as_str)) {
                 Some(best) => format!("did you mean `{best}`? set `id_column` on the table or `study.subject_id`"),
+                None if columns.len() < 2 => crate::tables::read::preview(&columns),
                 None => format!("set `id_column` on the table; its columns start {}", preview(&columns)),
             };
             cx.err(
@@ -81,6 +82,14 @@ fn source(cx: &mut Checker<'_>, name: &str, spec: &TableSpec) -> Option<(TableSo
         (Some(written), None) => {
             let path = cx.loaded.resolve(written);
             let here = keys!["tables", name, "path"];
+            if path.is_dir() {
+                cx.err(
+                    here,
+                    format!("table file `{written}` is a folder, not a file"),
+                    Some("name the table file inside it".into()),
+                );
+                return None;
+            }
             if !path.is_file() {
                 cx.err(
                     here,
