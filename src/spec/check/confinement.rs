@@ -44,7 +44,11 @@ fn inside(cx: &mut Checker<'_>, keys: Vec<Key>, written: &str, what: &str, escap
     let hint =
         Some(format!("a study writes only inside its own folder; give a relative path such as \"data/x\"{escape}"));
     let path = Path::new(written);
-    if written.trim().is_empty() || path.is_absolute() || normalise(written).is_none() {
+    if written.trim().is_empty() {
+        cx.err(keys, format!("{what} is an empty path"), hint);
+        return;
+    }
+    if path.is_absolute() || normalise(written).is_none() {
         cx.err(keys, format!("{what} `{written}` is outside the study's folder"), hint);
         return;
     }
