@@ -9,10 +9,20 @@ use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
-fn load_checked(path: &Path) -> Result<(LoadedStudy, spec::check::Resolved)> {
-    let loaded = spec::load(path)?;
+/// Load and check a study. A simulated cohort that `run` has not yet written into the study's
+/// folder is simulated into `scratch` (a folder in the cache) and read from there, so that
+/// `check` and `plan` write nothing into the study's folder.
+fn load_checked(path: &Path, scratch: Option<&Scratch>) -> Result<(LoadedStudy, spec::check::Resolved)> {
+    let mut loaded = spec::load(path)?;
     spec::check::settings(&loaded)?;
-    crate::sim::materialise(&loaded)?;
+    if let Some(scratch) = scratch
+        && !crate::sim::is_materialised(&loaded)?
+        && let Some(dir) = loaded.study.simulate.as_ref().and_then(|s| s.dir.clone())
+    {
+        let folder = scratch.folder(&loaded)?;
+        crate::sim::materialise_into(&loaded, &folder)?;
+        loaded.redirect = Some((loaded.dir.join(dir), folder));
+    }
     let resolved = spec::check::resolve(&loaded)?;
     for warning in &resolved.warnings {
         eprintln!("{}", warning.render());
@@ -20,8 +30,33 @@ fn load_checked(path: &Path) -> Result<(LoadedStudy, spec::check::Resolved)> {
     Ok((loaded, resolved))
 }
 
+/// A folder for a simulated cohort inside the cache, made only when needed and removed when
+/// dropped.
+struct Scratch {
+    cache: Option<PathBuf>,
+    made: std::cell::OnceCell<tempfile::TempDir>,
+}
+
+impl Scratch {
+    fn new(cache: Option<PathBuf>) -> Self {
+        Scratch { cache, made: std::cell::OnceCell::new() }
+    }
+
+    /// A fresh folder (inside it) for the cohort.
+    fn folder(&self, loaded: &LoadedStudy) -> Result<PathBuf> {
+        if self.made.get().is_none() {
+            let root = cache_dir(loaded, self.cache.clone()).join("scratch");
+            std::fs::create_dir_all(&root).map_err(|e| Error::io(&root, e))?;
+            let dir = tempfile::Builder::new().prefix("check-").tempdir_in(&root).map_err(|e| Error::io(&root, e))?;
+            let _ = self.made.set(dir);
+        }
+        Ok(self.made.get().expect("made above").path().join("cohort"))
+    }
+}
+
 pub fn check(path: &Path) -> Result<()> {
-    let (_, resolved) = load_checked(path)?;
+    let scratch = Scratch::new(None);
+    let (_, resolved) = load_checked(path, Some(&scratch))?;
     let plan = plan::compile(&resolved);
     crate::exec::preflight::check_data(&plan)?;
     out(&format!("{}: ok ({} stages)\n", path.display(), plan.order.len()))?;
@@ -33,7 +68,8 @@ fn cache_dir(loaded: &LoadedStudy, explicit: Option<PathBuf>) -> PathBuf {
 }
 
 pub fn plan_command(path: &Path, dot: bool, cache: Option<PathBuf>) -> Result<()> {
-    let (loaded, resolved) = load_checked(path)?;
+    let scratch = Scratch::new(cache.clone());
+    let (loaded, resolved) = load_checked(path, Some(&scratch))?;
     let plan = plan::compile(&resolved);
     let store = Store::open(&cache_dir(&loaded, cache))?;
     let states = exec::states(&plan, &store)?;
@@ -71,12 +107,16 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<()> {
     if jobs == Some(0) {
         return Err(Error::Usage("-j must be at least 1".into()));
     }
-    let (loaded, mut resolved) = load_checked(path)?;
+    // The cache lock is taken before the cohort is simulated, so two first runs simulate once.
+    let loaded = spec::load(path)?;
+    spec::check::settings(&loaded)?;
+    let store = Store::open(&cache_dir(&loaded, cache.clone()))?;
+    crate::sim::materialise(&loaded)?;
+    let (_, mut resolved) = load_checked(path, None)?;
     if let Some(dir) = out_dir {
         resolved.study.output_dir = dir.clone();
     }
     let plan = plan::compile(&resolved);
-    let store = Store::open(&cache_dir(&loaded, cache.clone()))?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let mode = if json {
         Mode::Quiet

@@ -50,15 +50,13 @@ pub fn simulate(preset: Preset, subjects: usize, seed: u64) -> crate::error::Res
 /// Code version of the file-writing presets: a change rewrites simulated folders.
 const FILES_VERSION: u32 = 2;
 
-/// Write a file-writing preset's cohort into `[simulate] dir` unless that folder already holds
-/// the same cohort (same preset, subjects, seed and simulator version, recorded in a stamp).
-/// The cohort is written into a temporary sibling folder and renamed into place, so an
-/// interrupted simulation leaves no half-written folder behind.
-pub fn materialise(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<()> {
+/// The cohort a file-writing preset would write: where (`[simulate] dir`, resolved) and the stamp
+/// that identifies it (preset, subjects, seed, simulator version). `None` for other studies.
+fn cohort(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<Option<(std::path::PathBuf, String)>> {
     use crate::error::Error;
-    let Some(sim) = &loaded.study.simulate else { return Ok(()) };
+    let Some(sim) = &loaded.study.simulate else { return Ok(None) };
     if !sim.preset.writes_files() {
-        return Ok(());
+        return Ok(None);
     }
     let Some(dir) = &sim.dir else {
         let keys = crate::keys!["simulate"];
@@ -68,17 +66,91 @@ pub fn materialise(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<()
         return Err(Error::Study(vec![d]));
     };
     let seed = sim.seed.unwrap_or_else(|| crate::stats::rng::derive_seed(loaded.study.study.seed, "simulate"));
-    let target = loaded.resolve(dir);
     let stamp = format!(
         "{{\"preset\": \"{}\", \"subjects\": {}, \"seed\": {seed}, \"version\": {FILES_VERSION}}}\n",
         sim.preset.name(),
         sim.subjects
     );
-    let stamp_path = target.join(".neurospec-simulation.json");
+    Ok(Some((loaded.dir.join(dir), stamp)))
+}
+
+const STAMP: &str = ".neurospec-simulation.json";
+/// The files the simulator wrote into a cohort folder, one relative path per line.
+const FILES: &str = ".neurospec-simulation-files.txt";
+
+/// Every file under `dir`, relative to it, sorted (symbolic links are listed, not followed).
+fn files_under(dir: &std::path::Path) -> crate::error::Result<Vec<std::path::PathBuf>> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(folder) = pending.pop() {
+        for entry in std::fs::read_dir(&folder).map_err(|e| crate::error::Error::io(&folder, e))? {
+            let entry = entry.map_err(|e| crate::error::Error::io(&folder, e))?;
+            let kind = entry.file_type().map_err(|e| crate::error::Error::io(entry.path(), e))?;
+            if kind.is_dir() {
+                pending.push(entry.path());
+            } else {
+                out.push(entry.path().strip_prefix(dir).unwrap_or(&entry.path()).to_path_buf());
+            }
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// A file in a cohort folder that its simulator did not write (or, with no list of what it
+/// wrote, any file but the stamp).
+fn foreign_file(dir: &std::path::Path) -> crate::error::Result<Option<std::path::PathBuf>> {
+    let listed = std::fs::read_to_string(dir.join(FILES)).unwrap_or_default();
+    let listed: std::collections::HashSet<&str> = listed.lines().collect();
+    Ok(files_under(dir)?.into_iter().find(|f| {
+        let name = f.to_string_lossy().replace('\\', "/");
+        name != STAMP && name != FILES && !listed.contains(name.as_str())
+    }))
+}
+
+/// Whether `[simulate] dir` already holds the study's cohort (or the study simulates no files).
+pub fn is_materialised(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<bool> {
+    Ok(match cohort(loaded)? {
+        Some((target, stamp)) => std::fs::read_to_string(target.join(STAMP)).is_ok_and(|s| s == stamp),
+        None => true,
+    })
+}
+
+/// Write a file-writing preset's cohort into `[simulate] dir` unless that folder already holds
+/// the same cohort (same preset, subjects, seed and simulator version, recorded in a stamp).
+/// The cohort is written into a temporary sibling folder and renamed into place, so an
+/// interrupted simulation leaves no half-written folder behind. `run` calls it holding the cache
+/// lock, so two first runs of one study simulate once.
+pub fn materialise(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<()> {
+    match cohort(loaded)? {
+        Some((target, _)) => materialise_into(loaded, &target),
+        None => Ok(()),
+    }
+}
+
+/// Write the study's cohort into `target` (see [`materialise`]). `check` and `plan` use a
+/// folder inside the cache, so that they write nothing into the study's folder.
+pub fn materialise_into(loaded: &crate::spec::LoadedStudy, target: &std::path::Path) -> crate::error::Result<()> {
+    use crate::error::Error;
+    let Some(sim) = &loaded.study.simulate else { return Ok(()) };
+    let Some((_, stamp)) = cohort(loaded)? else { return Ok(()) };
+    let seed = sim.seed.unwrap_or_else(|| crate::stats::rng::derive_seed(loaded.study.study.seed, "simulate"));
+    let stamp_path = target.join(STAMP);
     if target.exists() {
         match std::fs::read_to_string(&stamp_path) {
             Ok(existing) if existing == stamp => return Ok(()),
-            Ok(_) => std::fs::remove_dir_all(&target).map_err(|e| Error::io(&target, e))?,
+            Ok(_) => {
+                // Another cohort of ours: replace it, unless someone added files to it.
+                if let Some(extra) = foreign_file(target)? {
+                    return Err(Error::data(format!(
+                        "{}: holds a simulated cohort to replace, but also `{}`, which the simulator did not write; \
+                         refusing to delete it (move it elsewhere, or choose another `dir`)",
+                        target.display(),
+                        extra.display()
+                    )));
+                }
+                std::fs::remove_dir_all(target).map_err(|e| Error::io(target, e))?
+            }
             Err(_) => {
                 return Err(Error::data(format!(
                     "{}: the folder exists but was not written by `[simulate]`; refusing to overwrite it \
@@ -93,9 +165,12 @@ pub fn materialise(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<()
     let tmp = tempfile::Builder::new().prefix(".simulating-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
     eprintln!("simulating {} subjects ({}) into {} …", sim.subjects, sim.preset.name(), target.display());
     write_files(sim.preset, sim.subjects, seed, tmp.path())?;
-    std::fs::write(tmp.path().join(".neurospec-simulation.json"), &stamp).map_err(|e| Error::io(tmp.path(), e))?;
+    let written: Vec<String> =
+        files_under(tmp.path())?.iter().map(|p| p.to_string_lossy().replace('\\', "/")).collect();
+    std::fs::write(tmp.path().join(FILES), written.join("\n") + "\n").map_err(|e| Error::io(tmp.path(), e))?;
+    std::fs::write(tmp.path().join(STAMP), &stamp).map_err(|e| Error::io(tmp.path(), e))?;
     let tmp = tmp.keep();
-    std::fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))
+    std::fs::rename(&tmp, target).map_err(|e| Error::io(target, e))
 }
 
 /// Write a file-writing preset's cohort into `out`.

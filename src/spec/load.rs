@@ -17,6 +17,9 @@ pub struct LoadedStudy {
     pub study: Study,
     /// blake3 of the study file's bytes (recorded in `dataset_description.json`).
     pub hash: String,
+    /// Read paths under the first folder from the second instead (`check` and `plan` read a
+    /// simulated cohort from the cache before `run` has written it into the study's folder).
+    pub redirect: Option<(PathBuf, PathBuf)>,
 }
 
 /// One step of a key path into the TOML document.
@@ -93,7 +96,14 @@ pub fn load(path: &Path) -> Result<LoadedStudy> {
     let study: Study = toml::from_str(&source).map_err(|e| Error::Study(vec![toml_diagnostic(path, &source, &e)]))?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
     let dir = if dir.as_os_str().is_empty() { PathBuf::from(".") } else { dir };
-    Ok(LoadedStudy { path: path.to_path_buf(), dir, source, study, hash: blake3::hash(&bytes).to_hex().to_string() })
+    Ok(LoadedStudy {
+        path: path.to_path_buf(),
+        dir,
+        source,
+        study,
+        hash: blake3::hash(&bytes).to_hex().to_string(),
+        redirect: None,
+    })
 }
 
 /// Every key the study types do not know, found by walking the document against the JSON Schema
@@ -249,7 +259,14 @@ impl LoadedStudy {
     /// Resolve a path written in the study (relative to the study file).
     pub fn resolve(&self, relative: &str) -> PathBuf {
         let p = Path::new(relative);
-        if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) }
+        let path = if p.is_absolute() { p.to_path_buf() } else { self.dir.join(p) };
+        match &self.redirect {
+            Some((from, to)) => match path.strip_prefix(from) {
+                Ok(rest) => to.join(rest),
+                Err(_) => path,
+            },
+            None => path,
+        }
     }
 
     /// The output folder for this study.
