@@ -197,7 +197,9 @@ fn explain_traces_an_output_back_to_the_raw_files() {
     let text = std::fs::read_to_string(&study).unwrap();
     std::fs::write(
         &study,
-        text.replace("permutations = 5000", "permutations = 0").replace("bootstrap = 1000", "bootstrap = 0"),
+        text.replace("permutations = 5000", "permutations = 0")
+            .replace("bootstrap = 1000", "bootstrap = 0")
+            .replace("p = \"permutation\"", "p = \"parametric\""),
     )
     .unwrap();
     run_json(dir.path(), "study.toml", &[]);

@@ -2,7 +2,6 @@
 //! tested, and the permutation, bootstrap, FDR and replication settings.
 
 use super::{Checker, ResolvedAssociation, ResolvedFactors};
-use crate::error::did_you_mean;
 use crate::keys;
 use crate::spec::terms::Term;
 
@@ -32,18 +31,9 @@ pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -
     };
     let mut features = Vec::new();
     for (i, group) in groups.iter().enumerate() {
-        match cx.group_columns.get(group) {
-            Some(columns) => features.extend(columns.iter().map(|c| (group.clone(), c.clone()))),
-            None => {
-                let hint = did_you_mean(group, cx.group_columns.keys().map(String::as_str))
-                    .map(|b| format!("did you mean `{b}`?"))
-                    .unwrap_or_else(|| "declare it under [features]".into());
-                cx.err(
-                    keys!["association", "features", i],
-                    format!("feature group `{group}` is not declared"),
-                    Some(hint),
-                );
-            }
+        let fallback = "declare it under [features]";
+        if let Some(columns) = cx.feature_group(keys!["association", "features", i], group, fallback) {
+            features.extend(columns.into_iter().map(|c| (group.clone(), c)));
         }
     }
     if features.is_empty() && !study.features.is_empty() {

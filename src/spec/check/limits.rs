@@ -46,11 +46,19 @@ pub(super) fn check(cx: &mut Checker<'_>) {
         count(cx, keys!["association", "permutations"], a.permutations, 0, MAX_PERMUTATIONS, "permutations");
         count(cx, keys!["association", "bootstrap"], a.bootstrap, 0, MAX_BOOTSTRAP, "bootstrap resamples");
         if a.permutations == 0 && a.fdr.p == crate::spec::PValueKind::Permutation {
-            cx.err(
-                keys!["association", "fdr", "p"],
-                "`p = \"permutation\"` needs permutations, but `permutations = 0`".into(),
-                Some("set `permutations` (e.g. 5000) or use `p = \"parametric\"`".into()),
-            );
+            let here = keys!["association", "fdr", "p"];
+            if cx.loaded.span_of(&here).is_some() {
+                cx.err(
+                    here,
+                    "`p = \"permutation\"` needs permutations, but `permutations = 0`".into(),
+                    Some("set `permutations` (e.g. 5000) or use `p = \"parametric\"`".into()),
+                );
+            } else {
+                cx.warn(
+                    keys!["association", "permutations"],
+                    "no permutations: the FDR correction uses parametric p-values".into(),
+                );
+            }
         }
     }
     if let Some(p) = &study.prediction {

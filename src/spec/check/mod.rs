@@ -384,6 +384,18 @@ impl Checker<'_> {
         }
     }
 
+    /// The columns of a declared feature group, or an error with a did-you-mean (else `fallback`).
+    fn feature_group(&mut self, keys: Vec<Key>, group: &str, fallback: &str) -> Option<Vec<String>> {
+        if let Some(columns) = self.group_columns.get(group) {
+            return Some(columns.clone());
+        }
+        let hint = did_you_mean(group, self.group_columns.keys().map(String::as_str))
+            .map(|b| format!("did you mean `{b}`?"))
+            .unwrap_or_else(|| fallback.to_string());
+        self.err(keys, format!("feature group `{group}` is not declared"), Some(hint));
+        None
+    }
+
     fn is_column(&self, name: &str) -> bool {
         self.column_table.contains_key(name)
     }

@@ -2,7 +2,6 @@
 //! grouping column for folds, and the cross-validation, model and permutation settings.
 
 use super::{Checker, ResolvedFactors, ResolvedPrediction};
-use crate::error::did_you_mean;
 use crate::keys;
 
 pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -> Option<ResolvedPrediction> {
@@ -24,18 +23,9 @@ pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -
     }
     let mut features = Vec::new();
     for (i, group) in spec.features.iter().enumerate() {
-        match cx.group_columns.get(group) {
-            Some(columns) => features.extend(columns.iter().cloned()),
-            None => {
-                let hint = did_you_mean(group, cx.group_columns.keys().map(String::as_str))
-                    .map(|b| format!("did you mean `{b}`?"))
-                    .unwrap_or_else(|| "declare it under [features], e.g. `edges = [\"conn_*\"]`".into());
-                cx.err(
-                    keys!["prediction", "features", i],
-                    format!("feature group `{group}` is not declared"),
-                    Some(hint),
-                );
-            }
+        let fallback = "declare it under [features], e.g. `edges = [\"conn_*\"]`";
+        if let Some(columns) = cx.feature_group(keys!["prediction", "features", i], group, fallback) {
+            features.extend(columns);
         }
     }
     if spec.features.is_empty() {
