@@ -9,6 +9,7 @@
 mod bench;
 mod efa;
 mod extract;
+mod extract_batch;
 mod study;
 
 use crate::error::{Error, Result};

@@ -1,0 +1,126 @@
+//! `neurospec extract` over many runs: a manifest of runs, or every run of an fMRIPrep folder,
+//! in parallel, each failure reported with its row or run.
+
+use super::extract::{ExtractArgs, Measure, extract, write};
+use crate::error::{Error, Result};
+use std::path::{Path, PathBuf};
+
+/// Many subjects at once: a manifest TSV with columns `bold` and `out`, and optionally
+/// `confounds` and `connectivity_out`, one row per run; paths relative to the manifest. Runs
+/// are processed in parallel on `jobs` threads; every failure is reported with its row.
+pub fn extract_batch(template: &ExtractArgs, manifest: &Path, jobs: usize) -> Result<()> {
+    let text = std::fs::read_to_string(manifest).map_err(|e| Error::io(manifest, e))?;
+    let table = crate::tables::Tsv::parse(&text);
+    let base = manifest.parent().unwrap_or(Path::new("."));
+    let column = |name: &str| table.col(name);
+    let (Some(bold), Some(out)) = (column("bold"), column("out")) else {
+        return Err(Error::data(format!("{}: the manifest needs columns `bold` and `out`", manifest.display())));
+    };
+    let (confounds, connectivity_out) = (column("confounds"), column("connectivity_out"));
+    let path = |row: &[String], c: Option<usize>| -> Option<PathBuf> {
+        c.and_then(|c| row.get(c)).filter(|v| !v.is_empty()).map(|v| base.join(v))
+    };
+    let runs: Vec<ExtractArgs> = table
+        .rows
+        .iter()
+        .map(|row| ExtractArgs {
+            bold: base.join(&row[bold]),
+            out: base.join(&row[out]),
+            confounds: path(row, confounds).or_else(|| template.confounds.clone()),
+            connectivity_out: path(row, connectivity_out).or_else(|| template.connectivity_out.clone()),
+            ..template.clone()
+        })
+        .collect();
+    let labels: Vec<String> = (0..runs.len()).map(|i| format!("{}:{}", manifest.display(), i + 2)).collect();
+    run_all(&runs, &labels, jobs)
+}
+
+/// Run many extractions in parallel; every failure is reported with its label.
+fn run_all(runs: &[ExtractArgs], labels: &[String], jobs: usize) -> Result<()> {
+    use rayon::prelude::*;
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(jobs.max(1))
+        .build()
+        .map_err(|e| Error::Usage(format!("cannot start {jobs} threads: {e}")))?;
+    let failures: Vec<String> = pool.install(|| {
+        runs.par_iter()
+            .zip(labels)
+            .filter_map(|(run, label)| extract(run).err().map(|e| format!("{label}: {}", e)))
+            .collect()
+    });
+    if failures.is_empty() {
+        Ok(())
+    } else {
+        Err(Error::Data(format!("{} of {} runs failed:\n{}", failures.len(), runs.len(), failures.join("\n"))))
+    }
+}
+
+/// Every run of `task` in `space` under an fMRIPrep folder, written BIDS-derivatives style:
+/// `OUT/sub-XX/[ses-YY/]func/<entities>_atlas-NAME_timeseries.tsv` (and
+/// `_desc-MEASURE_connectivity.tsv`). A subject without a usable run is an error unless
+/// `skip_missing`, in which case it is listed as excluded.
+#[allow(clippy::too_many_arguments)]
+pub fn extract_fmriprep(
+    template: &ExtractArgs,
+    root: &Path,
+    task: &str,
+    space: &str,
+    out_dir: &Path,
+    atlas_name: &str,
+    skip_missing: bool,
+    jobs: usize,
+) -> Result<()> {
+    let found = crate::imaging::discover::discover(root, task, space)?;
+    if !found.subjects_without_runs.is_empty() {
+        let list = found.subjects_without_runs.join(", ");
+        if !skip_missing {
+            return Err(Error::data(format!(
+                "{}: no `task-{task}` run in `space-{space}` for {list}; use --missing skip to exclude them",
+                root.display()
+            )));
+        }
+        eprintln!("excluded (no run of task-{task} in space-{space}): {list}");
+    }
+    if found.runs.is_empty() {
+        return Err(Error::data(format!("{}: no run of task-{task} in space-{space}", root.display())));
+    }
+    let measure = template.connectivity.map(|m| match m {
+        Measure::Pearson => "pearson",
+        Measure::Correlation => "correlation",
+        Measure::Partial => "partialcorrelation",
+    });
+    let needs_confounds = template.strategy.is_some() || template.fd_threshold.is_some();
+    let mut runs = Vec::new();
+    let mut labels = Vec::new();
+    for run in &found.runs {
+        if needs_confounds && run.confounds.is_none() {
+            return Err(Error::data(format!("{}: no confounds file beside it", run.bold.display())));
+        }
+        let mut folder = out_dir.join(format!("sub-{}", run.subject));
+        if let Some(session) = &run.session {
+            folder = folder.join(format!("ses-{session}"));
+        }
+        let folder = folder.join("func");
+        runs.push(ExtractArgs {
+            bold: run.bold.clone(),
+            confounds: if needs_confounds { run.confounds.clone() } else { None },
+            tr: template.tr.or(run.tr),
+            out: folder.join(format!("{}_atlas-{atlas_name}_timeseries.tsv", run.prefix)),
+            connectivity_out: measure
+                .map(|m| folder.join(format!("{}_atlas-{atlas_name}_desc-{m}_connectivity.tsv", run.prefix))),
+            ..template.clone()
+        });
+        labels.push(run.prefix.clone());
+    }
+    run_all(&runs, &labels, jobs)?;
+    let description = serde_json::json!({
+        "Name": format!("neurospec extract ({atlas_name})"),
+        "BIDSVersion": "1.9.0",
+        "DatasetType": "derivative",
+        "GeneratedBy": [{"Name": "neurospec", "Version": env!("CARGO_PKG_VERSION")}],
+    });
+    write(
+        &out_dir.join("dataset_description.json"),
+        &(serde_json::to_string_pretty(&description).expect("json") + "\n"),
+    )
+}
