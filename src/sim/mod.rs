@@ -90,12 +90,16 @@ pub fn materialise(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<()
     }
     let parent = target.parent().unwrap_or(&loaded.dir);
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = tempfile::Builder::new().prefix(".simulating-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+    // Folders of killed simulations are deleted once provably ours and abandoned (store::scratch).
+    crate::store::scratch::sweep(parent, ".simulating-", &[".neurospec-simulation.json"]);
+    let mut tmp = crate::store::scratch::Scratch::create(parent, ".simulating-")?;
     eprintln!("simulating {} subjects ({}) into {} …", sim.subjects, sim.preset.name(), target.display());
     write_files(sim.preset, sim.subjects, seed, tmp.path())?;
     std::fs::write(tmp.path().join(".neurospec-simulation.json"), &stamp).map_err(|e| Error::io(tmp.path(), e))?;
-    let tmp = tmp.keep();
-    std::fs::rename(&tmp, &target).map_err(|e| Error::io(&target, e))
+    tmp.unmark()?;
+    std::fs::rename(tmp.path(), &target).map_err(|e| Error::io(&target, e))?;
+    tmp.keep();
+    Ok(())
 }
 
 /// Write a file-writing preset's cohort into `out`.

@@ -27,6 +27,8 @@
 //! The mtime in `filehashes.json` is only a shortcut to avoid re-hashing unchanged raw files; the
 //! fingerprint always uses the content hash, never an mtime or an absolute path.
 
+pub mod scratch;
+
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
@@ -53,6 +55,70 @@ pub struct Record {
     pub wall_seconds: f64,
     pub host: String,
     pub neurospec_version: String,
+    /// blake3 of the record's canonical JSON without this field (see [`Record::sealed`]).
+    #[serde(default)]
+    pub seal: String,
+}
+
+impl Record {
+    /// The record with its seal set: a hash binding every field — fingerprint, kind, version,
+    /// parameters, seed, inputs and output hashes — so that an edited record is detected.
+    pub fn sealed(mut self) -> Record {
+        self.seal = self.compute_seal();
+        self
+    }
+
+    fn compute_seal(&self) -> String {
+        let mut value = serde_json::to_value(self).expect("records serialise");
+        if let serde_json::Value::Object(map) = &mut value {
+            map.remove("seal");
+        }
+        let mut h = blake3::Hasher::new();
+        h.update(b"neurospec-record-seal-v1\0");
+        h.update(canonical_json(&value).as_bytes());
+        h.finalize().to_hex().to_string()
+    }
+
+    /// Whether the record is sealed and unchanged since it was sealed.
+    pub fn seal_holds(&self) -> bool {
+        !self.seal.is_empty() && self.seal == self.compute_seal()
+    }
+}
+
+/// JSON with object keys sorted at every level and no whitespace.
+fn canonical_json(value: &serde_json::Value) -> String {
+    fn write(v: &serde_json::Value, out: &mut String) {
+        match v {
+            serde_json::Value::Object(map) => {
+                let mut keys: Vec<&String> = map.keys().collect();
+                keys.sort();
+                out.push('{');
+                for (i, k) in keys.into_iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    out.push_str(&serde_json::to_string(k).expect("strings serialise"));
+                    out.push(':');
+                    write(&map[k], out);
+                }
+                out.push('}');
+            }
+            serde_json::Value::Array(items) => {
+                out.push('[');
+                for (i, item) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    write(item, out);
+                }
+                out.push(']');
+            }
+            other => out.push_str(&serde_json::to_string(other).expect("JSON values serialise")),
+        }
+    }
+    let mut out = String::new();
+    write(value, &mut out);
+    out
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -115,6 +181,10 @@ impl Store {
     }
 
     fn object_path(&self, hash: &str) -> PathBuf {
+        // A hash from a damaged record must not index outside `objects/` (or panic on slicing).
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return self.root.join("objects").join("not-a-blake3-hash");
+        }
         self.root.join("objects").join(&hash[..2]).join(&hash[2..])
     }
 
@@ -159,17 +229,36 @@ impl Store {
         Ok(bytes)
     }
 
+    /// The record stored under a fingerprint, if it is intact: it parses, names that fingerprint,
+    /// and its seal holds. A record edited by hand (an output hash pointing at another object,
+    /// changed parameters or seed) or written by a version without seals is not returned, so the
+    /// stage reruns and its rewritten record replaces the bad one. The caller still checks the
+    /// record's kind, parameters, seed and inputs against the node it looks up (`exec`).
     pub fn record(&self, fingerprint: &str) -> Option<Record> {
         let bytes = fs::read(self.root.join("records").join(fingerprint)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let record: Record = serde_json::from_slice(&bytes).ok()?;
+        (record.fingerprint == fingerprint && record.seal_holds()).then_some(record)
     }
 
-    /// A record whose outputs are all present (a usable cache hit).
+    /// Whether a record file exists under this fingerprint but is not intact (see [`Store::record`]).
+    pub fn has_untrusted_record(&self, fingerprint: &str) -> bool {
+        self.root.join("records").join(fingerprint).is_file() && self.record(fingerprint).is_none()
+    }
+
+    /// An intact record whose output objects are all present with their recorded sizes (a usable
+    /// cache hit). Contents are verified by hash whenever an object is read.
     pub fn complete_record(&self, fingerprint: &str) -> Option<Record> {
-        self.record(fingerprint).filter(|r| r.outputs.values().all(|o| self.has(&o.hash)))
+        self.record(fingerprint).filter(|r| r.outputs.values().all(|o| self.has_intact_size(o)))
     }
 
+    /// Whether a recorded output's object is present with the recorded size.
+    pub fn has_intact_size(&self, output: &RecordOutput) -> bool {
+        fs::metadata(self.object_path(&output.hash)).is_ok_and(|m| m.is_file() && m.len() == output.bytes)
+    }
+
+    /// Store a record (sealed with [`Record::sealed`]) after its outputs.
     pub fn put_record(&self, record: &Record) -> Result<()> {
+        debug_assert!(record.seal_holds(), "records are sealed before they are stored");
         let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
         self.write_atomic(&self.root.join("records").join(&record.fingerprint), &bytes)?;
         self.write_atomic(&self.latest_path(&record.stage), record.fingerprint.as_bytes())
@@ -215,11 +304,23 @@ impl Store {
     }
 }
 
+/// A tempfile builder whose files (mode 0o666) or folders (0o777) get the permissions the umask
+/// allows, as anything else a program creates (tempfile's own default is owner-only, 0600/0700,
+/// which would hide a shared cache or results from the lab's group).
+pub fn temp_builder(prefix: &str, mode: u32) -> tempfile::Builder<'_, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(mode));
+    #[cfg(not(unix))]
+    let _ = mode;
+    builder
+}
+
 /// Write `bytes` to `dest` atomically: a temp file in `tmp_dir`, fsync, rename.
 pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     fs::create_dir_all(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".neurospec-partial-")
+    let mut tmp = temp_builder(".neurospec-partial-", 0o666)
         .tempfile_in(tmp_dir)
         .map_err(|e| Error::io(tmp_dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
