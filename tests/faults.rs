@@ -25,7 +25,7 @@ fn study(dir: &Path, file: &str, q: &str) {
         &[
             ("subjects = 25000", "subjects = 2000"),
             ("permutations = 5000", "permutations = 99"),
-            ("bootstrap = 1000", "bootstrap = 50"),
+            ("bootstrap = 1000", "bootstrap = 100"),
             ("q = 0.05", &format!("q = {q}")),
         ],
     );

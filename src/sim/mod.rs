@@ -97,7 +97,13 @@ pub fn materialise(loaded: &crate::spec::LoadedStudy) -> crate::error::Result<()
     write_files(sim.preset, sim.subjects, seed, tmp.path())?;
     std::fs::write(tmp.path().join(".neurospec-simulation.json"), &stamp).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.unmark()?;
-    std::fs::rename(tmp.path(), &target).map_err(|e| Error::io(&target, e))?;
+    if let Err(e) = std::fs::rename(tmp.path(), &target) {
+        // Another run simulated the same cohort meanwhile: use theirs (ours is deleted on drop).
+        if std::fs::read_to_string(&stamp_path).is_ok_and(|existing| existing == stamp) {
+            return Ok(());
+        }
+        return Err(Error::io(&target, e));
+    }
     tmp.keep();
     Ok(())
 }

@@ -19,10 +19,26 @@
 //! * **A record is written last.** A stage's record is written only after all its output objects
 //!   are in place; a record therefore proves its outputs were complete. This is what makes resume
 //!   after a crash safe: stages with records are reused, the rest rerun.
+//! * **A record is verified before it is trusted.** Every record carries a seal, the blake3 of its
+//!   canonical JSON (fingerprint, kind, version, parameters, seed, inputs, output hashes and
+//!   sizes, timings). [`Store::record`] returns a record only if it is filed under its own
+//!   fingerprint and its seal holds; `exec` then checks that its kind, version, parameters, seed
+//!   and input hashes are exactly those of the node being looked up (the fingerprint's content),
+//!   and that every output object is present with its recorded size. Anything else — an output
+//!   hash edited to point at another stage's object, edited parameters or seed, a record copied
+//!   from another stage, a record from before seals — counts as missing: the stage reruns and
+//!   its new record replaces the bad one. (The seal guards against accidents and hand edits, not
+//!   against someone who recomputes it: whoever can write the cache can write its objects too.)
 //! * **Verified reads.** Reading an object re-hashes it and fails loudly on a mismatch (disk
 //!   corruption, a hand-edited cache), naming the object and what to do.
 //! * **One writer.** A run holds an exclusive lock on `lock`; a second run on the same cache waits
-//!   (and says so) instead of interleaving writes.
+//!   (and says so) instead of interleaving writes. The lock is released when the run ends, also
+//!   when a stage fails or panics (`exec` turns a panic into a stage failure).
+//! * **Permissions from the umask.** Objects, records and folders are created 0666 / 0777
+//!   narrowed by the umask (0644 / 0755 under the usual 022), so a lab's group can share a cache.
+//!
+//! [`scratch`] holds the rule for folders a killed run leaves beside its target (output staging,
+//! simulated cohorts): deleted by the next run once provably neurospec's and abandoned.
 //!
 //! The mtime in `filehashes.json` is only a shortcut to avoid re-hashing unchanged raw files; the
 //! fingerprint always uses the content hash, never an mtime or an absolute path.
