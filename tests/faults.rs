@@ -312,6 +312,9 @@ fn two_runs_publishing_to_one_folder_from_two_caches_take_turns() {
     let folder = dir.path().join(OUT);
     run_json(dir.path(), "a.toml", &["--cache-dir", "cache-a"]);
     run_json(dir.path(), "b.toml", &["--cache-dir", "cache-b"]);
+    // The folder holds a third variant, so that both runs must replace it.
+    study(dir.path(), "c.toml", "0.1");
+    run_json(dir.path(), "c.toml", &["--cache-dir", "cache-c"]);
     assert_complete(&folder);
     let spawn = |file: &str, cache: &str| {
         let mut command = neurospec_cmd(dir.path(), &["run", file, "--cache-dir", cache]);
@@ -397,13 +400,15 @@ fn records_that_do_not_match_their_fingerprint_are_recomputed() {
 
     // 1. The held-out result pointing at the discovery result (size and all).
     let discovery_path = record_path(dir.path(), &lock, "associate/anxiety/discovery");
-    let discovery: serde_json::Value = serde_json::from_slice(&std::fs::read(&discovery_path).unwrap()).unwrap();
+    let discovery: serde_json::Value = serde_json::from_slice(&std::fs::read(discovery_path).unwrap()).unwrap();
     edit_record(&record_path(dir.path(), &lock, "associate/anxiety/held-out"), |r| {
         r["outputs"] = discovery["outputs"].clone();
     });
     // 2. Parameters and 3. seed edited in place.
     edit_record(&record_path(dir.path(), &lock, "fdr/discovery"), |r| r["params"]["q"] = serde_json::json!(0.5));
-    edit_record(&discovery_path, |r| r["seed"] = serde_json::json!(r["seed"].as_u64().unwrap() + 1));
+    edit_record(&record_path(dir.path(), &lock, "associate/insomnia/held-out"), |r| {
+        r["seed"] = serde_json::json!(r["seed"].as_u64().unwrap() + 1)
+    });
     // 4. A record copied over another stage's fingerprint and sealed again (as a buggy tool
     //    could): intact, but it describes another stage instance.
     let held_out_disc = record_path(dir.path(), &lock, "associate/depression/held-out");
@@ -414,7 +419,7 @@ fn records_that_do_not_match_their_fingerprint_are_recomputed() {
     std::fs::write(&held_out_disc, serde_json::to_vec_pretty(&copied.sealed()).unwrap()).unwrap();
 
     let plan = String::from_utf8_lossy(&neurospec(dir.path(), &["plan", "study.toml"]).stdout).to_string();
-    for id in ["associate/anxiety/held-out", "fdr/discovery", "associate/anxiety/discovery"] {
+    for id in ["associate/anxiety/held-out", "fdr/discovery", "associate/insomnia/held-out"] {
         assert!(
             plan.lines().any(|l| l.starts_with(&format!("{id} ")) && l.contains("does not match its fingerprint")),
             "{id}:\n{plan}"
@@ -429,7 +434,7 @@ fn records_that_do_not_match_their_fingerprint_are_recomputed() {
     for id in [
         "associate/anxiety/held-out",
         "fdr/discovery",
-        "associate/anxiety/discovery",
+        "associate/insomnia/held-out",
         "associate/depression/held-out",
     ] {
         assert!(ran.contains(&id.to_string()), "{id} was trusted: {ran:?}");

@@ -153,7 +153,7 @@ impl Publication {
         } else if !self.hooks.no_exchange && exchange(&staging, &self.target)? {
             // `staging` now holds the previous run: delete it.
             let old = self.staging.keep();
-            let _ = fs::remove_dir_all(old);
+            let _ = scratch::remove(&old);
         } else {
             self.swap_by_renames(&staging)?;
         }
@@ -176,7 +176,7 @@ impl Publication {
             return Err(e);
         }
         self.staging.keep();
-        let _ = fs::remove_dir_all(aside);
+        let _ = scratch::remove(&aside);
         Ok(())
     }
 }
@@ -188,6 +188,7 @@ fn recover(parent: &Path, name: &str, target: &Path) -> Result<()> {
         let aside = fs::read_dir(parent).into_iter().flatten().flatten().map(|e| e.path()).find(|p| {
             p.file_name().is_some_and(|n| n.to_string_lossy().starts_with(&old_prefix(name)))
                 && fs::symlink_metadata(p.join(LOCK_FILE)).is_ok_and(|m| m.is_file())
+                && fs::symlink_metadata(p.join(scratch::MARKER)).is_err()
         });
         if let Some(aside) = aside {
             fs::rename(&aside, target).map_err(|e| Error::io(target, e))?;

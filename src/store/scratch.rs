@@ -7,7 +7,8 @@
 //! it made it and nobody is using it: it holds the marker and the marker's lock is free (its
 //! process ended, however it ended), or it holds one of the files named by the caller that only a
 //! finished neurospec folder has (the marker is removed just before a folder is renamed into
-//! place). A folder with the prefix but neither is left alone: it may be a user's.
+//! place). An empty folder with the prefix (killed before its marker was made) is removed too. A
+//! folder with the prefix but none of these is left alone: it may be a user's.
 //!
 //! Files and folders are created with the permissions the umask allows (0644 / 0755 under the
 //! usual umask 022), like any other program's.
@@ -62,7 +63,7 @@ impl Drop for Scratch {
     /// An abandoned scratch folder (an error on the way) is deleted at once.
     fn drop(&mut self) {
         if !self.path.as_os_str().is_empty() {
-            let _ = fs::remove_dir_all(&self.path);
+            let _ = remove(&self.path);
         }
     }
 }
@@ -82,11 +83,33 @@ pub fn sweep(parent: &Path, prefix: &str, finished_files: &[&str]) -> Vec<PathBu
         if !fs::symlink_metadata(&path).is_ok_and(|m| m.is_dir()) {
             continue;
         }
-        if abandoned(&path, finished_files) && fs::remove_dir_all(&path).is_ok() {
+        // An empty folder was killed before its marker was made; `remove_dir` removes only
+        // empty folders, so nothing is ever lost to it.
+        if (abandoned(&path, finished_files) && remove(&path).is_ok()) || fs::remove_dir(&path).is_ok() {
             removed.push(path);
         }
     }
     removed
+}
+
+/// Delete a folder of ours so that a kill part way leaves it recognisable: an (unlocked) marker
+/// is made first and deleted last, so [`sweep`] finishes the job on the next run.
+pub fn remove(dir: &Path) -> std::io::Result<()> {
+    let marker = dir.join(MARKER);
+    File::create(&marker)?;
+    for entry in fs::read_dir(dir)? {
+        let entry = entry?;
+        if entry.file_name() == MARKER {
+            continue;
+        }
+        if entry.file_type()?.is_dir() {
+            fs::remove_dir_all(entry.path())?;
+        } else {
+            fs::remove_file(entry.path())?;
+        }
+    }
+    fs::remove_file(&marker)?;
+    fs::remove_dir(dir)
 }
 
 /// Whether a folder is a scratch folder of a process that has ended.
@@ -119,9 +142,13 @@ mod tests {
         fs::create_dir(&users).unwrap();
         fs::write(users.join("notes.txt"), b"mine").unwrap();
 
+        // Killed before its marker was made.
+        let empty = parent.path().join(".x.scratch-empty");
+        fs::create_dir(&empty).unwrap();
+
         let mut removed = sweep(parent.path(), ".x.scratch-", &["done.json"]);
         removed.sort();
-        assert_eq!(removed, vec![dead, finished]);
+        assert_eq!(removed, vec![dead, empty, finished]);
         assert!(live.path().join(MARKER).is_file(), "a live scratch folder is left alone");
         assert!(users.join("notes.txt").is_file(), "a folder without proof is left alone");
         let path = live.path().to_path_buf();
