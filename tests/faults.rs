@@ -204,16 +204,19 @@ fn sigkill_at_any_point_of_publishing_leaves_one_complete_run() {
     let lock_a = assert_complete(&folder);
     assert_ne!(lock_a, lock_b, "the two variants publish different results");
 
-    // Kill at increasing delays after the staging folder appears (each staged file takes 15 ms;
-    // the swap comes last).
+    // Kill at delays spread over the whole publish after the staging folder appears: each staged
+    // file takes at least 10 ms and the swap comes after one more pause, so the last delays fall
+    // after the swap (and into the deletion of the previous folder) or after the run.
+    let files = snapshot(&folder).len() as u64;
+    let publish_ms = (files + 1) * 10;
     let mut kills = 0;
     let mut states = BTreeMap::new();
-    for (round, delay_ms) in [0u64, 5, 20, 45, 80, 120, 170, 230, 300, 380, 470, 600, 800].into_iter().enumerate() {
+    for (round, delay_ms) in (0..16u64).map(|k| k * publish_ms / 6).enumerate() {
         // Publish the variant the folder does not hold, so that every run replaces it.
         let current = std::fs::read(folder.join("neurospec.lock")).ok();
         let file = if current.as_ref() == Some(&lock_a) { "b.toml" } else { "a.toml" };
         let exchange = if round % 3 == 2 { "1" } else { "" };
-        let mut env = vec![("NEUROSPEC_TEST_PUBLISH_DELAY_MS", "15")];
+        let mut env = vec![("NEUROSPEC_TEST_PUBLISH_DELAY_MS", "10")];
         if !exchange.is_empty() {
             env.push(("NEUROSPEC_TEST_PUBLISH_NO_EXCHANGE", exchange));
         }
@@ -246,6 +249,7 @@ fn sigkill_at_any_point_of_publishing_leaves_one_complete_run() {
         };
         *states.entry(state).or_insert(0) += 1;
     }
+    eprintln!("{kills} kills while publishing; folder states seen: {states:?}");
     assert!(kills >= 8, "only {kills} runs were killed while publishing");
     assert!(states.get("a").is_some() && states.get("b").is_some(), "kills hit both before and after the swap: {states:?}");
 
