@@ -66,7 +66,10 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
             if path.is_dir() {
                 walk(root, &path, out);
             } else {
-                out.insert(path.strip_prefix(root).unwrap().to_string_lossy().to_string(), std::fs::read(&path).unwrap());
+                out.insert(
+                    path.strip_prefix(root).unwrap().to_string_lossy().to_string(),
+                    std::fs::read(&path).unwrap(),
+                );
             }
         }
     }
@@ -80,7 +83,8 @@ fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 /// the lock's bytes.
 fn assert_complete(folder: &Path) -> Vec<u8> {
     let files = snapshot(folder);
-    let lock_bytes = files.get("neurospec.lock").unwrap_or_else(|| panic!("{} has no lock: {:?}", folder.display(), files.keys()));
+    let lock_bytes =
+        files.get("neurospec.lock").unwrap_or_else(|| panic!("{} has no lock: {:?}", folder.display(), files.keys()));
     let lock: serde_json::Value = serde_json::from_slice(lock_bytes).unwrap();
     let mut expected = vec!["neurospec.lock".to_string(), "dataset_description.json".to_string()];
     for stage in lock["stages"].as_array().unwrap() {
@@ -251,7 +255,10 @@ fn sigkill_at_any_point_of_publishing_leaves_one_complete_run() {
     }
     eprintln!("{kills} kills while publishing; folder states seen: {states:?}");
     assert!(kills >= 8, "only {kills} runs were killed while publishing");
-    assert!(states.get("a").is_some() && states.get("b").is_some(), "kills hit both before and after the swap: {states:?}");
+    assert!(
+        states.contains_key("a") && states.contains_key("b"),
+        "kills hit both before and after the swap: {states:?}"
+    );
 
     // The next run cleans up and publishes; nothing is left beside the folder.
     run_json(dir.path(), "b.toml", &[]);
@@ -282,7 +289,8 @@ fn a_full_disk_or_a_corrupt_object_while_publishing_keeps_the_previous_run() {
     let lock_a: serde_json::Value = serde_json::from_slice(&before["neurospec.lock"]).unwrap();
     let b = run_json(dir.path(), "b.toml", &[]);
     assert!(b["executed"].as_u64().unwrap() == 0, "b was computed by the failed run: {b}");
-    let lock_b: serde_json::Value = serde_json::from_slice(&std::fs::read(folder.join("neurospec.lock")).unwrap()).unwrap();
+    let lock_b: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(folder.join("neurospec.lock")).unwrap()).unwrap();
     run_json(dir.path(), "a.toml", &[]);
     assert_eq!(snapshot(&folder), before);
     let hashes = |lock: &serde_json::Value, id: &str| -> Vec<String> {
@@ -303,8 +311,7 @@ fn a_full_disk_or_a_corrupt_object_while_publishing_keeps_the_previous_run() {
     assert_eq!(leftovers(dir.path()), Vec::<String>::new(), "the staging folder is removed");
     // The rerun recomputes the damaged result and publishes the new run.
     run_json(dir.path(), "b.toml", &[]);
-    let published: serde_json::Value =
-        serde_json::from_slice(&assert_complete(&folder)).unwrap();
+    let published: serde_json::Value = serde_json::from_slice(&assert_complete(&folder)).unwrap();
     assert_eq!(published, lock_b);
 }
 
@@ -416,9 +423,10 @@ fn records_that_do_not_match_their_fingerprint_are_recomputed() {
     // 4. A record copied over another stage's fingerprint and sealed again (as a buggy tool
     //    could): intact, but it describes another stage instance.
     let held_out_disc = record_path(dir.path(), &lock, "associate/depression/held-out");
-    let mut copied: neurospec::store::Record =
-        serde_json::from_slice(&std::fs::read(record_path(dir.path(), &lock, "associate/depression/discovery")).unwrap())
-            .unwrap();
+    let mut copied: neurospec::store::Record = serde_json::from_slice(
+        &std::fs::read(record_path(dir.path(), &lock, "associate/depression/discovery")).unwrap(),
+    )
+    .unwrap();
     copied.fingerprint = held_out_disc.file_name().unwrap().to_string_lossy().to_string();
     std::fs::write(&held_out_disc, serde_json::to_vec_pretty(&copied.sealed()).unwrap()).unwrap();
 
@@ -435,19 +443,18 @@ fn records_that_do_not_match_their_fingerprint_are_recomputed() {
     );
     let again = run_json(dir.path(), "study.toml", &[]);
     let ran = executed(&again);
-    for id in [
-        "associate/anxiety/held-out",
-        "fdr/discovery",
-        "associate/insomnia/held-out",
-        "associate/depression/held-out",
-    ] {
+    for id in
+        ["associate/anxiety/held-out", "fdr/discovery", "associate/insomnia/held-out", "associate/depression/held-out"]
+    {
         assert!(ran.contains(&id.to_string()), "{id} was trusted: {ran:?}");
     }
     assert_eq!(outputs(&dir.path().join(OUT)), clean, "published bytes are those of a clean run");
     // The provenance published is the recomputed, true one.
     let provenance: serde_json::Value = serde_json::from_slice(
-        &std::fs::read(dir.path().join(OUT).join("provenance").join(neurospec::outputs::provenance_name("fdr/discovery")))
-            .unwrap(),
+        &std::fs::read(
+            dir.path().join(OUT).join("provenance").join(neurospec::outputs::provenance_name("fdr/discovery")),
+        )
+        .unwrap(),
     )
     .unwrap();
     assert_eq!(provenance["params"]["q"], serde_json::json!(0.05));
@@ -459,9 +466,13 @@ fn records_that_do_not_match_their_fingerprint_are_recomputed() {
 // ---------------------------------------------------------------------------------------------
 // Permissions.
 
-fn modes(root: &Path) -> (Vec<(PathBuf, u32)>, Vec<(PathBuf, u32)>) {
+/// (path, permission bits) of every file or folder.
+type Modes = Vec<(PathBuf, u32)>;
+
+/// The modes of the files and of the folders under `root`.
+fn modes(root: &Path) -> (Modes, Modes) {
     use std::os::unix::fs::PermissionsExt;
-    fn walk(dir: &Path, files: &mut Vec<(PathBuf, u32)>, dirs: &mut Vec<(PathBuf, u32)>) {
+    fn walk(dir: &Path, files: &mut Modes, dirs: &mut Modes) {
         for entry in std::fs::read_dir(dir).unwrap() {
             let path = entry.unwrap().path();
             let meta = std::fs::symlink_metadata(&path).unwrap();
@@ -485,10 +496,13 @@ fn files_get_the_permissions_of_the_umask() {
         let dir = tempfile::tempdir().unwrap();
         study(dir.path(), "study.toml", "0.05");
         let mut command = Command::new("sh");
-        command.args(["-c", &format!("umask {umask} && exec \"$0\" run study.toml --json"), bin()]).current_dir(dir.path());
+        command
+            .args(["-c", &format!("umask {umask} && exec \"$0\" run study.toml --json"), bin()])
+            .current_dir(dir.path());
         let out = output_within(command, Duration::from_secs(120));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-        for root in [dir.path().join(OUT), dir.path().join(".neurospec/objects"), dir.path().join(".neurospec/records")] {
+        for root in [dir.path().join(OUT), dir.path().join(".neurospec/objects"), dir.path().join(".neurospec/records")]
+        {
             let (files, dirs) = modes(&root);
             assert!(files.len() > 5, "{}", root.display());
             for (path, mode) in files {

@@ -138,9 +138,7 @@ fn describes(record: &Record, node: &Node, inputs: &[(String, String)]) -> bool 
 
 /// The usable cached record of a node: intact, describing this node, holding every output.
 fn cached_record(plan: &Plan, store: &Store, i: NodeIndex, inputs: &[(String, String)], fp: &str) -> Option<Record> {
-    store
-        .complete_record(fp)
-        .filter(|r| describes(r, plan.node(i), inputs) && holds_all_outputs(plan, i, r))
+    store.complete_record(fp).filter(|r| describes(r, plan.node(i), inputs) && holds_all_outputs(plan, i, r))
 }
 
 /// Why a node whose inputs are known has no usable cached record.
@@ -224,13 +222,14 @@ fn execute_caught(
     bar: &progress::StageBar,
     runner: Runner<'_>,
 ) -> Result<Record> {
-    let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(store, node, fp, hashes, bar, runner)))
-        .unwrap_or_else(|payload| {
-            Err(Error::data(format!(
-                "panicked: {} (a bug in neurospec: please report it with the study file; the cache is intact)",
-                panic_message(&*payload)
-            )))
-        });
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(store, node, fp, hashes, bar, runner)))
+            .unwrap_or_else(|payload| {
+                Err(Error::data(format!(
+                    "panicked: {} (a bug in neurospec: please report it with the study file; the cache is intact)",
+                    panic_message(&*payload)
+                )))
+            });
     // The bar is cosmetic: a panic while clearing it must not keep the result from the scheduler.
     let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bar.finish()));
     result

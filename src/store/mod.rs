@@ -336,9 +336,7 @@ pub fn temp_builder(prefix: &str, mode: u32) -> tempfile::Builder<'_, 'static> {
 /// Write `bytes` to `dest` atomically: a temp file in `tmp_dir`, fsync, rename.
 pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     fs::create_dir_all(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
-    let mut tmp = temp_builder(".neurospec-partial-", 0o666)
-        .tempfile_in(tmp_dir)
-        .map_err(|e| Error::io(tmp_dir, e))?;
+    let mut tmp = temp_builder(".neurospec-partial-", 0o666).tempfile_in(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;

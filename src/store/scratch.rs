@@ -29,10 +29,7 @@ pub struct Scratch {
 impl Scratch {
     /// Create `<parent>/<prefix><random>` with a locked marker.
     pub fn create(parent: &Path, prefix: &str) -> Result<Scratch> {
-        let dir = super::temp_builder(prefix, 0o777)
-            .tempdir_in(parent)
-            .map_err(|e| Error::io(parent, e))?
-            .keep();
+        let dir = super::temp_builder(prefix, 0o777).tempdir_in(parent).map_err(|e| Error::io(parent, e))?.keep();
         let marker_path = dir.join(MARKER);
         let marker = File::create(&marker_path).map_err(|e| Error::io(&marker_path, e))?;
         marker.lock().map_err(|e| Error::io(&marker_path, e))?;
