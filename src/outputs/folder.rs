@@ -294,3 +294,87 @@ fn sync_dir(dir: &Path) {
         let _ = handle.sync_all();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn publish(target: &Path, content: &str, no_exchange: bool) -> Result<PathBuf> {
+        let mut publication = Publication::begin(target)?;
+        publication.hooks.no_exchange = no_exchange;
+        publication.write("sub/result.tsv", content.as_bytes())?;
+        publication.write(LOCK_FILE, content.as_bytes())?;
+        publication.commit()
+    }
+
+    fn names(dir: &Path) -> Vec<String> {
+        let mut names: Vec<String> =
+            fs::read_dir(dir).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+        names.sort();
+        names
+    }
+
+    #[test]
+    fn both_swaps_replace_the_folder_whole_and_leave_only_the_lock_beside_it() {
+        let parent = tempfile::tempdir().unwrap();
+        let target = parent.path().join("out");
+        for (round, no_exchange) in [false, true, false, true].into_iter().enumerate() {
+            publish(&target, &format!("run {round}"), no_exchange).unwrap();
+            assert_eq!(fs::read_to_string(target.join("sub/result.tsv")).unwrap(), format!("run {round}"));
+            assert_eq!(names(&target), vec![LOCK_FILE.to_string(), "sub".into()]);
+            assert_eq!(names(parent.path()), vec![".out.neurospec-publish.lock".to_string(), "out".into()]);
+        }
+    }
+
+    #[test]
+    fn an_error_while_staging_keeps_the_previous_folder_and_removes_the_staging_folder() {
+        let parent = tempfile::tempdir().unwrap();
+        let target = parent.path().join("out");
+        publish(&target, "first", false).unwrap();
+        let mut publication = Publication::begin(&target).unwrap();
+        publication.hooks.fail_after = Some(1);
+        publication.write("a", b"x").unwrap();
+        let error = publication.write("b", b"y").unwrap_err().to_string();
+        assert!(error.contains("No space left on device"), "{error}");
+        drop(publication);
+        assert_eq!(fs::read_to_string(target.join(LOCK_FILE)).unwrap(), "first");
+        assert_eq!(names(parent.path()), vec![".out.neurospec-publish.lock".to_string(), "out".into()]);
+    }
+
+    #[test]
+    fn the_next_publish_recovers_from_a_kill_at_any_step() {
+        let parent = tempfile::tempdir().unwrap();
+        let target = parent.path().join("out");
+        publish(&target, "first", false).unwrap();
+        // Killed between the fallback's two renames: the old folder is aside, none in place.
+        let aside = parent.path().join(".out.neurospec-old-1-1");
+        fs::rename(&target, &aside).unwrap();
+        // Killed while staging (marker, unlocked), after unmarking (lock file written), and while
+        // deleting the previous folder (marker made again, lock file already gone).
+        for (name, file) in [("1-a", scratch::MARKER), ("2-b", LOCK_FILE), ("3-c", scratch::MARKER)] {
+            let dir = parent.path().join(format!(".out.neurospec-staging-{name}"));
+            fs::create_dir_all(dir.join("sub")).unwrap();
+            fs::write(dir.join(file), b"").unwrap();
+        }
+        let mut publication = Publication::begin(&target).unwrap();
+        assert_eq!(fs::read_to_string(target.join(LOCK_FILE)).unwrap(), "first", "the old folder is back");
+        let mut left = names(parent.path());
+        left.retain(|n| n.contains("staging") && !publication.staging.path().ends_with(n));
+        assert_eq!(left, Vec::<String>::new(), "the killed runs' folders are gone");
+        publication.write(LOCK_FILE, b"second").unwrap();
+        publication.commit().unwrap();
+        assert_eq!(names(parent.path()), vec![".out.neurospec-publish.lock".to_string(), "out".into()]);
+    }
+
+    #[test]
+    fn a_folder_neurospec_did_not_make_is_refused_by_name() {
+        let parent = tempfile::tempdir().unwrap();
+        let target = parent.path().join("out");
+        fs::create_dir(&target).unwrap();
+        fs::write(target.join("mine.txt"), b"keep").unwrap();
+        let error = Publication::begin(&target).err().expect("refused").to_string();
+        assert!(error.contains(&target.display().to_string()) && error.contains("not made by neurospec"), "{error}");
+        assert_eq!(names(&target), vec!["mine.txt"]);
+        assert_eq!(names(parent.path()), vec![".out.neurospec-publish.lock".to_string(), "out".into()]);
+    }
+}
