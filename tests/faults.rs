@@ -184,6 +184,23 @@ fn a_panicking_stage_fails_the_run_promptly_names_the_stage_and_releases_the_loc
     assert_complete(&dir.path().join(OUT));
 }
 
+/// The reproduction: a study whose simulation panics (or, once `check` bounds it, is
+/// refused) ends promptly with exit 1, and the cache is free for the next command.
+#[test]
+fn a_study_that_makes_a_stage_panic_ends_promptly_and_frees_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    embedded_study(dir.path(), &[("subjects = 25000", "subjects = 9223372036854775807")]);
+    let run = output_within(neurospec_cmd(dir.path(), &["run", "study.toml"]), Duration::from_secs(60));
+    let stderr = String::from_utf8_lossy(&run.stderr);
+    assert_eq!(run.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("simulate") || stderr.contains("subjects"),
+        "the error names the stage or setting: {stderr}"
+    );
+    let plan = output_within(neurospec_cmd(dir.path(), &["plan", "study.toml"]), Duration::from_secs(60));
+    assert!(!String::from_utf8_lossy(&plan.stderr).contains("waiting"), "the cache lock was left held");
+}
+
 // ---------------------------------------------------------------------------------------------
 // Publishing.
 

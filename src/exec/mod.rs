@@ -144,8 +144,8 @@ fn cached_record(plan: &Plan, store: &Store, i: NodeIndex, inputs: &[(String, St
 /// Why a node whose inputs are known has no usable cached record.
 fn stale_reason(plan: &Plan, store: &Store, i: NodeIndex, inputs: &[(String, String)], fp: &str) -> String {
     let node = plan.node(i);
-    if store.has_untrusted_record(fp) {
-        return "its cached record does not match its fingerprint (edited or damaged); it will be recomputed".into();
+    if let Some(why) = store.untrusted_record(fp) {
+        return format!("{why}; it will be recomputed");
     }
     let Some(record) = store.record(fp) else { return why_stale(store, node, inputs, fp) };
     if !describes(&record, node, inputs) {

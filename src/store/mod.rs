@@ -256,9 +256,20 @@ impl Store {
         (record.fingerprint == fingerprint && record.seal_holds()).then_some(record)
     }
 
-    /// Whether a record file exists under this fingerprint but is not intact (see [`Store::record`]).
-    pub fn has_untrusted_record(&self, fingerprint: &str) -> bool {
-        self.root.join("records").join(fingerprint).is_file() && self.record(fingerprint).is_none()
+    /// Why the record file under this fingerprint is not trusted, if one exists and is not intact
+    /// (see [`Store::record`]).
+    pub fn untrusted_record(&self, fingerprint: &str) -> Option<&'static str> {
+        let bytes = fs::read(self.root.join("records").join(fingerprint)).ok()?;
+        let Ok(record) = serde_json::from_slice::<Record>(&bytes) else {
+            return Some("its cached record is unreadable");
+        };
+        if record.seal.is_empty() {
+            Some("its cached record was written before records were sealed (an older neurospec)")
+        } else if record.fingerprint != fingerprint || !record.seal_holds() {
+            Some("its cached record does not match its fingerprint (edited or damaged)")
+        } else {
+            None
+        }
     }
 
     /// An intact record whose output objects are all present with their recorded sizes (a usable
