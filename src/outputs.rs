@@ -110,19 +110,36 @@ fn contents(plan: &Plan, report: &RunReport) -> Result<Vec<(String, Content)>> {
     Ok(files)
 }
 
-/// Whether `dir` already holds exactly these files with these contents (then nothing is written).
-fn holds_exactly(dir: &Path, files: &[(String, Content)]) -> bool {
-    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>) -> bool {
+/// Whether `dir` already holds exactly these files with these contents, and (when known) with
+/// the permission bits new files and folders get (then nothing is written).
+fn holds_exactly(dir: &Path, files: &[(String, Content)], modes: Option<(u32, u32)>) -> bool {
+    #[cfg(unix)]
+    let mode_ok = |path: &Path, dir: bool| {
+        use std::os::unix::fs::PermissionsExt;
+        modes.is_none_or(|(file_mode, dir_mode)| {
+            std::fs::metadata(path)
+                .is_ok_and(|m| m.permissions().mode() & 0o777 == if dir { dir_mode } else { file_mode })
+        })
+    };
+    #[cfg(not(unix))]
+    let mode_ok = |_: &Path, _: bool| {
+        let _ = modes;
+        true
+    };
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>, mode_ok: &dyn Fn(&Path, bool) -> bool) -> bool {
         let Ok(entries) = std::fs::read_dir(dir) else { return false };
+        if !mode_ok(dir, true) {
+            return false;
+        }
         for entry in entries.flatten() {
             let path = entry.path();
             match std::fs::symlink_metadata(&path) {
                 Ok(m) if m.is_dir() => {
-                    if !walk(root, &path, out) {
+                    if !walk(root, &path, out, mode_ok) {
                         return false;
                     }
                 }
-                Ok(m) if m.is_file() => {
+                Ok(m) if m.is_file() && mode_ok(&path, false) => {
                     out.push(path.strip_prefix(root).expect("inside").to_string_lossy().replace('\\', "/"))
                 }
                 _ => return false,
@@ -131,7 +148,7 @@ fn holds_exactly(dir: &Path, files: &[(String, Content)]) -> bool {
         true
     }
     let mut present = Vec::new();
-    if !walk(dir, dir, &mut present) {
+    if !walk(dir, dir, &mut present, &mode_ok) {
         return false;
     }
     present.sort();
@@ -152,7 +169,7 @@ fn holds_exactly(dir: &Path, files: &[(String, Content)]) -> bool {
 pub fn publish(plan: &Plan, store: &Store, report: &RunReport) -> Result<PathBuf> {
     let files = contents(plan, report)?;
     let mut publication = folder::Publication::begin(&plan.output_dir)?;
-    if holds_exactly(&plan.output_dir, &files) {
+    if holds_exactly(&plan.output_dir, &files, publication.fresh_modes()) {
         return Ok(plan.output_dir.clone());
     }
     for (rel, content) in &files {

@@ -507,6 +507,16 @@ fn modes(root: &Path) -> (Modes, Modes) {
     (files, dirs)
 }
 
+/// The same command again (a `Command` is spent once its output is taken).
+fn command_again(command: &mut Command) -> Command {
+    let mut again = Command::new(command.get_program());
+    again.args(command.get_args());
+    if let Some(dir) = command.get_current_dir() {
+        again.current_dir(dir);
+    }
+    again
+}
+
 #[test]
 fn files_get_the_permissions_of_the_umask() {
     for (umask, file_mode, dir_mode) in [("022", 0o644, 0o755), ("027", 0o640, 0o750)] {
@@ -516,7 +526,7 @@ fn files_get_the_permissions_of_the_umask() {
         command
             .args(["-c", &format!("umask {umask} && exec \"$0\" run study.toml --json"), bin()])
             .current_dir(dir.path());
-        let out = output_within(command, Duration::from_secs(120));
+        let out = output_within(command_again(&mut command), Duration::from_secs(120));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         for root in [dir.path().join(OUT), dir.path().join(".neurospec/objects"), dir.path().join(".neurospec/records")]
         {
@@ -532,5 +542,14 @@ fn files_get_the_permissions_of_the_umask() {
         let (_, folder) = modes(&dir.path().join("derivatives"));
         let top = folder.iter().find(|(p, _)| p.ends_with("ukb-symptoms")).unwrap();
         assert_eq!(top.1, dir_mode, "umask {umask}: the output folder itself");
+        // A folder published owner-only (by an older neurospec) gets the umask's modes on the
+        // next run, although its content is unchanged.
+        use std::os::unix::fs::PermissionsExt;
+        let split = dir.path().join(OUT).join("split.tsv");
+        std::fs::set_permissions(&split, std::fs::Permissions::from_mode(0o600)).unwrap();
+        let out = output_within(command_again(&mut command), Duration::from_secs(120));
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+        let mode = std::fs::metadata(&split).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode, file_mode, "umask {umask}: republished split.tsv is {mode:o}");
     }
 }

@@ -120,6 +120,19 @@ impl Publication {
         })
     }
 
+    /// The permission bits this process gives new files and folders (0644 / 0755 under umask
+    /// 022), read from the staging folder and its marker, which were just created.
+    pub fn fresh_modes(&self) -> Option<(u32, u32)> {
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = |p: &Path| fs::metadata(p).ok().map(|m| m.permissions().mode() & 0o777);
+            Some((mode(&self.staging.path().join(scratch::MARKER))?, mode(self.staging.path())?))
+        }
+        #[cfg(not(unix))]
+        None
+    }
+
     /// Write one file (path relative to the folder) into the staging folder.
     pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
         let dest = self.staging.path().join(rel);
