@@ -508,7 +508,7 @@ fn modes(root: &Path) -> (Modes, Modes) {
 }
 
 /// The same command again (a `Command` is spent once its output is taken).
-fn command_again(command: &mut Command) -> Command {
+fn command_again(command: &Command) -> Command {
     let mut again = Command::new(command.get_program());
     again.args(command.get_args());
     if let Some(dir) = command.get_current_dir() {
@@ -526,7 +526,7 @@ fn files_get_the_permissions_of_the_umask() {
         command
             .args(["-c", &format!("umask {umask} && exec \"$0\" run study.toml --json"), bin()])
             .current_dir(dir.path());
-        let out = output_within(command_again(&mut command), Duration::from_secs(120));
+        let out = output_within(command_again(&command), Duration::from_secs(120));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         for root in [dir.path().join(OUT), dir.path().join(".neurospec/objects"), dir.path().join(".neurospec/records")]
         {
@@ -547,7 +547,7 @@ fn files_get_the_permissions_of_the_umask() {
         use std::os::unix::fs::PermissionsExt;
         let split = dir.path().join(OUT).join("split.tsv");
         std::fs::set_permissions(&split, std::fs::Permissions::from_mode(0o600)).unwrap();
-        let out = output_within(command_again(&mut command), Duration::from_secs(120));
+        let out = output_within(command_again(&command), Duration::from_secs(120));
         assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
         let mode = std::fs::metadata(&split).unwrap().permissions().mode() & 0o777;
         assert_eq!(mode, file_mode, "umask {umask}: republished split.tsv is {mode:o}");
