@@ -20,8 +20,9 @@
 //!   are in place; a record therefore proves its outputs were complete. This is what makes resume
 //!   after a crash safe: stages with records are reused, the rest rerun.
 //! * **A record is verified before it is trusted.** Every record carries a seal, the blake3 of its
-//!   canonical JSON (fingerprint, kind, version, parameters, seed, inputs, output hashes and
-//!   sizes, timings). [`Store::record`] returns a record only if it is filed under its own
+//!   stored JSON text with the seal left empty (fingerprint, kind, version, parameters, seed,
+//!   inputs, output hashes and sizes, timings); it is checked on the text as read, so it never
+//!   depends on floating-point numbers surviving a parse. [`Store::record`] returns a record only if it is filed under its own
 //!   fingerprint and its seal holds; `exec` then checks that its kind, version, parameters, seed
 //!   and input hashes are exactly those of the node being looked up (the fingerprint's content),
 //!   and that every output object is present with its recorded size. Anything else — an output
@@ -71,70 +72,47 @@ pub struct Record {
     pub wall_seconds: f64,
     pub host: String,
     pub neurospec_version: String,
-    /// blake3 of the record's canonical JSON without this field (see [`Record::sealed`]).
+    /// blake3 of the record's stored JSON with this field empty (see [`Record::sealed`]); the
+    /// last field, so that it is the last thing in the stored text.
     #[serde(default)]
     pub seal: String,
 }
 
 impl Record {
-    /// The record with its seal set: a hash binding every field — fingerprint, kind, version,
-    /// parameters, seed, inputs and output hashes — so that an edited record is detected.
+    /// The record with its seal set: the blake3 of its JSON as stored (pretty-printed, with an
+    /// empty seal), which binds every field — fingerprint, kind, version, parameters, seed,
+    /// inputs, output hashes — so that an edited record is detected. The seal is checked on the
+    /// stored text itself (`verify_sealed_text`), so no number has to survive a parse.
     pub fn sealed(mut self) -> Record {
-        self.seal = self.compute_seal();
+        self.seal = String::new();
+        self.seal = seal_of_text(&serde_json::to_vec_pretty(&self).expect("records serialise"));
         self
     }
 
-    fn compute_seal(&self) -> String {
-        let mut value = serde_json::to_value(self).expect("records serialise");
-        if let serde_json::Value::Object(map) = &mut value {
-            map.remove("seal");
-        }
-        let mut h = blake3::Hasher::new();
-        h.update(b"neurospec-record-seal-v1\0");
-        h.update(canonical_json(&value).as_bytes());
-        h.finalize().to_hex().to_string()
-    }
-
-    /// Whether the record is sealed and unchanged since it was sealed.
+    /// Whether the record is sealed and its seal matches its fields.
     pub fn seal_holds(&self) -> bool {
-        !self.seal.is_empty() && self.seal == self.compute_seal()
+        !self.seal.is_empty() && self.clone().sealed().seal == self.seal
     }
 }
 
-/// JSON with object keys sorted at every level and no whitespace.
-fn canonical_json(value: &serde_json::Value) -> String {
-    fn write(v: &serde_json::Value, out: &mut String) {
-        match v {
-            serde_json::Value::Object(map) => {
-                let mut keys: Vec<&String> = map.keys().collect();
-                keys.sort();
-                out.push('{');
-                for (i, k) in keys.into_iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    out.push_str(&serde_json::to_string(k).expect("strings serialise"));
-                    out.push(':');
-                    write(&map[k], out);
-                }
-                out.push('}');
-            }
-            serde_json::Value::Array(items) => {
-                out.push('[');
-                for (i, item) in items.iter().enumerate() {
-                    if i > 0 {
-                        out.push(',');
-                    }
-                    write(item, out);
-                }
-                out.push(']');
-            }
-            other => out.push_str(&serde_json::to_string(other).expect("JSON values serialise")),
-        }
-    }
-    let mut out = String::new();
-    write(value, &mut out);
-    out
+fn seal_of_text(unsealed: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"neurospec-record-seal-v1\0");
+    h.update(unsealed);
+    h.finalize().to_hex().to_string()
+}
+
+/// Whether a stored record's text carries a seal that matches the rest of the text. The seal is
+/// the record's last field, so its value is the last `"seal": "…"` in the file.
+fn verify_sealed_text(text: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"seal\": \"";
+    let Some(at) = text.windows(KEY.len()).rposition(|w| w == KEY) else { return false };
+    let start = at + KEY.len();
+    let Some(len) = text[start..].iter().position(|&b| b == b'"') else { return false };
+    let seal = &text[start..start + len];
+    let mut unsealed = text[..start].to_vec();
+    unsealed.extend_from_slice(&text[start + len..]);
+    !seal.is_empty() && seal == seal_of_text(&unsealed).as_bytes()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -253,7 +231,7 @@ impl Store {
     pub fn record(&self, fingerprint: &str) -> Option<Record> {
         let bytes = fs::read(self.root.join("records").join(fingerprint)).ok()?;
         let record: Record = serde_json::from_slice(&bytes).ok()?;
-        (record.fingerprint == fingerprint && record.seal_holds()).then_some(record)
+        (record.fingerprint == fingerprint && verify_sealed_text(&bytes)).then_some(record)
     }
 
     /// Why the record file under this fingerprint is not trusted, if one exists and is not intact
@@ -265,7 +243,7 @@ impl Store {
         };
         if record.seal.is_empty() {
             Some("its cached record was written before records were sealed (an older neurospec)")
-        } else if record.fingerprint != fingerprint || !record.seal_holds() {
+        } else if record.fingerprint != fingerprint || !verify_sealed_text(&bytes) {
             Some("its cached record does not match its fingerprint (edited or damaged)")
         } else {
             None
@@ -352,4 +330,54 @@ pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> 
     tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(wall_seconds: f64) -> Record {
+        let mut outputs = BTreeMap::new();
+        outputs.insert("result".to_string(), RecordOutput { hash: hash_bytes(b"result"), bytes: 6 });
+        Record {
+            stage: "fdr/discovery".into(),
+            kind: "fdr".into(),
+            version: 1,
+            fingerprint: hash_bytes(b"fingerprint"),
+            params: serde_json::json!({"q": 0.05, "weights": [0.1, 1e-300, 12345.678901234567]}),
+            seed: Some(7),
+            inputs: vec![RecordInput { name: "p".into(), hash: hash_bytes(b"p"), source: "stage:x/p".into() }],
+            outputs,
+            started_unix: 1,
+            wall_seconds,
+            host: "h".into(),
+            neurospec_version: "0".into(),
+            seal: String::new(),
+        }
+        .sealed()
+    }
+
+    #[test]
+    fn a_stored_seal_verifies_whatever_the_numbers_and_any_edit_breaks_it() {
+        // Floats whose text the JSON parser may not read back exactly: the seal is on the text.
+        let mut x = 0.123_456_789_012_345_67_f64;
+        for _ in 0..20_000 {
+            x = (x * 1.000_000_119 + 0.000_731).fract() * 977.0;
+            let text = serde_json::to_vec_pretty(&record(x)).unwrap();
+            assert!(verify_sealed_text(&text), "{}", String::from_utf8_lossy(&text));
+        }
+        let text = String::from_utf8(serde_json::to_vec_pretty(&record(1.5)).unwrap()).unwrap();
+        let edits = [
+            text.replace(&hash_bytes(b"result"), &hash_bytes(b"other")),
+            text.replace("\"q\": 0.05", "\"q\": 0.5"),
+            text.replace("\"seed\": 7", "\"seed\": 8"),
+            text.replace("\"bytes\": 6", "\"bytes\": 7"),
+        ];
+        for edited in edits {
+            assert_ne!(edited, text);
+            assert!(!verify_sealed_text(edited.as_bytes()), "{edited}");
+        }
+        let unsealed = text.replace(&record(1.5).seal, "");
+        assert!(!verify_sealed_text(unsealed.as_bytes()), "an empty seal never holds");
+    }
 }
