@@ -553,3 +553,48 @@ fn files_get_the_permissions_of_the_umask() {
         assert_eq!(mode, file_mode, "umask {umask}: republished split.tsv is {mode:o}");
     }
 }
+
+// ---------------------------------------------------------------------------------------------
+// Simulated cohorts.
+
+/// A simulation killed part way leaves a `.simulating-*` folder; the next command deletes it,
+/// and leaves alone a folder of the same name pattern that neurospec cannot prove it made.
+#[test]
+fn a_killed_simulation_is_cleaned_up_by_the_next_command() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("studies/ketamine-amygdala.toml")).unwrap();
+    assert!(text.contains("subjects = 49"));
+    std::fs::write(dir.path().join("big.toml"), text.replace("subjects = 49", "subjects = 40")).unwrap();
+    std::fs::write(dir.path().join("small.toml"), text.replace("subjects = 49", "subjects = 4")).unwrap();
+    let data = dir.path().join("data");
+    std::fs::create_dir_all(data.join(".simulating-users")).unwrap();
+    std::fs::write(data.join(".simulating-users/notes.txt"), b"mine").unwrap();
+    let simulating = || -> Vec<String> {
+        std::fs::read_dir(&data)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+            .filter(|n| n.starts_with(".simulating-") && n != ".simulating-users")
+            .collect()
+    };
+
+    let mut child =
+        neurospec_cmd(dir.path(), &["check", "big.toml"]).stdout(Stdio::null()).stderr(Stdio::null()).spawn().unwrap();
+    let started = Instant::now();
+    while simulating().is_empty() {
+        assert!(child.try_wait().unwrap().is_none(), "the simulation finished before it could be killed");
+        assert!(started.elapsed() < Duration::from_secs(60));
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    std::thread::sleep(Duration::from_millis(100));
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert_eq!(simulating().len(), 1, "the killed simulation left its folder");
+    assert!(!data.join("ketamine-response").exists());
+
+    let out = output_within(neurospec_cmd(dir.path(), &["check", "small.toml"]), Duration::from_secs(120));
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(simulating(), Vec::<String>::new(), "the killed simulation's folder is gone");
+    assert_eq!(std::fs::read(data.join(".simulating-users/notes.txt")).unwrap(), b"mine");
+    assert!(data.join("ketamine-response/.neurospec-simulation.json").is_file());
+    assert!(!data.join("ketamine-response/.neurospec-scratch").exists(), "the marker is not left in the cohort");
+}
