@@ -1,21 +1,26 @@
 //! The human-facing output folder and `explain`.
 //!
-//! After a successful run, published stage outputs are copied from the cache into the output
-//! folder (`derivatives/<study>/` by default), each file written atomically and only when its
-//! content changed. Beside them: `dataset_description.json` (BIDS derivatives, with `GeneratedBy`
-//! naming neurospec, its version and the study file's hash), `provenance/<stage>.json` (the
-//! record of every stage instance), and `neurospec.lock`, which lists every stage's fingerprint
-//! and output hashes and is written last. Nothing is published when a run fails, so the folder
-//! always holds the results of one complete run.
+//! After a successful run, published stage outputs are copied from the cache into a new output
+//! folder (`derivatives/<study>/` by default) that replaces the previous one as a whole (see
+//! [`folder`]: staged beside it, every object verified by hash, swapped in atomically; a folder
+//! that already holds exactly this run is left untouched). Beside the outputs:
+//! `dataset_description.json` (BIDS derivatives, with `GeneratedBy` naming neurospec, its version
+//! and the study file's hash), `provenance/<stage>.json` (the record of every stage instance), and
+//! `neurospec.lock`, which lists every stage's fingerprint and output hashes and is written last.
+//! Nothing is published when a run fails, and the folder is only ever swapped whole, so it always
+//! holds the results of one complete run: files put into it by hand are not carried over, and a
+//! folder without `neurospec.lock` is never replaced.
 
 use crate::error::{Error, Result};
 use crate::exec::RunReport;
 use crate::plan::Plan;
-use crate::store::{Record, Store, hash_bytes, write_atomic_in};
+use crate::store::{Record, Store, hash_bytes};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
+
+mod folder;
 
 pub const LOCK_FILE: &str = "neurospec.lock";
 
@@ -49,20 +54,16 @@ pub fn provenance_name(stage: &str) -> String {
     format!("{}.json", stage.replace('/', "__"))
 }
 
-fn write_if_changed(dir: &Path, rel: &str, bytes: &[u8]) -> Result<()> {
-    let dest = dir.join(rel);
-    if std::fs::read(&dest).is_ok_and(|existing| existing == bytes) {
-        return Ok(());
-    }
-    let parent = dest.parent().expect("inside the output folder").to_path_buf();
-    std::fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
-    write_atomic_in(&parent, &dest, bytes)
+/// What one published file holds: a cache object (verified by hash as it is copied) or bytes
+/// made here (provenance, description, lock).
+enum Content {
+    Object(String),
+    Bytes(Vec<u8>),
 }
 
-/// Copy published outputs, provenance and the lock file into the output folder.
-pub fn publish(plan: &Plan, store: &Store, report: &RunReport) -> Result<PathBuf> {
-    let dir = &plan.output_dir;
-    std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+/// Every file of the output folder of this run, in writing order (the lock file last).
+fn contents(plan: &Plan, report: &RunReport) -> Result<Vec<(String, Content)>> {
+    let mut files = Vec::new();
     let mut stages = Vec::new();
     for &i in &plan.order {
         let node = plan.node(i);
@@ -71,12 +72,12 @@ pub fn publish(plan: &Plan, store: &Store, report: &RunReport) -> Result<PathBuf
         for (name, output) in &record.outputs {
             let path = node.publish.iter().find(|(o, _)| o == name).map(|(_, p)| p.clone());
             if let Some(rel) = &path {
-                write_if_changed(dir, rel, &store.get(&output.hash)?)?;
+                files.push((rel.clone(), Content::Object(output.hash.clone())));
             }
             outputs.insert(name.clone(), LockedOutput { hash: output.hash.clone(), path });
         }
         let provenance = serde_json::to_vec_pretty(record).expect("records serialise");
-        write_if_changed(dir, &format!("provenance/{}", provenance_name(&node.id)), &provenance)?;
+        files.push((format!("provenance/{}", provenance_name(&node.id)), Content::Bytes(provenance)));
         stages.push(LockedStage {
             id: node.id.clone(),
             kind: record.kind.clone(),
@@ -96,19 +97,88 @@ pub fn publish(plan: &Plan, store: &Store, report: &RunReport) -> Result<PathBuf
             "StudyHash": format!("blake3:{}", plan.study_hash),
         }],
     });
-    write_if_changed(
-        dir,
-        "dataset_description.json",
-        (serde_json::to_string_pretty(&description).expect("json") + "\n").as_bytes(),
-    )?;
+    let description = serde_json::to_string_pretty(&description).expect("json") + "\n";
+    files.push(("dataset_description.json".into(), Content::Bytes(description.into_bytes())));
     let lock = Lock {
         neurospec_version: env!("CARGO_PKG_VERSION").to_string(),
         study: plan.study_name.clone(),
         study_hash: plan.study_hash.clone(),
         stages,
     };
-    write_if_changed(dir, LOCK_FILE, (serde_json::to_string_pretty(&lock).expect("json") + "\n").as_bytes())?;
-    Ok(dir.clone())
+    let lock = serde_json::to_string_pretty(&lock).expect("json") + "\n";
+    files.push((LOCK_FILE.into(), Content::Bytes(lock.into_bytes())));
+    Ok(files)
+}
+
+/// Whether `dir` already holds exactly these files with these contents, and (when known) with
+/// the permission bits new files and folders get (then nothing is written).
+fn holds_exactly(dir: &Path, files: &[(String, Content)], modes: Option<(u32, u32)>) -> bool {
+    #[cfg(unix)]
+    let mode_ok = |path: &Path, dir: bool| {
+        use std::os::unix::fs::PermissionsExt;
+        modes.is_none_or(|(file_mode, dir_mode)| {
+            std::fs::metadata(path)
+                .is_ok_and(|m| m.permissions().mode() & 0o777 == if dir { dir_mode } else { file_mode })
+        })
+    };
+    #[cfg(not(unix))]
+    let mode_ok = |_: &Path, _: bool| {
+        let _ = modes;
+        true
+    };
+    fn walk(root: &Path, dir: &Path, out: &mut Vec<String>, mode_ok: &dyn Fn(&Path, bool) -> bool) -> bool {
+        let Ok(entries) = std::fs::read_dir(dir) else { return false };
+        if !mode_ok(dir, true) {
+            return false;
+        }
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match std::fs::symlink_metadata(&path) {
+                Ok(m) if m.is_dir() => {
+                    if !walk(root, &path, out, mode_ok) {
+                        return false;
+                    }
+                }
+                Ok(m) if m.is_file() && mode_ok(&path, false) => {
+                    out.push(path.strip_prefix(root).expect("inside").to_string_lossy().replace('\\', "/"))
+                }
+                _ => return false,
+            }
+        }
+        true
+    }
+    let mut present = Vec::new();
+    if !walk(dir, dir, &mut present, &mode_ok) {
+        return false;
+    }
+    present.sort();
+    let mut expected: Vec<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
+    expected.sort();
+    present == expected
+        && files.iter().all(|(rel, content)| {
+            let Ok(bytes) = std::fs::read(dir.join(rel)) else { return false };
+            match content {
+                Content::Object(hash) => hash_bytes(&bytes) == *hash,
+                Content::Bytes(b) => bytes == *b,
+            }
+        })
+}
+
+/// Publish the run: published outputs, provenance and the lock file replace the output folder
+/// as a whole (see `folder`). A folder that already holds exactly this run is left as it is.
+pub fn publish(plan: &Plan, store: &Store, report: &RunReport) -> Result<PathBuf> {
+    let files = contents(plan, report)?;
+    let mut publication = folder::Publication::begin(&plan.output_dir)?;
+    if holds_exactly(&plan.output_dir, &files, publication.fresh_modes()) {
+        return Ok(plan.output_dir.clone());
+    }
+    for (rel, content) in &files {
+        match content {
+            Content::Object(hash) => publication.write(rel, &store.get(hash)?)?,
+            Content::Bytes(bytes) => publication.write(rel, bytes)?,
+        }
+    }
+    publication.commit()
 }
 
 /// Describe how an output file was made, back to the raw inputs.

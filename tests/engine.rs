@@ -263,9 +263,10 @@ fn a_cached_result_missing_an_output_is_recomputed() {
             .unwrap();
     let stage = lock["stages"].as_array().unwrap().iter().find(|s| s["id"] == "split").unwrap();
     let record_path = dir.path().join(".neurospec/records").join(stage["fingerprint"].as_str().unwrap());
-    let mut record: serde_json::Value = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
-    record["outputs"].as_object_mut().unwrap().remove("split");
-    std::fs::write(&record_path, serde_json::to_vec(&record).unwrap()).unwrap();
+    // The record older code would have written: intact (sealed) but without the output.
+    let mut record: neurospec::store::Record = serde_json::from_slice(&std::fs::read(&record_path).unwrap()).unwrap();
+    record.outputs.remove("split");
+    std::fs::write(&record_path, serde_json::to_vec_pretty(&record.sealed()).unwrap()).unwrap();
     std::fs::remove_file(dir.path().join("derivatives/ukb-symptoms/split.tsv")).unwrap();
     let plan = String::from_utf8_lossy(&neurospec(dir.path(), &["plan", "study.toml"]).stdout).to_string();
     assert!(plan.lines().any(|l| l.starts_with("split") && l.contains("lacks output split")), "{plan}");

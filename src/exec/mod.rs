@@ -8,14 +8,21 @@
 //! their arithmetic never depends on the thread count, so `-j 1` and `-j 8` give identical bytes.
 //!
 //! Failure: by default the first failed stage stops new work (stages already running finish);
-//! with `keep_going` every stage that does not depend on a failure still runs.
+//! with `keep_going` every stage that does not depend on a failure still runs. A stage that
+//! panics is a failed stage like any other ("panicked: MSG"): the panic is caught on the worker,
+//! reported back to the scheduler, and the run ends normally, releasing the cache lock. No worker
+//! can end without reporting, so the scheduler never waits forever.
+//!
+//! The stage code itself is reached through a [`Runner`]; [`run`] uses [`stages::run`]. Only
+//! library callers (tests injecting a failing or panicking stage) pass another one to
+//! [`run_with`]; nothing in a study file can choose the runner.
 
 pub mod preflight;
 pub mod progress;
 
 use crate::error::{Error, Result};
-use crate::plan::fingerprint::{fingerprint, why_stale};
-use crate::plan::{Plan, Source};
+use crate::plan::fingerprint::{canonical_json, fingerprint, why_stale};
+use crate::plan::{Node, Plan, Source};
 use crate::stages;
 use crate::store::{Record, RecordInput, RecordOutput, Store};
 use petgraph::graph::NodeIndex;
@@ -117,6 +124,42 @@ fn missing_outputs(plan: &Plan, i: NodeIndex, record: &Record) -> Vec<String> {
     missing
 }
 
+/// Whether a cached record describes exactly this node with these inputs: kind, code version,
+/// parameters, seed and input hashes — everything its fingerprint is made of. The store has
+/// already checked the record's seal and that it is filed under this fingerprint; this check
+/// refuses a record whose content was sealed for another node (a copied record file).
+fn describes(record: &Record, node: &Node, inputs: &[(String, String)]) -> bool {
+    record.kind == node.kind.name()
+        && record.version == node.kind.version()
+        && record.seed == node.seed
+        && canonical_json(&record.params) == canonical_json(&node.params)
+        && record.inputs.len() == inputs.len()
+        && record.inputs.iter().zip(inputs).all(|(r, (name, hash))| &r.name == name && &r.hash == hash)
+}
+
+/// The usable cached record of a node: intact, describing this node, holding every output.
+fn cached_record(plan: &Plan, store: &Store, i: NodeIndex, inputs: &[(String, String)], fp: &str) -> Option<Record> {
+    store.complete_record(fp).filter(|r| describes(r, plan.node(i), inputs) && holds_all_outputs(plan, i, r))
+}
+
+/// Why a node whose inputs are known has no usable cached record.
+fn stale_reason(plan: &Plan, store: &Store, i: NodeIndex, inputs: &[(String, String)], fp: &str) -> String {
+    let node = plan.node(i);
+    if let Some(why) = store.untrusted_record(fp) {
+        return format!("{why}; it will be recomputed");
+    }
+    let Some(record) = store.record(fp) else { return why_stale(store, node, inputs, fp) };
+    if !describes(&record, node, inputs) {
+        return "its cached record describes another stage instance; it will be recomputed".into();
+    }
+    if store.complete_record(fp).is_none() {
+        let damaged: Vec<&str> =
+            record.outputs.iter().filter(|(_, o)| !store.has_intact_size(o)).map(|(n, _)| n.as_str()).collect();
+        return format!("output {} missing from the cache or damaged", damaged.join(", "));
+    }
+    format!("the cached result lacks output {} (made by older code)", missing_outputs(plan, i, &record).join(", "))
+}
+
 /// The state of every stage before running: cached, or stale with a reason.
 pub fn states(plan: &Plan, store: &Store) -> Result<Vec<(NodeIndex, Option<String>)>> {
     let mut known: BTreeMap<NodeIndex, Record> = BTreeMap::new();
@@ -137,17 +180,12 @@ pub fn states(plan: &Plan, store: &Store) -> Result<Vec<(NodeIndex, Option<Strin
             Some(hashes) => {
                 let pairs: Vec<(String, String)> = hashes.iter().map(|(n, h, _)| (n.clone(), h.clone())).collect();
                 let fp = fingerprint(node, &pairs);
-                match store.complete_record(&fp) {
-                    Some(record) if holds_all_outputs(plan, i, &record) => {
-                        known.insert(i, record);
-                        None
-                    }
-                    Some(record) => Some(format!(
-                        "stale: the cached result lacks output {} (made by older code)",
-                        missing_outputs(plan, i, &record).join(", ")
-                    )),
-                    None => Some(format!("stale: {}", why_stale(store, node, &pairs, &fp))),
+                if let Some(record) = cached_record(plan, store, i, &pairs, &fp) {
+                    known.insert(i, record);
+                    out.push((i, None));
+                    continue;
                 }
+                Some(format!("stale: {}", stale_reason(plan, store, i, &pairs, &fp)))
             }
         };
         out.push((i, state));
@@ -159,8 +197,47 @@ enum Message {
     Finished(NodeIndex, Result<Record>),
 }
 
-/// Execute the plan.
+/// The code that computes one stage instance from its context.
+pub type Runner<'r> = &'r (dyn Fn(&Node, &stages::Context<'_>) -> Result<stages::Outputs> + Sync);
+
+/// Execute the plan with the real stage code.
 pub fn run(plan: &Plan, store: &Store, options: &Options) -> Result<RunReport> {
+    run_with(plan, store, options, &|node: &Node, ctx: &stages::Context<'_>| stages::run(node.kind, ctx))
+}
+
+/// The text of a panic payload (`panic!` with a literal or a formatted message).
+fn panic_message(payload: &(dyn std::any::Any + Send)) -> String {
+    payload
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| payload.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "(no message)".to_string())
+}
+
+/// Run one stage on a worker, turning a panic into a failure of that stage.
+fn execute_caught(
+    store: &Store,
+    node: &Node,
+    fp: &str,
+    hashes: &[(String, String, String)],
+    bar: &progress::StageBar,
+    runner: Runner<'_>,
+) -> Result<Record> {
+    let result =
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| execute(store, node, fp, hashes, bar, runner)))
+            .unwrap_or_else(|payload| {
+                Err(Error::data(format!(
+                    "panicked: {} (a bug in neurospec: please report it with the study file; the cache is intact)",
+                    panic_message(&*payload)
+                )))
+            });
+    // The bar is cosmetic: a panic while clearing it must not keep the result from the scheduler.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| bar.finish()));
+    result
+}
+
+/// Execute the plan, computing stages with `runner`.
+pub fn run_with(plan: &Plan, store: &Store, options: &Options, runner: Runner<'_>) -> Result<RunReport> {
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(options.jobs.max(1))
         .build()
@@ -209,7 +286,7 @@ pub fn run(plan: &Plan, store: &Store, options: &Options) -> Result<RunReport> {
                     let node = plan.node(i);
                     let pairs: Vec<(String, String)> = hashes.iter().map(|(n, h, _)| (n.clone(), h.clone())).collect();
                     let fp = fingerprint(node, &pairs);
-                    if let Some(record) = store.complete_record(&fp).filter(|r| holds_all_outputs(plan, i, r)) {
+                    if let Some(record) = cached_record(plan, store, i, &pairs, &fp) {
                         progress.finished(&node.id, "cached");
                         outcomes.insert(i, Outcome::Cached(record));
                         progressed = true;
@@ -219,8 +296,7 @@ pub fn run(plan: &Plan, store: &Store, options: &Options) -> Result<RunReport> {
                     let tx = tx.clone();
                     let bar = progress.start(&node.id);
                     scope.spawn(move |_| {
-                        let result = execute(store, node, &fp, &hashes, &bar);
-                        bar.finish();
+                        let result = execute_caught(store, node, &fp, &hashes, &bar, runner);
                         let _ = tx.send(Message::Finished(i, result));
                     });
                     progressed = true;
@@ -229,6 +305,7 @@ pub fn run(plan: &Plan, store: &Store, options: &Options) -> Result<RunReport> {
             if in_flight.is_empty() {
                 break;
             }
+            // Every spawned worker sends exactly once (panics are caught in `execute_caught`).
             let Message::Finished(i, result) = rx.recv().expect("workers report back");
             in_flight.remove(&i);
             match result {
@@ -254,10 +331,11 @@ pub fn run(plan: &Plan, store: &Store, options: &Options) -> Result<RunReport> {
 /// Run one stage: load inputs (hash-verified), compute, store outputs, then the record.
 fn execute(
     store: &Store,
-    node: &crate::plan::Node,
+    node: &Node,
     fp: &str,
     hashes: &[(String, String, String)],
     bar: &progress::StageBar,
+    runner: Runner<'_>,
 ) -> Result<Record> {
     let started = Instant::now();
     let started_unix = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
@@ -282,7 +360,8 @@ fn execute(
     }
     let report = |done: u64, total: u64| bar.set(done, total);
     let ctx = stages::Context { stage: &node.id, params: &node.params, inputs, paths, progress: &report };
-    let outputs = stages::run_checked(node.kind, &ctx)?;
+    let outputs = runner(node, &ctx)?;
+    stages::check_declared(node.kind, &node.id, &outputs)?;
     let mut recorded = BTreeMap::new();
     for (name, bytes) in &outputs {
         let hash = store.put(bytes)?;
@@ -304,7 +383,9 @@ fn execute(
         wall_seconds: started.elapsed().as_secs_f64(),
         host: hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default(),
         neurospec_version: env!("CARGO_PKG_VERSION").to_string(),
-    };
+        seal: String::new(),
+    }
+    .sealed();
     store.put_record(&record)?;
     Ok(record)
 }

@@ -162,15 +162,25 @@ pub fn materialise_into(loaded: &crate::spec::LoadedStudy, target: &std::path::P
     }
     let parent = target.parent().unwrap_or(&loaded.dir);
     std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-    let tmp = tempfile::Builder::new().prefix(".simulating-").tempdir_in(parent).map_err(|e| Error::io(parent, e))?;
+    // Folders of killed simulations are deleted once provably ours and abandoned (store::scratch).
+    crate::store::scratch::sweep(parent, ".simulating-", &[".neurospec-simulation.json"]);
+    let mut tmp = crate::store::scratch::Scratch::create(parent, ".simulating-")?;
     eprintln!("simulating {} subjects ({}) into {} …", sim.subjects, sim.preset.name(), target.display());
     write_files(sim.preset, sim.subjects, seed, tmp.path())?;
     let written: Vec<String> =
         files_under(tmp.path())?.iter().map(|p| p.to_string_lossy().replace('\\', "/")).collect();
     std::fs::write(tmp.path().join(FILES), written.join("\n") + "\n").map_err(|e| Error::io(tmp.path(), e))?;
     std::fs::write(tmp.path().join(STAMP), &stamp).map_err(|e| Error::io(tmp.path(), e))?;
-    let tmp = tmp.keep();
-    std::fs::rename(&tmp, target).map_err(|e| Error::io(target, e))
+    tmp.unmark()?;
+    if let Err(e) = std::fs::rename(tmp.path(), target) {
+        // Another run simulated the same cohort meanwhile: use theirs (ours is deleted on drop).
+        if std::fs::read_to_string(&stamp_path).is_ok_and(|existing| existing == stamp) {
+            return Ok(());
+        }
+        return Err(Error::io(target, e));
+    }
+    tmp.keep();
+    Ok(())
 }
 
 /// Write a file-writing preset's cohort into `out`.

@@ -164,14 +164,19 @@ fn name_matches(declared: &str, name: &str) -> bool {
 /// be stored but never wired or published: a neurospec bug, reported as such).
 pub fn run_checked(kind: Kind, ctx: &Context<'_>) -> Result<Outputs> {
     let outputs = run(kind, ctx)?;
-    if let Some(name) = outputs.keys().find(|name| !kind.declares_output(name)) {
-        return Err(Error::data(format!(
-            "stage {} wrote output `{name}`, which its kind ({}) does not declare; this is a neurospec bug",
-            ctx.stage,
-            kind.name()
-        )));
-    }
+    check_declared(kind, ctx.stage, &outputs)?;
     Ok(outputs)
+}
+
+/// Every output of stage `stage` is one its kind declares.
+pub fn check_declared(kind: Kind, stage: &str, outputs: &Outputs) -> Result<()> {
+    match outputs.keys().find(|name| !kind.declares_output(name)) {
+        Some(name) => Err(Error::data(format!(
+            "stage {stage} wrote output `{name}`, which its kind ({}) does not declare; this is a neurospec bug",
+            kind.name()
+        ))),
+        None => Ok(()),
+    }
 }
 
 /// Named output bytes of a stage.

@@ -19,13 +19,32 @@
 //! * **A record is written last.** A stage's record is written only after all its output objects
 //!   are in place; a record therefore proves its outputs were complete. This is what makes resume
 //!   after a crash safe: stages with records are reused, the rest rerun.
+//! * **A record is verified before it is trusted.** Every record carries a seal, the blake3 of its
+//!   stored JSON text with the seal left empty (fingerprint, kind, version, parameters, seed,
+//!   inputs, output hashes and sizes, timings); it is checked on the text as read, so it never
+//!   depends on floating-point numbers surviving a parse. [`Store::record`] returns a record only if it is filed under its own
+//!   fingerprint and its seal holds; `exec` then checks that its kind, version, parameters, seed
+//!   and input hashes are exactly those of the node being looked up (the fingerprint's content),
+//!   and that every output object is present with its recorded size. Anything else — an output
+//!   hash edited to point at another stage's object, edited parameters or seed, a record copied
+//!   from another stage, a record from before seals — counts as missing: the stage reruns and
+//!   its new record replaces the bad one. (The seal guards against accidents and hand edits, not
+//!   against someone who recomputes it: whoever can write the cache can write its objects too.)
 //! * **Verified reads.** Reading an object re-hashes it and fails loudly on a mismatch (disk
 //!   corruption, a hand-edited cache), naming the object and what to do.
 //! * **One writer.** A run holds an exclusive lock on `lock`; a second run on the same cache waits
-//!   (and says so) instead of interleaving writes.
+//!   (and says so) instead of interleaving writes. The lock is released when the run ends, also
+//!   when a stage fails or panics (`exec` turns a panic into a stage failure).
+//! * **Permissions from the umask.** Objects, records and folders are created 0666 / 0777
+//!   narrowed by the umask (0644 / 0755 under the usual 022), so a lab's group can share a cache.
+//!
+//! [`scratch`] holds the rule for folders a killed run leaves beside its target (output staging,
+//! simulated cohorts): deleted by the next run once provably neurospec's and abandoned.
 //!
 //! The mtime in `filehashes.json` is only a shortcut to avoid re-hashing unchanged raw files; the
 //! fingerprint always uses the content hash, never an mtime or an absolute path.
+
+pub mod scratch;
 
 use crate::error::{Error, Result};
 use serde::{Deserialize, Serialize};
@@ -53,6 +72,47 @@ pub struct Record {
     pub wall_seconds: f64,
     pub host: String,
     pub neurospec_version: String,
+    /// blake3 of the record's stored JSON with this field empty (see [`Record::sealed`]); the
+    /// last field, so that it is the last thing in the stored text.
+    #[serde(default)]
+    pub seal: String,
+}
+
+impl Record {
+    /// The record with its seal set: the blake3 of its JSON as stored (pretty-printed, with an
+    /// empty seal), which binds every field — fingerprint, kind, version, parameters, seed,
+    /// inputs, output hashes — so that an edited record is detected. The seal is checked on the
+    /// stored text itself (`verify_sealed_text`), so no number has to survive a parse.
+    pub fn sealed(mut self) -> Record {
+        self.seal = String::new();
+        self.seal = seal_of_text(&serde_json::to_vec_pretty(&self).expect("records serialise"));
+        self
+    }
+
+    /// Whether the record is sealed and its seal matches its fields.
+    pub fn seal_holds(&self) -> bool {
+        !self.seal.is_empty() && self.clone().sealed().seal == self.seal
+    }
+}
+
+fn seal_of_text(unsealed: &[u8]) -> String {
+    let mut h = blake3::Hasher::new();
+    h.update(b"neurospec-record-seal-v1\0");
+    h.update(unsealed);
+    h.finalize().to_hex().to_string()
+}
+
+/// Whether a stored record's text carries a seal that matches the rest of the text. The seal is
+/// the record's last field, so its value is the last `"seal": "…"` in the file.
+fn verify_sealed_text(text: &[u8]) -> bool {
+    const KEY: &[u8] = b"\"seal\": \"";
+    let Some(at) = text.windows(KEY.len()).rposition(|w| w == KEY) else { return false };
+    let start = at + KEY.len();
+    let Some(len) = text[start..].iter().position(|&b| b == b'"') else { return false };
+    let seal = &text[start..start + len];
+    let mut unsealed = text[..start].to_vec();
+    unsealed.extend_from_slice(&text[start + len..]);
+    !seal.is_empty() && seal == seal_of_text(&unsealed).as_bytes()
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -115,6 +175,10 @@ impl Store {
     }
 
     fn object_path(&self, hash: &str) -> PathBuf {
+        // A hash from a damaged record must not index outside `objects/` (or panic on slicing).
+        if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b)) {
+            return self.root.join("objects").join("not-a-blake3-hash");
+        }
         self.root.join("objects").join(&hash[..2]).join(&hash[2..])
     }
 
@@ -159,17 +223,47 @@ impl Store {
         Ok(bytes)
     }
 
+    /// The record stored under a fingerprint, if it is intact: it parses, names that fingerprint,
+    /// and its seal holds. A record edited by hand (an output hash pointing at another object,
+    /// changed parameters or seed) or written by a version without seals is not returned, so the
+    /// stage reruns and its rewritten record replaces the bad one. The caller still checks the
+    /// record's kind, parameters, seed and inputs against the node it looks up (`exec`).
     pub fn record(&self, fingerprint: &str) -> Option<Record> {
         let bytes = fs::read(self.root.join("records").join(fingerprint)).ok()?;
-        serde_json::from_slice(&bytes).ok()
+        let record: Record = serde_json::from_slice(&bytes).ok()?;
+        (record.fingerprint == fingerprint && verify_sealed_text(&bytes)).then_some(record)
     }
 
-    /// A record whose outputs are all present (a usable cache hit).
+    /// Why the record file under this fingerprint is not trusted, if one exists and is not intact
+    /// (see [`Store::record`]).
+    pub fn untrusted_record(&self, fingerprint: &str) -> Option<&'static str> {
+        let bytes = fs::read(self.root.join("records").join(fingerprint)).ok()?;
+        let Ok(record) = serde_json::from_slice::<Record>(&bytes) else {
+            return Some("its cached record is unreadable");
+        };
+        if record.seal.is_empty() {
+            Some("its cached record was written before records were sealed (an older neurospec)")
+        } else if record.fingerprint != fingerprint || !verify_sealed_text(&bytes) {
+            Some("its cached record does not match its fingerprint (edited or damaged)")
+        } else {
+            None
+        }
+    }
+
+    /// An intact record whose output objects are all present with their recorded sizes (a usable
+    /// cache hit). Contents are verified by hash whenever an object is read.
     pub fn complete_record(&self, fingerprint: &str) -> Option<Record> {
-        self.record(fingerprint).filter(|r| r.outputs.values().all(|o| self.has(&o.hash)))
+        self.record(fingerprint).filter(|r| r.outputs.values().all(|o| self.has_intact_size(o)))
     }
 
+    /// Whether a recorded output's object is present with the recorded size.
+    pub fn has_intact_size(&self, output: &RecordOutput) -> bool {
+        fs::metadata(self.object_path(&output.hash)).is_ok_and(|m| m.is_file() && m.len() == output.bytes)
+    }
+
+    /// Store a record (sealed with [`Record::sealed`]) after its outputs.
     pub fn put_record(&self, record: &Record) -> Result<()> {
+        debug_assert!(record.seal_holds(), "records are sealed before they are stored");
         let bytes = serde_json::to_vec_pretty(record).expect("records serialise");
         self.write_atomic(&self.root.join("records").join(&record.fingerprint), &bytes)?;
         self.write_atomic(&self.latest_path(&record.stage), record.fingerprint.as_bytes())
@@ -215,15 +309,75 @@ impl Store {
     }
 }
 
+/// A tempfile builder whose files (mode 0o666) or folders (0o777) get the permissions the umask
+/// allows, as anything else a program creates (tempfile's own default is owner-only, 0600/0700,
+/// which would hide a shared cache or results from the lab's group).
+pub fn temp_builder(prefix: &str, mode: u32) -> tempfile::Builder<'_, 'static> {
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(prefix);
+    #[cfg(unix)]
+    builder.permissions(std::os::unix::fs::PermissionsExt::from_mode(mode));
+    #[cfg(not(unix))]
+    let _ = mode;
+    builder
+}
+
 /// Write `bytes` to `dest` atomically: a temp file in `tmp_dir`, fsync, rename.
 pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     fs::create_dir_all(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".neurospec-partial-")
-        .tempfile_in(tmp_dir)
-        .map_err(|e| Error::io(tmp_dir, e))?;
+    let mut tmp = temp_builder(".neurospec-partial-", 0o666).tempfile_in(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(wall_seconds: f64) -> Record {
+        let mut outputs = BTreeMap::new();
+        outputs.insert("result".to_string(), RecordOutput { hash: hash_bytes(b"result"), bytes: 6 });
+        Record {
+            stage: "fdr/discovery".into(),
+            kind: "fdr".into(),
+            version: 1,
+            fingerprint: hash_bytes(b"fingerprint"),
+            params: serde_json::json!({"q": 0.05, "weights": [0.1, 1e-300, 12345.678901234567]}),
+            seed: Some(7),
+            inputs: vec![RecordInput { name: "p".into(), hash: hash_bytes(b"p"), source: "stage:x/p".into() }],
+            outputs,
+            started_unix: 1,
+            wall_seconds,
+            host: "h".into(),
+            neurospec_version: "0".into(),
+            seal: String::new(),
+        }
+        .sealed()
+    }
+
+    #[test]
+    fn a_stored_seal_verifies_whatever_the_numbers_and_any_edit_breaks_it() {
+        // Floats whose text the JSON parser may not read back exactly: the seal is on the text.
+        let mut x = 0.123_456_789_012_345_67_f64;
+        for _ in 0..20_000 {
+            x = (x * 1.000_000_119 + 0.000_731).fract() * 977.0;
+            let text = serde_json::to_vec_pretty(&record(x)).unwrap();
+            assert!(verify_sealed_text(&text), "{}", String::from_utf8_lossy(&text));
+        }
+        let text = String::from_utf8(serde_json::to_vec_pretty(&record(1.5)).unwrap()).unwrap();
+        let edits = [
+            text.replace(&hash_bytes(b"result"), &hash_bytes(b"other")),
+            text.replace("\"q\": 0.05", "\"q\": 0.5"),
+            text.replace("\"seed\": 7", "\"seed\": 8"),
+            text.replace("\"bytes\": 6", "\"bytes\": 7"),
+        ];
+        for edited in edits {
+            assert_ne!(edited, text);
+            assert!(!verify_sealed_text(edited.as_bytes()), "{edited}");
+        }
+        let unsealed = text.replace(&record(1.5).seal, "");
+        assert!(!verify_sealed_text(unsealed.as_bytes()), "an empty seal never holds");
+    }
 }
