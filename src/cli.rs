@@ -1,4 +1,4 @@
-//! The command line: `check`, `plan`, `run`, `explain`, `schema`, `simulate`.
+//! The command line: `check`, `plan`, `run`, `report`, `verify`, `explain`, `schema`, `simulate`.
 //!
 //! Exit codes: 0 success, 1 a study or data error, 2 a usage error.
 
@@ -56,6 +56,19 @@ enum Command {
         /// Print one JSON summary object on stdout.
         #[arg(long)]
         json: bool,
+    },
+    /// Rebuild report.html, methods.md, figures/ and ro-crate-metadata.json from a published folder.
+    Report {
+        /// The output folder of a run (derivatives/<study>).
+        dir: PathBuf,
+    },
+    /// Rerun a study from scratch in a temporary cache and compare every published byte with it.
+    Verify {
+        /// The study file, or the output folder of a run (its run.json names the study file).
+        target: PathBuf,
+        /// Worker threads (default: all cores).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
     },
     /// Show how an output file was made: stage, parameters, inputs, and the chain to raw inputs.
     Explain {
@@ -288,6 +301,19 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Check { study } => check(&study),
         Command::Plan { study, dot, cache_dir } => plan_command(&study, dot, cache_dir),
         Command::Run { study, jobs, cache_dir, keep_going, json } => run(&study, jobs, cache_dir, keep_going, json),
+        Command::Report { dir } => {
+            let rendered = crate::report::render(&dir)?;
+            eprintln!(
+                "wrote {} ({} KiB, {} figures) and {} other files in {}",
+                crate::report::REPORT_FILE,
+                rendered.report_bytes / 1024,
+                rendered.figures,
+                rendered.files.len() - 1,
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Verify { target, jobs } => crate::report::verify::command(&target, jobs),
         Command::Explain { path } => {
             print!("{}", outputs::explain(&path)?);
             Ok(())
@@ -551,7 +577,13 @@ fn run(path: &Path, jobs: Option<usize>, cache: Option<PathBuf>, keep_going: boo
     let executed = report.count(|o| matches!(o, Outcome::Executed(_)));
     let cached = report.count(|o| matches!(o, Outcome::Cached(_)));
     let skipped = report.count(|o| matches!(o, Outcome::Skipped));
-    let output_dir = if failures.is_empty() { Some(outputs::publish(&plan, &store, &report)?) } else { None };
+    let output_dir = if failures.is_empty() {
+        let dir = outputs::publish(&plan, &store, &report)?;
+        crate::report::publish(&dir, &loaded, &plan, &report, started.elapsed().as_secs_f64())?;
+        Some(dir)
+    } else {
+        None
+    };
     let wall = started.elapsed().as_secs_f64();
     if json {
         let summary = serde_json::json!({

@@ -22,6 +22,7 @@ pub mod exec;
 pub mod imaging;
 pub mod outputs;
 pub mod plan;
+pub mod report;
 pub mod sim;
 pub mod spec;
 pub mod stages;
