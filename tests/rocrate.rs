@@ -52,12 +52,25 @@ fn the_crate_lists_every_output_with_its_hash_and_every_stage_as_an_action() {
             let oid = object["@id"].as_str().unwrap();
             assert!(graph.contains_key(oid), "{id}: input {oid} is not in the crate");
         }
-        let params = action["object"].as_array().unwrap().iter().filter(|o| o["@id"].as_str().unwrap().starts_with("#param:")).count();
+        // Parameters: one PropertyValue per top-level parameter, with the recorded value.
         let record: serde_json::Value = serde_json::from_slice(
             &std::fs::read(out.join("provenance").join(format!("{}.json", id.replace('/', "__")))).unwrap(),
         )
         .unwrap();
-        assert_eq!(params, record["params"].as_object().map_or(0, |m| m.len()), "{id}");
+        let recorded = record["params"].as_object().unwrap();
+        let params: Vec<&serde_json::Value> = action["object"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|o| o["@id"].as_str().unwrap().starts_with("#param:"))
+            .map(|o| graph[o["@id"].as_str().unwrap()])
+            .collect();
+        assert_eq!(params.len(), recorded.len(), "{id}");
+        for p in params {
+            let value = &recorded[p["name"].as_str().unwrap()];
+            let text = value.as_str().map_or_else(|| value.to_string(), String::from);
+            assert_eq!(p["value"], text.as_str(), "{id}: {}", p["name"]);
+        }
     }
 
     let python = std::env::var("NEUROSPEC_PYTHON").unwrap_or_else(|_| "python3".into());

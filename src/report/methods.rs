@@ -86,11 +86,31 @@ fn sample(folder: &Folder) -> Option<Paragraph> {
         let parts: Vec<String> = flow
             .exclusions
             .iter()
-            .map(|(reason, column, k)| if column.is_empty() { format!("{k} for {reason}") } else { format!("{k} for {reason} ({column})") })
+            .map(|(reason, k, columns)| {
+                let reason = reason.replace('_', " ");
+                if columns.is_empty() {
+                    format!("{k} for {reason}")
+                } else {
+                    format!("{k} for {reason} ({})", super::study::column_summary(columns, 80))
+                }
+            })
             .collect();
-        let _ = write!(text, ", {} were excluded", parts.join(", "));
+        let _ = write!(text, ", {} were excluded (each subject counted once, under the first reason found)", parts.join("; "));
     }
     let _ = write!(text, ", leaving {}.", flow.included.map_or("?".into(), |n| n.to_string()));
+    if let Some(d) = folder.params_of("dataset") {
+        if let Some(cc) = d["complete_cases"].as_array().filter(|c| !c.is_empty()) {
+            let _ = write!(text, " Complete cases were required on {}.", cc.iter().map(n).collect::<Vec<_>>().join(", "));
+        }
+        for rule in d["iqr"].as_array().into_iter().flatten() {
+            let _ = write!(
+                text,
+                " Values more than {} interquartile ranges beyond the quartiles of any of {} columns excluded the subject.",
+                n(&rule[1]),
+                rule[0].as_array().map_or(0, Vec::len)
+            );
+        }
+    }
     if !flow.samples.is_empty() {
         let parts: Vec<String> = flow.samples.iter().map(|(s, k)| format!("{k} {s}")).collect();
         let how = folder.params_of("split").map_or(String::new(), |p| {
@@ -124,7 +144,13 @@ fn association(folder: &Folder) -> Option<Paragraph> {
         n(&p["bootstrap_seed"]),
     );
     if let Some(f) = fdr {
-        let _ = write!(text, " The false discovery rate was controlled at q = {} within families ({}).", n(&f["q"]), n(&f["families"]));
+        let families: Vec<String> = f["families"].as_array().map_or(Vec::new(), |a| a.iter().map(n).collect());
+        let _ = write!(
+            text,
+            " The false discovery rate was controlled at q = {} (Benjamini–Hochberg) within each {} family.",
+            n(&f["q"]),
+            families.join(" × ")
+        );
     }
     if let Some(r) = folder.params_of("replicate") {
         let _ = write!(text, " Discovery findings replicated when the held-out β had the same sign and p < {} ({} correction).", n(&r["alpha"]), n(&r["correction"]));
@@ -133,11 +159,19 @@ fn association(folder: &Folder) -> Option<Paragraph> {
     Some(Paragraph { title: "Association", text, cites: vec![first, "winkler", "bh", "efron"] })
 }
 
+/// A covariate term as written in a formula: `age`, `age²`, `age×sex`.
 fn term(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
         Value::Array(parts) => parts.iter().map(term).collect::<Vec<_>>().join("×"),
-        Value::Object(map) => map.values().map(term).collect::<Vec<_>>().join(":"),
+        Value::Object(map) => map
+            .iter()
+            .map(|(kind, inner)| match kind.as_str() {
+                "Square" => format!("{}²", term(inner)),
+                _ => term(inner),
+            })
+            .collect::<Vec<_>>()
+            .join(":"),
         other => other.to_string(),
     }
 }

@@ -7,7 +7,8 @@
 //!   every published output), driven by an `OrganizeAction` of the engine.
 //! - Per stage instance: a `HowToStep` of the workflow, a `SoftwareApplication` for its kind and
 //!   code version, a `CreateAction` with its parameters (`PropertyValue`s, one per top-level
-//!   parameter, JSON-encoded), its inputs (`object`) and its outputs (`result`), and a
+//!   parameter, JSON-encoded; instances with the same setting share the entity), its inputs
+//!   (`object`) and its outputs (`result`), and a
 //!   `ControlAction` linking step and action.
 //! - Every file carries its blake3 hash as `identifier` (`blake3:<hex>`) and `contentSize`.
 //!   Raw inputs outside the folder and unpublished intermediate outputs are contextual entities
@@ -41,6 +42,7 @@ pub fn metadata(folder: &Folder) -> Value {
     let mut tools: BTreeMap<String, Value> = BTreeMap::new();
     let mut inputs_all: BTreeMap<String, ()> = BTreeMap::new();
     let mut published = Vec::new();
+    let mut shared_params = std::collections::BTreeSet::new();
 
     for stage in &folder.lock.stages {
         for (name, out) in &stage.outputs {
@@ -85,12 +87,15 @@ pub fn metadata(folder: &Folder) -> Value {
         let mut params = Vec::new();
         if let Some(map) = record.params.as_object() {
             for (key, value) in map {
-                let pid = format!("#param:{}/{key}", stage.id);
                 let text = match value {
                     Value::String(s) => s.clone(),
                     other => other.to_string(),
                 };
-                graph.push(json!({"@id": pid, "@type": "PropertyValue", "name": key, "value": text}));
+                // Identical settings of many instances (one per imaging run) share one entity.
+                let pid = format!("#param:{key}:{}", &crate::store::hash_bytes(text.as_bytes())[..16]);
+                if shared_params.insert(pid.clone()) {
+                    graph.push(json!({"@id": pid, "@type": "PropertyValue", "name": key, "value": text}));
+                }
                 params.push(id(&pid));
             }
         }

@@ -51,8 +51,8 @@ pub fn header(folder: &Folder) -> Option<Section> {
 /// Counts of the flow, as the report and the methods text use them.
 pub struct Flow {
     pub available: Option<usize>,
-    /// (reason, column, subjects)
-    pub exclusions: Vec<(String, String, usize)>,
+    /// Per reason: (reason, subjects, columns by descending count as (column, subjects)).
+    pub exclusions: Vec<(String, usize, Vec<(String, usize)>)>,
     pub included: Option<usize>,
     /// sample → subjects
     pub samples: BTreeMap<String, usize>,
@@ -69,8 +69,21 @@ pub fn flow_counts(folder: &Folder) -> Option<Flow> {
         match summary.text(r, "reason") {
             "available" => flow.available = Some(n),
             "included" => flow.included = Some(n),
-            reason => flow.exclusions.push((reason.to_string(), summary.text(r, "column").to_string(), n)),
+            reason => {
+                let column = summary.text(r, "column").to_string();
+                match flow.exclusions.iter_mut().find(|e| e.0 == reason) {
+                    Some(e) => {
+                        e.1 += n;
+                        e.2.push((column, n));
+                    }
+                    None => flow.exclusions.push((reason.to_string(), n, vec![(column, n)])),
+                }
+            }
         }
+    }
+    for e in &mut flow.exclusions {
+        e.2.retain(|(c, _)| !c.is_empty());
+        e.2.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     }
     if let Some(split) = folder.tsv("split.tsv") {
         for r in 0..split.rows.len() {
@@ -86,10 +99,27 @@ pub fn flow_counts(folder: &Folder) -> Option<Flow> {
     Some(flow)
 }
 
+/// `a (12), b (3), … (40 columns)` within about `width` characters.
+pub fn column_summary(columns: &[(String, usize)], width: usize) -> String {
+    let mut out = String::new();
+    for (i, (c, n)) in columns.iter().enumerate() {
+        let part = format!("{c} ({n})");
+        if i > 0 && out.chars().count() + part.chars().count() + 2 > width {
+            return format!("{out}, … ({} columns)", columns.len());
+        }
+        if i > 0 {
+            out.push_str(", ");
+        }
+        out.push_str(&part);
+    }
+    out
+}
+
 fn flow_svg(flow: &Flow) -> String {
-    let w = 640.0;
+    let w = 720.0;
     let bw = 220.0;
-    let cx = 180.0;
+    let cx = 230.0;
+    let (side_x, side_w) = (530.0, 360.0);
     let mut y = 10.0;
     let mut s = String::new();
     let mut boxes = String::new();
@@ -105,20 +135,25 @@ fn flow_svg(flow: &Flow) -> String {
     let arrow = |s: &mut String, x1: f64, y1: f64, x2: f64, y2: f64| {
         let _ = write!(s, "<line x1=\"{x1:.0}\" y1=\"{y1:.0}\" x2=\"{x2:.0}\" y2=\"{y2:.0}\" stroke=\"#333\" marker-end=\"url(#arrow)\"/>");
     };
+    let mut top_of_line = y;
     if let Some(n) = flow.available {
         let h = node(&mut boxes, cx, y, bw, &[format!("Available: N = {n}")], "available", n);
-        arrow(&mut boxes, cx, y + h, cx, y + h + 24.0);
         y += h + 24.0;
+        top_of_line += h;
     }
-    let mut side_y = 18.0;
-    for (reason, column, n) in &flow.exclusions {
-        let label = if column.is_empty() { reason.clone() } else { format!("{reason}: {column}") };
-        let label: String = label.chars().take(44).collect();
-        let h = node(&mut boxes, 470.0, side_y, 300.0, &[format!("Excluded (n = {n})"), label], "excluded", *n);
-        arrow(&mut boxes, cx, side_y + h / 2.0, 320.0, side_y + h / 2.0);
+    let mut side_y = y - 12.0;
+    for (reason, n, columns) in &flow.exclusions {
+        let mut lines = vec![format!("Excluded: {reason} (n = {n})")];
+        if !columns.is_empty() {
+            lines.push(column_summary(columns, 50));
+        }
+        let lines: Vec<String> = lines.into_iter().map(|l| l.chars().take(52).collect()).collect();
+        let h = node(&mut boxes, side_x, side_y, side_w, &lines, "excluded", *n);
+        arrow(&mut boxes, cx, side_y + h / 2.0, side_x - side_w / 2.0, side_y + h / 2.0);
         side_y += h + 8.0;
     }
-    y = y.max(side_y - 10.0);
+    y = y.max(side_y + 10.0);
+    arrow(&mut boxes, cx, top_of_line, cx, y);
     if let Some(n) = flow.included {
         let h = node(&mut boxes, cx, y, bw, &[format!("Included: N = {n}")], "included", n);
         y += h;
@@ -127,9 +162,8 @@ fn flow_svg(flow: &Flow) -> String {
         let k = flow.samples.len() as f64;
         for (i, (sample, n)) in flow.samples.iter().enumerate() {
             let x = cx + (i as f64 - (k - 1.0) / 2.0) * 230.0;
-            let x = x.max(110.0);
             arrow(&mut boxes, cx, y, x, y + 30.0);
-            node(&mut boxes, x, y + 30.0, 200.0, &[format!("{sample}: n = {n}")], "sample", *n);
+            node(&mut boxes, x, y + 30.0, 210.0, &[format!("{sample}: n = {n}")], "sample", *n);
         }
         y += 30.0 + 25.0;
     }
