@@ -70,9 +70,20 @@ fn the_report_is_self_contained_agrees_with_the_tables_and_is_rebuilt_from_the_f
     assert_eq!(available, 2000);
     assert!(flow.contains(&format!("Available: N = {available}")), "{flow}");
     let excluded: Vec<usize> = attributes(&flow, "<g class=\"excluded\"", "data-n").iter().map(|n| n.parse().unwrap()).collect();
-    let expected: Vec<usize> =
-        (1..summary.rows.len() - 1).map(|r| summary.num(r, "subjects") as usize).collect();
-    assert_eq!(excluded, expected);
+    // One box per reason, in the file's order, with the reason's total over its columns.
+    let mut expected: Vec<(String, usize)> = Vec::new();
+    for r in 1..summary.rows.len() - 1 {
+        let (reason, n) = (summary.text(r, "reason").to_string(), summary.num(r, "subjects") as usize);
+        match expected.iter_mut().find(|(x, _)| *x == reason) {
+            Some(e) => e.1 += n,
+            None => expected.push((reason, n)),
+        }
+    }
+    assert!(expected.len() >= 2, "{expected:?}");
+    assert_eq!(excluded, expected.iter().map(|e| e.1).collect::<Vec<_>>());
+    let included = summary.num(summary.rows.len() - 1, "subjects") as usize;
+    assert_eq!(available - expected.iter().map(|e| e.1).sum::<usize>(), included);
+    assert!(flow.contains(&format!("Included: N = {included}")), "{flow}");
     let split = Tsv::read(&out.join("split.tsv"));
     let held_out = (0..split.rows.len()).filter(|&r| split.text(r, "sample") == "held-out").count();
     assert!(flow.contains(&format!("held-out: n = {held_out}")), "{flow}");

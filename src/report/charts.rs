@@ -178,7 +178,7 @@ pub fn heatmap(title: &str, rows: &[String], cols: &[String], values: &[Vec<f64>
     let left = 8.0 + 6.5 * rows.iter().map(|r| r.chars().count()).max().unwrap_or(4) as f64;
     let top_labels = 8.0 + 6.0 * cols.iter().map(|c| c.chars().count()).max().unwrap_or(4) as f64;
     let top = 28.0 + top_labels;
-    let width = left + cell * cols.len() as f64 + 90.0;
+    let width = (left + cell * cols.len() as f64 + 90.0).max(16.0 + 7.5 * title.chars().count() as f64);
     let height = top + cell * rows.len() as f64 + 16.0;
     let limit = values.iter().flatten().filter(|v| v.is_finite()).fold(0.0f64, |m, v| m.max(v.abs())).max(1e-12);
     let mut s = String::new();

@@ -195,7 +195,9 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
                     connectivity: record.params["connectivity"].as_u64().unwrap_or(26) as u8,
                 };
                 let title = format!("{name}: t map, voxel p_FWE < .05");
-                figures.push(Figure { name: format!("group_{name}_montage"), caption: title.clone(), svg: montage(&title, &volume) });
+                let figure = format!("group_{name}_montage");
+                body.push_str(&super::figure_marker(&figure));
+                figures.push(Figure { name: figure, caption: title.clone(), svg: montage(&title, &volume) });
                 let _ = write!(
                     body,
                     "<p>Maps: <a href=\"group/{0}_stat-t.nii.gz\">t</a>, <a href=\"group/{0}_stat-pfwe.nii.gz\">p_FWE</a>.</p>",
@@ -212,6 +214,7 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
             let mut axes = Axes::new("", "β", "−log10 p");
             let title = format!("{name}: edges");
             axes.title = &title;
+            body.push_str(&super::figure_marker(&format!("group_{name}_volcano")));
             figures.push(Figure {
                 name: format!("group_{name}_volcano"),
                 caption: title.clone(),

@@ -51,6 +51,11 @@ pub struct Figure {
     pub svg: String,
 }
 
+/// Put in a section's body where a figure of the section should appear (else figures lead).
+pub fn figure_marker(name: &str) -> String {
+    format!("<!--figure:{name}-->")
+}
+
 /// One part of the report.
 pub struct Section {
     pub id: &'static str,

@@ -29,13 +29,28 @@ pub fn render(folder: &Folder, sections: &[Section]) -> Result<String> {
     let mut env = minijinja::Environment::new();
     env.set_auto_escape_callback(|_| minijinja::AutoEscape::Html);
     env.add_template("report.html", TEMPLATE).map_err(|e| Error::data(format!("report template: {e}")))?;
+    // A figure whose marker `<!--figure:NAME-->` is in the body is placed there; the others lead.
+    let bodies: Vec<String> = sections
+        .iter()
+        .map(|s| {
+            s.figures.iter().fold(s.body.clone(), |body, f| {
+                body.replace(&super::figure_marker(&f.name), &figure_html(&f.name, &f.caption, &f.svg))
+            })
+        })
+        .collect();
     let views: Vec<SectionView<'_>> = sections
         .iter()
-        .map(|s| SectionView {
+        .zip(&bodies)
+        .map(|(s, body)| SectionView {
             id: s.id,
             title: &s.title,
-            body: &s.body,
-            figures: s.figures.iter().map(|f| FigureView { name: &f.name, caption: &f.caption, svg: &f.svg }).collect(),
+            body,
+            figures: s
+                .figures
+                .iter()
+                .filter(|f| !s.body.contains(&super::figure_marker(&f.name)))
+                .map(|f| FigureView { name: &f.name, caption: &f.caption, svg: &f.svg })
+                .collect(),
         })
         .collect();
     let template = env.get_template("report.html").expect("added above");
@@ -47,4 +62,13 @@ pub fn render(folder: &Folder, sections: &[Section]) -> Result<String> {
             sections => views,
         })
         .map_err(|e| Error::data(format!("report template: {e}")))
+}
+
+/// The same markup as the template's figure loop.
+fn figure_html(name: &str, caption: &str, svg: &str) -> String {
+    let name = super::charts::esc(name);
+    format!(
+        "<figure id=\"fig-{name}\" data-figure=\"{name}\">{svg}<figcaption>{} · <a href=\"figures/{name}.svg\">SVG</a></figcaption></figure>",
+        super::charts::esc(caption)
+    )
 }

@@ -48,6 +48,7 @@ fn association(folder: &Folder) -> Option<Section> {
                 })
                 .collect();
             let title = format!("{sample}: significant β with bootstrap CI");
+            body.push_str(&super::figure_marker(&format!("association_{sample}_forest")));
             figures.push(Figure {
                 name: format!("association_{sample}_forest"),
                 caption: title.clone(),
@@ -57,6 +58,7 @@ fn association(folder: &Folder) -> Option<Section> {
         let (sig, rest): (Vec<usize>, Vec<usize>) = (0..t.rows.len()).partition(|&r| significant(&t, r));
         let points = |rows: &[usize]| rows.iter().map(|&r| (t.num(r, "beta"), -t.num(r, "p").log10())).collect::<Vec<_>>();
         let title = format!("{sample}: volcano");
+        body.push_str(&super::figure_marker(&format!("association_{sample}_volcano")));
         let axes = Axes::new(&title, "standardised β", "−log10 p");
         figures.push(Figure {
             name: format!("association_{sample}_volcano"),
@@ -85,6 +87,7 @@ fn association(folder: &Folder) -> Option<Section> {
             .filter(|&r| !matches!(rep.text(r, "replicated"), "1" | "true"))
             .map(|r| (rep.num(r, "beta_discovery"), rep.num(r, "beta_held_out")))
             .collect();
+        body.push_str(&super::figure_marker("replication"));
         let mut axes = Axes::new("Discovery vs held-out β", "β discovery", "β held-out");
         axes.identity = true;
         figures.push(Figure {
@@ -173,7 +176,8 @@ fn prediction(folder: &Folder) -> Option<Section> {
     for file in &files {
         let outcome = file.trim_start_matches("prediction/").trim_end_matches("_metrics.tsv").to_string();
         let metrics = folder.tsv(file)?;
-        let _ = write!(body, "<h3>{}</h3>{}", esc(&outcome), table_html(&metrics, 20, "data metrics"));
+        let _ = write!(body, "<h3>{}</h3>{}", esc(&outcome), super::figure_marker(&format!("prediction_{outcome}")));
+        body.push_str(&details_table(&metrics, &format!("Metrics ({file})"), 20));
         let Some(pred) = folder.tsv(&format!("prediction/{outcome}_predictions.tsv")) else { continue };
         let models: Vec<String> = pred.header.iter().skip(3).cloned().collect();
         let held: Vec<usize> = (0..pred.rows.len()).filter(|&r| pred.text(r, "sample") == "held-out").collect();
