@@ -199,7 +199,7 @@ fn ukb_symptoms_report_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let text = study_text(
         "ukb-symptoms",
-        &[("subjects = 25000", "subjects = 2000"), ("permutations = 5000", "permutations = 99"), ("bootstrap = 1000", "bootstrap = 50")],
+        &[("subjects = 25000", "subjects = 2000"), ("permutations = 5000", "permutations = 99"), ("bootstrap = 1000", "bootstrap = 100")],
     );
     std::fs::write(dir.path().join("study.toml"), text).unwrap();
     run_json(dir.path(), "study.toml", &[]);

@@ -89,7 +89,17 @@ pub fn graph_svg(folder: &Folder) -> String {
     }
     let mut svg = SVGWriter::new();
     graph.do_it(false, false, false, &mut svg);
-    svg.finalize()
+    deterministic_styles(&svg.finalize()).replace("Times, serif", "sans-serif")
+}
+
+/// layout-rs writes its font classes from a HashMap, in an order that changes between runs;
+/// sort those lines so that the same graph always gives the same bytes.
+fn deterministic_styles(svg: &str) -> String {
+    let (Some(start), Some(end)) = (svg.find("<style>"), svg.find("</style>")) else { return svg.to_string() };
+    let body = &svg[start + "<style>".len()..end];
+    let mut lines: Vec<&str> = body.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines.sort_unstable();
+    format!("{}<style>\n{}\n{}", &svg[..start], lines.join("\n"), &svg[end..])
 }
 
 fn short(hash: &str) -> &str {
