@@ -17,7 +17,7 @@ fn the_crate_lists_every_output_with_its_hash_and_every_stage_as_an_action() {
     let dir = tempfile::tempdir().unwrap();
     embedded_study(
         dir.path(),
-        &[("subjects = 25000", "subjects = 1500"), ("permutations = 5000", "permutations = 49"), ("bootstrap = 1000", "bootstrap = 100")],
+        &[("subjects = 25000", "subjects = 1500"), ("permutations = 5000", "permutations = 99"), ("bootstrap = 1000", "bootstrap = 100")],
     );
     run_json(dir.path(), "study.toml", &[]);
     let out = dir.path().join("derivatives/ukb-symptoms");
