@@ -116,7 +116,7 @@ f.addEventListener('load', async () => {
   await Promise.all(srcs.map(s => new Promise(done => { const im = new Image(); im.onload = () => { if (!im.naturalWidth) bad.push(String(s).slice(0, 40)); done(); }; im.onerror = () => { bad.push(String(s).slice(0, 40)); done(); }; im.src = s; })));
   const figs = [...d.querySelectorAll('figure')].map(x => { const r = x.getBoundingClientRect(); return [x.dataset.figure, Math.round(r.width), Math.round(r.height)]; });
   const cells = [...d.querySelectorAll('figure[data-figure^="connectivity_mean"] rect.cell')].map(r => [r.closest('figure').dataset.figure, r.dataset.row, r.dataset.col, +r.dataset.value, getComputedStyle(r).fill]);
-  const clusters = [...d.querySelectorAll('table.clusters')].map(t => [...t.querySelectorAll('tbody tr')].map(tr => [...tr.cells].map(c => c.textContent)));
+  const clusters = [...d.querySelectorAll('div.analysis')].filter(a => a.querySelector('table.clusters')).map(a => [a.dataset.analysis, [...a.querySelectorAll('table.clusters tbody tr')].map(tr => [...tr.cells].map(c => c.textContent))]);
   const montages = [...d.querySelectorAll('svg.montage')].map(s => [s.closest('figure').dataset.figure, s.dataset.voxels]);
   const sections = [...d.querySelectorAll('section')].map(s => s.id);
   document.getElementById('out').textContent = JSON.stringify({images: srcs.length, bad, figs, cells, clusters, montages, sections});
@@ -237,9 +237,13 @@ fn ketamine_amygdala_report_in_chromium() {
     // The cluster tables show the clusters files' rows, one table per voxelwise analysis.
     let tables = probe["clusters"].as_array().unwrap();
     assert_eq!(tables.len(), 3);
-    for (table, analysis) in tables.iter().zip(["responders_pre", "post_vs_pre", "change_pre"]) {
+    let mut shown: Vec<&str> = tables.iter().map(|t| t[0].as_str().unwrap()).collect();
+    shown.sort_unstable();
+    assert_eq!(shown, ["change_pre", "post_vs_pre", "responders_pre"]);
+    for table in tables {
+        let analysis = table[0].as_str().unwrap();
         let clusters = Tsv::read(&out.join(format!("group/{analysis}_clusters.tsv")));
-        let rows = table.as_array().unwrap();
+        let rows = table[1].as_array().unwrap();
         assert_eq!(rows.len(), clusters.rows.len().min(30), "{analysis}");
         for (shown, row) in rows.iter().zip(&clusters.rows) {
             assert_eq!(shown[0], row[0].as_str(), "{analysis}: cluster id");

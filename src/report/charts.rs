@@ -264,18 +264,26 @@ pub fn forest(title: &str, x_label: &str, rows: &[ForestRow], reference: f64) ->
         let label: String = r.label.chars().take(48).collect();
         let _ = write!(
             s,
-            "<g class=\"row\" data-label=\"{}\" data-value=\"{}\"><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>\
-             <line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#1f77b4\" stroke-width=\"1.5\"/>\
-             <circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"#1f77b4\"/></g>",
+            "<g class=\"row\" data-label=\"{}\" data-value=\"{}\"><text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"end\">{}</text>",
             esc(&r.label),
             r.estimate,
             left - 6.0,
             y + 4.0,
             esc(&label),
-            x(r.low),
-            x(r.high),
-            x(r.estimate),
         );
+        // A missing interval or estimate (NaN in the table) is not drawn.
+        if r.low.is_finite() && r.high.is_finite() {
+            let _ = write!(
+                s,
+                "<line x1=\"{:.1}\" x2=\"{:.1}\" y1=\"{y:.1}\" y2=\"{y:.1}\" stroke=\"#1f77b4\" stroke-width=\"1.5\"/>",
+                x(r.low),
+                x(r.high)
+            );
+        }
+        if r.estimate.is_finite() {
+            let _ = write!(s, "<circle cx=\"{:.1}\" cy=\"{y:.1}\" r=\"3.5\" fill=\"#1f77b4\"/>", x(r.estimate));
+        }
+        s.push_str("</g>");
     }
     let axis_y = height - 34.0;
     let _ = write!(s, "<line x1=\"{left:.1}\" x2=\"{:.1}\" y1=\"{axis_y}\" y2=\"{axis_y}\" stroke=\"black\"/>", left + plot_w);

@@ -161,7 +161,7 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
         let summary = folder.json(&format!("group/{name}_summary.json")).unwrap_or_default();
         let _ = write!(
             body,
-            "<h3 id=\"group-{0}\">{0}</h3><p>Design <b>{1}</b>, {2} subjects, {3} permutations{4}.</p>",
+            "<div class=\"analysis\" data-analysis=\"{0}\"><h3 id=\"group-{0}\">{0}</h3><p>Design <b>{1}</b>, {2} subjects, {3} permutations{4}.</p>",
             esc(&name),
             esc(summary["design"].as_str().unwrap_or("?")),
             summary["subjects"],
@@ -221,6 +221,7 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
                 svg: charts::xy(&axes, &[charts::Series { name: String::new(), points, color: charts::BLUE, dots: true, dashed: false }]),
             });
         }
+        body.push_str("</div>");
     }
     Ok(Some(Section { id: "group", title: "Group analyses".into(), body, figures }))
 }
