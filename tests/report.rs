@@ -69,7 +69,8 @@ fn the_report_is_self_contained_agrees_with_the_tables_and_is_rebuilt_from_the_f
     let available = summary.num(0, "subjects") as usize;
     assert_eq!(available, 5000);
     assert!(flow.contains(&format!("Available: N = {available}")), "{flow}");
-    let excluded: Vec<usize> = attributes(&flow, "<g class=\"excluded\"", "data-n").iter().map(|n| n.parse().unwrap()).collect();
+    let excluded: Vec<usize> =
+        attributes(&flow, "<g class=\"excluded\"", "data-n").iter().map(|n| n.parse().unwrap()).collect();
     // One box per reason, in the file's order, with the reason's total over its columns.
     let mut expected: Vec<(String, usize)> = Vec::new();
     for r in 1..summary.rows.len() - 1 {
@@ -134,7 +135,11 @@ fn verify_passes_on_the_published_folder_and_names_a_tampered_file_and_its_stage
 
     let ok = neurospec(dir.path(), &["verify", "derivatives/ukb-symptoms"]);
     let stdout = String::from_utf8_lossy(&ok.stdout);
-    assert!(ok.status.success(), "verify failed on an untouched folder:\n{stdout}\n{}", String::from_utf8_lossy(&ok.stderr));
+    assert!(
+        ok.status.success(),
+        "verify failed on an untouched folder:\n{stdout}\n{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
     assert!(stdout.contains("verified:"), "{stdout}");
 
     // Change one digit of one result; verify (given the study file this time) names it.

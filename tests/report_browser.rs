@@ -66,7 +66,11 @@ fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
                     6 => 4,
                     c => panic!("colour type {c}"),
                 };
-                dims = (u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize, u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize, channels);
+                dims = (
+                    u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize,
+                    u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize,
+                    channels,
+                );
             }
             b"IDAT" => idat.extend_from_slice(data),
             _ => {}
@@ -94,7 +98,13 @@ fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
                 4 => {
                     let p = a + b - d;
                     let (pa, pb, pc) = ((p - a).abs(), (p - b).abs(), (p - d).abs());
-                    if pa <= pb && pa <= pc { a } else if pb <= pc { b } else { d }
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        d
+                    }
                 }
                 f => panic!("filter {f}"),
             };
@@ -141,13 +151,22 @@ fn check_in_browser(bin: &Path, out: &Path) -> serde_json::Value {
     let mut colours: Vec<[u8; 3]> = pixels.clone();
     colours.sort();
     colours.dedup();
-    assert!(white < pixels.len() * 97 / 100 && colours.len() > 20, "blank screenshot: {white} white pixels, {} colours", colours.len());
+    assert!(
+        white < pixels.len() * 97 / 100 && colours.len() > 20,
+        "blank screenshot: {white} white pixels, {} colours",
+        colours.len()
+    );
     std::fs::remove_file(&shot).unwrap();
 
     let probe = out.join("probe.html");
     std::fs::write(&probe, PROBE).unwrap();
     let profile = tempfile::tempdir().unwrap();
-    let (dom, _) = browse(bin, profile.path(), &["--allow-file-access-from-files", "--virtual-time-budget=20000", "--dump-dom"], &probe);
+    let (dom, _) = browse(
+        bin,
+        profile.path(),
+        &["--allow-file-access-from-files", "--virtual-time-budget=20000", "--dump-dom"],
+        &probe,
+    );
     std::fs::remove_file(&probe).unwrap();
     let text = dom.split("<pre id=\"out\">").nth(1).and_then(|s| s.split("</pre>").next()).expect("probe output");
     let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
@@ -169,13 +188,19 @@ fn check_heatmap(probe: &serde_json::Value, out: &Path) {
     let session = figure.strip_prefix("connectivity_mean_").map(|s| format!("__{s}")).unwrap_or_default();
     for c in &cells {
         let column = format!("conn_{}__{}{session}", c[1].as_str().unwrap(), c[2].as_str().unwrap());
-        let values: Vec<f64> = (0..connectome.rows.len()).map(|r| connectome.num(r, &column)).filter(|v| v.is_finite()).collect();
+        let values: Vec<f64> =
+            (0..connectome.rows.len()).map(|r| connectome.num(r, &column)).filter(|v| v.is_finite()).collect();
         let mean = values.iter().sum::<f64>() / values.len() as f64;
         assert!((mean - c[3].as_f64().unwrap()).abs() < 1e-9, "{column}: cell {} vs mean {mean}", c[3]);
     }
     let redness = |c: &serde_json::Value| {
         let fill = c[4].as_str().unwrap();
-        let v: Vec<i64> = fill.trim_start_matches("rgb(").trim_end_matches(')').split(',').map(|x| x.trim().parse().unwrap()).collect();
+        let v: Vec<i64> = fill
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .map(|x| x.trim().parse().unwrap())
+            .collect();
         v[0] - v[2]
     };
     let largest = cells.iter().max_by(|a, b| a[3].as_f64().unwrap().total_cmp(&b[3].as_f64().unwrap())).unwrap();
@@ -199,7 +224,11 @@ fn ukb_symptoms_report_in_chromium() {
     let dir = tempfile::tempdir().unwrap();
     let text = study_text(
         "ukb-symptoms",
-        &[("subjects = 25000", "subjects = 2000"), ("permutations = 5000", "permutations = 99"), ("bootstrap = 1000", "bootstrap = 100")],
+        &[
+            ("subjects = 25000", "subjects = 2000"),
+            ("permutations = 5000", "permutations = 99"),
+            ("bootstrap = 1000", "bootstrap = 100"),
+        ],
     );
     std::fs::write(dir.path().join("study.toml"), text).unwrap();
     run_json(dir.path(), "study.toml", &[]);
@@ -213,7 +242,10 @@ fn ukb_symptoms_report_in_chromium() {
 fn amygdala_wellbeing_report_in_chromium() {
     let Some(bin) = chromium() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let text = study_text("amygdala-wellbeing", &[("repeats = 5", "repeats = 2"), ("permutations = 500", "permutations = 99")]);
+    let text = study_text(
+        "amygdala-wellbeing",
+        &[("repeats = 5", "repeats = 2"), ("permutations = 500", "permutations = 99")],
+    );
     std::fs::write(dir.path().join("study.toml"), text).unwrap();
     run_json(dir.path(), "study.toml", &[]);
     let out = dir.path().join("derivatives/amygdala-wellbeing");
@@ -228,7 +260,10 @@ fn amygdala_wellbeing_report_in_chromium() {
 fn ketamine_amygdala_report_in_chromium() {
     let Some(bin) = chromium() else { return };
     let dir = tempfile::tempdir().unwrap();
-    let text = study_text("ketamine-amygdala", &[("permutations = 5000", "permutations = 999"), ("bootstrap = 2000", "bootstrap = 200")]);
+    let text = study_text(
+        "ketamine-amygdala",
+        &[("permutations = 5000", "permutations = 999"), ("bootstrap = 2000", "bootstrap = 200")],
+    );
     std::fs::write(dir.path().join("study.toml"), text).unwrap();
     run_json(dir.path(), "study.toml", &[]);
     let out = dir.path().join("derivatives/ketamine-amygdala");

@@ -17,11 +17,16 @@ fn the_crate_lists_every_output_with_its_hash_and_every_stage_as_an_action() {
     let dir = tempfile::tempdir().unwrap();
     embedded_study(
         dir.path(),
-        &[("subjects = 25000", "subjects = 1500"), ("permutations = 5000", "permutations = 99"), ("bootstrap = 1000", "bootstrap = 100")],
+        &[
+            ("subjects = 25000", "subjects = 1500"),
+            ("permutations = 5000", "permutations = 99"),
+            ("bootstrap = 1000", "bootstrap = 100"),
+        ],
     );
     run_json(dir.path(), "study.toml", &[]);
     let out = dir.path().join("derivatives/ukb-symptoms");
-    let metadata: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("ro-crate-metadata.json")).unwrap()).unwrap();
+    let metadata: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("ro-crate-metadata.json")).unwrap()).unwrap();
     assert_eq!(metadata["@context"], "https://w3id.org/ro/crate/1.1/context");
     let graph: BTreeMap<String, &serde_json::Value> =
         metadata["@graph"].as_array().unwrap().iter().map(|e| (e["@id"].as_str().unwrap().to_string(), e)).collect();
@@ -80,7 +85,9 @@ fn the_crate_lists_every_output_with_its_hash_and_every_stage_as_an_action() {
             std::env::var("NEUROSPEC_REQUIRE_TOOLS").as_deref() != Ok("1"),
             "{python} cannot import rocrate (ro-crate-py) and NEUROSPEC_REQUIRE_TOOLS=1; .ci/run makes a venv for it"
         );
-        eprintln!("SKIP: {python} has no ro-crate-py (pip install -r tests/fixtures/rocrate/requirements.txt); the crate was checked in Rust only");
+        eprintln!(
+            "SKIP: {python} has no ro-crate-py (pip install -r tests/fixtures/rocrate/requirements.txt); the crate was checked in Rust only"
+        );
         return;
     }
     let check = Command::new(&python)

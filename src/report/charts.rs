@@ -19,7 +19,8 @@ pub fn esc(text: &str) -> String {
 }
 
 fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
-    let (lo, hi) = values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
+    let (lo, hi) =
+        values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));
     if !lo.is_finite() {
         return (0.0, 1.0);
     }
@@ -64,8 +65,10 @@ impl<'a> Axes<'a> {
 /// A scatter / line chart of several series.
 pub fn xy(axes: &Axes<'_>, series: &[Series]) -> String {
     let all = || series.iter().flat_map(|s| s.points.iter());
-    let mut xs = axes.x_range.unwrap_or_else(|| finite_range(all().map(|p| p.0).chain(axes.vlines.iter().map(|v| v.0))));
-    let mut ys = axes.y_range.unwrap_or_else(|| finite_range(all().map(|p| p.1).chain(axes.hlines.iter().map(|v| v.0))));
+    let mut xs =
+        axes.x_range.unwrap_or_else(|| finite_range(all().map(|p| p.0).chain(axes.vlines.iter().map(|v| v.0))));
+    let mut ys =
+        axes.y_range.unwrap_or_else(|| finite_range(all().map(|p| p.1).chain(axes.hlines.iter().map(|v| v.0))));
     if axes.identity {
         let (lo, hi) = (xs.0.min(ys.0), xs.1.max(ys.1));
         xs = (lo, hi);
@@ -94,11 +97,19 @@ pub fn xy(axes: &Axes<'_>, series: &[Series]) -> String {
         }
         for (v, label) in &axes.vlines {
             chart.draw_series(DashedLineSeries::new(vec![(*v, ys.0), (*v, ys.1)], 5, 3, RED.stroke_width(2)))?;
-            chart.draw_series(std::iter::once(Text::new(label.clone(), (*v, ys.1), ("sans-serif", 11).into_font().color(&RED))))?;
+            chart.draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (*v, ys.1),
+                ("sans-serif", 11).into_font().color(&RED),
+            )))?;
         }
         for (v, label) in &axes.hlines {
             chart.draw_series(DashedLineSeries::new(vec![(xs.0, *v), (xs.1, *v)], 5, 3, GREY.into()))?;
-            chart.draw_series(std::iter::once(Text::new(label.clone(), (xs.0, *v), ("sans-serif", 11).into_font().color(&GREY))))?;
+            chart.draw_series(std::iter::once(Text::new(
+                label.clone(),
+                (xs.0, *v),
+                ("sans-serif", 11).into_font().color(&GREY),
+            )))?;
         }
         let mut legend = false;
         for s in series {
@@ -113,9 +124,9 @@ pub fn xy(axes: &Axes<'_>, series: &[Series]) -> String {
             };
             if !s.name.is_empty() {
                 legend = true;
-                drawn.label(s.name.clone()).legend(move |(x, y)| {
-                    PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2))
-                });
+                drawn
+                    .label(s.name.clone())
+                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 16, y)], color.stroke_width(2)));
             }
         }
         if legend {
@@ -131,14 +142,18 @@ pub fn xy(axes: &Axes<'_>, series: &[Series]) -> String {
         Ok(())
     })();
     if let Err(e) = drawn {
-        return format!("<svg xmlns=\"http://www.w3.org/2000/svg\"><text x=\"4\" y=\"14\">figure failed: {}</text></svg>", esc(&e.to_string()));
+        return format!(
+            "<svg xmlns=\"http://www.w3.org/2000/svg\"><text x=\"4\" y=\"14\">figure failed: {}</text></svg>",
+            esc(&e.to_string())
+        );
     }
     svg
 }
 
 /// A histogram of `values` in `bins` bins, with optional marked values.
 pub fn histogram(axes: &Axes<'_>, values: &[f64], bins: usize) -> String {
-    let (lo, hi) = axes.x_range.unwrap_or_else(|| finite_range(values.iter().copied().chain(axes.vlines.iter().map(|v| v.0))));
+    let (lo, hi) =
+        axes.x_range.unwrap_or_else(|| finite_range(values.iter().copied().chain(axes.vlines.iter().map(|v| v.0))));
     let width = (hi - lo) / bins as f64;
     let mut counts = vec![0usize; bins];
     for v in values.iter().filter(|v| v.is_finite()) {
@@ -152,7 +167,13 @@ pub fn histogram(axes: &Axes<'_>, values: &[f64], bins: usize) -> String {
     }
     points.push((hi, 0.0));
     let top = counts.iter().copied().max().unwrap_or(1).max(1) as f64 * 1.08;
-    let axes = Axes { x_range: Some((lo, hi)), y_range: Some((0.0, top)), vlines: axes.vlines.clone(), hlines: Vec::new(), ..*axes };
+    let axes = Axes {
+        x_range: Some((lo, hi)),
+        y_range: Some((0.0, top)),
+        vlines: axes.vlines.clone(),
+        hlines: Vec::new(),
+        ..*axes
+    };
     xy(&axes, &[Series { name: String::new(), points, color: BLUE, dots: false, dashed: false }])
 }
 
@@ -214,7 +235,12 @@ pub fn heatmap(title: &str, rows: &[String], cols: &[String], values: &[Vec<f64>
     let bx = left + cell * cols.len() as f64 + 20.0;
     for i in 0..20 {
         let v = limit * (1.0 - i as f64 / 9.5);
-        let _ = write!(s, "<rect x=\"{bx}\" y=\"{:.1}\" width=\"14\" height=\"6\" fill=\"{}\"/>", top + 6.0 * i as f64, diverging(v, limit));
+        let _ = write!(
+            s,
+            "<rect x=\"{bx}\" y=\"{:.1}\" width=\"14\" height=\"6\" fill=\"{}\"/>",
+            top + 6.0 * i as f64,
+            diverging(v, limit)
+        );
     }
     let _ = write!(
         s,
@@ -286,11 +312,21 @@ pub fn forest(title: &str, x_label: &str, rows: &[ForestRow], reference: f64) ->
         s.push_str("</g>");
     }
     let axis_y = height - 34.0;
-    let _ = write!(s, "<line x1=\"{left:.1}\" x2=\"{:.1}\" y1=\"{axis_y}\" y2=\"{axis_y}\" stroke=\"black\"/>", left + plot_w);
+    let _ = write!(
+        s,
+        "<line x1=\"{left:.1}\" x2=\"{:.1}\" y1=\"{axis_y}\" y2=\"{axis_y}\" stroke=\"black\"/>",
+        left + plot_w
+    );
     for k in 0..=4 {
         let v = lo + (hi - lo) * k as f64 / 4.0;
         let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{v:.3}</text>", x(v), axis_y + 14.0);
     }
-    let _ = write!(s, "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></svg>", left + plot_w / 2.0, axis_y + 30.0, esc(x_label));
+    let _ = write!(
+        s,
+        "<text x=\"{:.1}\" y=\"{:.1}\" text-anchor=\"middle\">{}</text></svg>",
+        left + plot_w / 2.0,
+        axis_y + 30.0,
+        esc(x_label)
+    );
     s
 }

@@ -79,7 +79,8 @@ pub fn graph_svg(folder: &Folder) -> String {
             4,
             12,
         );
-        let element = Element::create(ShapeKind::new_box(key), style, Orientation::TopToBottom, Point::new(width, 34.0));
+        let element =
+            Element::create(ShapeKind::new_box(key), style, Orientation::TopToBottom, Point::new(width, 34.0));
         handles.insert(key.clone(), graph.add_node(element));
     }
     for (from, to) in &edges {

@@ -97,8 +97,10 @@ pub fn mean_matrices(folder: &Folder) -> Option<Vec<Matrix>> {
     let run = folder.stages_of("imaging-run").into_iter().next()?;
     let pairs: Vec<(String, String)> = serde_json::from_value(run.params["edges"].clone()).ok()?;
     let names: Vec<String> = serde_json::from_value(folder.params_of("connectome")?["edges"].clone()).ok()?;
-    let sessions: Vec<String> = serde_json::from_value(folder.params_of("connectome")?["sessions"].clone()).unwrap_or_default();
-    let sessions: Vec<Option<String>> = if sessions.is_empty() { vec![None] } else { sessions.into_iter().map(Some).collect() };
+    let sessions: Vec<String> =
+        serde_json::from_value(folder.params_of("connectome")?["sessions"].clone()).unwrap_or_default();
+    let sessions: Vec<Option<String>> =
+        if sessions.is_empty() { vec![None] } else { sessions.into_iter().map(Some).collect() };
     let mut rows: Vec<String> = Vec::new();
     let mut cols: Vec<String> = Vec::new();
     for (a, b) in &pairs {
@@ -208,9 +210,11 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
         if let Some(edges) = folder.tsv(&format!("group/{name}_edges.tsv")) {
             let mut order: Vec<usize> = (0..edges.rows.len()).collect();
             order.sort_by(|&a, &b| edges.num(a, "p_fwe").total_cmp(&edges.num(b, "p_fwe")));
-            let sorted = Tsv { header: edges.header.clone(), rows: order.iter().map(|&r| edges.rows[r].clone()).collect() };
+            let sorted =
+                Tsv { header: edges.header.clone(), rows: order.iter().map(|&r| edges.rows[r].clone()).collect() };
             let _ = write!(body, "<p>Edges, by FWE p (max-statistic):</p>{}", table_html(&sorted, 10, "data edges"));
-            let points: Vec<(f64, f64)> = (0..edges.rows.len()).map(|r| (edges.num(r, "beta"), -edges.num(r, "p").log10())).collect();
+            let points: Vec<(f64, f64)> =
+                (0..edges.rows.len()).map(|r| (edges.num(r, "beta"), -edges.num(r, "p").log10())).collect();
             let mut axes = Axes::new("", "β", "−log10 p");
             let title = format!("{name}: edges");
             axes.title = &title;
@@ -218,7 +222,10 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
             figures.push(Figure {
                 name: format!("group_{name}_volcano"),
                 caption: title.clone(),
-                svg: charts::xy(&axes, &[charts::Series { name: String::new(), points, color: charts::BLUE, dots: true, dashed: false }]),
+                svg: charts::xy(
+                    &axes,
+                    &[charts::Series { name: String::new(), points, color: charts::BLUE, dots: true, dashed: false }],
+                ),
             });
         }
         body.push_str("</div>");

@@ -3,10 +3,10 @@
 //! from the provenance records' parameters and the result tables, and the references each method
 //! rests on. Written into the report and to `methods.md`.
 
+use super::Section;
 use super::charts::esc;
 use super::folder::Folder;
 use super::study::flow_counts;
-use super::Section;
 use serde_json::Value;
 use std::fmt::Write as _;
 
@@ -18,20 +18,59 @@ pub struct Paragraph {
 }
 
 pub const REFERENCES: [(&str, &str); 14] = [
-    ("freedman-lane", "Freedman D, Lane D (1983). A nonstochastic interpretation of reported significance levels. J Bus Econ Stat 1:292–298."),
-    ("manly", "Manly BFJ (1986). Randomization and regression methods for testing for associations with geographical, environmental and biological distributions. Res Popul Ecol 28:201–218."),
-    ("winkler", "Winkler AM, Ridgway GR, Webster MA, Smith SM, Nichols TE (2014). Permutation inference for the general linear model. NeuroImage 92:381–397."),
-    ("bh", "Benjamini Y, Hochberg Y (1995). Controlling the false discovery rate: a practical and powerful approach to multiple testing. J R Stat Soc B 57:289–300."),
+    (
+        "freedman-lane",
+        "Freedman D, Lane D (1983). A nonstochastic interpretation of reported significance levels. J Bus Econ Stat 1:292–298.",
+    ),
+    (
+        "manly",
+        "Manly BFJ (1986). Randomization and regression methods for testing for associations with geographical, environmental and biological distributions. Res Popul Ecol 28:201–218.",
+    ),
+    (
+        "winkler",
+        "Winkler AM, Ridgway GR, Webster MA, Smith SM, Nichols TE (2014). Permutation inference for the general linear model. NeuroImage 92:381–397.",
+    ),
+    (
+        "bh",
+        "Benjamini Y, Hochberg Y (1995). Controlling the false discovery rate: a practical and powerful approach to multiple testing. J R Stat Soc B 57:289–300.",
+    ),
     ("efron", "Efron B, Tibshirani RJ (1993). An Introduction to the Bootstrap. Chapman & Hall."),
-    ("horn", "Horn JL (1965). A rationale and test for the number of factors in factor analysis. Psychometrika 30:179–185."),
-    ("velicer", "Velicer WF (1976). Determining the number of components from the matrix of partial correlations. Psychometrika 41:321–327."),
-    ("shen", "Shen X, Finn ES, Scheinost D, et al. (2017). Using connectome-based predictive modeling to predict individual behavior from brain connectivity. Nat Protoc 12:506–518."),
-    ("delong", "DeLong ER, DeLong DM, Clarke-Pearson DL (1988). Comparing the areas under two or more correlated receiver operating characteristic curves. Biometrics 44:837–845."),
-    ("nichols", "Nichols TE, Holmes AP (2002). Nonparametric permutation tests for functional neuroimaging: a primer with examples. Hum Brain Mapp 15:1–25."),
-    ("power", "Power JD, Barnes KA, Snyder AZ, Schlaggar BL, Petersen SE (2012). Spurious but systematic correlations in functional connectivity MRI networks arise from subject motion. NeuroImage 59:2142–2154."),
-    ("satterthwaite", "Satterthwaite TD, Elliott MA, Gerraty RT, et al. (2013). An improved framework for confound regression and filtering for control of motion artifact. NeuroImage 64:240–256."),
-    ("nilearn", "Abraham A, Pedregosa F, Eickenberg M, et al. (2014). Machine learning for neuroimaging with scikit-learn. Front Neuroinform 8:14."),
-    ("ciric", "Ciric R, Wolf DH, Power JD, et al. (2017). Benchmarking of participant-level confound regression strategies for the control of motion artifact in studies of functional connectivity. NeuroImage 154:174–187."),
+    (
+        "horn",
+        "Horn JL (1965). A rationale and test for the number of factors in factor analysis. Psychometrika 30:179–185.",
+    ),
+    (
+        "velicer",
+        "Velicer WF (1976). Determining the number of components from the matrix of partial correlations. Psychometrika 41:321–327.",
+    ),
+    (
+        "shen",
+        "Shen X, Finn ES, Scheinost D, et al. (2017). Using connectome-based predictive modeling to predict individual behavior from brain connectivity. Nat Protoc 12:506–518.",
+    ),
+    (
+        "delong",
+        "DeLong ER, DeLong DM, Clarke-Pearson DL (1988). Comparing the areas under two or more correlated receiver operating characteristic curves. Biometrics 44:837–845.",
+    ),
+    (
+        "nichols",
+        "Nichols TE, Holmes AP (2002). Nonparametric permutation tests for functional neuroimaging: a primer with examples. Hum Brain Mapp 15:1–25.",
+    ),
+    (
+        "power",
+        "Power JD, Barnes KA, Snyder AZ, Schlaggar BL, Petersen SE (2012). Spurious but systematic correlations in functional connectivity MRI networks arise from subject motion. NeuroImage 59:2142–2154.",
+    ),
+    (
+        "satterthwaite",
+        "Satterthwaite TD, Elliott MA, Gerraty RT, et al. (2013). An improved framework for confound regression and filtering for control of motion artifact. NeuroImage 64:240–256.",
+    ),
+    (
+        "nilearn",
+        "Abraham A, Pedregosa F, Eickenberg M, et al. (2014). Machine learning for neuroimaging with scikit-learn. Front Neuroinform 8:14.",
+    ),
+    (
+        "ciric",
+        "Ciric R, Wolf DH, Power JD, et al. (2017). Benchmarking of participant-level confound regression strategies for the control of motion artifact in studies of functional connectivity. NeuroImage 154:174–187.",
+    ),
 ];
 
 fn n(v: &Value) -> String {
@@ -47,7 +86,8 @@ fn imaging(folder: &Folder) -> Option<Paragraph> {
     let p = folder.params_of("imaging-run")?;
     let d = &p["denoise"];
     let runs = folder.tsv("imaging_runs.tsv");
-    let (total, included) = runs.map_or((0, 0), |t| (t.rows.len(), (0..t.rows.len()).filter(|&r| t.text(r, "status") == "included").count()));
+    let (total, included) = runs
+        .map_or((0, 0), |t| (t.rows.len(), (0..t.rows.len()).filter(|&r| t.text(r, "status") == "included").count()));
     let mut text = format!(
         "Region time series were extracted from {total} preprocessed BOLD runs ({included} included). Each run was \
          denoised with the {} confound strategy",
@@ -86,7 +126,7 @@ fn sample(folder: &Folder) -> Option<Paragraph> {
         let parts: Vec<String> = flow
             .exclusions
             .iter()
-            .map(|(reason, k, columns)| {
+            .map(|super::study::Exclusion { reason, subjects: k, columns }| {
                 let reason = reason.replace('_', " ");
                 if columns.is_empty() {
                     format!("{k} for {reason}")
@@ -95,12 +135,17 @@ fn sample(folder: &Folder) -> Option<Paragraph> {
                 }
             })
             .collect();
-        let _ = write!(text, ", {} were excluded (each subject counted once, under the first reason found)", parts.join("; "));
+        let _ = write!(
+            text,
+            ", {} were excluded (each subject counted once, under the first reason found)",
+            parts.join("; ")
+        );
     }
     let _ = write!(text, ", leaving {}.", flow.included.map_or("?".into(), |n| n.to_string()));
     if let Some(d) = folder.params_of("dataset") {
         if let Some(cc) = d["complete_cases"].as_array().filter(|c| !c.is_empty()) {
-            let _ = write!(text, " Complete cases were required on {}.", cc.iter().map(n).collect::<Vec<_>>().join(", "));
+            let _ =
+                write!(text, " Complete cases were required on {}.", cc.iter().map(n).collect::<Vec<_>>().join(", "));
         }
         for rule in d["iqr"].as_array().into_iter().flatten() {
             let _ = write!(
@@ -117,7 +162,11 @@ fn sample(folder: &Folder) -> Option<Paragraph> {
             let seed = if p["seed"].is_null() { String::new() } else { format!(", seed {}", n(&p["seed"])) };
             format!(" (method {}{seed})", n(&p["method"]))
         });
-        let _ = write!(text, " They were split into {}{how}; everything fitted was fitted on discovery only.", parts.join(" and "));
+        let _ = write!(
+            text,
+            " They were split into {}{how}; everything fitted was fitted on discovery only.",
+            parts.join(" and ")
+        );
     }
     Some(Paragraph { title: "Sample", text, cites: Vec::new() })
 }
@@ -153,7 +202,12 @@ fn association(folder: &Folder) -> Option<Paragraph> {
         );
     }
     if let Some(r) = folder.params_of("replicate") {
-        let _ = write!(text, " Discovery findings replicated when the held-out β had the same sign and p < {} ({} correction).", n(&r["alpha"]), n(&r["correction"]));
+        let _ = write!(
+            text,
+            " Discovery findings replicated when the held-out β had the same sign and p < {} ({} correction).",
+            n(&r["alpha"]),
+            n(&r["correction"])
+        );
     }
     let first = if scheme.to_lowercase().contains("manly") { "manly" } else { "freedman-lane" };
     Some(Paragraph { title: "Association", text, cites: vec![first, "winkler", "bh", "efron"] })
@@ -218,7 +272,11 @@ fn prediction(folder: &Folder) -> Option<Paragraph> {
         n(&p["folds"]),
         n(&p["repeats"]),
         n(&p["fold_seed"]),
-        if p["group_column"].is_null() { String::new() } else { format!(", keeping each {} in one fold", n(&p["group_column"])) },
+        if p["group_column"].is_null() {
+            String::new()
+        } else {
+            format!(", keeping each {} in one fold", n(&p["group_column"]))
+        },
         p["confounds"].as_array().map_or("none".into(), |c| c.iter().map(n).collect::<Vec<_>>().join(", ")),
         n(&p["permutations"]),
         n(&p["permutation_seed"]),
@@ -287,11 +345,19 @@ fn software(folder: &Folder) -> Paragraph {
 }
 
 pub fn methods(folder: &Folder) -> Vec<Paragraph> {
-    [sample(folder), imaging(folder), association(folder), factors(folder), prediction(folder), group(folder), roc(folder)]
-        .into_iter()
-        .flatten()
-        .chain(std::iter::once(software(folder)))
-        .collect()
+    [
+        sample(folder),
+        imaging(folder),
+        association(folder),
+        factors(folder),
+        prediction(folder),
+        group(folder),
+        roc(folder),
+    ]
+    .into_iter()
+    .flatten()
+    .chain(std::iter::once(software(folder)))
+    .collect()
 }
 
 fn cited(paragraphs: &[Paragraph]) -> Vec<(&'static str, &'static str)> {

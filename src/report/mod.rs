@@ -83,7 +83,13 @@ pub(crate) fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 /// After a successful run has published `dir`: copy the study file in, record the run, render.
-pub fn publish(dir: &Path, loaded: &LoadedStudy, plan: &Plan, report: &RunReport, wall_seconds: f64) -> Result<Rendered> {
+pub fn publish(
+    dir: &Path,
+    loaded: &LoadedStudy,
+    plan: &Plan,
+    report: &RunReport,
+    wall_seconds: f64,
+) -> Result<Rendered> {
     let bytes = std::fs::read(&loaded.path).map_err(|e| Error::io(&loaded.path, e))?;
     write_file(&dir.join(STUDY_FILE), &bytes)?;
     let stages = report
@@ -142,7 +148,10 @@ pub fn render(dir: &Path) -> Result<Rendered> {
     write_file(&report_path, html.as_bytes())?;
     files.push(report_path);
     let crate_path = dir.join(CRATE_FILE);
-    write_file(&crate_path, (serde_json::to_string_pretty(&rocrate::metadata(&folder)).expect("json") + "\n").as_bytes())?;
+    write_file(
+        &crate_path,
+        (serde_json::to_string_pretty(&rocrate::metadata(&folder)).expect("json") + "\n").as_bytes(),
+    )?;
     files.push(crate_path);
     Ok(Rendered { files, report_bytes: html.len(), figures })
 }

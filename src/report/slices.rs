@@ -95,7 +95,14 @@ fn cluster_voxels(v: &Volume<'_>) -> Vec<bool> {
                             _ => order >= 1,
                         };
                         let (a, b, c) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
-                        if allowed && a >= 0 && b >= 0 && c >= 0 && (a as usize) < nx && (b as usize) < ny && (c as usize) < nz {
+                        if allowed
+                            && a >= 0
+                            && b >= 0
+                            && c >= 0
+                            && (a as usize) < nx
+                            && (b as usize) < ny
+                            && (c as usize) < nz
+                        {
                             stack.push([a as usize, b as usize, c as usize]);
                         }
                     }
@@ -115,7 +122,8 @@ impl Volume<'_> {
 /// The montage as an SVG figure: axial slices through the extent of non-zero t.
 pub fn montage(title: &str, v: &Volume<'_>) -> String {
     let [nx, ny, nz] = v.shape;
-    let nonzero: Vec<usize> = (0..nz).filter(|&k| (0..ny).any(|j| (0..nx).any(|i| v.at(v.t, i, j, k) != 0.0))).collect();
+    let nonzero: Vec<usize> =
+        (0..nz).filter(|&k| (0..ny).any(|j| (0..nx).any(|i| v.at(v.t, i, j, k) != 0.0))).collect();
     let (k0, k1) = (nonzero.first().copied().unwrap_or(0), nonzero.last().copied().unwrap_or(nz.saturating_sub(1)));
     let count = 8.min(k1 - k0 + 1).max(1);
     // The slices of the cluster peaks first, then evenly spaced ones through the map.
@@ -149,7 +157,14 @@ pub fn montage(title: &str, v: &Volume<'_>) -> String {
                     });
                 let inside = |ii: usize, jj: usize| clustered[ii + nx * (jj + ny * k)];
                 let edge = inside(i, j)
-                    && (i == 0 || j == 0 || i + 1 == nx || j + 1 == ny || !inside(i - 1, j) || !inside(i + 1, j) || !inside(i, j - 1) || !inside(i, j + 1));
+                    && (i == 0
+                        || j == 0
+                        || i + 1 == nx
+                        || j + 1 == ny
+                        || !inside(i - 1, j)
+                        || !inside(i + 1, j)
+                        || !inside(i, j - 1)
+                        || !inside(i, j + 1));
                 let grey = (40.0 + 160.0 * (t.abs() / tmax)) as u8;
                 let colour = if edge {
                     [0, 0, 0]
@@ -194,7 +209,12 @@ pub fn montage(title: &str, v: &Volume<'_>) -> String {
         esc(title),
     );
     for (s, k) in slices.iter().enumerate() {
-        let _ = write!(svg, "<text x=\"{}\" y=\"{}\" fill=\"white\">k={k}</text>", (s % cols) * nx * scale + 3, 20 + (s / cols) * ny * scale + 12);
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" fill=\"white\">k={k}</text>",
+            (s % cols) * nx * scale + 3,
+            20 + (s / cols) * ny * scale + 12
+        );
     }
     let _ = write!(
         svg,

@@ -43,7 +43,12 @@ pub fn header(folder: &Folder) -> Option<Section> {
     }
     body.push_str("</p>");
     if let Some(text) = &folder.study_text {
-        let _ = write!(body, "<details><summary>Study file ({} lines)</summary><pre class=\"study\">{}</pre></details>", text.lines().count(), esc(text));
+        let _ = write!(
+            body,
+            "<details><summary>Study file ({} lines)</summary><pre class=\"study\">{}</pre></details>",
+            text.lines().count(),
+            esc(text)
+        );
     }
     Some(Section { id: "study", title: "Study".into(), body, figures: Vec::new() })
 }
@@ -51,8 +56,8 @@ pub fn header(folder: &Folder) -> Option<Section> {
 /// Counts of the flow, as the report and the methods text use them.
 pub struct Flow {
     pub available: Option<usize>,
-    /// Per reason: (reason, subjects, columns by descending count as (column, subjects)).
-    pub exclusions: Vec<(String, usize, Vec<(String, usize)>)>,
+    /// Per reason, in the file's order.
+    pub exclusions: Vec<Exclusion>,
     pub included: Option<usize>,
     /// sample → subjects
     pub samples: BTreeMap<String, usize>,
@@ -60,9 +65,18 @@ pub struct Flow {
     pub no_imaging: usize,
 }
 
+/// Subjects excluded for one reason.
+pub struct Exclusion {
+    pub reason: String,
+    pub subjects: usize,
+    /// (column, subjects), most subjects first.
+    pub columns: Vec<(String, usize)>,
+}
+
 pub fn flow_counts(folder: &Folder) -> Option<Flow> {
     let summary = folder.tsv("exclusion_summary.tsv")?;
-    let mut flow = Flow { available: None, exclusions: Vec::new(), included: None, samples: BTreeMap::new(), no_imaging: 0 };
+    let mut flow =
+        Flow { available: None, exclusions: Vec::new(), included: None, samples: BTreeMap::new(), no_imaging: 0 };
     for r in 0..summary.rows.len() {
         let n = summary.num(r, "subjects");
         let n = if n.is_finite() { n as usize } else { 0 };
@@ -71,19 +85,23 @@ pub fn flow_counts(folder: &Folder) -> Option<Flow> {
             "included" => flow.included = Some(n),
             reason => {
                 let column = summary.text(r, "column").to_string();
-                match flow.exclusions.iter_mut().find(|e| e.0 == reason) {
+                match flow.exclusions.iter_mut().find(|e| e.reason == reason) {
                     Some(e) => {
-                        e.1 += n;
-                        e.2.push((column, n));
+                        e.subjects += n;
+                        e.columns.push((column, n));
                     }
-                    None => flow.exclusions.push((reason.to_string(), n, vec![(column, n)])),
+                    None => flow.exclusions.push(Exclusion {
+                        reason: reason.to_string(),
+                        subjects: n,
+                        columns: vec![(column, n)],
+                    }),
                 }
             }
         }
     }
     for e in &mut flow.exclusions {
-        e.2.retain(|(c, _)| !c.is_empty());
-        e.2.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        e.columns.retain(|(c, _)| !c.is_empty());
+        e.columns.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     }
     if let Some(split) = folder.tsv("split.tsv") {
         for r in 0..split.rows.len() {
@@ -91,8 +109,10 @@ pub fn flow_counts(folder: &Folder) -> Option<Flow> {
         }
     }
     if let Some(runs) = folder.tsv("imaging_runs.tsv") {
-        let mut subjects: Vec<&str> =
-            (0..runs.rows.len()).filter(|&r| runs.text(r, "status").starts_with("excluded")).map(|r| runs.text(r, "subject")).collect();
+        let mut subjects: Vec<&str> = (0..runs.rows.len())
+            .filter(|&r| runs.text(r, "status").starts_with("excluded"))
+            .map(|r| runs.text(r, "subject"))
+            .collect();
         subjects.dedup();
         flow.no_imaging = subjects.len();
     }
@@ -125,15 +145,27 @@ fn flow_svg(flow: &Flow) -> String {
     let mut boxes = String::new();
     let node = |s: &mut String, x: f64, y: f64, w: f64, lines: &[String], class: &str, n: usize| {
         let h = 10.0 + 15.0 * lines.len() as f64;
-        let _ = write!(s, "<g class=\"{class}\" data-n=\"{n}\"><rect x=\"{:.0}\" y=\"{y:.0}\" width=\"{w:.0}\" height=\"{h:.0}\" rx=\"4\" fill=\"#f7f7f7\" stroke=\"#333\"/>", x - w / 2.0);
+        let _ = write!(
+            s,
+            "<g class=\"{class}\" data-n=\"{n}\"><rect x=\"{:.0}\" y=\"{y:.0}\" width=\"{w:.0}\" height=\"{h:.0}\" rx=\"4\" fill=\"#f7f7f7\" stroke=\"#333\"/>",
+            x - w / 2.0
+        );
         for (i, l) in lines.iter().enumerate() {
-            let _ = write!(s, "<text x=\"{x:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>", y + 17.0 + 15.0 * i as f64, esc(l));
+            let _ = write!(
+                s,
+                "<text x=\"{x:.0}\" y=\"{:.0}\" text-anchor=\"middle\">{}</text>",
+                y + 17.0 + 15.0 * i as f64,
+                esc(l)
+            );
         }
         s.push_str("</g>");
         h
     };
     let arrow = |s: &mut String, x1: f64, y1: f64, x2: f64, y2: f64| {
-        let _ = write!(s, "<line x1=\"{x1:.0}\" y1=\"{y1:.0}\" x2=\"{x2:.0}\" y2=\"{y2:.0}\" stroke=\"#333\" marker-end=\"url(#arrow)\"/>");
+        let _ = write!(
+            s,
+            "<line x1=\"{x1:.0}\" y1=\"{y1:.0}\" x2=\"{x2:.0}\" y2=\"{y2:.0}\" stroke=\"#333\" marker-end=\"url(#arrow)\"/>"
+        );
     };
     let mut top_of_line = y;
     if let Some(n) = flow.available {
@@ -142,7 +174,7 @@ fn flow_svg(flow: &Flow) -> String {
         top_of_line += h;
     }
     let mut side_y = y - 12.0;
-    for (reason, n, columns) in &flow.exclusions {
+    for Exclusion { reason, subjects: n, columns } in &flow.exclusions {
         let mut lines = vec![format!("Excluded: {reason} (n = {n})")];
         if !columns.is_empty() {
             lines.push(column_summary(columns, 50));
@@ -181,7 +213,11 @@ pub fn flow(folder: &Folder) -> Option<Section> {
     let flow = flow_counts(folder)?;
     let mut body = String::new();
     if flow.no_imaging > 0 {
-        let _ = write!(body, "<p>{} subject(s) had no usable imaging run (see Imaging QC) and are not in the dataset.</p>", flow.no_imaging);
+        let _ = write!(
+            body,
+            "<p>{} subject(s) had no usable imaging run (see Imaging QC) and are not in the dataset.</p>",
+            flow.no_imaging
+        );
     }
     if let Some(list) = folder.tsv("exclusions.tsv") {
         body.push_str(&details_table(&list, "Every excluded subject (exclusions.tsv)", 200));
@@ -191,7 +227,11 @@ pub fn flow(folder: &Folder) -> Option<Section> {
         id: "flow",
         title: "Participant flow".into(),
         body,
-        figures: vec![Figure { name: "participant_flow".into(), caption: "Participant flow (exclusion_summary.tsv, split.tsv)".into(), svg }],
+        figures: vec![Figure {
+            name: "participant_flow".into(),
+            caption: "Participant flow (exclusion_summary.tsv, split.tsv)".into(),
+            svg,
+        }],
     })
 }
 
@@ -221,7 +261,12 @@ pub fn table_html(tsv: &Tsv, limit: usize, class: &str) -> String {
 }
 
 pub fn details_table(tsv: &Tsv, summary: &str, limit: usize) -> String {
-    format!("<details><summary>{} ({} rows)</summary>{}</details>", esc(summary), tsv.rows.len(), table_html(tsv, limit, "data"))
+    format!(
+        "<details><summary>{} ({} rows)</summary>{}</details>",
+        esc(summary),
+        tsv.rows.len(),
+        table_html(tsv, limit, "data")
+    )
 }
 
 /// Four significant digits, scientific for very small magnitudes.

@@ -56,7 +56,8 @@ fn association(folder: &Folder) -> Option<Section> {
             });
         }
         let (sig, rest): (Vec<usize>, Vec<usize>) = (0..t.rows.len()).partition(|&r| significant(&t, r));
-        let points = |rows: &[usize]| rows.iter().map(|&r| (t.num(r, "beta"), -t.num(r, "p").log10())).collect::<Vec<_>>();
+        let points =
+            |rows: &[usize]| rows.iter().map(|&r| (t.num(r, "beta"), -t.num(r, "p").log10())).collect::<Vec<_>>();
         let title = format!("{sample}: volcano");
         body.push_str(&super::figure_marker(&format!("association_{sample}_volcano")));
         let axes = Axes::new(&title, "standardised β", "−log10 p");
@@ -66,8 +67,20 @@ fn association(folder: &Folder) -> Option<Section> {
             svg: charts::xy(
                 &axes,
                 &[
-                    Series { name: "not significant".into(), points: points(&rest), color: charts::GREY, dots: true, dashed: false },
-                    Series { name: "q ≤ FDR level".into(), points: points(&sig), color: charts::RED, dots: true, dashed: false },
+                    Series {
+                        name: "not significant".into(),
+                        points: points(&rest),
+                        color: charts::GREY,
+                        dots: true,
+                        dashed: false,
+                    },
+                    Series {
+                        name: "q ≤ FDR level".into(),
+                        points: points(&sig),
+                        color: charts::RED,
+                        dots: true,
+                        dashed: false,
+                    },
                 ],
             ),
         });
@@ -77,8 +90,14 @@ fn association(folder: &Folder) -> Option<Section> {
         }
     }
     if let Some(rep) = folder.tsv("replication.tsv") {
-        let replicated = (0..rep.rows.len()).filter(|&r| rep.text(r, "replicated") == "1" || rep.text(r, "replicated") == "true").count();
-        let _ = write!(body, "<h3>Replication</h3><p>{replicated} of {} discovery findings replicated in the held-out sample.</p>", rep.rows.len());
+        let replicated = (0..rep.rows.len())
+            .filter(|&r| rep.text(r, "replicated") == "1" || rep.text(r, "replicated") == "true")
+            .count();
+        let _ = write!(
+            body,
+            "<h3>Replication</h3><p>{replicated} of {} discovery findings replicated in the held-out sample.</p>",
+            rep.rows.len()
+        );
         let yes: Vec<(f64, f64)> = (0..rep.rows.len())
             .filter(|&r| matches!(rep.text(r, "replicated"), "1" | "true"))
             .map(|r| (rep.num(r, "beta_discovery"), rep.num(r, "beta_held_out")))
@@ -96,7 +115,13 @@ fn association(folder: &Folder) -> Option<Section> {
             svg: charts::xy(
                 &axes,
                 &[
-                    Series { name: "not replicated".into(), points: no, color: charts::GREY, dots: true, dashed: false },
+                    Series {
+                        name: "not replicated".into(),
+                        points: no,
+                        color: charts::GREY,
+                        dots: true,
+                        dashed: false,
+                    },
                     Series { name: "replicated".into(), points: yes, color: charts::GREEN, dots: true, dashed: false },
                 ],
             ),
@@ -137,9 +162,14 @@ fn factors(folder: &Folder) -> Option<Section> {
             },
         ];
         let axes = Axes::new("Scree", "factor", "eigenvalue");
-        figures.push(Figure { name: "factors_scree".into(), caption: "Scree with parallel analysis".into(), svg: charts::xy(&axes, &series) });
+        figures.push(Figure {
+            name: "factors_scree".into(),
+            caption: "Scree with parallel analysis".into(),
+            svg: charts::xy(&axes, &series),
+        });
     }
-    let names = fit["factor_names"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "));
+    let names =
+        fit["factor_names"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "));
     let mut body = format!(
         "<p>{} factors ({}), fitted on the {} sample (n = {}): method {}, rotation {}, scores {}. \
          Parallel analysis suggested {}, Velicer's MAP {}. KMO {}; RMSR {}.</p>",
@@ -157,7 +187,11 @@ fn factors(folder: &Folder) -> Option<Section> {
     );
     if let Some(l) = folder.tsv("factors/loadings.tsv") {
         let (rows, cols, values) = matrix(&l);
-        figures.push(Figure { name: "factors_loadings".into(), caption: "Loadings".into(), svg: charts::heatmap("Loadings", &rows, &cols, &values) });
+        figures.push(Figure {
+            name: "factors_loadings".into(),
+            caption: "Loadings".into(),
+            svg: charts::heatmap("Loadings", &rows, &cols, &values),
+        });
     }
     if let Some(phi) = folder.tsv("factors/phi.tsv") {
         body.push_str("<h3>Factor correlations Φ</h3>");
@@ -193,10 +227,17 @@ fn prediction(folder: &Folder) -> Option<Section> {
                 dashed: false,
             })
             .collect();
-        let title = format!("{outcome}: observed vs predicted ({})", if held.is_empty() { "cross-validated" } else { "held-out" });
+        let title = format!(
+            "{outcome}: observed vs predicted ({})",
+            if held.is_empty() { "cross-validated" } else { "held-out" }
+        );
         let mut axes = Axes::new(&title, "predicted", "observed");
         axes.identity = false;
-        figures.push(Figure { name: format!("prediction_{outcome}"), caption: title.clone(), svg: charts::xy(&axes, &series) });
+        figures.push(Figure {
+            name: format!("prediction_{outcome}"),
+            caption: title.clone(),
+            svg: charts::xy(&axes, &series),
+        });
     }
     body.push_str(
         "<p class=\"note\">The permutation null distribution is summarised by its p value in the metrics table; \
@@ -232,5 +273,10 @@ fn roc(folder: &Folder) -> Option<Section> {
          the stage does not publish; the AUCs with their bootstrap CIs are drawn instead.</p>",
     );
     let svg = charts::forest("AUC with bootstrap CI (0.5 = chance)", "AUC", &rows, 0.5);
-    Some(Section { id: "roc", title: "ROC".into(), body, figures: vec![Figure { name: "roc_auc".into(), caption: "AUCs".into(), svg }] })
+    Some(Section {
+        id: "roc",
+        title: "ROC".into(),
+        body,
+        figures: vec![Figure { name: "roc_auc".into(), caption: "AUCs".into(), svg }],
+    })
 }

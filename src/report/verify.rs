@@ -34,7 +34,10 @@ pub fn target(path: &Path, output_dir: impl Fn(&Path) -> Result<PathBuf>) -> Res
     if path.is_dir() {
         let folder = Folder::read(path)?;
         let run = folder.run.ok_or_else(|| {
-            Error::data(format!("{}: no {RUN_FILE}, so the study file is unknown; run `neurospec verify STUDY.toml`", path.display()))
+            Error::data(format!(
+                "{}: no {RUN_FILE}, so the study file is unknown; run `neurospec verify STUDY.toml`",
+                path.display()
+            ))
         })?;
         let study = path.join(&run.study);
         if !study.is_file() {
@@ -78,16 +81,31 @@ pub fn compare(original: &Path, rerun: &Path, study_hash: &str) -> Result<Vec<Di
         diffs.push(Difference { file: file.to_string(), stage: stage.to_string(), what });
     };
     if old.study_hash != study_hash {
-        push("study.toml", "", format!("the study file changed since the run (lock blake3:{}, now blake3:{study_hash})", short(&old.study_hash)));
+        push(
+            "study.toml",
+            "",
+            format!(
+                "the study file changed since the run (lock blake3:{}, now blake3:{study_hash})",
+                short(&old.study_hash)
+            ),
+        );
     }
     let fresh: BTreeMap<&str, _> = new.stages.iter().map(|s| (s.id.as_str(), s)).collect();
     for stage in &old.stages {
         let Some(again) = fresh.get(stage.id.as_str()) else {
-            push(&format!("provenance/{}", provenance_name(&stage.id)), &stage.id, "stage is not in the rerun's plan".into());
+            push(
+                &format!("provenance/{}", provenance_name(&stage.id)),
+                &stage.id,
+                "stage is not in the rerun's plan".into(),
+            );
             continue;
         };
         if stage.fingerprint != again.fingerprint {
-            push(&format!("provenance/{}", provenance_name(&stage.id)), &stage.id, "fingerprint differs (parameters, inputs or code version changed)".into());
+            push(
+                &format!("provenance/{}", provenance_name(&stage.id)),
+                &stage.id,
+                "fingerprint differs (parameters, inputs or code version changed)".into(),
+            );
         }
         for (name, out) in &stage.outputs {
             let redone = again.outputs.get(name);
@@ -100,26 +118,50 @@ pub fn compare(original: &Path, rerun: &Path, study_hash: &str) -> Result<Vec<Di
                         (Ok(bytes), Some(r)) => {
                             let hash = crate::store::hash_bytes(&bytes);
                             if hash != r.hash {
-                                let edited = if hash != out.hash { " (and differs from the lock: edited after the run)" } else { "" };
-                                push(rel, &stage.id, format!("content differs from the rerun: blake3:{} vs blake3:{}{edited}", short(&hash), short(&r.hash)));
+                                let edited = if hash != out.hash {
+                                    " (and differs from the lock: edited after the run)"
+                                } else {
+                                    ""
+                                };
+                                push(
+                                    rel,
+                                    &stage.id,
+                                    format!(
+                                        "content differs from the rerun: blake3:{} vs blake3:{}{edited}",
+                                        short(&hash),
+                                        short(&r.hash)
+                                    ),
+                                );
                             }
                         }
                     }
                 }
                 None => match redone {
                     Some(r) if r.hash == out.hash => {}
-                    Some(r) => push(&format!("{}/{name}", stage.id), &stage.id, format!("unpublished output differs: blake3:{} vs blake3:{}", short(&out.hash), short(&r.hash))),
+                    Some(r) => push(
+                        &format!("{}/{name}", stage.id),
+                        &stage.id,
+                        format!("unpublished output differs: blake3:{} vs blake3:{}", short(&out.hash), short(&r.hash)),
+                    ),
                     None => push(&format!("{}/{name}", stage.id), &stage.id, "the rerun made no such output".into()),
                 },
             }
         }
         if stable_record(original, &stage.id) != stable_record(rerun, &stage.id) {
-            push(&format!("provenance/{}", provenance_name(&stage.id)), &stage.id, "provenance record differs (beyond timings and host)".into());
+            push(
+                &format!("provenance/{}", provenance_name(&stage.id)),
+                &stage.id,
+                "provenance record differs (beyond timings and host)".into(),
+            );
         }
     }
     for stage in &new.stages {
         if !old.stages.iter().any(|s| s.id == stage.id) {
-            push(&format!("provenance/{}", provenance_name(&stage.id)), &stage.id, "the rerun has a stage the published folder lacks".into());
+            push(
+                &format!("provenance/{}", provenance_name(&stage.id)),
+                &stage.id,
+                "the rerun has a stage the published folder lacks".into(),
+            );
         }
     }
     let description = "dataset_description.json";
@@ -145,7 +187,10 @@ pub fn command(path: &Path, jobs: Option<usize>) -> Result<()> {
     };
     let target = target(path, |study| Ok(load(study)?.1.output_dir))?;
     let (loaded, mut plan) = load(&target.study)?;
-    let scratch = tempfile::Builder::new().prefix("neurospec-verify-").tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let scratch = tempfile::Builder::new()
+        .prefix("neurospec-verify-")
+        .tempdir()
+        .map_err(|e| Error::io(std::env::temp_dir(), e))?;
     plan.output_dir = scratch.path().join("derivatives");
     let store = crate::store::Store::open(&scratch.path().join("cache"))?;
     let jobs = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
@@ -165,7 +210,8 @@ pub fn command(path: &Path, jobs: Option<usize>) -> Result<()> {
     }
     crate::outputs::publish(&plan, &store, &report)?;
     let diffs = compare(&target.folder, &plan.output_dir, &loaded.hash)?;
-    let published = read_lock(&target.folder)?.stages.iter().flat_map(|s| s.outputs.values()).filter(|o| o.path.is_some()).count();
+    let published =
+        read_lock(&target.folder)?.stages.iter().flat_map(|s| s.outputs.values()).filter(|o| o.path.is_some()).count();
     for d in &diffs {
         if d.stage.is_empty() {
             println!("DIFFERS  {}  {}", d.file, d.what);
@@ -181,6 +227,10 @@ pub fn command(path: &Path, jobs: Option<usize>) -> Result<()> {
         );
         Ok(())
     } else {
-        Err(Error::data(format!("verify: {} difference(s) between {} and a fresh rerun", diffs.len(), target.folder.display())))
+        Err(Error::data(format!(
+            "verify: {} difference(s) between {} and a fresh rerun",
+            diffs.len(),
+            target.folder.display()
+        )))
     }
 }
