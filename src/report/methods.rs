@@ -144,8 +144,9 @@ fn sample(folder: &Folder) -> Option<Paragraph> {
     let _ = write!(text, ", leaving {}.", flow.included.map_or("?".into(), |n| n.to_string()));
     if let Some(d) = folder.params_of("dataset") {
         if let Some(cc) = d["complete_cases"].as_array().filter(|c| !c.is_empty()) {
-            let _ =
-                write!(text, " Complete cases were required on {}.", cc.iter().map(n).collect::<Vec<_>>().join(", "));
+            let names: Vec<String> = cc.iter().take(6).map(n).collect();
+            let more = if cc.len() > names.len() { format!(", … ({} columns)", cc.len()) } else { String::new() };
+            let _ = write!(text, " Complete cases were required on {}{more}.", names.join(", "));
         }
         for rule in d["iqr"].as_array().into_iter().flatten() {
             let _ = write!(
@@ -360,8 +361,17 @@ pub fn methods(folder: &Folder) -> Vec<Paragraph> {
     .collect()
 }
 
+/// The cited references, numbered in order of first citation.
 fn cited(paragraphs: &[Paragraph]) -> Vec<(&'static str, &'static str)> {
-    REFERENCES.iter().copied().filter(|(k, _)| paragraphs.iter().any(|p| p.cites.contains(k))).collect()
+    let mut out: Vec<(&'static str, &'static str)> = Vec::new();
+    for key in paragraphs.iter().flat_map(|p| &p.cites) {
+        if let Some(reference) = REFERENCES.iter().find(|(k, _)| k == key)
+            && !out.contains(reference)
+        {
+            out.push(*reference);
+        }
+    }
+    out
 }
 
 fn marks(p: &Paragraph, cited: &[(&str, &str)]) -> String {

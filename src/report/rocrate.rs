@@ -13,6 +13,8 @@
 //! - Every file carries its blake3 hash as `identifier` (`blake3:<hex>`) and `contentSize`.
 //!   Raw inputs outside the folder and unpublished intermediate outputs are contextual entities
 //!   (`#input:<path>`, `#output:<stage>/<name>`).
+//! - No `license` is claimed for the root dataset (RO-Crate 1.1 recommends one, but the licence
+//!   of a study's results is the lab's choice, not neurospec's).
 
 use super::folder::Folder;
 use serde_json::{Value, json};
@@ -156,7 +158,6 @@ pub fn metadata(folder: &Folder) -> Value {
     let mut root = json!({
         "@id": "./", "@type": "Dataset", "name": folder.lock.study,
         "description": folder.study_description().unwrap_or_else(|| format!("neurospec outputs of {}", folder.lock.study)),
-        "license": id("https://spdx.org/licenses/CC-BY-4.0"),
         "conformsTo": [id(PROCESS), id(WORKFLOW), id(PROVENANCE), id(WORKFLOW_RO_CRATE)],
         "mainEntity": id("study.toml"),
         "mentions": [id("#run")],
@@ -178,7 +179,6 @@ pub fn metadata(folder: &Folder) -> Value {
         json!({"@id": "#engine-run", "@type": "OrganizeAction", "name": "neurospec orchestration", "instrument": id("#neurospec"),
                "result": id("#run"), "object": actions}),
         run,
-        json!({"@id": "https://spdx.org/licenses/CC-BY-4.0", "@type": "CreativeWork", "name": "CC BY 4.0"}),
     ];
     for (uri, name) in [
         (PROCESS, "Process Run Crate"),
