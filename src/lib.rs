@@ -23,6 +23,7 @@ pub mod exec;
 pub mod imaging;
 pub mod outputs;
 pub mod plan;
+pub mod report;
 pub mod sim;
 pub mod spec;
 pub mod stages;

@@ -1,4 +1,5 @@
-//! The command line: `check`, `plan`, `run`, `explain`, `schema`, `simulate`, and the
+//! The command line: `check`, `plan`, `run`, `report`, `verify`, `explain`, `schema`, `simulate`,
+//! and the
 //! standalone commands `extract` and `efa`. Each command's file turns its arguments into calls
 //! of the library; no library code knows about the command line (library errors are domain
 //! errors; only this module produces usage errors).
@@ -69,6 +70,19 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Rebuild report.html, methods.md, figures/ and ro-crate-metadata.json from a published folder.
+    Report {
+        /// The output folder of a run (derivatives/<study>).
+        dir: PathBuf,
+    },
+    /// Rerun a study from scratch in a temporary cache and compare every published byte with it.
+    Verify {
+        /// The study file, or the output folder of a run (its run.json names the study file).
+        target: PathBuf,
+        /// Worker threads (default: all cores).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
+    },
     /// Show how an output file was made: stage, parameters, inputs, and the chain to raw inputs.
     Explain {
         /// A file in a neurospec output folder.
@@ -128,6 +142,19 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Run { study, jobs, cache_dir, keep_going, json, out } => {
             study::run(&study, &study::RunOptions { jobs, cache: cache_dir, keep_going, json, out })
         }
+        Command::Report { dir } => {
+            let rendered = crate::report::render(&dir)?;
+            eprintln!(
+                "wrote {} ({} KiB, {} figures) and {} other files in {}",
+                crate::report::REPORT_FILE,
+                rendered.report_bytes / 1024,
+                rendered.figures,
+                rendered.files.len() - 1,
+                dir.display()
+            );
+            Ok(())
+        }
+        Command::Verify { target, jobs } => crate::report::verify::command(&target, jobs),
         Command::Explain { path } => out(&crate::outputs::explain(&path)?),
         Command::Efa(args) => efa::run(&args),
         Command::Extract(command) => extract::run(command),

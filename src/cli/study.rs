@@ -137,7 +137,13 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<()> {
     let executed = report.count(|o| matches!(o, Outcome::Executed(_)));
     let cached = report.count(|o| matches!(o, Outcome::Cached(_)));
     let skipped = report.count(|o| matches!(o, Outcome::Skipped));
-    let output_dir = if failures.is_empty() { Some(outputs::publish(&plan, &store, &report)?) } else { None };
+    let output_dir = if failures.is_empty() {
+        let dir = outputs::publish(&plan, &store, &report)?;
+        crate::report::publish(&dir, &loaded, &plan, &report, started.elapsed().as_secs_f64())?;
+        Some(dir)
+    } else {
+        None
+    };
     let wall = started.elapsed().as_secs_f64();
     if json {
         let summary = serde_json::json!({

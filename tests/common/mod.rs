@@ -75,7 +75,8 @@ pub fn embedded_study(dir: &Path, replacements: &[(&str, &str)]) -> PathBuf {
     path
 }
 
-/// Every file under `dir` (relative path → bytes), except provenance records (they hold timings).
+/// Every file under `dir` (relative path → bytes), except provenance records (they hold timings)
+/// and the report's views (they hold the run's date and which stages were cached).
 pub fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
     fn walk(root: &Path, dir: &Path, out: &mut std::collections::BTreeMap<String, Vec<u8>>) {
         for entry in std::fs::read_dir(dir).unwrap() {
@@ -84,7 +85,7 @@ pub fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
                 walk(root, &path, out);
             } else {
                 let rel = path.strip_prefix(root).unwrap().to_string_lossy().to_string();
-                if !rel.starts_with("provenance") {
+                if !rel.starts_with("provenance") && !neurospec::report::is_view(&rel) {
                     out.insert(rel, std::fs::read(&path).unwrap());
                 }
             }

@@ -1,0 +1,225 @@
+//! Slice montages of voxelwise group maps: the t map as grey background; coloured by sign, the
+//! voxels with p_FWE < .05 — inside a cluster with cluster-extent p_FWE < .05 (rebuilt from its
+//! peak, the cluster-forming threshold and the connectivity) or voxel-level max-T p_FWE < .05 —
+//! and the significant clusters outlined in black. The montage is one RGB PNG (written
+//! here with flate2, already a dependency, so no image crate is needed), embedded as a data URI in
+//! an SVG that also lists the thresholded voxels (`data-voxels`, i,j,k) so the figure can be
+//! checked against the map.
+
+use super::charts::esc;
+use base64::Engine as _;
+use std::fmt::Write as _;
+use std::io::Write as _;
+
+fn crc32(bytes: &[u8]) -> u32 {
+    let mut crc = 0xffff_ffffu32;
+    for &b in bytes {
+        crc ^= u32::from(b);
+        for _ in 0..8 {
+            crc = if crc & 1 != 0 { (crc >> 1) ^ 0xedb8_8320 } else { crc >> 1 };
+        }
+    }
+    !crc
+}
+
+fn chunk(out: &mut Vec<u8>, kind: &[u8; 4], data: &[u8]) {
+    out.extend_from_slice(&(data.len() as u32).to_be_bytes());
+    let start = out.len();
+    out.extend_from_slice(kind);
+    out.extend_from_slice(data);
+    let crc = crc32(&out[start..]);
+    out.extend_from_slice(&crc.to_be_bytes());
+}
+
+/// Encode an 8-bit RGB image (row-major, top row first) as PNG.
+pub fn png_rgb(width: usize, height: usize, rgb: &[u8]) -> Vec<u8> {
+    let mut raw = Vec::with_capacity(height * (3 * width + 1));
+    for row in rgb.chunks(3 * width) {
+        raw.push(0);
+        raw.extend_from_slice(row);
+    }
+    let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::default());
+    z.write_all(&raw).expect("in memory");
+    let idat = z.finish().expect("in memory");
+    let mut out = b"\x89PNG\r\n\x1a\n".to_vec();
+    let mut ihdr = Vec::with_capacity(13);
+    ihdr.extend_from_slice(&(width as u32).to_be_bytes());
+    ihdr.extend_from_slice(&(height as u32).to_be_bytes());
+    ihdr.extend_from_slice(&[8, 2, 0, 0, 0]);
+    chunk(&mut out, b"IHDR", &ihdr);
+    chunk(&mut out, b"IDAT", &idat);
+    chunk(&mut out, b"IEND", &[]);
+    out
+}
+
+/// A 3D map on a grid (x fastest).
+pub struct Volume<'a> {
+    pub shape: [usize; 3],
+    pub t: &'a [f64],
+    pub p_fwe: Option<&'a [f64]>,
+    /// |t| at or above this is inside a cluster-forming region (outlined).
+    pub cluster_t: Option<f64>,
+    /// Peaks (i, j, k) of the clusters with cluster-extent p_FWE < .05.
+    pub peaks: Vec<[usize; 3]>,
+    /// Cluster connectivity: 6, 18 or 26 neighbours.
+    pub connectivity: u8,
+}
+
+/// The voxels of the significant clusters: flood fill from each peak through voxels whose |t|
+/// reaches the cluster-forming threshold with the peak's sign (the clusters the analysis found).
+fn cluster_voxels(v: &Volume<'_>) -> Vec<bool> {
+    let [nx, ny, nz] = v.shape;
+    let mut inside = vec![false; nx * ny * nz];
+    let Some(threshold) = v.cluster_t else { return inside };
+    let index = |i: usize, j: usize, k: usize| i + nx * (j + ny * k);
+    for peak in &v.peaks {
+        let [pi, pj, pk] = *peak;
+        if pi >= nx || pj >= ny || pk >= nz {
+            continue;
+        }
+        let sign = v.t[index(pi, pj, pk)].signum();
+        let mut stack = vec![*peak];
+        while let Some([i, j, k]) = stack.pop() {
+            let at = index(i, j, k);
+            if inside[at] || v.t[at] * sign < threshold {
+                continue;
+            }
+            inside[at] = true;
+            for dk in -1i64..=1 {
+                for dj in -1i64..=1 {
+                    for di in -1i64..=1 {
+                        let order = di.abs() + dj.abs() + dk.abs();
+                        let allowed = match v.connectivity {
+                            6 => order == 1,
+                            18 => order == 1 || order == 2,
+                            _ => order >= 1,
+                        };
+                        let (a, b, c) = (i as i64 + di, j as i64 + dj, k as i64 + dk);
+                        if allowed
+                            && a >= 0
+                            && b >= 0
+                            && c >= 0
+                            && (a as usize) < nx
+                            && (b as usize) < ny
+                            && (c as usize) < nz
+                        {
+                            stack.push([a as usize, b as usize, c as usize]);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    inside
+}
+
+impl Volume<'_> {
+    fn at(&self, values: &[f64], i: usize, j: usize, k: usize) -> f64 {
+        values[i + self.shape[0] * (j + self.shape[1] * k)]
+    }
+}
+
+/// The montage as an SVG figure: axial slices through the extent of non-zero t.
+pub fn montage(title: &str, v: &Volume<'_>) -> String {
+    let [nx, ny, nz] = v.shape;
+    let nonzero: Vec<usize> =
+        (0..nz).filter(|&k| (0..ny).any(|j| (0..nx).any(|i| v.at(v.t, i, j, k) != 0.0))).collect();
+    let (k0, k1) = (nonzero.first().copied().unwrap_or(0), nonzero.last().copied().unwrap_or(nz.saturating_sub(1)));
+    let count = 8.min(k1 - k0 + 1).max(1);
+    // The slices of the cluster peaks first, then evenly spaced ones through the map.
+    let clustered = cluster_voxels(v);
+    let mut slices: Vec<usize> = v.peaks.iter().map(|p| p[2]).filter(|&k| k < nz).take(4).collect();
+    for s in 0..count {
+        let k = k0 + (s * (k1 - k0)) / (count - 1).max(1);
+        if slices.len() < count && !slices.contains(&k) {
+            slices.push(k);
+        }
+    }
+    slices.sort_unstable();
+    slices.dedup();
+    let count = slices.len();
+    let scale = (240 / nx.max(ny)).clamp(1, 8);
+    let cols = count.min(4);
+    let rows = count.div_ceil(cols);
+    let (w, h) = (cols * nx * scale, rows * ny * scale);
+    let mut rgb = vec![0u8; w * h * 3];
+    let tmax = v.t.iter().fold(0.0f64, |m, x| m.max(x.abs())).max(1e-12);
+    let mut voxels = Vec::new();
+    for (s, &k) in slices.iter().enumerate() {
+        let (ox, oy) = ((s % cols) * nx * scale, (s / cols) * ny * scale);
+        for j in 0..ny {
+            for i in 0..nx {
+                let t = v.at(v.t, i, j, k);
+                let significant = clustered[i + nx * (j + ny * k)]
+                    || v.p_fwe.is_some_and(|p| {
+                        let p = v.at(p, i, j, k);
+                        t != 0.0 && p.is_finite() && p < 0.05
+                    });
+                let inside = |ii: usize, jj: usize| clustered[ii + nx * (jj + ny * k)];
+                let edge = inside(i, j)
+                    && (i == 0
+                        || j == 0
+                        || i + 1 == nx
+                        || j + 1 == ny
+                        || !inside(i - 1, j)
+                        || !inside(i + 1, j)
+                        || !inside(i, j - 1)
+                        || !inside(i, j + 1));
+                let grey = (40.0 + 160.0 * (t.abs() / tmax)) as u8;
+                let colour = if edge {
+                    [0, 0, 0]
+                } else if significant && t > 0.0 {
+                    voxels.push(format!("{i},{j},{k}"));
+                    [255, (80.0 + 175.0 * (t / tmax).min(1.0)) as u8, 0]
+                } else if significant {
+                    voxels.push(format!("{i},{j},{k}"));
+                    [0, (80.0 + 175.0 * (-t / tmax).min(1.0)) as u8, 255]
+                } else if t == 0.0 {
+                    [0, 0, 0]
+                } else {
+                    [grey, grey, grey]
+                };
+                if edge && significant {
+                    voxels.push(format!("{i},{j},{k}"));
+                }
+                // Radiological convention is not assumed: x increases to the right, y upwards.
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let px = ox + i * scale + dx;
+                        let py = oy + (ny - 1 - j) * scale + dy;
+                        rgb[3 * (py * w + px)..3 * (py * w + px) + 3].copy_from_slice(&colour);
+                    }
+                }
+            }
+        }
+    }
+    let png = base64::engine::general_purpose::STANDARD.encode(png_rgb(w, h, &rgb));
+    let listed = if voxels.len() <= 20_000 { voxels.join(";") } else { String::new() };
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" xmlns:xlink=\"http://www.w3.org/1999/xlink\" width=\"{w}\" height=\"{}\" viewBox=\"0 0 {w} {}\" font-family=\"sans-serif\" font-size=\"11\" \
+         class=\"montage\" data-slices=\"{}\" data-significant=\"{}\" data-voxels=\"{listed}\">\
+         <rect width=\"100%\" height=\"100%\" fill=\"white\"/><text x=\"4\" y=\"14\" font-size=\"13\">{}</text>\
+         <image x=\"0\" y=\"20\" width=\"{w}\" height=\"{h}\" href=\"data:image/png;base64,{png}\"/>",
+        h + 38,
+        h + 38,
+        slices.iter().map(|k| k.to_string()).collect::<Vec<_>>().join(","),
+        voxels.len(),
+        esc(title),
+    );
+    for (s, k) in slices.iter().enumerate() {
+        let _ = write!(
+            svg,
+            "<text x=\"{}\" y=\"{}\" fill=\"white\">k={k}</text>",
+            (s % cols) * nx * scale + 3,
+            20 + (s / cols) * ny * scale + 12
+        );
+    }
+    let _ = write!(
+        svg,
+        "<text x=\"4\" y=\"{}\">red/yellow: t &gt; 0, blue: t &lt; 0 at voxel p_FWE &lt; .05; black outline: significant clusters</text></svg>",
+        h + 34
+    );
+    svg
+}

@@ -1,0 +1,282 @@
+//! Statistical parts of the report, read from the result tables: association (forest, volcano,
+//! discovery vs held-out), factors (scree with the parallel-analysis line, loadings, Φ),
+//! prediction (held-out observed vs predicted, metrics) and ROC (AUC with CIs, circular flag).
+
+use super::charts::{self, Axes, ForestRow, PALETTE, Series, esc};
+use super::folder::{Folder, Tsv};
+use super::study::{details_table, format_number, table_html};
+use super::{Figure, Section};
+use std::fmt::Write as _;
+
+pub fn sections(folder: &Folder) -> Vec<Option<Section>> {
+    vec![association(folder), factors(folder), prediction(folder), roc(folder)]
+}
+
+fn significant(t: &Tsv, r: usize) -> bool {
+    t.text(r, "significant") == "1"
+}
+
+fn association(folder: &Folder) -> Option<Section> {
+    let files = folder.published("association/", ".tsv");
+    if files.is_empty() {
+        return None;
+    }
+    let mut body = String::new();
+    let mut figures = Vec::new();
+    for file in &files {
+        let sample = file.trim_start_matches("association/").trim_end_matches(".tsv").to_string();
+        let t = folder.tsv(file)?;
+        let hits: Vec<usize> = (0..t.rows.len()).filter(|&r| significant(&t, r)).collect();
+        let _ = write!(
+            body,
+            "<h3>{}</h3><p>{} tests, {} significant after BH-FDR within family.</p>",
+            esc(&sample),
+            t.rows.len(),
+            hits.len()
+        );
+        let mut order = hits.clone();
+        order.sort_by(|&a, &b| t.num(a, "q").total_cmp(&t.num(b, "q")));
+        let shown: Vec<usize> = order.into_iter().take(40).collect();
+        if !shown.is_empty() {
+            let rows: Vec<ForestRow> = shown
+                .iter()
+                .map(|&r| ForestRow {
+                    label: format!("{} ~ {}", t.text(r, "outcome"), t.text(r, "feature")),
+                    estimate: t.num(r, "beta"),
+                    low: t.num(r, "ci_low"),
+                    high: t.num(r, "ci_high"),
+                })
+                .collect();
+            let title = format!("{sample}: significant β with bootstrap CI");
+            body.push_str(&super::figure_marker(&format!("association_{sample}_forest")));
+            figures.push(Figure {
+                name: format!("association_{sample}_forest"),
+                caption: title.clone(),
+                svg: charts::forest(&title, "standardised β", &rows, 0.0),
+            });
+        }
+        let (sig, rest): (Vec<usize>, Vec<usize>) = (0..t.rows.len()).partition(|&r| significant(&t, r));
+        let points =
+            |rows: &[usize]| rows.iter().map(|&r| (t.num(r, "beta"), -t.num(r, "p").log10())).collect::<Vec<_>>();
+        let title = format!("{sample}: volcano");
+        body.push_str(&super::figure_marker(&format!("association_{sample}_volcano")));
+        let axes = Axes::new(&title, "standardised β", "−log10 p");
+        figures.push(Figure {
+            name: format!("association_{sample}_volcano"),
+            caption: title.clone(),
+            svg: charts::xy(
+                &axes,
+                &[
+                    Series {
+                        name: "not significant".into(),
+                        points: points(&rest),
+                        color: charts::GREY,
+                        dots: true,
+                        dashed: false,
+                    },
+                    Series {
+                        name: "q ≤ FDR level".into(),
+                        points: points(&sig),
+                        color: charts::RED,
+                        dots: true,
+                        dashed: false,
+                    },
+                ],
+            ),
+        });
+        let top = Tsv { header: t.header.clone(), rows: shown.iter().map(|&r| t.rows[r].clone()).collect() };
+        if !top.rows.is_empty() {
+            body.push_str(&details_table(&top, &format!("Significant features, by q ({file})"), 40));
+        }
+    }
+    if let Some(rep) = folder.tsv("replication.tsv") {
+        let replicated = (0..rep.rows.len())
+            .filter(|&r| rep.text(r, "replicated") == "1" || rep.text(r, "replicated") == "true")
+            .count();
+        let _ = write!(
+            body,
+            "<h3>Replication</h3><p>{replicated} of {} discovery findings replicated in the held-out sample.</p>",
+            rep.rows.len()
+        );
+        let yes: Vec<(f64, f64)> = (0..rep.rows.len())
+            .filter(|&r| matches!(rep.text(r, "replicated"), "1" | "true"))
+            .map(|r| (rep.num(r, "beta_discovery"), rep.num(r, "beta_held_out")))
+            .collect();
+        let no: Vec<(f64, f64)> = (0..rep.rows.len())
+            .filter(|&r| !matches!(rep.text(r, "replicated"), "1" | "true"))
+            .map(|r| (rep.num(r, "beta_discovery"), rep.num(r, "beta_held_out")))
+            .collect();
+        body.push_str(&super::figure_marker("replication"));
+        let mut axes = Axes::new("Discovery vs held-out β", "β discovery", "β held-out");
+        axes.identity = true;
+        figures.push(Figure {
+            name: "replication".into(),
+            caption: "Discovery vs held-out β of the discovery findings".into(),
+            svg: charts::xy(
+                &axes,
+                &[
+                    Series {
+                        name: "not replicated".into(),
+                        points: no,
+                        color: charts::GREY,
+                        dots: true,
+                        dashed: false,
+                    },
+                    Series { name: "replicated".into(), points: yes, color: charts::GREEN, dots: true, dashed: false },
+                ],
+            ),
+        });
+        body.push_str(&details_table(&rep, "replication.tsv", 60));
+    }
+    Some(Section { id: "association", title: "Association".into(), body, figures })
+}
+
+fn matrix(t: &Tsv) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>) {
+    let rows: Vec<String> = t.rows.iter().map(|r| r[0].clone()).collect();
+    let cols: Vec<String> = t.header[1..].to_vec();
+    let values = (0..t.rows.len()).map(|r| cols.iter().map(|c| t.num(r, c)).collect()).collect();
+    (rows, cols, values)
+}
+
+fn factors(folder: &Folder) -> Option<Section> {
+    let fit = folder.json("factors/fit.json")?;
+    let mut figures = Vec::new();
+    let pa = &fit["parallel_analysis"];
+    let observed: Vec<f64> = serde_json::from_value(pa["observed"].clone()).unwrap_or_default();
+    let thresholds: Vec<f64> = serde_json::from_value(pa["thresholds"].clone()).unwrap_or_default();
+    if !observed.is_empty() {
+        let series = vec![
+            Series {
+                name: "observed eigenvalues".into(),
+                points: observed.iter().enumerate().map(|(i, v)| ((i + 1) as f64, *v)).collect(),
+                color: charts::BLUE,
+                dots: false,
+                dashed: false,
+            },
+            Series {
+                name: "parallel analysis (95th percentile)".into(),
+                points: thresholds.iter().enumerate().map(|(i, v)| ((i + 1) as f64, *v)).collect(),
+                color: charts::RED,
+                dots: false,
+                dashed: true,
+            },
+        ];
+        let axes = Axes::new("Scree", "factor", "eigenvalue");
+        figures.push(Figure {
+            name: "factors_scree".into(),
+            caption: "Scree with parallel analysis".into(),
+            svg: charts::xy(&axes, &series),
+        });
+    }
+    let names =
+        fit["factor_names"].as_array().map(|a| a.iter().filter_map(|v| v.as_str()).collect::<Vec<_>>().join(", "));
+    let mut body = format!(
+        "<p>{} factors ({}), fitted on the {} sample (n = {}): method {}, rotation {}, scores {}. \
+         Parallel analysis suggested {}, Velicer's MAP {}. KMO {}; RMSR {}.</p>",
+        fit["factors"],
+        esc(&names.unwrap_or_default()),
+        esc(fit["fit_sample"].as_str().unwrap_or("whole")),
+        fit["n"],
+        esc(fit["method"].as_str().unwrap_or("?")),
+        esc(fit["rotation"].as_str().unwrap_or("?")),
+        esc(fit["scores"].as_str().unwrap_or("?")),
+        pa["factors"],
+        fit["velicer_map"]["factors"],
+        fit["kmo"]["overall"].as_f64().map_or("?".into(), format_number),
+        fit["rmsr"].as_f64().map_or("?".into(), format_number),
+    );
+    if let Some(l) = folder.tsv("factors/loadings.tsv") {
+        let (rows, cols, values) = matrix(&l);
+        figures.push(Figure {
+            name: "factors_loadings".into(),
+            caption: "Loadings".into(),
+            svg: charts::heatmap("Loadings", &rows, &cols, &values),
+        });
+    }
+    if let Some(phi) = folder.tsv("factors/phi.tsv") {
+        body.push_str("<h3>Factor correlations Φ</h3>");
+        body.push_str(&table_html(&phi, 20, "data"));
+    }
+    Some(Section { id: "factors", title: "Factors".into(), body, figures })
+}
+
+fn prediction(folder: &Folder) -> Option<Section> {
+    let files = folder.published("prediction/", "_metrics.tsv");
+    if files.is_empty() {
+        return None;
+    }
+    let mut body = String::new();
+    let mut figures = Vec::new();
+    for file in &files {
+        let outcome = file.trim_start_matches("prediction/").trim_end_matches("_metrics.tsv").to_string();
+        let metrics = folder.tsv(file)?;
+        let _ = write!(body, "<h3>{}</h3>{}", esc(&outcome), super::figure_marker(&format!("prediction_{outcome}")));
+        body.push_str(&details_table(&metrics, &format!("Metrics ({file})"), 20));
+        let Some(pred) = folder.tsv(&format!("prediction/{outcome}_predictions.tsv")) else { continue };
+        let models: Vec<String> = pred.header.iter().skip(3).cloned().collect();
+        let held: Vec<usize> = (0..pred.rows.len()).filter(|&r| pred.text(r, "sample") == "held-out").collect();
+        let rows = if held.is_empty() { (0..pred.rows.len()).collect() } else { held.clone() };
+        let series: Vec<Series> = models
+            .iter()
+            .enumerate()
+            .map(|(m, model)| Series {
+                name: model.clone(),
+                points: rows.iter().map(|&r| (pred.num(r, model), pred.num(r, "target"))).collect(),
+                color: PALETTE[m % PALETTE.len()],
+                dots: true,
+                dashed: false,
+            })
+            .collect();
+        let title = format!(
+            "{outcome}: observed vs predicted ({})",
+            if held.is_empty() { "cross-validated" } else { "held-out" }
+        );
+        let mut axes = Axes::new(&title, "predicted", "observed");
+        axes.identity = false;
+        figures.push(Figure {
+            name: format!("prediction_{outcome}"),
+            caption: title.clone(),
+            svg: charts::xy(&axes, &series),
+        });
+    }
+    body.push_str(
+        "<p class=\"note\">The permutation null distribution is summarised by its p value in the metrics table; \
+         the stage does not publish the null draws, so no histogram is drawn.</p>",
+    );
+    Some(Section { id: "prediction", title: "Prediction".into(), body, figures })
+}
+
+fn roc(folder: &Folder) -> Option<Section> {
+    let files = folder.published("roc/", ".tsv");
+    if files.is_empty() {
+        return None;
+    }
+    let mut body = String::new();
+    let mut rows = Vec::new();
+    for file in &files {
+        let name = file.trim_start_matches("roc/").trim_end_matches(".tsv");
+        let t = folder.tsv(file)?;
+        let _ = write!(body, "<h3>{}</h3>{}", esc(name), table_html(&t, 10, "data roc"));
+        for r in 0..t.rows.len() {
+            let circular = t.text(r, "circular") == "yes";
+            rows.push(ForestRow {
+                label: format!("{name} {}{}", t.text(r, "evaluation"), if circular { " (circular)" } else { "" }),
+                estimate: t.num(r, "auc"),
+                low: t.num(r, "bootstrap_ci_low"),
+                high: t.num(r, "bootstrap_ci_high"),
+            });
+        }
+    }
+    body.push_str(
+        "<p class=\"note\">In-sample AUCs marked circular were computed on the subjects that chose the value; the \
+         cross-validated AUC redoes the choice inside each training fold. ROC curves need the per-subject scores, which \
+         the stage does not publish; the AUCs with their bootstrap CIs are drawn instead.</p>",
+    );
+    let svg = charts::forest("AUC with bootstrap CI (0.5 = chance)", "AUC", &rows, 0.5);
+    Some(Section {
+        id: "roc",
+        title: "ROC".into(),
+        body,
+        figures: vec![Figure { name: "roc_auc".into(), caption: "AUCs".into(), svg }],
+    })
+}

@@ -1,0 +1,298 @@
+//! Each shipped study's report (at test size) as a person sees it, in headless Chromium (Debian's
+//! `chromium`): no console message, every image decodes, the screenshot is not blank, and the
+//! figures show what the tables hold (the heatmap's cells are the connectome's column means and
+//! the largest is drawn brightest; the cluster table has the clusters file's rows; the montage's
+//! thresholded voxels include the planted cluster).
+//!
+//! Without Chromium the tests print why they skip and pass, unless NEUROSPEC_REQUIRE_TOOLS=1
+//! (as in CI), where a missing browser fails.
+
+mod common;
+
+use common::*;
+use std::io::Read as _;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn chromium() -> Option<PathBuf> {
+    let found = ["chromium", "chromium-browser", "google-chrome"].iter().find_map(|name| {
+        std::env::var_os("PATH")?.to_str()?.split(':').map(|d| Path::new(d).join(name)).find(|p| p.is_file())
+    });
+    if found.is_none() {
+        assert!(
+            std::env::var("NEUROSPEC_REQUIRE_TOOLS").as_deref() != Ok("1"),
+            "chromium is not installed and NEUROSPEC_REQUIRE_TOOLS=1 (apt-get install chromium)"
+        );
+        eprintln!("SKIP: chromium not found on PATH (Debian: apt-get install chromium); the browser check did not run");
+    }
+    found
+}
+
+/// Run headless Chromium on a file URL with the flags this machine needs; (stdout, stderr).
+fn browse(bin: &Path, profile: &Path, extra: &[&str], page: &Path) -> (String, String) {
+    let out = Command::new(bin)
+        .args([
+            "--headless",
+            "--no-sandbox",
+            "--disable-gpu",
+            "--disable-background-networking",
+            "--disable-component-update",
+            "--no-first-run",
+            "--disable-sync",
+            "--disable-quic",
+            "--hide-scrollbars",
+        ])
+        .arg(format!("--user-data-dir={}", profile.display()))
+        .args(extra)
+        .arg(format!("file://{}", page.display()))
+        .output()
+        .expect("chromium starts");
+    (String::from_utf8_lossy(&out.stdout).into_owned(), String::from_utf8_lossy(&out.stderr).into_owned())
+}
+
+/// Decode an 8-bit RGB or RGBA PNG (what Chromium writes) into RGB pixels.
+fn decode_png(bytes: &[u8]) -> (usize, usize, Vec<[u8; 3]>) {
+    assert_eq!(&bytes[..8], b"\x89PNG\r\n\x1a\n");
+    let (mut at, mut idat, mut dims) = (8, Vec::new(), (0, 0, 0));
+    while at + 8 <= bytes.len() {
+        let len = u32::from_be_bytes(bytes[at..at + 4].try_into().unwrap()) as usize;
+        let kind = &bytes[at + 4..at + 8];
+        let data = &bytes[at + 8..at + 8 + len];
+        match kind {
+            b"IHDR" => {
+                assert_eq!(data[8], 8, "8-bit");
+                let channels = match data[9] {
+                    2 => 3,
+                    6 => 4,
+                    c => panic!("colour type {c}"),
+                };
+                dims = (
+                    u32::from_be_bytes(data[0..4].try_into().unwrap()) as usize,
+                    u32::from_be_bytes(data[4..8].try_into().unwrap()) as usize,
+                    channels,
+                );
+            }
+            b"IDAT" => idat.extend_from_slice(data),
+            _ => {}
+        }
+        at += 12 + len;
+    }
+    let (w, h, c) = dims;
+    let mut raw = Vec::new();
+    flate2::read::ZlibDecoder::new(&idat[..]).read_to_end(&mut raw).unwrap();
+    let stride = w * c;
+    let mut prev = vec![0u8; stride];
+    let mut pixels = Vec::with_capacity(w * h);
+    for y in 0..h {
+        let line = &raw[y * (stride + 1)..(y + 1) * (stride + 1)];
+        let mut cur = line[1..].to_vec();
+        for i in 0..stride {
+            let a = if i >= c { cur[i - c] as i32 } else { 0 };
+            let b = prev[i] as i32;
+            let d = if i >= c { prev[i - c] as i32 } else { 0 };
+            let add = match line[0] {
+                0 => 0,
+                1 => a,
+                2 => b,
+                3 => (a + b) / 2,
+                4 => {
+                    let p = a + b - d;
+                    let (pa, pb, pc) = ((p - a).abs(), (p - b).abs(), (p - d).abs());
+                    if pa <= pb && pa <= pc {
+                        a
+                    } else if pb <= pc {
+                        b
+                    } else {
+                        d
+                    }
+                }
+                f => panic!("filter {f}"),
+            };
+            cur[i] = cur[i].wrapping_add(add as u8);
+        }
+        pixels.extend(cur.chunks(c).map(|p| [p[0], p[1], p[2]]));
+        prev = cur;
+    }
+    (w, h, pixels)
+}
+
+const PROBE: &str = r#"<!DOCTYPE html><html><body><iframe id="r" src="report.html" style="width:1200px;height:900px"></iframe><pre id="out">pending</pre>
+<script>
+const f = document.getElementById('r');
+f.addEventListener('load', async () => {
+  const d = f.contentDocument;
+  const srcs = [...d.querySelectorAll('img')].map(i => i.getAttribute('src')).concat([...d.querySelectorAll('image')].map(i => i.getAttribute('href')));
+  const bad = [];
+  await Promise.all(srcs.map(s => new Promise(done => { const im = new Image(); im.onload = () => { if (!im.naturalWidth) bad.push(String(s).slice(0, 40)); done(); }; im.onerror = () => { bad.push(String(s).slice(0, 40)); done(); }; im.src = s; })));
+  const figs = [...d.querySelectorAll('figure')].map(x => { const r = x.getBoundingClientRect(); return [x.dataset.figure, Math.round(r.width), Math.round(r.height)]; });
+  const cells = [...d.querySelectorAll('figure[data-figure^="connectivity_mean"] rect.cell')].map(r => [r.closest('figure').dataset.figure, r.dataset.row, r.dataset.col, +r.dataset.value, getComputedStyle(r).fill]);
+  const clusters = [...d.querySelectorAll('div.analysis')].filter(a => a.querySelector('table.clusters')).map(a => [a.dataset.analysis, [...a.querySelectorAll('table.clusters tbody tr')].map(tr => [...tr.cells].map(c => c.textContent))]);
+  const montages = [...d.querySelectorAll('svg.montage')].map(s => [s.closest('figure').dataset.figure, s.dataset.voxels]);
+  const sections = [...d.querySelectorAll('section')].map(s => s.id);
+  document.getElementById('out').textContent = JSON.stringify({images: srcs.length, bad, figs, cells, clusters, montages, sections});
+});
+</script></body></html>"#;
+
+/// Open the report: console, images, screenshot; returns what the probe page read from the DOM.
+fn check_in_browser(bin: &Path, out: &Path) -> serde_json::Value {
+    let profile = tempfile::tempdir().unwrap();
+    let shot = out.join("screenshot.png");
+    let (_, stderr) = browse(
+        bin,
+        profile.path(),
+        &["--enable-logging=stderr", "--v=0", "--window-size=1200,1600", &format!("--screenshot={}", shot.display())],
+        &out.join("report.html"),
+    );
+    let console: Vec<&str> = stderr.lines().filter(|l| l.contains(":CONSOLE")).collect();
+    assert!(console.is_empty(), "console messages while loading the report: {console:#?}");
+    let (w, h, pixels) = decode_png(&std::fs::read(&shot).expect("a screenshot"));
+    assert_eq!((w, h), (1200, 1600));
+    let white = pixels.iter().filter(|p| p.iter().all(|&c| c > 245)).count();
+    let mut colours: Vec<[u8; 3]> = pixels.clone();
+    colours.sort();
+    colours.dedup();
+    assert!(
+        white < pixels.len() * 97 / 100 && colours.len() > 20,
+        "blank screenshot: {white} white pixels, {} colours",
+        colours.len()
+    );
+    std::fs::remove_file(&shot).unwrap();
+
+    let probe = out.join("probe.html");
+    std::fs::write(&probe, PROBE).unwrap();
+    let profile = tempfile::tempdir().unwrap();
+    let (dom, _) = browse(
+        bin,
+        profile.path(),
+        &["--allow-file-access-from-files", "--virtual-time-budget=20000", "--dump-dom"],
+        &probe,
+    );
+    std::fs::remove_file(&probe).unwrap();
+    let text = dom.split("<pre id=\"out\">").nth(1).and_then(|s| s.split("</pre>").next()).expect("probe output");
+    let text = text.replace("&lt;", "<").replace("&gt;", ">").replace("&quot;", "\"").replace("&amp;", "&");
+    let probe: serde_json::Value = serde_json::from_str(&text).unwrap_or_else(|e| panic!("probe: {e}: {text}"));
+    assert_eq!(probe["bad"], serde_json::json!([]), "broken images");
+    for fig in probe["figs"].as_array().unwrap() {
+        assert!(fig[1].as_f64().unwrap() > 50.0 && fig[2].as_f64().unwrap() > 50.0, "figure not rendered: {fig}");
+    }
+    probe
+}
+
+/// The heatmap cells are the connectome's column means, and the largest is the reddest.
+fn check_heatmap(probe: &serde_json::Value, out: &Path) {
+    let cells = probe["cells"].as_array().unwrap();
+    assert!(!cells.is_empty(), "no connectivity heatmap cells");
+    let connectome = Tsv::read(&out.join("connectome.tsv"));
+    let figure = cells[0][0].as_str().unwrap().to_string();
+    let cells: Vec<&serde_json::Value> = cells.iter().filter(|c| c[0] == figure.as_str()).collect();
+    let session = figure.strip_prefix("connectivity_mean_").map(|s| format!("__{s}")).unwrap_or_default();
+    for c in &cells {
+        let column = format!("conn_{}__{}{session}", c[1].as_str().unwrap(), c[2].as_str().unwrap());
+        let values: Vec<f64> =
+            (0..connectome.rows.len()).map(|r| connectome.num(r, &column)).filter(|v| v.is_finite()).collect();
+        let mean = values.iter().sum::<f64>() / values.len() as f64;
+        assert!((mean - c[3].as_f64().unwrap()).abs() < 1e-9, "{column}: cell {} vs mean {mean}", c[3]);
+    }
+    let redness = |c: &serde_json::Value| {
+        let fill = c[4].as_str().unwrap();
+        let v: Vec<i64> = fill
+            .trim_start_matches("rgb(")
+            .trim_end_matches(')')
+            .split(',')
+            .map(|x| x.trim().parse().unwrap())
+            .collect();
+        v[0] - v[2]
+    };
+    let largest = cells.iter().max_by(|a, b| a[3].as_f64().unwrap().total_cmp(&b[3].as_f64().unwrap())).unwrap();
+    let reddest = cells.iter().max_by_key(|c| redness(c)).unwrap();
+    assert!(largest[3].as_f64().unwrap() > 0.0);
+    assert_eq!(redness(largest), redness(reddest), "the largest mean {largest} is not drawn brightest ({reddest})");
+}
+
+fn study_text(name: &str, edits: &[(&str, &str)]) -> String {
+    let mut text = std::fs::read_to_string(repo().join(format!("studies/{name}.toml"))).unwrap();
+    for (from, to) in edits {
+        assert!(text.contains(from), "{name} has no `{from}`");
+        text = text.replace(from, to);
+    }
+    text
+}
+
+#[test]
+fn ukb_symptoms_report_in_chromium() {
+    let Some(bin) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let text = study_text(
+        "ukb-symptoms",
+        &[
+            ("subjects = 25000", "subjects = 2000"),
+            ("permutations = 5000", "permutations = 99"),
+            ("bootstrap = 1000", "bootstrap = 100"),
+        ],
+    );
+    std::fs::write(dir.path().join("study.toml"), text).unwrap();
+    run_json(dir.path(), "study.toml", &[]);
+    let probe = check_in_browser(&bin, &dir.path().join("derivatives/ukb-symptoms"));
+    for id in ["study", "flow", "association", "methods", "provenance"] {
+        assert!(probe["sections"].as_array().unwrap().iter().any(|s| s == id), "no section {id}");
+    }
+}
+
+#[test]
+fn amygdala_wellbeing_report_in_chromium() {
+    let Some(bin) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let text = study_text(
+        "amygdala-wellbeing",
+        &[("repeats = 5", "repeats = 2"), ("permutations = 500", "permutations = 99")],
+    );
+    std::fs::write(dir.path().join("study.toml"), text).unwrap();
+    run_json(dir.path(), "study.toml", &[]);
+    let out = dir.path().join("derivatives/amygdala-wellbeing");
+    let probe = check_in_browser(&bin, &out);
+    for id in ["qc", "regions", "connectivity", "factors", "prediction", "methods"] {
+        assert!(probe["sections"].as_array().unwrap().iter().any(|s| s == id), "no section {id}");
+    }
+    check_heatmap(&probe, &out);
+}
+
+#[test]
+fn ketamine_amygdala_report_in_chromium() {
+    let Some(bin) = chromium() else { return };
+    let dir = tempfile::tempdir().unwrap();
+    let text = study_text(
+        "ketamine-amygdala",
+        &[("permutations = 5000", "permutations = 999"), ("bootstrap = 2000", "bootstrap = 200")],
+    );
+    std::fs::write(dir.path().join("study.toml"), text).unwrap();
+    run_json(dir.path(), "study.toml", &[]);
+    let out = dir.path().join("derivatives/ketamine-amygdala");
+    let probe = check_in_browser(&bin, &out);
+    check_heatmap(&probe, &out);
+    // The cluster tables show the clusters files' rows, one table per voxelwise analysis.
+    let tables = probe["clusters"].as_array().unwrap();
+    assert_eq!(tables.len(), 3);
+    let mut shown: Vec<&str> = tables.iter().map(|t| t[0].as_str().unwrap()).collect();
+    shown.sort_unstable();
+    assert_eq!(shown, ["change_pre", "post_vs_pre", "responders_pre"]);
+    for table in tables {
+        let analysis = table[0].as_str().unwrap();
+        let clusters = Tsv::read(&out.join(format!("group/{analysis}_clusters.tsv")));
+        let rows = table[1].as_array().unwrap();
+        assert_eq!(rows.len(), clusters.rows.len().min(30), "{analysis}");
+        for (shown, row) in rows.iter().zip(&clusters.rows) {
+            assert_eq!(shown[0], row[0].as_str(), "{analysis}: cluster id");
+            assert_eq!(shown[row.len() - 1], row[row.len() - 1].as_str(), "{analysis}: label");
+        }
+    }
+    // The planted cluster is among the montage's thresholded voxels in every voxelwise analysis.
+    let planted = Tsv::read(&dir.path().join("data/ketamine-response/truth/planted.tsv"));
+    let planted: Vec<&str> = planted.rows[0][planted.col("voxels_ijk")].split(';').collect();
+    let montages = probe["montages"].as_array().unwrap();
+    assert_eq!(montages.len(), 3);
+    for m in montages {
+        let shown: Vec<&str> = m[1].as_str().unwrap().split(';').collect();
+        let hit = planted.iter().filter(|v| shown.contains(v)).count();
+        assert!(hit > 0, "{}: no planted voxel among the {} thresholded voxels shown", m[0], shown.len());
+    }
+}
