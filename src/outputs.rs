@@ -112,7 +112,12 @@ fn contents(plan: &Plan, report: &RunReport) -> Result<Vec<(String, Content)>> {
 
 /// Whether `dir` already holds exactly these files with these contents, and (when known) with
 /// the permission bits new files and folders get (then nothing is written).
-fn holds_exactly(dir: &Path, files: &[(String, Content)], modes: Option<(u32, u32)>) -> bool {
+fn holds_exactly(
+    dir: &Path,
+    files: &[(String, Content)],
+    modes: Option<(u32, u32)>,
+    derived: &dyn Fn(&str) -> bool,
+) -> bool {
     #[cfg(unix)]
     let mode_ok = |path: &Path, dir: bool| {
         use std::os::unix::fs::PermissionsExt;
@@ -151,6 +156,7 @@ fn holds_exactly(dir: &Path, files: &[(String, Content)], modes: Option<(u32, u3
     if !walk(dir, dir, &mut present, &mode_ok) {
         return false;
     }
+    present.retain(|rel| !derived(rel));
     present.sort();
     let mut expected: Vec<&str> = files.iter().map(|(rel, _)| rel.as_str()).collect();
     expected.sort();
@@ -166,10 +172,11 @@ fn holds_exactly(dir: &Path, files: &[(String, Content)], modes: Option<(u32, u3
 
 /// Publish the run: published outputs, provenance and the lock file replace the output folder
 /// as a whole (see `folder`). A folder that already holds exactly this run is left as it is.
-pub fn publish(plan: &Plan, store: &Store, report: &RunReport) -> Result<PathBuf> {
+pub fn publish(plan: &Plan, store: &Store, report: &RunReport, views: Option<&Views<'_>>) -> Result<PathBuf> {
     let files = contents(plan, report)?;
     let mut publication = folder::Publication::begin(&plan.output_dir)?;
-    if holds_exactly(&plan.output_dir, &files, publication.fresh_modes()) {
+    let owns = |rel: &str| views.is_some_and(|v| (v.owns)(rel));
+    if holds_exactly(&plan.output_dir, &files, publication.fresh_modes(), &owns) {
         return Ok(plan.output_dir.clone());
     }
     for (rel, content) in &files {
@@ -178,7 +185,19 @@ pub fn publish(plan: &Plan, store: &Store, report: &RunReport) -> Result<PathBuf
             Content::Bytes(bytes) => publication.write(rel, bytes)?,
         }
     }
+    if let Some(views) = views {
+        (views.write)(publication.staging())?;
+    }
     publication.commit()
+}
+
+/// Files derived from a run's results and published beside them (the report): `write` makes them
+/// in the staging folder once the results and the lock are there, so they are swapped in with the
+/// results; `owns` names them (they are not in the lock, and a folder that holds exactly this run
+/// is not republished for them).
+pub struct Views<'a> {
+    pub owns: &'a dyn Fn(&str) -> bool,
+    pub write: &'a dyn Fn(&Path) -> Result<()>,
 }
 
 /// Describe how an output file was made, back to the raw inputs.

@@ -463,3 +463,46 @@ fn every_bad_input_gets_a_clear_message_and_no_panic() {
     assert!(panics.is_empty(), "{} panics:\n{}", panics.len(), panics.join("\n"));
     insta::assert_snapshot!(report);
 }
+
+/// A study that would need more memory than the machine has is refused in `check`, with the
+/// estimate (the machine is made small through a test-only variable).
+#[test]
+fn a_study_larger_than_the_machine_is_refused_with_the_estimate() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = neurospec(dir.path(), &["simulate", "ukb-symptoms", "--out", ".", "--subjects", "100"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let check = |memory: &str| {
+        Command::new(bin())
+            .args(["check", "study.toml"])
+            .current_dir(dir.path())
+            .env("NEUROSPEC_TEST_MEMORY_BYTES", memory)
+            .output()
+            .unwrap()
+    };
+    let small = check("1000000");
+    let stderr = String::from_utf8_lossy(&small.stderr);
+    assert_eq!(small.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr.contains("MB of tables would need about") && stderr.contains("more than this machine has (0.0 GB)"),
+        "{stderr}"
+    );
+    assert!(check("100000000000").status.success());
+}
+
+/// `run` replaces a simulated cohort whose settings changed, but never deletes a cohort folder
+/// that holds a file the simulator did not write.
+#[test]
+fn a_cohort_folder_holding_a_users_file_is_never_deleted() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("studies/ketamine-amygdala.toml")).unwrap();
+    std::fs::write(dir.path().join("study.toml"), text.replace("subjects = 49", "subjects = 12")).unwrap();
+    run_limited(dir.path(), &["run", "study.toml", "-j", "1"], "first run");
+    let cohort = dir.path().join("data/ketamine-response");
+    assert!(cohort.join(".neurospec-simulation.json").is_file(), "the first run simulated no cohort");
+    std::fs::write(cohort.join("notes.txt"), "mine").unwrap();
+    std::fs::write(dir.path().join("study.toml"), text.replace("subjects = 49", "subjects = 14")).unwrap();
+    let (code, stderr) = run_limited(dir.path(), &["run", "study.toml", "-j", "1"], "second run");
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("notes.txt") && stderr.contains("refusing to delete"), "{stderr}");
+    assert_eq!(std::fs::read_to_string(cohort.join("notes.txt")).unwrap(), "mine");
+}

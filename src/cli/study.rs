@@ -138,9 +138,10 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<()> {
     let cached = report.count(|o| matches!(o, Outcome::Cached(_)));
     let skipped = report.count(|o| matches!(o, Outcome::Skipped));
     let output_dir = if failures.is_empty() {
-        let dir = outputs::publish(&plan, &store, &report)?;
-        crate::report::publish(&dir, &loaded, &plan, &report, started.elapsed().as_secs_f64())?;
-        Some(dir)
+        let wall = started.elapsed().as_secs_f64();
+        let write = |staging: &Path| crate::report::publish(staging, &loaded, &plan, &report, wall).map(|_| ());
+        let views = outputs::Views { owns: &crate::report::is_companion, write: &write };
+        Some(outputs::publish(&plan, &store, &report, Some(&views))?)
     } else {
         None
     };

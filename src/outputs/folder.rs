@@ -133,6 +133,11 @@ impl Publication {
         None
     }
 
+    /// The staging folder (complete once every file is written).
+    pub fn staging(&self) -> &Path {
+        self.staging.path()
+    }
+
     /// Write one file (path relative to the folder) into the staging folder.
     pub fn write(&mut self, rel: &str, bytes: &[u8]) -> Result<()> {
         let dest = self.staging.path().join(rel);

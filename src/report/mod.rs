@@ -39,6 +39,11 @@ pub const CRATE_FILE: &str = "ro-crate-metadata.json";
 
 /// Whether a file of the output folder (relative path) is a view made by this module from the
 /// results plus the run's date and outcome, which two runs of the same study need not share.
+/// A file the report step adds to a published folder: a view, or the copy of the study file.
+pub fn is_companion(rel: &str) -> bool {
+    is_view(rel) || rel == STUDY_FILE
+}
+
 pub fn is_view(rel: &str) -> bool {
     let rel = rel.replace('\\', "/");
     [REPORT_FILE, METHODS_FILE, CRATE_FILE, RUN_FILE].contains(&rel.as_str()) || rel.starts_with("figures/")

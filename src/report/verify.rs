@@ -3,7 +3,7 @@
 //!
 //! Compared: every output in `neurospec.lock` (published files byte for byte as they are on disk
 //! now, unpublished intermediate outputs by hash), `dataset_description.json`, the provenance
-//! records without their timings and host, and the study file's hash. Not compared: the views
+//! records without their timings, host and seal, and the study file's hash. Not compared: the views
 //! made from those results plus the run's date and outcome (`report.html`, `methods.md`,
 //! `figures/`, `ro-crate-metadata.json`, `run.json`) and the copy `study.toml` beyond its hash.
 
@@ -65,7 +65,8 @@ fn stable_record(dir: &Path, stage: &str) -> Option<serde_json::Value> {
     let bytes = std::fs::read(dir.join("provenance").join(provenance_name(stage))).ok()?;
     let mut v: serde_json::Value = serde_json::from_slice(&bytes).ok()?;
     if let Some(map) = v.as_object_mut() {
-        for key in ["started_unix", "wall_seconds", "host"] {
+        // The seal hashes the record's text, timings included, so it differs with them.
+        for key in ["started_unix", "wall_seconds", "host", "seal"] {
             map.remove(key);
         }
     }
@@ -209,7 +210,7 @@ pub fn command(path: &Path, jobs: Option<usize>) -> Result<()> {
     if !failures.is_empty() {
         return Err(Error::Stages(failures));
     }
-    crate::outputs::publish(&plan, &store, &report)?;
+    crate::outputs::publish(&plan, &store, &report, None)?;
     let diffs = compare(&target.folder, &plan.output_dir, &loaded.hash)?;
     let published =
         read_lock(&target.folder)?.stages.iter().flat_map(|s| s.outputs.values()).filter(|o| o.path.is_some()).count();

@@ -102,6 +102,67 @@ pub(super) fn check(cx: &mut Checker<'_>) {
     }
     imaging(cx);
     scores_and_exclusions(cx);
+    memory(cx);
+}
+
+/// Copies of the tables a run holds at once (the read table, its cached encoding, the joined
+/// dataset and a model's working matrices), as a multiple of one numeric copy.
+const TABLE_COPIES: u64 = 6;
+
+/// The memory a run's tables would take, estimated from the simulated cohort size (subjects ×
+/// columns × 8 bytes) or the table files' sizes (≥ the text of every cell; a number takes 8
+/// bytes in memory), refused when it exceeds the machine's memory.
+fn memory(cx: &mut Checker<'_>) {
+    let study = cx.study;
+    // A setting already out of range says more than an estimate from it.
+    if cx.has_errors() {
+        return;
+    }
+    let Some(available) = total_memory() else { return };
+    let (bytes, keys, what) = match &study.simulate {
+        Some(sim) if !sim.preset.writes_files() => {
+            let columns: usize = crate::sim::tables(sim.preset)
+                .iter()
+                .filter_map(|t| crate::sim::columns(sim.preset, t))
+                .map(|c| c.len())
+                .sum();
+            let bytes = (sim.subjects as u64).saturating_mul(columns as u64).saturating_mul(8 * TABLE_COPIES);
+            (bytes, keys!["simulate", "subjects"], format!("{} simulated subjects × {columns} columns", sim.subjects))
+        }
+        _ => {
+            let size: u64 = study
+                .tables
+                .values()
+                .filter_map(|t| t.path.as_ref())
+                .filter_map(|p| std::fs::metadata(cx.loaded.resolve(p)).ok())
+                .map(|m| m.len())
+                .sum();
+            (size.saturating_mul(8 * TABLE_COPIES / 2), keys!["tables"], format!("{} MB of tables", size / 1_000_000))
+        }
+    };
+    if bytes > available {
+        cx.err(
+            keys,
+            format!(
+                "{what} would need about {:.1} GB of memory, more than this machine has ({:.1} GB)",
+                bytes as f64 / 1e9,
+                available as f64 / 1e9
+            ),
+            Some("run it on a larger machine, or reduce the cohort or the tables".into()),
+        );
+    }
+}
+
+/// Physical memory in bytes (Linux `/proc/meminfo`), if known. Tests set
+/// `NEUROSPEC_TEST_MEMORY_BYTES` to pretend a smaller machine.
+fn total_memory() -> Option<u64> {
+    if let Some(bytes) = std::env::var("NEUROSPEC_TEST_MEMORY_BYTES").ok().and_then(|v| v.parse().ok()) {
+        return Some(bytes);
+    }
+    let text = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let line = text.lines().find(|l| l.starts_with("MemTotal:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
 }
 
 fn imaging(cx: &mut Checker<'_>) {
