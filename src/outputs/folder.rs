@@ -96,16 +96,8 @@ impl Publication {
         let parent = if parent.as_os_str().is_empty() { PathBuf::from(".") } else { parent };
         fs::create_dir_all(&parent).map_err(|e| Error::io(&parent, e))?;
         let lock_path = parent.join(format!(".{name}.neurospec-publish.lock"));
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        if lock.try_lock().is_err() {
-            eprintln!("waiting for another neurospec run that is publishing to {}", target.display());
-            lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-        }
+        let waiting = format!("waiting for another neurospec run that is publishing to {}", target.display());
+        let lock = crate::store::lock_exclusive(&lock_path, &waiting)?;
         recover(&parent, &name, target)?;
         check_replaceable(target)?;
         let staging = Scratch::create(&parent, &format!("{}{}-", staging_prefix(&name), std::process::id()))?;

@@ -32,35 +32,8 @@ pub struct RunInfo {
     pub wall_seconds: f64,
 }
 
-/// A TSV as header + rows of text cells.
-#[derive(Debug, Clone)]
-pub struct Tsv {
-    pub header: Vec<String>,
-    pub rows: Vec<Vec<String>>,
-}
-
-impl Tsv {
-    pub fn parse(text: &str) -> Tsv {
-        let mut lines = text.lines();
-        let header = lines.next().unwrap_or("").split('\t').map(String::from).collect();
-        let rows = lines.filter(|l| !l.is_empty()).map(|l| l.split('\t').map(String::from).collect()).collect();
-        Tsv { header, rows }
-    }
-    pub fn col(&self, name: &str) -> Option<usize> {
-        self.header.iter().position(|h| h == name)
-    }
-    /// Text of a cell (empty when the column or cell is absent).
-    pub fn text(&self, row: usize, name: &str) -> &str {
-        self.col(name).and_then(|c| self.rows[row].get(c)).map_or("", |s| s.as_str())
-    }
-    /// Number in a cell (NaN when absent or not a number).
-    pub fn num(&self, row: usize, name: &str) -> f64 {
-        self.text(row, name).parse().unwrap_or(f64::NAN)
-    }
-    pub fn column(&self, name: &str) -> Vec<f64> {
-        (0..self.rows.len()).map(|r| self.num(r, name)).collect()
-    }
-}
+/// Result tables are read back with the tables module's reader.
+pub use crate::tables::Tsv;
 
 pub struct Folder {
     pub dir: PathBuf,

@@ -18,7 +18,7 @@ fn qc(folder: &Folder) -> Option<Section> {
     let runs = folder.tsv("imaging_runs.tsv")?;
     let kept: Vec<f64> = (0..runs.rows.len())
         .filter(|&r| runs.text(r, "status") == "included")
-        .map(|r| runs.num(r, "kept") / runs.num(r, "volumes"))
+        .map(|r| runs.value(r, "kept") / runs.value(r, "volumes"))
         .collect();
     let excluded: Vec<usize> = (0..runs.rows.len()).filter(|&r| runs.text(r, "status") != "included").collect();
     let mut body = format!(
@@ -183,8 +183,8 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
                 let (header, t) = crate::imaging::nifti::read_3d(&tmap)?;
                 let p = if pmap.is_file() { Some(crate::imaging::nifti::read_3d(&pmap)?.1) } else { None };
                 let peaks = (0..clusters.rows.len())
-                    .filter(|&r| clusters.num(r, "p_fwe") < 0.05)
-                    .map(|r| [clusters.num(r, "peak_i"), clusters.num(r, "peak_j"), clusters.num(r, "peak_k")])
+                    .filter(|&r| clusters.value(r, "p_fwe") < 0.05)
+                    .map(|r| [clusters.value(r, "peak_i"), clusters.value(r, "peak_j"), clusters.value(r, "peak_k")])
                     .filter(|p| p.iter().all(|x| x.is_finite() && *x >= 0.0))
                     .map(|p| p.map(|x| x as usize))
                     .collect();
@@ -209,12 +209,12 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
         }
         if let Some(edges) = folder.tsv(&format!("group/{name}_edges.tsv")) {
             let mut order: Vec<usize> = (0..edges.rows.len()).collect();
-            order.sort_by(|&a, &b| edges.num(a, "p_fwe").total_cmp(&edges.num(b, "p_fwe")));
+            order.sort_by(|&a, &b| edges.value(a, "p_fwe").total_cmp(&edges.value(b, "p_fwe")));
             let sorted =
                 Tsv { header: edges.header.clone(), rows: order.iter().map(|&r| edges.rows[r].clone()).collect() };
             let _ = write!(body, "<p>Edges, by FWE p (max-statistic):</p>{}", table_html(&sorted, 10, "data edges"));
             let points: Vec<(f64, f64)> =
-                (0..edges.rows.len()).map(|r| (edges.num(r, "beta"), -edges.num(r, "p").log10())).collect();
+                (0..edges.rows.len()).map(|r| (edges.value(r, "beta"), -edges.value(r, "p").log10())).collect();
             let mut axes = Axes::new("", "β", "−log10 p");
             let title = format!("{name}: edges");
             axes.title = &title;

@@ -78,7 +78,7 @@ pub fn flow_counts(folder: &Folder) -> Option<Flow> {
     let mut flow =
         Flow { available: None, exclusions: Vec::new(), included: None, samples: BTreeMap::new(), no_imaging: 0 };
     for r in 0..summary.rows.len() {
-        let n = summary.num(r, "subjects");
+        let n = summary.value(r, "subjects");
         let n = if n.is_finite() { n as usize } else { 0 };
         match summary.text(r, "reason") {
             "available" => flow.available = Some(n),

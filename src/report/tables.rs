@@ -35,16 +35,16 @@ fn association(folder: &Folder) -> Option<Section> {
             hits.len()
         );
         let mut order = hits.clone();
-        order.sort_by(|&a, &b| t.num(a, "q").total_cmp(&t.num(b, "q")));
+        order.sort_by(|&a, &b| t.value(a, "q").total_cmp(&t.value(b, "q")));
         let shown: Vec<usize> = order.into_iter().take(40).collect();
         if !shown.is_empty() {
             let rows: Vec<ForestRow> = shown
                 .iter()
                 .map(|&r| ForestRow {
                     label: format!("{} ~ {}", t.text(r, "outcome"), t.text(r, "feature")),
-                    estimate: t.num(r, "beta"),
-                    low: t.num(r, "ci_low"),
-                    high: t.num(r, "ci_high"),
+                    estimate: t.value(r, "beta"),
+                    low: t.value(r, "ci_low"),
+                    high: t.value(r, "ci_high"),
                 })
                 .collect();
             let title = format!("{sample}: significant β with bootstrap CI");
@@ -57,7 +57,7 @@ fn association(folder: &Folder) -> Option<Section> {
         }
         let (sig, rest): (Vec<usize>, Vec<usize>) = (0..t.rows.len()).partition(|&r| significant(&t, r));
         let points =
-            |rows: &[usize]| rows.iter().map(|&r| (t.num(r, "beta"), -t.num(r, "p").log10())).collect::<Vec<_>>();
+            |rows: &[usize]| rows.iter().map(|&r| (t.value(r, "beta"), -t.value(r, "p").log10())).collect::<Vec<_>>();
         let title = format!("{sample}: volcano");
         body.push_str(&super::figure_marker(&format!("association_{sample}_volcano")));
         let axes = Axes::new(&title, "standardised β", "−log10 p");
@@ -100,11 +100,11 @@ fn association(folder: &Folder) -> Option<Section> {
         );
         let yes: Vec<(f64, f64)> = (0..rep.rows.len())
             .filter(|&r| matches!(rep.text(r, "replicated"), "1" | "true"))
-            .map(|r| (rep.num(r, "beta_discovery"), rep.num(r, "beta_held_out")))
+            .map(|r| (rep.value(r, "beta_discovery"), rep.value(r, "beta_held_out")))
             .collect();
         let no: Vec<(f64, f64)> = (0..rep.rows.len())
             .filter(|&r| !matches!(rep.text(r, "replicated"), "1" | "true"))
-            .map(|r| (rep.num(r, "beta_discovery"), rep.num(r, "beta_held_out")))
+            .map(|r| (rep.value(r, "beta_discovery"), rep.value(r, "beta_held_out")))
             .collect();
         body.push_str(&super::figure_marker("replication"));
         let mut axes = Axes::new("Discovery vs held-out β", "β discovery", "β held-out");
@@ -134,7 +134,7 @@ fn association(folder: &Folder) -> Option<Section> {
 fn matrix(t: &Tsv) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>) {
     let rows: Vec<String> = t.rows.iter().map(|r| r[0].clone()).collect();
     let cols: Vec<String> = t.header[1..].to_vec();
-    let values = (0..t.rows.len()).map(|r| cols.iter().map(|c| t.num(r, c)).collect()).collect();
+    let values = (0..t.rows.len()).map(|r| cols.iter().map(|c| t.value(r, c)).collect()).collect();
     (rows, cols, values)
 }
 
@@ -221,7 +221,7 @@ fn prediction(folder: &Folder) -> Option<Section> {
             .enumerate()
             .map(|(m, model)| Series {
                 name: model.clone(),
-                points: rows.iter().map(|&r| (pred.num(r, model), pred.num(r, "target"))).collect(),
+                points: rows.iter().map(|&r| (pred.value(r, model), pred.value(r, "target"))).collect(),
                 color: PALETTE[m % PALETTE.len()],
                 dots: true,
                 dashed: false,
@@ -261,9 +261,9 @@ fn roc(folder: &Folder) -> Option<Section> {
             let circular = t.text(r, "circular") == "yes";
             rows.push(ForestRow {
                 label: format!("{name} {}{}", t.text(r, "evaluation"), if circular { " (circular)" } else { "" }),
-                estimate: t.num(r, "auc"),
-                low: t.num(r, "bootstrap_ci_low"),
-                high: t.num(r, "bootstrap_ci_high"),
+                estimate: t.value(r, "auc"),
+                low: t.value(r, "bootstrap_ci_low"),
+                high: t.value(r, "bootstrap_ci_high"),
             });
         }
     }

@@ -140,6 +140,17 @@ pub fn hash_bytes(bytes: &[u8]) -> String {
     blake3::hash(bytes).to_hex().to_string()
 }
 
+/// Open (creating) `path` and lock it exclusively, printing `waiting` when another process holds
+/// it and then waiting for it. The lock lasts as long as the returned file.
+pub fn lock_exclusive(path: &Path, waiting: &str) -> Result<File> {
+    let lock = File::options().create(true).truncate(false).write(true).open(path).map_err(|e| Error::io(path, e))?;
+    if lock.try_lock().is_err() {
+        eprintln!("{waiting}");
+        lock.lock().map_err(|e| Error::io(path, e))?;
+    }
+    Ok(lock)
+}
+
 impl Store {
     /// Open (creating if needed) and lock a cache folder. Waits while another run holds it.
     pub fn open(root: &Path) -> Result<Store> {
@@ -147,16 +158,10 @@ impl Store {
             fs::create_dir_all(root.join(sub)).map_err(|e| Error::io(root.join(sub), e))?;
         }
         let lock_path = root.join("lock");
-        let lock = File::options()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&lock_path)
-            .map_err(|e| Error::io(&lock_path, e))?;
-        if lock.try_lock().is_err() {
-            eprintln!("waiting for another neurospec run that holds {}", lock_path.display());
-            lock.lock().map_err(|e| Error::io(&lock_path, e))?;
-        }
+        let lock = lock_exclusive(
+            &lock_path,
+            &format!("waiting for another neurospec run that holds {}", lock_path.display()),
+        )?;
         // Partial writes of a killed run are garbage now that we hold the lock.
         if let Ok(entries) = fs::read_dir(root.join("tmp")) {
             for entry in entries.flatten() {

@@ -203,6 +203,21 @@ impl Tsv {
         self.header.iter().position(|h| h == name)
     }
 
+    /// Text of the cell in column `name` (empty when the column or cell is absent).
+    pub fn text(&self, row: usize, name: &str) -> &str {
+        self.col(name).and_then(|c| self.rows[row].get(c)).map_or("", |s| s.as_str())
+    }
+
+    /// Number in column `name` (NaN when absent or not a number).
+    pub fn value(&self, row: usize, name: &str) -> f64 {
+        self.text(row, name).parse().unwrap_or(f64::NAN)
+    }
+
+    /// Every row's number in column `name`.
+    pub fn column(&self, name: &str) -> Vec<f64> {
+        (0..self.rows.len()).map(|r| self.value(r, name)).collect()
+    }
+
     /// Cell as a number (empty = NaN).
     pub fn num(&self, row: usize, col: usize) -> f64 {
         let s = &self.rows[row][col];
