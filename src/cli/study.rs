@@ -13,8 +13,18 @@ use std::time::Instant;
 /// folder is simulated into `scratch` (a folder in the cache) and read from there, so that
 /// `check` and `plan` write nothing into the study's folder.
 fn load_checked(path: &Path, scratch: Option<&Scratch>) -> Result<(LoadedStudy, spec::check::Resolved)> {
-    let mut loaded = spec::load(path)?;
+    resolve_loaded(load_settled(path)?, scratch)
+}
+
+/// Load a study and check what needs no file (confinement, ranges): safe to write for it next.
+fn load_settled(path: &Path) -> Result<LoadedStudy> {
+    let loaded = spec::load(path)?;
     spec::check::settings(&loaded)?;
+    Ok(loaded)
+}
+
+/// The rest of [`load_checked`], for a study that passed [`load_settled`].
+fn resolve_loaded(mut loaded: LoadedStudy, scratch: Option<&Scratch>) -> Result<(LoadedStudy, spec::check::Resolved)> {
     if let Some(scratch) = scratch
         && !crate::sim::is_materialised(&loaded)?
         && let Some(dir) = loaded.study.simulate.as_ref().and_then(|s| s.dir.clone())
@@ -108,11 +118,10 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<()> {
         return Err(Error::Usage("-j must be at least 1".into()));
     }
     // The cache lock is taken before the cohort is simulated, so two first runs simulate once.
-    let loaded = spec::load(path)?;
-    spec::check::settings(&loaded)?;
+    let loaded = load_settled(path)?;
     let store = Store::open(&cache_dir(&loaded, cache.clone()))?;
     crate::sim::materialise(&loaded)?;
-    let (_, mut resolved) = load_checked(path, None)?;
+    let (loaded, mut resolved) = resolve_loaded(loaded, None)?;
     if let Some(dir) = out_dir {
         resolved.study.output_dir = dir.clone();
     }
