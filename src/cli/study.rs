@@ -68,7 +68,9 @@ pub fn check(path: &Path) -> Result<()> {
     let scratch = Scratch::new(None);
     let (_, resolved) = load_checked(path, Some(&scratch))?;
     let plan = plan::compile(&resolved);
-    crate::exec::preflight::check_data(&plan)?;
+    for warning in crate::exec::preflight::check_data(&plan)? {
+        eprintln!("{warning}");
+    }
     out(&format!("{}: ok ({} stages)\n", path.display(), plan.order.len()))?;
     Ok(())
 }

@@ -10,7 +10,9 @@ use crate::plan::{Plan, Source};
 use crate::stages::{self, Context, Kind};
 use std::collections::BTreeMap;
 
-pub fn check_data(plan: &Plan) -> Result<()> {
+/// Run the checks; problems are an error, and what only deserves attention (e.g. subjects that
+/// tables and imaging do not share) comes back as warnings.
+pub fn check_data(plan: &Plan) -> Result<Vec<String>> {
     let mut produced: BTreeMap<petgraph::graph::NodeIndex, stages::Outputs> = BTreeMap::new();
     let mut problems = Vec::new();
     let no_progress = |_: u64, _: u64| {};
@@ -71,7 +73,29 @@ pub fn check_data(plan: &Plan) -> Result<()> {
             Some(bytes) => Some(SplitAssignment::parse(&String::from_utf8_lossy(bytes))?),
             None => None,
         };
-        let n = SplitAssignment::rows(split.as_ref(), &dataset.ids, params.part).len();
+        let rows = SplitAssignment::rows(split.as_ref(), &dataset.ids, params.part);
+        let n = rows.len();
+        // Categorical covariates: every level needs subjects in the sample.
+        match stages::covariates::expand(&dataset, &params.covariates, &rows, params.part.name(), true) {
+            Ok(expanded) if expanded.levels.is_empty() => {}
+            Ok(expanded) => {
+                let needed = crate::stats::association::min_subjects(expanded.names.len());
+                if n < needed {
+                    problems.push(format!(
+                        "{}: the {} sample has {n} subjects after exclusions, but a model with {} covariate columns \
+                         (categorical ones as indicators), an intercept and the feature needs at least {needed}",
+                        node.id,
+                        params.part,
+                        expanded.names.len()
+                    ));
+                }
+                continue;
+            }
+            Err(e) => {
+                problems.push(format!("{}: {e}", node.id));
+                continue;
+            }
+        }
         let needed = crate::stats::association::min_subjects(params.covariates.len());
         if n < needed {
             problems.push(format!(
@@ -83,5 +107,69 @@ pub fn check_data(plan: &Plan) -> Result<()> {
             ));
         }
     }
-    if problems.is_empty() { Ok(()) } else { Err(Error::Problems(problems)) }
+    let warnings = subject_overlap(plan, &produced, &mut problems);
+    if problems.is_empty() { Ok(warnings) } else { Err(Error::Problems(problems)) }
+}
+
+/// Tables against imaging: a table none of whose subjects has an imaging run is a problem (the
+/// join would lose everyone); partial overlap is a warning with counts and the first ids of each
+/// side. Ids are compared as subject labels (without `sub-`), as the dataset joins them.
+fn subject_overlap(
+    plan: &Plan,
+    produced: &BTreeMap<petgraph::graph::NodeIndex, stages::Outputs>,
+    problems: &mut Vec<String>,
+) -> Vec<String> {
+    use std::collections::BTreeSet;
+    let imaging: BTreeSet<String> = plan
+        .order
+        .iter()
+        .map(|&i| plan.node(i))
+        .filter(|node| node.kind == Kind::ImagingRun)
+        .filter_map(|node| node.params.get("subject").and_then(|s| s.as_str()).map(String::from))
+        .collect();
+    if imaging.is_empty() {
+        return Vec::new();
+    }
+    let first = |ids: &mut dyn Iterator<Item = &String>| {
+        let list: Vec<&String> = ids.collect();
+        let shown: Vec<String> = list.iter().take(5).map(|s| format!("`{s}`")).collect();
+        let more = if list.len() > 5 { format!(", … ({} in all)", list.len()) } else { String::new() };
+        format!("{}{more}", shown.join(", "))
+    };
+    let mut warnings = Vec::new();
+    for &i in &plan.order {
+        let node = plan.node(i);
+        if node.kind != Kind::LoadTable {
+            continue;
+        }
+        let Some(Ok(table)) = produced.get(&i).and_then(|o| o.get("table")).map(|b| crate::tables::decode(b)) else {
+            continue;
+        };
+        let ids: BTreeSet<String> = table.ids.iter().cloned().collect();
+        let shared = ids.intersection(&imaging).count();
+        if shared == 0 {
+            problems.push(format!(
+                "{}: none of its {} subjects has an imaging run ({} subjects have one), so the study would \
+                 have no subject; table ids: {}; imaging subjects: {} (ids are compared without the `sub-` \
+                 prefix; check the table's `id_column` and the id spelling)",
+                table.origin,
+                ids.len(),
+                imaging.len(),
+                first(&mut ids.iter()),
+                first(&mut imaging.iter())
+            ));
+        } else if shared < ids.len() || shared < imaging.len() {
+            warnings.push(format!(
+                "warning: {}: {shared} of its {} subjects have an imaging run; {} have none ({}) and {} imaging \
+                 subjects are not in it ({}); subjects missing from either side are excluded (`not_in_table`)",
+                table.origin,
+                ids.len(),
+                ids.len() - shared,
+                first(&mut ids.difference(&imaging)),
+                imaging.len() - shared,
+                first(&mut imaging.difference(&ids))
+            ));
+        }
+    }
+    warnings
 }

@@ -267,7 +267,9 @@ fn dataset_params(resolved: &Resolved) -> stages::dataset::Params {
         }
     }
     if let Some(prediction) = prediction {
-        prediction.confounds.iter().for_each(|c| push(&mut covariates, c));
+        for c in prediction.confounds.iter().flat_map(|c| base_columns(c)) {
+            push(&mut covariates, &c);
+        }
         prediction.features.iter().for_each(|c| push(&mut features, c));
     }
     for c in resolved.factors.iter().flat_map(|f| &f.items) {
@@ -281,9 +283,13 @@ fn dataset_params(resolved: &Resolved) -> stages::dataset::Params {
         match &roc.source {
             RocSource::Column { value, selected } => {
                 push(&mut complete_cases, value);
-                for c in selected.iter().flat_map(|s| s.candidates.iter().chain([&s.group_column]).chain(&s.covariates))
-                {
-                    push(&mut complete_cases, c);
+                if let Some(s) = selected {
+                    for c in s.candidates.iter().chain([&s.group_column]) {
+                        push(&mut complete_cases, c);
+                    }
+                    for c in s.covariates.iter().flat_map(|c| base_columns(c)) {
+                        push(&mut complete_cases, &c);
+                    }
                 }
             }
             RocSource::Cluster { columns, .. } => columns.iter().for_each(|c| push(&mut complete_cases, c)),
@@ -304,7 +310,21 @@ fn dataset_params(resolved: &Resolved) -> stages::dataset::Params {
         complete_cases,
         iqr: resolved.iqr.clone(),
         carry,
+        categorical: resolved.categorical.clone(),
         tables: Vec::new(),
+    }
+}
+
+/// Whether a covariate as written is categorical (`C(site)`).
+fn is_categorical(text: &str) -> bool {
+    crate::spec::terms::Term::parse(text).is_ok_and(|t| t.categorical().is_some())
+}
+
+/// The base columns of a covariate as written (`age`, `C(site)`; checked already).
+fn base_columns(text: &str) -> Vec<String> {
+    match crate::spec::terms::Term::parse(text) {
+        Ok(term) => term.columns().into_iter().map(String::from).collect(),
+        Err(_) => vec![text.to_string()],
     }
 }
 
@@ -423,6 +443,9 @@ fn predictions(b: &mut Builder<'_>, analysis: NodeIndex, split: Option<NodeIndex
             fit_sample: Sample::fit(split.is_some()),
         };
         let node = b.add(format!("predict/{outcome}"), Kind::Predict, params, Some(fold_seed ^ permutation_seed));
+        if prediction.confounds.iter().any(|c| is_categorical(c)) {
+            b.publish(node, "levels", format!("prediction/{outcome}_covariate_levels.tsv"));
+        }
         b.wire(analysis, "dataset", node, "dataset");
         if let Some(split) = split {
             b.wire(split, "split", node, "split");
@@ -455,6 +478,9 @@ fn groups(b: &mut Builder<'_>, dataset: NodeIndex, runs: &RunNodes) {
             peak_labels: g.peak_atlas.as_ref().map(|a| a.2.clone()).unwrap_or_default(),
         };
         let node = b.add(format!("group/{}", g.name), Kind::Group, params, Some(seed));
+        if spec.covariates.iter().any(|c| is_categorical(c)) {
+            b.publish(node, "levels", format!("group/{}_covariate_levels.tsv", g.name));
+        }
         b.wire(dataset, "dataset", node, "dataset");
         if let Level::Voxel { .. } = g.level {
             seed_maps(b, runs, &g.sessions, node);
@@ -551,6 +577,10 @@ fn association(b: &mut Builder<'_>, analysis: NodeIndex, split: Option<NodeIndex
                 b.wire(split, "split", node, "split");
             }
             b.wire(node, "stats", fdr, format!("stats:{outcome}"));
+            // Every outcome of a sample has the same subjects, so the same coding.
+            if outcome == &association.outcomes[0] && association.covariates.iter().any(|t| t.categorical().is_some()) {
+                b.publish(node, "levels", format!("association/{part}_covariate_levels.tsv"));
+            }
         }
         b.publish(fdr, "results", format!("association/{part}.tsv"));
         results.push(fdr);

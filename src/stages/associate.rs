@@ -1,7 +1,7 @@
 //! Associate every feature with one outcome in one sample (see `stats::association` for the
 //! method). Covariate terms are formed from base columns z-scored within the sample. Inputs:
-//! `dataset`, and `split` unless the sample is everyone. Output: `stats` (TSV, one row per
-//! feature).
+//! `dataset`, and `split` unless the sample is everyone. Outputs: `stats` (TSV, one row per
+//! feature) and, with categorical covariates, `levels` (their coding; see `stages::covariates`).
 
 use super::{Context, Outputs};
 use crate::design::{Sample, SplitAssignment};
@@ -17,7 +17,7 @@ pub const VERSION: u32 = 1;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "split"];
 /// Output names this stage writes (`*` ends a family).
-pub const OUTPUTS: &[&str] = &["stats"];
+pub const OUTPUTS: &[&str] = &["stats", "levels"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -68,29 +68,16 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     for (_, column) in &p.features {
         features.extend(pick(column)?);
     }
-    let mut base = std::collections::BTreeMap::new();
-    for term in &p.covariates {
-        for c in term.columns() {
-            if !base.contains_key(c) {
-                let values = pick(c)?;
-                let (mean, sd) = crate::stats::mean_sd(&values);
-                let sd = if sd > 0.0 { sd } else { 1.0 };
-                base.insert(c.to_string(), values.into_iter().map(|v| (v - mean) / sd).collect::<Vec<f64>>());
-            }
-        }
-    }
-    let mut covariates = Vec::with_capacity(n * p.covariates.len());
-    for term in &p.covariates {
-        covariates.extend((0..n).map(|i| term.eval(|c| base[c][i])));
-    }
+    let sample = p.part.to_string();
+    let expanded = super::covariates::expand(&dataset, &p.covariates, &rows, &sample, true)
+        .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?;
     let feature_names: Vec<String> = p.features.iter().map(|(_, c)| c.clone()).collect();
-    let covariate_names: Vec<String> = p.covariates.iter().map(Term::to_string).collect();
     let input = Input {
         y: &y,
         features: &features,
         feature_names: &feature_names,
-        covariates: &covariates,
-        covariate_names: &covariate_names,
+        covariates: &expanded.values,
+        covariate_names: &expanded.names,
     };
     let settings = Settings {
         permutations: p.permutations,
@@ -124,5 +111,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             Cell::Int(s.boot_skipped as i64),
         ]);
     }
-    Ok(Outputs::from([("stats".to_string(), w.finish().into_bytes())]))
+    let mut outputs = Outputs::from([("stats".to_string(), w.finish().into_bytes())]);
+    if !expanded.levels.is_empty() {
+        outputs.insert("levels".to_string(), super::covariates::levels_tsv(&expanded.levels, &sample));
+    }
+    Ok(outputs)
 }

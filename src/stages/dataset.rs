@@ -36,6 +36,10 @@ pub struct Params {
     pub iqr: Vec<(Vec<String>, f64)>,
     /// Columns carried into the dataset without being required (e.g. a split column).
     pub carry: Vec<String>,
+    /// Required columns used as categories (`C(column)`): they may hold text, and are carried
+    /// into the dataset as they are (text or numbers).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categorical: Vec<String>,
     pub tables: Vec<String>,
 }
 
@@ -93,10 +97,25 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             required.push(c);
         }
     }
+    // Categorical columns, for the exclusion rules: 0 where a value is present, NaN where not.
+    let mut presence: BTreeMap<&str, Vec<f64>> = BTreeMap::new();
+    for c in p.categorical.iter().filter(|c| required.contains(&c.as_str())) {
+        let at = locate(c)?;
+        let present: Vec<f64> = match &sources[at].column(c).expect("located").data {
+            ColumnData::Numeric(v) => v.iter().map(|x| if x.is_nan() { f64::NAN } else { 0.0 }).collect(),
+            ColumnData::Text(v) => v.iter().map(|x| if x.is_none() { f64::NAN } else { 0.0 }).collect(),
+        };
+        presence.insert(c, present);
+    }
     let mut columns: Vec<(usize, &[f64])> = Vec::with_capacity(required.len());
     for c in &required {
         let at = locate(c)?;
-        columns.push((at, sources[at].numeric(c)?));
+        let values = match presence.get(c) {
+            Some(present) => present.as_slice(),
+            None if p.covariates.iter().any(|v| v == c) => numeric_covariate(&sources[at], c)?,
+            None => sources[at].numeric(c)?,
+        };
+        columns.push((at, values));
     }
     let value =
         |subject: usize, (at, values): (usize, &[f64])| -> Option<f64> { rows[at][subject].map(|row| values[row]) };
@@ -148,13 +167,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
 
     let kept: Vec<usize> = (0..ids.len()).filter(|&s| excluded[s].is_none()).collect();
     let mut dataset = Table::new("dataset", kept.iter().map(|&s| ids[s].to_string()).collect());
-    for (c, name) in required.iter().enumerate() {
-        dataset.push_numeric(*name, kept.iter().map(|&s| value(s, columns[c]).unwrap_or(f64::NAN)).collect());
-    }
-    for name in &p.carry {
-        if required.contains(&name.as_str()) {
-            continue;
-        }
+    // A column as it is (text or numbers), for the kept subjects.
+    let as_is = |name: &str| -> Result<Column> {
         let at = locate(name)?;
         let column = sources[at].column(name).expect("located");
         let data = match &column.data {
@@ -165,7 +179,19 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
                 ColumnData::Text(kept.iter().map(|&s| rows[at][s].and_then(|r| v[r].clone())).collect())
             }
         };
-        dataset.columns.push(Column { name: name.clone(), data });
+        Ok(Column { name: name.to_string(), data })
+    };
+    for (c, name) in required.iter().enumerate() {
+        if presence.contains_key(name) {
+            dataset.columns.push(as_is(name)?);
+        } else {
+            dataset.push_numeric(*name, kept.iter().map(|&s| value(s, columns[c]).unwrap_or(f64::NAN)).collect());
+        }
+    }
+    for name in &p.carry {
+        if !required.contains(&name.as_str()) {
+            dataset.columns.push(as_is(name)?);
+        }
     }
 
     let mut list = TsvWriter::new(&["subject", "reason", "column", "value"]);
@@ -194,6 +220,26 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         ("exclusions".to_string(), list.finish().into_bytes()),
         ("summary".to_string(), summary.finish().into_bytes()),
     ]))
+}
+
+/// A covariate column as numbers; a text column gets a hint to declare it categorical.
+fn numeric_covariate<'t>(table: &'t Table, name: &str) -> Result<&'t [f64]> {
+    if let Some(ColumnData::Text(values)) = table.column(name).map(|c| &c.data)
+        && let Some((row, value)) = values
+            .iter()
+            .enumerate()
+            .find_map(|(i, v)| v.as_deref().filter(|v| crate::tables::number(v).is_none()).map(|v| (i, v)))
+    {
+        return Err(Error::data(format!(
+            "{}:{}: covariate `{name}` holds text (subject {} has `{value}`); to use it as a categorical covariate \
+             write `C({name})` (or `C({name}, ref=\"{value}\")` to choose the reference level); if `{value}` marks \
+             a missing value, declare it in the table's `missing_values`",
+            table.origin,
+            row + 2,
+            table.ids[row]
+        )));
+    }
+    table.numeric(name)
 }
 
 /// Evaluate the derived variables over every subject (missing where a source table has no row).

@@ -5,7 +5,8 @@
 //! the others are listed in `summary`. Inputs: `dataset`; voxelwise also `maps:KEY` per run
 //! (KEY = `SUBJECT` or `SUBJECT/SESSION`), the mask (`mask`, by path) and optionally a label
 //! atlas (`peak_atlas`, by path) for naming cluster peaks. Outputs: voxelwise `tmap`, `pfwe`
-//! (NIfTI), `clusters` (TSV); region level `results` (TSV); both `summary` (JSON).
+//! (NIfTI), `clusters` (TSV); region level `results` (TSV); both `summary` (JSON) and, with
+//! categorical covariates, `levels` (their coding; see `stages::covariates`).
 
 use super::{Context, Outputs};
 pub use crate::design::Level;
@@ -21,7 +22,7 @@ pub const VERSION: u32 = 1;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "maps:*", "mask", "peak_atlas"];
 /// Output names this stage writes (`*` ends a family).
-pub const OUTPUTS: &[&str] = &["tmap", "pfwe", "clusters", "results", "summary"];
+pub const OUTPUTS: &[&str] = &["tmap", "pfwe", "clusters", "results", "summary", "levels"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -97,13 +98,11 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         let values = dataset.numeric(name)?;
         Ok(subjects.iter().map(|&r| values[r]).collect())
     };
-    let covariates = || -> Result<Covariates> {
-        let mut values = Vec::new();
-        for c in &p.covariates {
-            values.extend(column(c)?);
-        }
-        Ok(Covariates { names: p.covariates.clone(), values })
-    };
+    let expanded =
+        super::covariates::expand(&dataset, &super::covariates::parse(&p.covariates)?, &subjects, "analysis", false)
+            .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?;
+    let covariates =
+        || -> Result<Covariates> { Ok(Covariates { names: expanded.names.clone(), values: expanded.values.clone() }) };
     let missing =
         |field: &str| Error::data(format!("{}: the design has no `{field}`; this is a neurospec bug", ctx.stage));
     let design = match p.design {
@@ -157,6 +156,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         .map_err(|e| Error::data(format!("{}: {}", ctx.stage, e)))?;
 
     let mut outputs = Outputs::new();
+    if !expanded.levels.is_empty() {
+        outputs.insert("levels".into(), super::covariates::levels_tsv(&expanded.levels, "analysis"));
+    }
     let mut summary = serde_json::json!({
         "analysis": p.name,
         "design": p.design,

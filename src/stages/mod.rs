@@ -9,6 +9,7 @@
 
 pub mod associate;
 pub mod connectome;
+pub mod covariates;
 pub mod dataset;
 pub mod factors;
 pub mod fdr;

@@ -17,7 +17,7 @@ pub const VERSION: u32 = 1;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "split"];
 /// Output names this stage writes (`*` ends a family).
-pub const OUTPUTS: &[&str] = &["metrics", "edges", "predictions"];
+pub const OUTPUTS: &[&str] = &["metrics", "edges", "predictions", "levels"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -60,11 +60,24 @@ pub const METRIC_COLUMNS: [&str; 14] = [
 struct Part {
     rows: Vec<usize>,
     x: Vec<f64>,
+    /// Confound columns (categorical confounds as indicators), n × `c`.
     c: Vec<f64>,
     y: Vec<f64>,
+    confounds: super::covariates::Expanded,
 }
 
-fn part(dataset: &Table, rows: Vec<usize>, p: &Params) -> Result<Part> {
+/// One sample's data. Confounds are coded on the training sample (`training` is `None` for it)
+/// and applied unchanged to the held-out one. Coding categorical confounds once on the whole
+/// training sample rather than inside each training fold gives the same fitted values: the
+/// indicator columns of the levels a fold holds span the same space with any reference; a level
+/// a training fold lacks leaves a zero column, reported as collinear confounds.
+fn part(
+    dataset: &Table,
+    rows: Vec<usize>,
+    p: &Params,
+    sample: Sample,
+    training: Option<&[super::covariates::Levels]>,
+) -> Result<Part> {
     let pick = |name: &str| -> Result<Vec<f64>> {
         let column = dataset.numeric(name)?;
         Ok(rows.iter().map(|&r| column[r]).collect())
@@ -73,12 +86,10 @@ fn part(dataset: &Table, rows: Vec<usize>, p: &Params) -> Result<Part> {
     for f in &p.features {
         x.extend(pick(f)?);
     }
-    let mut c = Vec::with_capacity(rows.len() * p.confounds.len());
-    for f in &p.confounds {
-        c.extend(pick(f)?);
-    }
+    let terms = super::covariates::parse(&p.confounds)?;
+    let confounds = super::covariates::expand_with(dataset, &terms, &rows, sample.name(), false, training)?;
     let y = pick(&p.outcome)?;
-    Ok(Part { rows, x, c, y })
+    Ok(Part { rows, x, c: confounds.values.clone(), y, confounds })
 }
 
 fn text_values(dataset: &Table, name: &str, rows: &[usize]) -> Result<Vec<String>> {
@@ -100,7 +111,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         _ => Some(SplitAssignment::parse(&ctx.text("split")?)?),
     };
     let cv_sample = p.fit_sample;
-    let cv = part(&dataset, SplitAssignment::rows(split.as_ref(), &dataset.ids, cv_sample), &p)?;
+    let cv = part(&dataset, SplitAssignment::rows(split.as_ref(), &dataset.ids, cv_sample), &p, cv_sample, None)
+        .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?;
     let settings = Settings {
         folds: p.folds,
         repeats: p.repeats,
@@ -113,14 +125,24 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         permutation_seed: p.permutation_seed,
     };
     let groups = p.group_column.as_deref().map(|g| text_values(&dataset, g, &cv.rows)).transpose()?;
-    let fail = |what: &str, e: String| Error::data(format!("{}: {what} in the {cv_sample} sample: {e}", ctx.stage));
+    let categorical = !cv.confounds.levels.is_empty();
+    let fail = |what: &str, e: String| {
+        let hint = if categorical && e.contains("collinear") {
+            "; with categorical confounds this happens when a training fold holds no subject of some level: \
+             merge rare levels or use fewer folds"
+        } else {
+            ""
+        };
+        Error::data(format!("{}: {what} in the {cv_sample} sample: {e}{hint}", ctx.stage))
+    };
     fn data<'a>(part: &'a Part, p: &Params) -> Data<'a> {
+        debug_assert_eq!(part.c.len(), part.rows.len() * part.confounds.names.len());
         Data {
             n: part.rows.len(),
             x: &part.x,
             p: p.features.len(),
             confounds: &part.c,
-            c: p.confounds.len(),
+            c: part.confounds.names.len(),
             y: &part.y,
         }
     }
@@ -149,7 +171,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         ]);
     }
     let held = if let Some(split) = &split {
-        let test = part(&dataset, SplitAssignment::rows(Some(split), &dataset.ids, Sample::HeldOut), &p)?;
+        let rows = SplitAssignment::rows(Some(split), &dataset.ids, Sample::HeldOut);
+        let test = part(&dataset, rows, &p, Sample::HeldOut, Some(&cv.confounds.levels))
+            .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?;
         let outcome = predict::train_and_test(&data(&cv, &p), &data(&test, &p), &settings, p.ci_level)
             .map_err(|e| fail("the final model", e))?;
         for t in &outcome.results {
@@ -208,9 +232,13 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             predictions.row(&cells);
         }
     }
-    Ok(Outputs::from([
+    let mut outputs = Outputs::from([
         ("metrics".to_string(), metrics.finish().into_bytes()),
         ("edges".to_string(), edges.finish().into_bytes()),
         ("predictions".to_string(), predictions.finish().into_bytes()),
-    ]))
+    ]);
+    if categorical {
+        outputs.insert("levels".to_string(), super::covariates::levels_tsv(&cv.confounds.levels, cv_sample.name()));
+    }
+    Ok(outputs)
 }

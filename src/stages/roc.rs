@@ -43,6 +43,8 @@ struct ClusterScorer {
     /// Labels (group column) and covariates per subject, in `maps` order.
     group: Vec<bool>,
     covariates: Vec<Vec<f64>>,
+    /// Names of the covariate columns (categorical ones as indicators).
+    covariate_names: Vec<String>,
     mask: crate::stats::voxelwise::MaskedGrid,
     choice: ClusterChoice,
 }
@@ -61,7 +63,7 @@ impl ClusterScorer {
             }
         }
         let covariates = Covariates {
-            names: self.choice.covariates.clone(),
+            names: self.covariate_names.clone(),
             values: self.covariates.iter().flat_map(|c| train.iter().map(move |&s| c[s])).collect(),
         };
         let design = Design::TwoSample { group: train.iter().map(|&s| self.group[s]).collect(), covariates };
@@ -101,15 +103,13 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             let (rows, _, data) =
                 super::group::load_maps(ctx, &dataset, choice.seed, std::slice::from_ref(&choice.session))?;
             let group_values = dataset.numeric(&choice.group_column)?;
-            let covariates = choice
-                .covariates
-                .iter()
-                .map(|c| dataset.numeric(c).map(|v| rows.iter().map(|&r| v[r]).collect::<Vec<f64>>()))
-                .collect::<Result<Vec<_>>>()?;
+            let expanded = covariate_columns(&dataset, &choice.covariates, &rows)?;
+            let covariates: Vec<Vec<f64>> = expanded.values.chunks(rows.len().max(1)).map(<[f64]>::to_vec).collect();
             let scorer = ClusterScorer {
                 maps: data.into_iter().map(|mut d| d.remove(0)).collect(),
                 group: rows.iter().map(|&r| group_values[r] == 1.0).collect(),
                 covariates,
+                covariate_names: expanded.names,
                 mask: super::group::load_mask(ctx)?,
                 choice: choice.clone(),
             };
@@ -194,7 +194,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         use crate::stats::voxelwise::{self, Covariates, Design, Settings};
         let columns: Vec<&[f64]> = choice.candidates.iter().map(|c| dataset.numeric(c)).collect::<Result<_>>()?;
         let group = dataset.numeric(&choice.group_column)?;
-        let covariates: Vec<&[f64]> = choice.covariates.iter().map(|c| dataset.numeric(c)).collect::<Result<_>>()?;
+        let all: Vec<usize> = (0..dataset.rows()).collect();
+        let expanded = covariate_columns(&dataset, &choice.covariates, &all)?;
+        let covariates: Vec<&[f64]> = expanded.values.chunks(all.len().max(1)).collect();
         let cv = roc::cross_validated_auc(&labels, p.folds, crate::stats::rng::derive_seed(p.seed, "folds"), |train| {
             // The choosing analysis' own test (two-sample t with its covariates), on the
             // training subjects only; the edge with the most extreme t in its direction.
@@ -203,7 +205,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             let design = Design::TwoSample {
                 group: train.iter().map(|&i| group[i] == 1.0).collect(),
                 covariates: Covariates {
-                    names: choice.covariates.clone(),
+                    names: expanded.names.clone(),
                     values: covariates.iter().flat_map(|c| train.iter().map(|&i| c[i])).collect(),
                 },
             };
@@ -276,4 +278,14 @@ fn cross_validated_row(
         Cell::Text(&note),
     ]);
     Ok(())
+}
+
+/// The choosing analysis' covariates for `rows` (categorical ones coded on these subjects; a
+/// training fold that lacks a level leaves a zero column, reported as collinear covariates).
+fn covariate_columns(
+    dataset: &crate::tables::Table,
+    written: &[String],
+    rows: &[usize],
+) -> Result<super::covariates::Expanded> {
+    super::covariates::expand(dataset, &super::covariates::parse(written)?, rows, "ROC", false)
 }

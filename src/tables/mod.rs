@@ -26,6 +26,13 @@ pub enum TableFormat {
     Parquet,
 }
 
+/// A subject's label: its id without BIDS' `sub-` prefix, so that `participants.tsv`'s `sub-01`,
+/// a table's `01` and the imaging folder `sub-01` name one subject. Tables keep ids this way, and
+/// outputs show them this way.
+pub fn subject_label(id: &str) -> &str {
+    id.strip_prefix("sub-").filter(|rest| !rest.is_empty()).unwrap_or(id)
+}
+
 /// A cell as a number: finite numbers only (`inf` and `nan` are not values a study can use;
 /// declare missing codes in the table's `missing_values`).
 pub fn number(cell: &str) -> Option<f64> {

@@ -97,13 +97,24 @@ pub fn read_table(
             })
         })
         .collect::<Result<_>>()?;
+    let written = ids;
+    let ids: Vec<String> = written.iter().map(|id| super::subject_label(id).to_string()).collect();
     let mut seen: HashMap<&str, usize> = HashMap::with_capacity(ids.len());
     for (row, id) in ids.iter().enumerate() {
         if let Some(first) = seen.insert(id, row) {
+            let same = if written[first] == written[row] {
+                String::new()
+            } else {
+                format!(
+                    " (`{}` and `{}` are one subject: the BIDS `sub-` prefix is ignored)",
+                    written[first], written[row]
+                )
+            };
             return Err(Error::data(format!(
-                "{origin}:{}: subject id `{id}` appears twice (lines {} and {}); ids must be unique — \
+                "{origin}:{}: subject id `{}` appears twice (lines {} and {}){same}; ids must be unique — \
                  for repeated visits use one column per visit",
                 row + 2,
+                written[row],
                 first + 2,
                 row + 2
             )));

@@ -3,7 +3,6 @@
 
 use super::{Checker, ResolvedAssociation, ResolvedFactors};
 use crate::keys;
-use crate::spec::terms::Term;
 
 /// Fewest bootstrap resamples for a percentile interval.
 const MIN_BOOTSTRAP: usize = 100;
@@ -23,7 +22,8 @@ pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -
     if association.outcomes.is_empty() {
         cx.err(keys!["association", "outcomes"], "no outcomes".into(), None);
     }
-    let covariates = covariates(cx, &association.covariates);
+    let covariates =
+        cx.covariate_terms(|i| keys!["association", "covariates", i], &association.covariates, "covariate", false);
     let groups: Vec<String> = if association.features.is_empty() {
         cx.group_columns.keys().cloned().collect()
     } else {
@@ -61,24 +61,4 @@ pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -
         );
     }
     Some(ResolvedAssociation { outcomes, covariates, features, settings: association.clone() })
-}
-
-/// Covariate terms, parsed, each column a column or score.
-fn covariates(cx: &mut Checker<'_>, written: &[String]) -> Vec<Term> {
-    let scores = cx.score_names.clone();
-    let mut terms = Vec::new();
-    for (i, text) in written.iter().enumerate() {
-        match Term::parse(text) {
-            Ok(term) => {
-                for c in term.columns() {
-                    if !cx.is_column(c) && !cx.is_score(c) {
-                        cx.missing_column(keys!["association", "covariates", i], c, "covariate", &scores);
-                    }
-                }
-                terms.push(term);
-            }
-            Err(message) => cx.err(keys!["association", "covariates", i], format!("covariate term: {message}"), None),
-        }
-    }
-    terms
 }

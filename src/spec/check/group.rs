@@ -74,12 +74,8 @@ fn design_columns(cx: &mut Checker<'_>, name: &str, spec: &GroupSpec) -> Vec<Str
             None => cx.err(keys!["group", name, field], format!("a {:?} design needs `{field}`", spec.design), None),
         }
     }
-    for (i, c) in spec.covariates.iter().enumerate() {
-        if !cx.is_column(c) {
-            cx.missing_column(keys!["group", name, "covariates", i], c, "covariate", &scores);
-        }
-        columns.push(c.clone());
-    }
+    let terms = cx.covariate_terms(|i| keys!["group", name, "covariates", i], &spec.covariates, "covariate", true);
+    columns.extend(terms.iter().flat_map(|t| t.columns()).map(String::from));
     columns
 }
 

@@ -104,6 +104,8 @@ pub struct Resolved {
     pub derived: Vec<(super::expr::Checked, super::UndefinedPolicy)>,
     pub groups: Vec<ResolvedGroup>,
     pub rocs: Vec<ResolvedRoc>,
+    /// Columns used as categorical covariates (`C(column)`) anywhere; they may hold text.
+    pub categorical: Vec<String>,
     /// Problems that do not stop the study (e.g. a region that keeps few voxels on a grid).
     pub warnings: Vec<Diagnostic>,
 }
@@ -267,6 +269,7 @@ impl<'a> Checker<'a> {
             all_columns: Vec::new(),
             score_names: Vec::new(),
             group_columns: BTreeMap::new(),
+            categorical: BTreeSet::new(),
         }
     }
 }
@@ -306,6 +309,7 @@ fn resolve_sections(cx: &mut Checker<'_>) -> Resolved {
         derived: Vec::new(),
         groups: Vec::new(),
         rocs: Vec::new(),
+        categorical: Vec::new(),
         warnings: Vec::new(),
     };
     if cx.has_errors() {
@@ -324,6 +328,7 @@ fn resolve_sections(cx: &mut Checker<'_>) -> Resolved {
     resolved.rocs = group::rocs(cx, &resolved.groups);
     sizes::check(cx, &resolved);
     resolved.column_table = std::mem::take(&mut cx.column_table);
+    resolved.categorical = std::mem::take(&mut cx.categorical).into_iter().collect();
     resolved
 }
 
@@ -340,6 +345,8 @@ struct Checker<'a> {
     score_names: Vec<String>,
     /// Feature group → its columns.
     group_columns: BTreeMap<String, Vec<String>>,
+    /// Columns used as categorical covariates so far.
+    categorical: BTreeSet<String>,
 }
 
 impl Checker<'_> {
@@ -394,6 +401,43 @@ impl Checker<'_> {
             .unwrap_or_else(|| fallback.to_string());
         self.err(keys, format!("feature group `{group}` is not declared"), Some(hint));
         None
+    }
+
+    /// Covariate terms (`written[i]` at `at(i)`), parsed, each base column a column or score;
+    /// categorical columns are recorded. With `plain_only`, only `column` and `C(column)` are
+    /// accepted (designs that take raw columns rather than z-scored terms).
+    fn covariate_terms(
+        &mut self,
+        at: impl Fn(usize) -> Vec<Key>,
+        written: &[String],
+        what: &str,
+        plain_only: bool,
+    ) -> Vec<Term> {
+        let scores = self.score_names.clone();
+        let mut terms = Vec::new();
+        for (i, text) in written.iter().enumerate() {
+            let term = match Term::parse(text) {
+                Ok(Term::Square(_) | Term::Interaction(..)) if plain_only => {
+                    self.err(at(i), format!("{what} `{text}`: only columns and `C(column)` are accepted here"), None);
+                    continue;
+                }
+                Ok(term) => term,
+                Err(message) => {
+                    self.err(at(i), format!("{what} term: {message}"), None);
+                    continue;
+                }
+            };
+            for c in term.columns() {
+                if !self.is_column(c) && !self.is_score(c) {
+                    self.missing_column(at(i), c, what, &scores);
+                }
+            }
+            if let Some(c) = term.categorical() {
+                self.categorical.insert(c.to_string());
+            }
+            terms.push(term);
+        }
+        terms
     }
 
     fn is_column(&self, name: &str) -> bool {

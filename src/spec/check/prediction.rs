@@ -31,13 +31,8 @@ pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -
     if spec.features.is_empty() {
         cx.err(at("features"), "no feature groups".into(), None);
     }
-    let mut confounds = Vec::new();
-    for (i, c) in spec.confounds.iter().enumerate() {
-        if !cx.is_column(c) && !cx.is_score(c) {
-            cx.missing_column(keys!["prediction", "confounds", i], c, "confound", &scores);
-        }
-        confounds.push(c.clone());
-    }
+    cx.covariate_terms(|i| keys!["prediction", "confounds", i], &spec.confounds, "confound", true);
+    let confounds = spec.confounds.clone();
     if let Some(g) = &spec.group_column
         && !cx.is_column(g)
     {
