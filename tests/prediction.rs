@@ -40,6 +40,7 @@ fn settings(permutations: usize) -> Settings {
         alphas: vec![0.1, 1.0, 10.0, 100.0, 1000.0],
         permutations,
         permutation_seed: 2,
+        exchange: Default::default(),
     }
 }
 

@@ -145,6 +145,7 @@ fn roc_permutation_and_bootstrap() {
         seed: 1,
         alternative: Alternative::Greater,
         circular: true,
+        exchange: Default::default(),
     };
     let summary = roc::summarise(&scores, &labels, &settings).unwrap();
     assert_eq!(summary.auc, auc);

@@ -107,8 +107,51 @@ pub fn check_data(plan: &Plan) -> Result<Vec<String>> {
             ));
         }
     }
+    blocks(plan, &produced, &mut problems)?;
     let warnings = subject_overlap(plan, &produced, &mut problems);
     if problems.is_empty() { Ok(warnings) } else { Err(Error::Problems(problems)) }
+}
+
+/// Every permutation test's exchangeability blocks, on the subjects of its sample: a subject
+/// without a label, or unequal blocks under `whole`.
+fn blocks(
+    plan: &Plan,
+    produced: &BTreeMap<petgraph::graph::NodeIndex, stages::Outputs>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    use crate::design::Sample;
+    use crate::stats::exchange::BlockPermutation;
+    for &i in &plan.order {
+        let node = plan.node(i);
+        if !matches!(node.kind, Kind::Associate | Kind::Predict | Kind::Roc | Kind::Group) {
+            continue;
+        }
+        let Some(Ok(Some(blocks))) =
+            node.params.get("blocks").map(|b| serde_json::from_value::<Option<(String, BlockPermutation)>>(b.clone()))
+        else {
+            continue;
+        };
+        let output_of = |input: &str| {
+            node.inputs.iter().find(|(name, _)| name == input).and_then(|(_, source)| match source {
+                Source::Stage { node: upstream, output } => produced.get(upstream).and_then(|o| o.get(output)),
+                _ => None,
+            })
+        };
+        let Some(Ok(dataset)) = output_of("dataset").map(|b| crate::tables::decode(b)) else { continue };
+        let split = match output_of("split") {
+            Some(bytes) => Some(SplitAssignment::parse(&String::from_utf8_lossy(bytes))?),
+            None => None,
+        };
+        let sample = ["part", "fit_sample"]
+            .iter()
+            .find_map(|k| node.params.get(*k).and_then(|v| serde_json::from_value::<Sample>(v.clone()).ok()))
+            .unwrap_or(Sample::All);
+        let rows = SplitAssignment::rows(split.as_ref(), &dataset.ids, sample);
+        if let Err(e) = stages::covariates::exchange(&dataset, Some(&blocks), &rows) {
+            problems.push(format!("{}: {e}", node.id));
+        }
+    }
+    Ok(())
 }
 
 /// Tables against imaging: a table none of whose subjects has an imaging run is a problem (the

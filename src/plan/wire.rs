@@ -302,6 +302,9 @@ fn dataset_params(resolved: &Resolved) -> stages::dataset::Params {
     if let Some(g) = prediction.and_then(|p| p.settings.group_column.as_ref()) {
         push(&mut carry, g);
     }
+    for c in &resolved.block_columns {
+        push(&mut carry, c);
+    }
     stages::dataset::Params {
         derived: resolved.derived.iter().map(|(c, policy)| (c.name.clone(), c.text.clone(), *policy)).collect(),
         outcomes,
@@ -439,6 +442,7 @@ fn predictions(b: &mut Builder<'_>, analysis: NodeIndex, split: Option<NodeIndex
             fold_seed,
             permutations: spec.permutations,
             permutation_seed,
+            blocks: spec.permutation_blocks.clone().map(|c| (c, spec.block_permutation)),
             ci_level: spec.ci_level,
             fit_sample: Sample::fit(split.is_some()),
         };
@@ -475,6 +479,7 @@ fn groups(b: &mut Builder<'_>, dataset: NodeIndex, runs: &RunNodes) {
             cluster_t: spec.cluster_t,
             cluster_p: spec.cluster_p,
             connectivity: spec.connectivity,
+            blocks: spec.permutation_blocks.clone().map(|c| (c, spec.block_permutation)),
             peak_labels: g.peak_atlas.as_ref().map(|a| a.2.clone()).unwrap_or_default(),
         };
         let node = b.add(format!("group/{}", g.name), Kind::Group, params, Some(seed));
@@ -516,6 +521,7 @@ fn rocs(b: &mut Builder<'_>, dataset: NodeIndex, runs: &RunNodes) {
             permutations: spec.permutations,
             ci_level: spec.ci_level,
             seed,
+            blocks: spec.permutation_blocks.clone().map(|c| (c, spec.block_permutation)),
         };
         let node = b.add(format!("roc/{}", roc.name), Kind::Roc, params, Some(seed));
         b.wire(dataset, "dataset", node, "dataset");
@@ -567,6 +573,7 @@ fn association(b: &mut Builder<'_>, analysis: NodeIndex, split: Option<NodeIndex
                 permutations: settings.permutations,
                 permutation_scheme: settings.permutation_scheme,
                 permutation_seed,
+                blocks: settings.permutation_blocks.clone().map(|c| (c, settings.block_permutation)),
                 bootstrap: settings.bootstrap,
                 bootstrap_seed,
                 ci_level: settings.ci_level,

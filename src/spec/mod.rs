@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 pub use crate::behaviour::efa::{Extraction, Rotation, Scores};
 pub use crate::behaviour::scoring::{MissingItems, ScoreMethod};
 pub use crate::stats::association::PermutationScheme;
+pub use crate::stats::exchange::BlockPermutation;
 pub use crate::stats::voxelwise::Tail;
 pub use crate::tables::TableFormat;
 pub use load::{LoadedStudy, load};
@@ -129,12 +130,20 @@ pub struct GroupSpec {
     /// Correlation: the continuous column (e.g. symptom change).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub variable: Option<String>,
-    /// Nuisance columns (two-sample and correlation designs).
+    /// Nuisance columns (two-sample and correlation designs); `C(site)` for a categorical one.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub covariates: Vec<String>,
     /// Random permutations (sign flips for paired designs).
     #[serde(default = "default_group_permutations")]
     pub permutations: usize,
+    /// Exchangeability blocks for the permutations (e.g. `family_id`): subjects are only
+    /// rearranged as PALM's blocks allow (Winkler et al. 2015).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permutation_blocks: Option<String>,
+    /// With `permutation_blocks`: `within` (shuffle inside each block) or `whole` (exchange whole
+    /// blocks of equal size; sign flips flip whole blocks).
+    #[serde(default, skip_serializing_if = "BlockPermutation::is_default")]
+    pub block_permutation: BlockPermutation,
     #[serde(default)]
     pub tail: Tail,
     /// Cluster-forming threshold as |t| (voxelwise; default: p < 0.001 uncorrected).
@@ -197,6 +206,14 @@ pub struct RocSpec {
     /// Label permutations for the p-value.
     #[serde(default = "default_roc_resamples")]
     pub permutations: usize,
+    /// Exchangeability blocks for the permutations (e.g. `family_id`): subjects are only
+    /// rearranged as PALM's blocks allow (Winkler et al. 2015).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permutation_blocks: Option<String>,
+    /// With `permutation_blocks`: `within` (shuffle inside each block) or `whole` (exchange whole
+    /// blocks of equal size; sign flips flip whole blocks).
+    #[serde(default, skip_serializing_if = "BlockPermutation::is_default")]
+    pub block_permutation: BlockPermutation,
     #[serde(default = "default_ci_level")]
     pub ci_level: f64,
 }
@@ -461,7 +478,8 @@ pub struct Prediction {
     pub outcomes: Vec<String>,
     /// Feature group names from `[features]` (e.g. the connectome edges).
     pub features: Vec<String>,
-    /// Columns regressed out of features and outcome inside each training fold.
+    /// Columns regressed out of features and outcome inside each training fold; `C(site)` for a
+    /// categorical one (indicators coded on the training sample).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub confounds: Vec<String>,
     /// Models: `cpm` (positive, negative and combined networks) and/or `ridge`.
@@ -485,6 +503,14 @@ pub struct Prediction {
     /// Permutations of the outcome for p-values of the cross-validated metrics (0 = none).
     #[serde(default = "default_prediction_permutations")]
     pub permutations: usize,
+    /// Exchangeability blocks for the permutations (e.g. `family_id`): subjects are only
+    /// rearranged as PALM's blocks allow (Winkler et al. 2015).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permutation_blocks: Option<String>,
+    /// With `permutation_blocks`: `within` (shuffle inside each block) or `whole` (exchange whole
+    /// blocks of equal size; sign flips flip whole blocks).
+    #[serde(default, skip_serializing_if = "BlockPermutation::is_default")]
+    pub block_permutation: BlockPermutation,
     /// Confidence level of the held-out r.
     #[serde(default = "default_ci_level")]
     pub ci_level: f64,
@@ -709,7 +735,8 @@ pub struct Association {
     /// Feature group names from `[features]` (default: all groups).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
-    /// Covariate terms: a column (`age`), a square (`age^2`) or an interaction (`age*sex`).
+    /// Covariate terms: a column (`age`), a square (`age^2`), an interaction (`age*sex`) or a
+    /// categorical column (`C(site)`, `C(site, ref="B")`: treatment coding as patsy).
     #[serde(default)]
     pub covariates: Vec<String>,
     /// Number of permutations shared by all tests (0 = none).
@@ -718,6 +745,14 @@ pub struct Association {
     /// What is permuted.
     #[serde(default)]
     pub permutation_scheme: PermutationScheme,
+    /// Exchangeability blocks for the permutations (e.g. `family_id`): subjects are only
+    /// rearranged as PALM's blocks allow (Winkler et al. 2015).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub permutation_blocks: Option<String>,
+    /// With `permutation_blocks`: `within` (shuffle inside each block) or `whole` (exchange whole
+    /// blocks of equal size; sign flips flip whole blocks).
+    #[serde(default, skip_serializing_if = "BlockPermutation::is_default")]
+    pub block_permutation: BlockPermutation,
     /// Number of bootstrap resamples for percentile CIs of β (0 = none).
     #[serde(default)]
     pub bootstrap: usize,

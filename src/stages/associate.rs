@@ -29,6 +29,9 @@ pub struct Params {
     pub permutations: usize,
     pub permutation_scheme: PermutationScheme,
     pub permutation_seed: u64,
+    /// Exchangeability blocks: the column and how blocks are permuted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<(String, crate::stats::exchange::BlockPermutation)>,
     pub bootstrap: usize,
     pub bootstrap_seed: u64,
     pub ci_level: f64,
@@ -86,6 +89,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         bootstrap: p.bootstrap,
         bootstrap_seed: p.bootstrap_seed,
         ci_level: p.ci_level,
+        exchange: super::covariates::exchange(&dataset, p.blocks.as_ref(), &rows)
+            .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?,
     };
     let total = (p.permutations + p.bootstrap) as u64;
     let done = AtomicU64::new(0);

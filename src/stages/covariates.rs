@@ -10,9 +10,13 @@
 //! and t do not depend on the choice of reference. A level held by fewer than
 //! [`MIN_LEVEL_SUBJECTS`] subjects of the sample, a reference that no subject holds, and a column
 //! with a single level are errors naming the column, the level and the sample.
+//!
+//! Also here: the exchangeability blocks of a model's permutation test ([`exchange`]), read from
+//! a dataset column the same way.
 
 use crate::error::{Error, Result};
 use crate::spec::terms::Term;
+use crate::stats::exchange::{BlockPermutation, Exchange};
 use crate::tables::{Cell, ColumnData, Table, TsvWriter};
 use std::collections::BTreeMap;
 
@@ -219,6 +223,20 @@ pub fn parse(written: &[String]) -> Result<Vec<Term>> {
         .iter()
         .map(|t| Term::parse(t).map_err(|e| Error::data(format!("covariate `{t}`: {e}; this is a neurospec bug"))))
         .collect()
+}
+
+/// Exchangeability blocks for a permutation test on the dataset rows `rows`: from the labels of
+/// `blocks.0` (text or numbers), permuted as `blocks.1`; `None` means free permutation. A subject
+/// without a label and unequal blocks under `whole` are errors naming them.
+pub fn exchange(dataset: &Table, blocks: Option<&(String, BlockPermutation)>, rows: &[usize]) -> Result<Exchange> {
+    let Some((column, mode)) = blocks else { return Ok(Exchange::Free) };
+    let data = &dataset
+        .column(column)
+        .ok_or_else(|| Error::data(format!("the dataset has no block column `{column}`; this is a neurospec bug")))?
+        .data;
+    let labels: Vec<Option<String>> = rows.iter().map(|&r| label(data, r)).collect();
+    let ids: Vec<&str> = rows.iter().map(|&r| dataset.ids[r].as_str()).collect();
+    Exchange::from_labels(&labels, &ids, *mode).map_err(|e| Error::data(format!("permutation blocks `{column}`: {e}")))
 }
 
 /// The codings as a table: term, column, level, reference (yes/no), subjects.

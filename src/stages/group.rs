@@ -40,6 +40,9 @@ pub struct Params {
     pub cluster_t: Option<f64>,
     pub cluster_p: f64,
     pub connectivity: u8,
+    /// Exchangeability blocks: the column and how blocks are permuted (or signs flipped).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<(String, crate::stats::exchange::BlockPermutation)>,
     /// Label table of the peak atlas (index, name).
     pub peak_labels: Vec<(i64, String)>,
 }
@@ -152,7 +155,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let settings = Settings { permutations: p.permutations, seed: p.seed, tail, cluster };
     let total = p.permutations as u64;
     let progress = |done: u64| (ctx.progress)(done, total);
-    let result = voxelwise::fit(&y, n, &design, &settings, &progress)
+    let exchange = super::covariates::exchange(&dataset, p.blocks.as_ref(), &subjects)
+        .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?;
+    let result = voxelwise::fit_blocked(&y, n, &design, &settings, &exchange, &progress)
         .map_err(|e| Error::data(format!("{}: {}", ctx.stage, e)))?;
 
     let mut outputs = Outputs::new();

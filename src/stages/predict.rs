@@ -34,6 +34,9 @@ pub struct Params {
     pub fold_seed: u64,
     pub permutations: usize,
     pub permutation_seed: u64,
+    /// Exchangeability blocks of the permutation p-values: the column and how blocks are permuted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<(String, crate::stats::exchange::BlockPermutation)>,
     pub ci_level: f64,
     /// The sample cross-validated and trained on: `discovery` (then applied once to `held-out`)
     /// or `all` without a split.
@@ -123,6 +126,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         alphas: p.alphas.clone(),
         permutations: p.permutations,
         permutation_seed: p.permutation_seed,
+        exchange: super::covariates::exchange(&dataset, p.blocks.as_ref(), &cv.rows)
+            .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?,
     };
     let groups = p.group_column.as_deref().map(|g| text_values(&dataset, g, &cv.rows)).transpose()?;
     let categorical = !cv.confounds.levels.is_empty();

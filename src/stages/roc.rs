@@ -35,6 +35,9 @@ pub struct Params {
     pub permutations: usize,
     pub ci_level: f64,
     pub seed: u64,
+    /// Exchangeability blocks of the permutation p: the column and how blocks are permuted.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<(String, crate::stats::exchange::BlockPermutation)>,
 }
 
 /// Per subject (dataset rows `rows`): the mean map value in the cluster chosen on `train`.
@@ -125,6 +128,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         )));
     }
     let labels: Vec<bool> = rows.iter().map(|&r| label_values[r] == 1.0).collect();
+    let exchange = super::covariates::exchange(&dataset, p.blocks.as_ref(), &rows)
+        .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?;
     let fail = |e: Error| Error::data(format!("{}: {}", ctx.stage, e));
     let (value_name, scores) = match (&p.value, &scorer) {
         (Some(value), _) => {
@@ -147,6 +152,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         seed: p.seed,
         alternative: Alternative::Greater,
         circular: p.selected_by.is_some() || p.cluster.is_some(),
+        exchange: exchange.clone(),
     };
     let fail = |e: Error| Error::data(format!("{}: {}", ctx.stage, e));
     let in_sample = roc::summarise(&scores, &labels, &settings).map_err(fail)?;
@@ -226,7 +232,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         })
         .map_err(fail)?;
         let note = format!("{}-fold: each training fold re-chose the edge by `{}`'s test", p.folds, choice.group);
-        cross_validated_row(&mut table, &p, value, &labels, in_sample.positives, &cv, &note).map_err(fail)?;
+        cross_validated_row(&mut table, &p, value, &labels, in_sample.positives, &cv, &note, &exchange)
+            .map_err(fail)?;
     }
     if let Some(scorer) = &scorer {
         let cv = roc::cross_validated_auc(&labels, p.folds, crate::stats::rng::derive_seed(p.seed, "folds"), |train| {
@@ -238,7 +245,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             "{}-fold: each training fold refitted `{}` and scored its test subjects in its own largest cluster",
             p.folds, scorer.choice.group
         );
-        cross_validated_row(&mut table, &p, value, &labels, in_sample.positives, &cv, &note).map_err(fail)?;
+        cross_validated_row(&mut table, &p, value, &labels, in_sample.positives, &cv, &note, &exchange)
+            .map_err(fail)?;
     }
     Ok(Outputs::from([("auc".to_string(), table.finish().into_bytes())]))
 }
@@ -252,14 +260,16 @@ fn cross_validated_row(
     positives: usize,
     cv: &roc::CrossValidatedAuc,
     note: &str,
+    exchange: &crate::stats::exchange::Exchange,
 ) -> Result<()> {
     let ci = roc::delong_interval(&cv.scores, labels, p.ci_level)?;
-    let p_cv = roc::permutation_p(
+    let p_cv = roc::permutation_p_blocked(
         &cv.scores,
         labels,
         p.permutations,
         crate::stats::rng::derive_seed(p.seed, "cv-permutation"),
         Alternative::Greater,
+        exchange,
     )?;
     let note = format!("{note}; the permutation p treats the out-of-fold scores as fixed");
     table.row(&[

@@ -21,7 +21,8 @@
 //! which is monotone in t² (df is common to all features). The permutation p is
 //! (1 + #{b: r²_b ≥ r²_obs})/(1 + B); the family-wise p of a feature uses the maximum r² over all
 //! features of the outcome in each permutation. Ties are counted with a relative tolerance of
-//! 1e-10 so that the identity permutation always counts.
+//! 1e-10 so that the identity permutation always counts. With exchangeability blocks
+//! (`stats::exchange`) the permutations only rearrange subjects as the blocks allow.
 //!
 //! # Bootstrap
 //!
@@ -74,6 +75,8 @@ pub struct Settings {
     pub bootstrap: usize,
     pub bootstrap_seed: u64,
     pub ci_level: f64,
+    /// Which permutations are allowed (exchangeability blocks).
+    pub exchange: super::exchange::Exchange,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -225,7 +228,7 @@ fn permutation_counts(
             let m = end - start;
             let mut v = vec![0.0; n * m];
             for (col, b) in (start..end).enumerate() {
-                let perm = permutation(settings.permutation_seed, b, n);
+                let perm = settings.exchange.permutation(&mut permutation_rng(settings.permutation_seed, b), n);
                 let dst = &mut v[col * n..(col + 1) * n];
                 for (d, &src) in dst.iter_mut().zip(&perm) {
                     *d = base[src as usize];
@@ -269,10 +272,10 @@ fn permutation_counts(
     (exceed, exceed_max)
 }
 
-/// The b-th shared permutation of `0..n`. Every permutation is random (none is forced to be the
-/// identity); the observed statistic enters p through the `1 +` in numerator and denominator.
-pub fn permutation(seed: u64, b: usize, n: usize) -> Vec<u32> {
-    Rng::derived(seed, &format!("permutation/{b}")).permutation(n)
+/// The stream of the b-th shared permutation. Every permutation is random (none is forced to be
+/// the identity); the observed statistic enters p through the `1 +` in numerator and denominator.
+pub fn permutation_rng(seed: u64, b: usize) -> Rng {
+    Rng::derived(seed, &format!("permutation/{b}"))
 }
 
 /// Bootstrap counts (multiplicities) of resample `b`.

@@ -3,6 +3,7 @@
 
 pub mod association;
 pub mod dense;
+pub mod exchange;
 pub mod fdr;
 pub mod linalg;
 pub mod predict;

@@ -97,6 +97,8 @@ pub struct Settings {
     pub alphas: Vec<f64>,
     pub permutations: usize,
     pub permutation_seed: u64,
+    /// Which outcome permutations the permutation p-values may use (exchangeability blocks).
+    pub exchange: super::exchange::Exchange,
 }
 
 impl Settings {
@@ -625,7 +627,7 @@ pub fn cross_validate(data: &Data<'_>, groups: Option<&[String]>, settings: &Set
         .into_par_iter()
         .map(|b| {
             let mut rng = Rng::derived(settings.permutation_seed, &format!("permutation/{b}"));
-            let order = rng.permutation(n);
+            let order = settings.exchange.permutation(&mut rng, n);
             let y: Vec<f64> = order.iter().map(|&i| data.y[i as usize]).collect();
             let (per_model, _, _) = run(&y, None);
             per_model.iter().map(|ms| mean_of(ms)).collect()

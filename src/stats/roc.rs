@@ -47,6 +47,7 @@
 //! folds' scores share a scale (true when every fold scores the same kind of quantity, e.g. a
 //! connectivity value); the per-fold AUCs are returned too.
 
+use super::exchange::Exchange;
 use super::quantile::percentile_interval;
 use super::rng::Rng;
 use crate::error::{Error, Result};
@@ -201,6 +202,18 @@ pub fn permutation_p(
     seed: u64,
     alternative: Alternative,
 ) -> Result<f64> {
+    permutation_p_blocked(scores, labels, permutations, seed, alternative, &Exchange::Free)
+}
+
+/// [`permutation_p`] with the labels permuted only as exchangeability blocks allow.
+pub fn permutation_p_blocked(
+    scores: &[f64],
+    labels: &[bool],
+    permutations: usize,
+    seed: u64,
+    alternative: Alternative,
+    exchange: &Exchange,
+) -> Result<f64> {
     let (positives, negatives) = check(scores, labels)?;
     if permutations == 0 {
         return Ok(f64::NAN);
@@ -215,7 +228,7 @@ pub fn permutation_p(
     let exceed: usize = (0..permutations)
         .into_par_iter()
         .map(|b| {
-            let perm = Rng::derived(seed, &format!("roc-permutation/{b}")).permutation(labels.len());
+            let perm = exchange.permutation(&mut Rng::derived(seed, &format!("roc-permutation/{b}")), labels.len());
             let permuted: Vec<bool> = perm.iter().map(|&i| labels[i as usize]).collect();
             usize::from(statistic(auc_from_ranks(&ranks, &permuted, positives, negatives)) >= at_least)
         })
@@ -233,6 +246,8 @@ pub struct RocSettings {
     pub alternative: Alternative,
     /// The score was chosen using these same subjects (the AUC is optimistic).
     pub circular: bool,
+    /// Which label permutations the permutation p may use.
+    pub exchange: Exchange,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -263,12 +278,13 @@ pub fn summarise(scores: &[f64], labels: &[bool], settings: &RocSettings) -> Res
             derive(settings.seed, "bootstrap"),
             settings.ci_level,
         )?,
-        p_perm: permutation_p(
+        p_perm: permutation_p_blocked(
             scores,
             labels,
             settings.permutations,
             derive(settings.seed, "permutation"),
             settings.alternative,
+            &settings.exchange,
         )?,
         circular: settings.circular,
     })

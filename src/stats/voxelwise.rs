@@ -76,6 +76,7 @@
 //! One file because the GLM, the permutation engine and the cluster labelling share the blocked
 //! residual matrix and its memory layout; its tests against brute force sit beside them.
 
+use super::exchange::Exchange;
 use super::linalg::{dot, matmul_tn, orthonormal_basis, residualise};
 use super::rng::Rng;
 use super::t_two_sided_p;
@@ -540,6 +541,8 @@ struct Context<'a> {
     exceed_at: &'a [f64],
     tail: Tail,
     seed: u64,
+    /// Which permutations / sign flips are allowed.
+    exchange: &'a Exchange,
     /// Cluster-forming threshold in q units, and the neighbour lists.
     cluster: Option<(f64, &'a Neighbours)>,
     counts: &'a [AtomicU32],
@@ -574,7 +577,13 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
     let mut a = vec![0.0; n * rows];
     let mut rng = Rng::derived(ctx.seed, &format!("block/{block}"));
     for p in 0..m {
-        if model.sign_flip {
+        if model.sign_flip
+            && let Some(flips) = ctx.exchange.block_flips(&mut rng, n)
+        {
+            for (i, (value, &xi)) in a[p * n..(p + 1) * n].iter_mut().zip(&model.x).enumerate() {
+                *value = if flips[i] { -xi } else { xi };
+            }
+        } else if model.sign_flip {
             let column = &mut a[p * n..(p + 1) * n];
             for (chunk, x) in column.chunks_mut(64).zip(model.x.chunks(64)) {
                 let bits = rng.next_u64();
@@ -583,7 +592,7 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
                 }
             }
         } else {
-            let perm = rng.permutation(n);
+            let perm = ctx.exchange.permutation(&mut rng, n);
             for (i, &target) in perm.iter().enumerate() {
                 a[p * n + target as usize] = model.x[i];
                 for j in 0..extra {
@@ -696,6 +705,19 @@ pub fn fit(
     settings: &Settings<'_>,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<VoxelwiseResult> {
+    fit_blocked(y, subjects, design, settings, &Exchange::Free, progress)
+}
+
+/// [`fit`] with exchangeability blocks: permutations (or, under `whole`, sign flips) only as
+/// `exchange` allows. Free exchange draws exactly what [`fit`] draws.
+pub fn fit_blocked(
+    y: &[f64],
+    subjects: usize,
+    design: &Design,
+    settings: &Settings<'_>,
+    exchange: &Exchange,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<VoxelwiseResult> {
     let n = subjects;
     if n == 0 || y.is_empty() || !y.len().is_multiple_of(n) {
         return Err(Error::data(format!("{} data values do not divide into {n} subjects", y.len())));
@@ -802,6 +824,7 @@ pub fn fit(
         exceed_at: &exceed_at,
         tail,
         seed: settings.seed,
+        exchange,
         cluster: cluster_setup.as_ref().zip(q_cluster).map(|((_, nb), q)| (q, nb)),
         counts: &counts,
     };

@@ -22,6 +22,7 @@ pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -
     if association.outcomes.is_empty() {
         cx.err(keys!["association", "outcomes"], "no outcomes".into(), None);
     }
+    cx.blocks(keys!["association"], &association.permutation_blocks, association.block_permutation);
     let covariates =
         cx.covariate_terms(|i| keys!["association", "covariates", i], &association.covariates, "covariate", false);
     let groups: Vec<String> = if association.features.is_empty() {

@@ -15,6 +15,7 @@ pub(super) fn resolve(cx: &mut Checker<'_>, imaging: Option<&ResolvedImaging>) -
         let at = |field: &str| keys!["group", name.as_str(), field];
         let sessions = sessions(cx, name, spec, imaging);
         let mut columns = design_columns(cx, name, spec);
+        cx.blocks(keys!["group", name.as_str()], &spec.permutation_blocks, spec.block_permutation);
         let Some(level) = level(cx, name, spec, imaging, &sessions, &mut columns) else { continue };
         let peak_atlas = spec.peak_labels.as_ref().and_then(|set| peak_atlas(cx, name, set));
         cx.permutations(at("permutations"), spec.permutations, "");
@@ -149,6 +150,7 @@ fn peak_atlas(cx: &mut Checker<'_>, name: &str, set: &str) -> Option<PeakAtlas> 
 pub(super) fn rocs(cx: &mut Checker<'_>, groups: &[ResolvedGroup]) -> Vec<ResolvedRoc> {
     let mut rocs = Vec::new();
     for (name, spec) in &cx.study.roc {
+        cx.blocks(keys!["roc", name.as_str()], &spec.permutation_blocks, spec.block_permutation);
         let at = |field: &str| keys!["roc", name.as_str(), field];
         let scores = cx.score_names.clone();
         if !cx.is_column(&spec.label) {

@@ -106,6 +106,8 @@ pub struct Resolved {
     pub rocs: Vec<ResolvedRoc>,
     /// Columns used as categorical covariates (`C(column)`) anywhere; they may hold text.
     pub categorical: Vec<String>,
+    /// Columns used as exchangeability blocks anywhere (carried into the dataset).
+    pub block_columns: Vec<String>,
     /// Problems that do not stop the study (e.g. a region that keeps few voxels on a grid).
     pub warnings: Vec<Diagnostic>,
 }
@@ -270,6 +272,7 @@ impl<'a> Checker<'a> {
             score_names: Vec::new(),
             group_columns: BTreeMap::new(),
             categorical: BTreeSet::new(),
+            block_columns: BTreeSet::new(),
         }
     }
 }
@@ -310,6 +313,7 @@ fn resolve_sections(cx: &mut Checker<'_>) -> Resolved {
         groups: Vec::new(),
         rocs: Vec::new(),
         categorical: Vec::new(),
+        block_columns: Vec::new(),
         warnings: Vec::new(),
     };
     if cx.has_errors() {
@@ -329,6 +333,7 @@ fn resolve_sections(cx: &mut Checker<'_>) -> Resolved {
     sizes::check(cx, &resolved);
     resolved.column_table = std::mem::take(&mut cx.column_table);
     resolved.categorical = std::mem::take(&mut cx.categorical).into_iter().collect();
+    resolved.block_columns = std::mem::take(&mut cx.block_columns).into_iter().collect();
     resolved
 }
 
@@ -347,6 +352,8 @@ struct Checker<'a> {
     group_columns: BTreeMap<String, Vec<String>>,
     /// Columns used as categorical covariates so far.
     categorical: BTreeSet<String>,
+    /// Columns used as exchangeability blocks so far.
+    block_columns: BTreeSet<String>,
 }
 
 impl Checker<'_> {
@@ -438,6 +445,42 @@ impl Checker<'_> {
             terms.push(term);
         }
         terms
+    }
+
+    /// A section's `permutation_blocks` and `block_permutation` (under `section`): the block
+    /// column must exist; `block_permutation` without blocks is an error.
+    fn blocks(
+        &mut self,
+        section: Vec<Key>,
+        column: &Option<String>,
+        mode: super::BlockPermutation,
+    ) -> Option<(String, super::BlockPermutation)> {
+        let at = |field: &str| {
+            let mut keys = section.clone();
+            keys.push(Key::from(field));
+            keys
+        };
+        match column {
+            None => {
+                if !mode.is_default() {
+                    self.err(
+                        at("block_permutation"),
+                        "`block_permutation` needs `permutation_blocks` (the column that names each subject's block)"
+                            .into(),
+                        None,
+                    );
+                }
+                None
+            }
+            Some(c) => {
+                if !self.is_column(c) {
+                    let scores = self.score_names.clone();
+                    self.missing_column(at("permutation_blocks"), c, "block column", &scores);
+                }
+                self.block_columns.insert(c.clone());
+                Some((c.clone(), mode))
+            }
+        }
     }
 
     fn is_column(&self, name: &str) -> bool {

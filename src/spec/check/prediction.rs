@@ -32,6 +32,7 @@ pub(super) fn resolve(cx: &mut Checker<'_>, factors: Option<&ResolvedFactors>) -
         cx.err(at("features"), "no feature groups".into(), None);
     }
     cx.covariate_terms(|i| keys!["prediction", "confounds", i], &spec.confounds, "confound", true);
+    cx.blocks(keys!["prediction"], &spec.permutation_blocks, spec.block_permutation);
     let confounds = spec.confounds.clone();
     if let Some(g) = &spec.group_column
         && !cx.is_column(g)
