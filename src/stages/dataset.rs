@@ -222,9 +222,15 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     ]))
 }
 
-/// A covariate column as numbers; a text column gets a hint to declare it categorical.
+/// A covariate column as numbers; a column that is mostly text (e.g. `M`/`F`, site names) gets a
+/// hint to declare it categorical; one with a stray text cell, the usual numeric-cell error.
 fn numeric_covariate<'t>(table: &'t Table, name: &str) -> Result<&'t [f64]> {
     if let Some(ColumnData::Text(values)) = table.column(name).map(|c| &c.data)
+        && {
+            let present = values.iter().flatten().count();
+            let text = values.iter().flatten().filter(|v| crate::tables::number(v).is_none()).count();
+            2 * text >= present
+        }
         && let Some((row, value)) = values
             .iter()
             .enumerate()
