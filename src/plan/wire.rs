@@ -7,6 +7,9 @@
 //!
 //! Node insertion order decides ties in the topological order (and so the lock file's order):
 //! keep it when changing a function here.
+//!
+//! One file because the functions share the `Builder` and read one `Resolved`: the wiring of
+//! the whole pipeline reads top to bottom in one place.
 
 use super::{Node, Source};
 use crate::design::{Level, Sample};
