@@ -252,6 +252,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
 }
 
 /// The cross-validated AUC's row: DeLong CI and a permutation p of the out-of-fold scores.
+#[allow(clippy::too_many_arguments)]
 fn cross_validated_row(
     table: &mut TsvWriter,
     p: &Params,
