@@ -89,7 +89,9 @@ pub fn extract_fmriprep(
         Measure::Correlation => "correlation",
         Measure::Partial => "partialcorrelation",
     });
-    let needs_confounds = template.strategy.is_some() || template.fd_threshold.is_some();
+    let needs_confounds = template.strategy.is_some() || template.censoring.is_active();
+    // Non-steady-state volumes are read from the confounds file whenever there is one.
+    let wants_confounds = needs_confounds || template.dummy_scans == crate::imaging::run::DummyScans::Auto;
     let mut runs = Vec::new();
     let mut labels = Vec::new();
     for run in &found.runs {
@@ -103,7 +105,7 @@ pub fn extract_fmriprep(
         let folder = folder.join("func");
         runs.push(ExtractArgs {
             bold: run.bold.clone(),
-            confounds: if needs_confounds { run.confounds.clone() } else { None },
+            confounds: if wants_confounds { run.confounds.clone() } else { None },
             tr: template.tr.or(run.tr),
             out: folder.join(format!("{}_atlas-{atlas_name}_timeseries.tsv", run.prefix)),
             connectivity_out: measure

@@ -26,6 +26,7 @@ pub use crate::behaviour::efa::{Extraction, Rotation, Scores};
 pub use crate::behaviour::scoring::{MissingItems, ScoreMethod};
 pub use crate::stats::association::PermutationScheme;
 pub use crate::stats::voxelwise::Tail;
+pub use crate::imaging::run::DummyScans;
 pub use crate::tables::TableFormat;
 pub use load::{LoadedStudy, load};
 
@@ -327,12 +328,30 @@ pub struct SphereSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Denoise {
-    /// Confound strategy: none, 6P, 24P, 36P, acompcorN, gsr, or a comma-separated column list.
+    /// Confound strategy: none, 6P, 24P, 36P, acompcorN (count), acompcor_all, acompcorN%
+    /// (cumulative variance explained, from the confounds' JSON sidecar), gsr, nilearn's presets
+    /// `simple`, `scrubbing` (with its censoring, unless thresholds are given here) and
+    /// `compcor`, or a comma-separated column list.
     #[serde(default = "default_strategy")]
     pub strategy: String,
+    /// Non-steady-state volumes dropped before cleaning: `"auto"` (those fMRIPrep flags in
+    /// `non_steady_state_outlierNN`), a number of first volumes, or 0 (keep all).
+    #[serde(default)]
+    pub dummy_scans: DummyScans,
     /// Scrub volumes with framewise displacement above this (mm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fd_threshold: Option<f64>,
+    /// Scrub volumes whose standardised DVARS (`std_dvars`) is above this (nilearn's scrubbing
+    /// uses 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std_dvars_threshold: Option<f64>,
+    /// Also scrub the volumes fMRIPrep flags in its `motion_outlierNN` columns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub motion_outliers: bool,
+    /// A run with less clean data than this (seconds, after dropping and scrubbing) is
+    /// excluded (and listed), as XCP-D's `--min-time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_clean_seconds: Option<f64>,
     /// After scrubbing, drop kept segments shorter than this many volumes.
     #[serde(default = "default_min_segment")]
     pub min_segment: usize,
@@ -352,7 +371,11 @@ impl Default for Denoise {
     fn default() -> Self {
         Denoise {
             strategy: default_strategy(),
+            dummy_scans: DummyScans::Auto,
             fd_threshold: None,
+            std_dvars_threshold: None,
+            motion_outliers: false,
+            min_clean_seconds: None,
             min_segment: default_min_segment(),
             band: None,
             detrend: true,
