@@ -70,7 +70,7 @@ pub fn extract_fmriprep(
     skip_missing: bool,
     jobs: usize,
 ) -> Result<()> {
-    let found = crate::imaging::discover::discover(root, task, space)?;
+    let found = crate::imaging::discover::discover(root, task, space, &[])?;
     if !found.subjects_without_runs.is_empty() {
         let list = found.subjects_without_runs.join(", ");
         if !skip_missing {

@@ -93,6 +93,30 @@ fn imaging(folder: &Folder) -> Option<Paragraph> {
          denoised with the {} confound strategy",
         n(&d["strategy"])
     );
+    match &d["dummy_scans"] {
+        Value::String(_) => text.push_str(
+            ", the volumes fMRIPrep flagged as non-steady-state (non_steady_state_outlier columns) were dropped first",
+        ),
+        Value::Number(count) if count.as_u64() != Some(0) => {
+            let _ = write!(text, ", the first {count} volumes (dummy scans) were dropped first");
+        }
+        _ => {}
+    }
+    if !d["std_dvars_threshold"].is_null() || d["motion_outliers"].as_bool() == Some(true) {
+        let _ = write!(
+            text,
+            ", volumes were also censored{}{}",
+            if d["std_dvars_threshold"].is_null() {
+                String::new()
+            } else {
+                format!(" at standardised DVARS above {}", n(&d["std_dvars_threshold"]))
+            },
+            if d["motion_outliers"].as_bool() == Some(true) { " where fMRIPrep flagged motion outliers" } else { "" }
+        );
+    }
+    if !d["min_clean_seconds"].is_null() {
+        let _ = write!(text, ", runs with less than {} s of clean data were excluded", n(&d["min_clean_seconds"]));
+    }
     if !d["fd_threshold"].is_null() {
         let _ = write!(
             text,
