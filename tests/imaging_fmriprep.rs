@@ -161,7 +161,8 @@ fn non_steady_state_volumes_are_dropped_by_default_and_counted() {
     assert!(stderr.contains("dropped 3 non-steady-state volumes, censored 0, kept 27 of 30"), "{stderr}");
     // `--dummy-scans 0` keeps all 30; a count drops exactly that many first volumes.
     for (dummy, rows) in [("0", 30), ("5", 25)] {
-        let (output, out) = extract(dir.path(), &confounds_file("v21"), &["--strategy", "acompcor5", "--dummy-scans", dummy]);
+        let (output, out) =
+            extract(dir.path(), &confounds_file("v21"), &["--strategy", "acompcor5", "--dummy-scans", dummy]);
         assert!(output.status.success(), "{}", String::from_utf8_lossy(&output.stderr));
         assert_eq!(numbers(&out).1.len(), rows, "--dummy-scans {dummy}");
     }
@@ -193,7 +194,10 @@ fn bad_flags_and_runs_left_with_too_little_are_located_errors() {
     // nilearn's scrubbing preset censors every volume of the 21+ file: nothing is left.
     assert!(words(&fixture("kept_v21_scrubbing.txt")).is_empty());
     let e = error(&confounds_file("v21"), &["--strategy", "scrubbing"]);
-    assert!(e.contains("excluded: fewer than 1 volumes (0) after dropping 3 non-steady-state and censoring 27 of 30"), "{e}");
+    assert!(
+        e.contains("excluded: fewer than 1 volumes (0) after dropping 3 non-steady-state and censoring 27 of 30"),
+        "{e}"
+    );
     // Too little clean data: 27 volumes × 2 s = 54 s.
     let e = error(&confounds_file("v21"), &["--strategy", "6P", "--min-clean-seconds", "60"]);
     assert!(e.contains("excluded: less than 60 s of clean data (54 s)"), "{e}");

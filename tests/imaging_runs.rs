@@ -91,7 +91,10 @@ fn images_of_one_run_must_be_chosen_and_several_runs_combine_as_mean_fisher_z() 
     let out = study(dir.path(), "");
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("subject 01 run-1: 2 images of task-rest in space-MNI152NLin2009cAsym differ in res (1, 2)"), "{stderr}");
+    assert!(
+        stderr.contains("subject 01 run-1: 2 images of task-rest in space-MNI152NLin2009cAsym differ in res (1, 2)"),
+        "{stderr}"
+    );
     assert!(stderr.contains("choose one in [imaging], e.g. `res = \"2\"`"), "{stderr}");
     // One resolution, but two runs for sub-01: the default is one run per subject.
     let out = study(dir.path(), "res = \"2\"");
@@ -112,7 +115,9 @@ fn images_of_one_run_must_be_chosen_and_several_runs_combine_as_mean_fisher_z() 
     let derivatives = dir.path().join("derivatives/runs");
     let func = derivatives.join("sub-01/func");
     let name = "conn_amygdala_lh__precuneus";
-    let run = |r: &str| edge(&func.join(format!("sub-01_task-rest_acq-mb4_run-{r}_atlas-regions_desc-pearson_connectivity.tsv")), name);
+    let run = |r: &str| {
+        edge(&func.join(format!("sub-01_task-rest_acq-mb4_run-{r}_atlas-regions_desc-pearson_connectivity.tsv")), name)
+    };
     let (z1, z2) = (run("1"), run("2"));
     assert!(z1 != z2);
     let connectome = Tsv::read(&derivatives.join("connectome.tsv"));
@@ -120,7 +125,8 @@ fn images_of_one_run_must_be_chosen_and_several_runs_combine_as_mean_fisher_z() 
     assert_eq!(connectome.num(0, name), (z1 + z2) / 2.0);
     let table = Tsv::read(&derivatives.join("imaging_runs.tsv"));
     assert_eq!(table.header, ["subject", "session", "run", "volumes", "dummy_scans", "censored", "kept", "status"]);
-    let runs: Vec<(&str, &str)> = (0..table.rows.len()).map(|r| (table.text(r, "subject"), table.text(r, "run"))).collect();
+    let runs: Vec<(&str, &str)> =
+        (0..table.rows.len()).map(|r| (table.text(r, "subject"), table.text(r, "run"))).collect();
     assert_eq!(runs, [("01", "run-1"), ("01", "run-2"), ("02", "")]);
     // runs = [1]: sub-01's value is its first run's, unchanged.
     let out = study(dir.path(), "res = \"2\"\nruns = [1]");
@@ -162,7 +168,11 @@ fn dropped_and_censored_volumes_are_counted_and_short_runs_listed() {
     assert_eq!(counts(one), [80.0, 0.0, 14.0, 66.0]);
     assert_eq!(counts(two), [80.0, 6.0, 10.0, 64.0]);
     assert_eq!(table.text(one, "status"), "included");
-    assert!(table.text(two, "status").starts_with("excluded: less than 130 s of clean data (128 s)"), "{:?}", table.rows);
+    assert!(
+        table.text(two, "status").starts_with("excluded: less than 130 s of clean data (128 s)"),
+        "{:?}",
+        table.rows
+    );
     let connectome = Tsv::read(&derivatives.join("connectome.tsv"));
     assert_eq!(connectome.rows.len(), 1);
     assert_eq!(connectome.rows[0][0], "01");

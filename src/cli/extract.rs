@@ -185,8 +185,11 @@ pub fn run(command: ExtractCommand) -> Result<()> {
         connectivity_out,
         regions_out,
     } = command;
-    let cleaning =
-        confounds.is_some() || band.is_some() || fd_threshold.is_some() || std_dvars_threshold.is_some() || motion_outliers;
+    let cleaning = confounds.is_some()
+        || band.is_some()
+        || fd_threshold.is_some()
+        || std_dvars_threshold.is_some()
+        || motion_outliers;
     for (flag, value) in [("--std-dvars-threshold", std_dvars_threshold), ("--min-clean-seconds", min_clean_seconds)] {
         if value.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {
             return Err(Error::Usage(format!("{flag}: give a number, 0 or more")));

@@ -131,7 +131,11 @@ impl Confounds {
                 match text {
                     "n/a" | "" | "NaN" | "nan" => Ok(None),
                     _ => text.parse::<f64>().ok().filter(|v| v.is_finite()).map(Some).ok_or_else(|| {
-                        Error::data(format!("{}:{}: confound `{name}` has `{text}`; expected a number", self.path, row + 2))
+                        Error::data(format!(
+                            "{}:{}: confound `{name}` has `{text}`; expected a number",
+                            self.path,
+                            row + 2
+                        ))
                     }),
                 }
             })
@@ -234,8 +238,8 @@ impl Confounds {
         for name in self.family(prefix) {
             for (row, v) in self.raw(&name)?.into_iter().enumerate() {
                 match v {
-                    Some(x) if x == 1.0 => flags[row] = true,
-                    Some(x) if x == 0.0 => {}
+                    Some(1.0) => flags[row] = true,
+                    Some(0.0) => {}
                     _ => {
                         let text = v.map_or("n/a".to_string(), |x| x.to_string());
                         return Err(Error::data(format!(
@@ -337,7 +341,8 @@ mod tests {
     #[test]
     fn legacy_names_are_renamed_and_expansions_computed() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "c.tsv", "X\tFramewiseDisplacement\taCompCor00\n1\tn/a\t5\n3\t0.2\t6\n7\t0.4\t7\n");
+        let path =
+            write(dir.path(), "c.tsv", "X\tFramewiseDisplacement\taCompCor00\n1\tn/a\t5\n3\t0.2\t6\n7\t0.4\t7\n");
         let c = Confounds::read(&path).unwrap();
         assert_eq!(c.header(), ["trans_x", "framewise_displacement", "a_comp_cor_00"]);
         let m = c.matrix(&["trans_x_derivative1".into(), "trans_x_power2".into(), "trans_x_derivative1_power2".into()]);
@@ -348,7 +353,8 @@ mod tests {
     #[test]
     fn flags_must_be_zero_or_one() {
         let dir = tempfile::tempdir().unwrap();
-        let good = write(dir.path(), "a.tsv", "non_steady_state_outlier00\tnon_steady_state_outlier01\n1.0\t0\n0\t1\n0\t0\n");
+        let good =
+            write(dir.path(), "a.tsv", "non_steady_state_outlier00\tnon_steady_state_outlier01\n1.0\t0\n0\t1\n0\t0\n");
         assert_eq!(Confounds::read(&good).unwrap().flagged("non_steady_state_outlier").unwrap(), [true, true, false]);
         let bad = write(dir.path(), "b.tsv", "motion_outlier00\n0\n0.5\n");
         let e = Confounds::read(&bad).unwrap().flagged("motion_outlier").unwrap_err().to_string();
@@ -358,7 +364,8 @@ mod tests {
     #[test]
     fn acompcor_reads_the_sidecar() {
         let dir = tempfile::tempdir().unwrap();
-        let path = write(dir.path(), "c.tsv", "a_comp_cor_00\ta_comp_cor_01\ta_comp_cor_02\ta_comp_cor_03\n1\t2\t3\t4\n");
+        let path =
+            write(dir.path(), "c.tsv", "a_comp_cor_00\ta_comp_cor_01\ta_comp_cor_02\ta_comp_cor_03\n1\t2\t3\t4\n");
         write(
             dir.path(),
             "c.json",

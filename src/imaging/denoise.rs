@@ -19,10 +19,10 @@
 //! the censored volumes themselves, which is what nilearn documents; the two agree whenever no
 //! censored volume's mirror is censored, and the tests check both facts.
 
+pub use super::confounds::{CompCor, Confounds};
 use super::extract::TimeSeries;
 use super::filter::{Band, butterworth, filtfilt};
 use crate::error::{Error, Result};
-pub use super::confounds::{CompCor, Confounds};
 
 /// Named confound strategies over fMRIPrep's confound columns.
 #[derive(Debug, Clone, PartialEq)]

@@ -196,7 +196,9 @@ pub fn process_run(
         return Err(Error::data("a confound strategy needs a confounds file"));
     }
     if censoring.is_active() && confounds.is_none() {
-        return Err(Error::data("censoring needs a confounds file (framewise_displacement, std_dvars, motion_outlierNN)"));
+        return Err(Error::data(
+            "censoring needs a confounds file (framewise_displacement, std_dvars, motion_outlierNN)",
+        ));
     }
     if let Some(c) = &confounds
         && c.rows() != t

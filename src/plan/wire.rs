@@ -162,13 +162,15 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
     for run in &im.runs {
         let key = run_key(run);
         let (mut id, folder) = match (&run.session, im.sessions.is_empty()) {
-            (Some(session), false) => {
-                (format!("imaging/sub-{}/ses-{session}", run.subject), format!("sub-{}/ses-{session}/func", run.subject))
-            }
+            (Some(session), false) => (
+                format!("imaging/sub-{}/ses-{session}", run.subject),
+                format!("sub-{}/ses-{session}/func", run.subject),
+            ),
             // Runs of several sessions pooled into one subject keep their session folder.
-            (Some(session), true) if im.runs.iter().filter(|r| r.subject == run.subject).count() > 1 => {
-                (format!("imaging/sub-{}/ses-{session}", run.subject), format!("sub-{}/ses-{session}/func", run.subject))
-            }
+            (Some(session), true) if im.runs.iter().filter(|r| r.subject == run.subject).count() > 1 => (
+                format!("imaging/sub-{}/ses-{session}", run.subject),
+                format!("sub-{}/ses-{session}/func", run.subject),
+            ),
             _ => (format!("imaging/sub-{}", run.subject), format!("sub-{}/func", run.subject)),
         };
         if let Some(label) = &run.run

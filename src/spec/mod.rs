@@ -24,9 +24,9 @@ use std::collections::BTreeMap;
 
 pub use crate::behaviour::efa::{Extraction, Rotation, Scores};
 pub use crate::behaviour::scoring::{MissingItems, ScoreMethod};
+pub use crate::imaging::run::DummyScans;
 pub use crate::stats::association::PermutationScheme;
 pub use crate::stats::voxelwise::Tail;
-pub use crate::imaging::run::DummyScans;
 pub use crate::tables::TableFormat;
 pub use load::{LoadedStudy, load};
 
@@ -345,10 +345,14 @@ impl<'de> Deserialize<'de> for RunSelection {
             Text(String),
         }
         match Written::deserialize(d)? {
-            Written::Numbers(n) if n.is_empty() => Err(serde::de::Error::custom("list at least one run number, e.g. [1]")),
+            Written::Numbers(n) if n.is_empty() => {
+                Err(serde::de::Error::custom("list at least one run number, e.g. [1]"))
+            }
             Written::Numbers(n) => Ok(RunSelection::Numbers(n)),
             Written::Text(t) if t == "all" => Ok(RunSelection::All),
-            Written::Text(t) => Err(serde::de::Error::custom(format!("`{t}`: write \"all\" or a list of run numbers, e.g. [1]"))),
+            Written::Text(t) => {
+                Err(serde::de::Error::custom(format!("`{t}`: write \"all\" or a list of run numbers, e.g. [1]")))
+            }
         }
     }
 }

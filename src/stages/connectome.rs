@@ -41,7 +41,13 @@ pub struct Params {
 }
 
 /// One run's edge values, or `None` when it was excluded (its row is written to `summary`).
-fn run_edges(ctx: &Context<'_>, p: &Params, key: &str, subject: &str, summary: &mut TsvWriter) -> Result<Option<Vec<f64>>> {
+fn run_edges(
+    ctx: &Context<'_>,
+    p: &Params,
+    key: &str,
+    subject: &str,
+    summary: &mut TsvWriter,
+) -> Result<Option<Vec<f64>>> {
     let report: serde_json::Value = serde_json::from_slice(ctx.input(&format!("report:{key}"))?)
         .map_err(|e| Error::data(format!("subject {key}: unreadable run report ({e})")))?;
     let status = report["status"].as_str().unwrap_or("").to_string();
@@ -78,7 +84,8 @@ fn mean_fisher_z(runs: &[Vec<f64>], fisher_z: bool) -> Vec<f64> {
     let n = runs.len() as f64;
     (0..runs[0].len())
         .map(|e| {
-            let z: f64 = runs.iter().map(|r| if fisher_z { r[e] } else { r[e].clamp(-1.0, 1.0).atanh() }).sum::<f64>() / n;
+            let z: f64 =
+                runs.iter().map(|r| if fisher_z { r[e] } else { r[e].clamp(-1.0, 1.0).atanh() }).sum::<f64>() / n;
             if fisher_z { z } else { z.tanh() }
         })
         .collect()

@@ -180,7 +180,10 @@ fn usable(cx: &mut Checker<'_>, run: &Run) -> bool {
     {
         cx.err(
             keys!["denoise", "band"],
-            format!("{}: its sidecar gives RepetitionTime = {tr}, so the band-pass cannot be applied", run.bold.display()),
+            format!(
+                "{}: its sidecar gives RepetitionTime = {tr}, so the band-pass cannot be applied",
+                run.bold.display()
+            ),
             Some("fix `RepetitionTime` (seconds) in the run's JSON sidecar".into()),
         );
         return false;
@@ -219,7 +222,10 @@ fn one_image_per_run(cx: &mut Checker<'_>, imaging: &Imaging, subject: &str, mat
                 imaging.task,
                 imaging.space,
                 if list.is_empty() { "their names".to_string() } else { list.join(", ") },
-                same.iter().map(|r| r.bold.file_name().unwrap_or_default().to_string_lossy()).collect::<Vec<_>>().join(", ")
+                same.iter()
+                    .map(|r| r.bold.file_name().unwrap_or_default().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
             hint,
         );
