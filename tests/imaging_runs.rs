@@ -208,3 +208,47 @@ fisher_z = true
 [tables.connectome]
 imaging = "connectome"
 "#;
+
+#[test]
+fn extract_on_an_fmriprep_folder_chooses_images_by_entity() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    let out = dir.path().join("out");
+    let (root, out_text) = (dir.path().join("fmriprep").display().to_string(), out.display().to_string());
+    let (atlas, labels) = (fixture("labels.nii.gz").display().to_string(), fixture("labels.tsv").display().to_string());
+    let args = |extra: &[&str]| {
+        let mut a = vec![
+            "extract",
+            "--fmriprep",
+            &root,
+            "--task",
+            "rest",
+            "--space",
+            SPACE,
+            "--out-dir",
+            &out_text,
+            "--atlas",
+            &atlas,
+            "--labels",
+            &labels,
+            "--strategy",
+            "24P",
+        ];
+        a.extend_from_slice(extra);
+        neurospec(
+            dir.path(),
+            &a.iter().map(|s| s.to_string()).collect::<Vec<_>>().iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let ambiguous = args(&[]);
+    let stderr = String::from_utf8_lossy(&ambiguous.stderr);
+    assert_eq!(ambiguous.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("2 images of sub-01_task-rest_acq-mb4_run-1 differ in res (1, 2)"), "{stderr}");
+    assert!(stderr.contains("--entity res=2"), "{stderr}");
+    let chosen = args(&["--entity", "res=2"]);
+    assert!(chosen.status.success(), "{}", String::from_utf8_lossy(&chosen.stderr));
+    for run in ["1", "2"] {
+        let file = out.join(format!("sub-01/func/sub-01_task-rest_acq-mb4_run-{run}_atlas-labels_timeseries.tsv"));
+        assert!(file.is_file(), "{}", file.display());
+    }
+}

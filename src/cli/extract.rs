@@ -45,6 +45,10 @@ pub struct ExtractCommand {
     /// fMRIPrep output space (e.g. MNI152NLin2009cAsym).
     #[arg(long)]
     pub space: Option<String>,
+    /// With --fmriprep: keep only images with this entity value, e.g. `res=2` (repeatable;
+    /// also den, acq, ce, rec, dir, echo, run).
+    #[arg(long = "entity", value_name = "KEY=VALUE", requires = "fmriprep")]
+    pub entities: Vec<String>,
     /// Output folder for --fmriprep (BIDS-derivatives layout).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
@@ -152,6 +156,7 @@ pub fn run(command: ExtractCommand) -> Result<()> {
         fmriprep,
         task,
         space,
+        entities,
         out_dir,
         missing,
         jobs,
@@ -275,11 +280,18 @@ pub fn run(command: ExtractCommand) -> Result<()> {
                 .and_then(|a| a.file_name())
                 .map(|n| n.to_string_lossy().split('.').next().unwrap_or("atlas").to_string())
                 .unwrap_or_else(|| "regions".to_string());
+            let select = entities
+                .iter()
+                .map(|e| {
+                    e.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| Error::Usage(format!("--entity `{e}`: write KEY=VALUE, e.g. res=2")))
+                })
+                .collect::<Result<Vec<_>>>()?;
             extract_fmriprep(
                 &args,
                 &root,
-                task.as_deref().unwrap_or_default(),
-                space.as_deref().unwrap_or_default(),
+                (task.as_deref().unwrap_or_default(), space.as_deref().unwrap_or_default(), &select),
                 out_dir.as_deref().unwrap_or(Path::new(".")),
                 &atlas_name,
                 missing == "skip",
