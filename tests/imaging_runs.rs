@@ -252,3 +252,19 @@ fn extract_on_an_fmriprep_folder_chooses_images_by_entity() {
         assert!(file.is_file(), "{}", file.display());
     }
 }
+
+#[test]
+fn more_dummy_scans_than_volumes_fail_check_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    let settings = "res = \"2\"\nruns = [1]\n\n[denoise]\nstrategy = \"24P\"\ndummy_scans = 80";
+    let out = check(dir.path(), &STUDY_TAIL_FREE.replace("#SETTINGS", settings));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(stderr.contains("study.toml:") && stderr.contains("dummy_scans = 80 but"), "{stderr}");
+    assert!(stderr.contains("has 80 volumes; nothing would be left"), "{stderr}");
+    let settings = "res = \"2\"\nruns = [1]\n\n[denoise]\ndummy_scans = \"some\"";
+    let out = check(dir.path(), &STUDY_TAIL_FREE.replace("#SETTINGS", settings));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("write \"auto\" or a number of volumes"), "{stderr}");
+}

@@ -362,7 +362,22 @@ fn build_on_grids(cx: &mut Checker<'_>, runs: &[Run], real: &[(String, RegionSou
     let mut grids: Vec<Grid> = Vec::new();
     for run in runs {
         let grid = match crate::imaging::extract::open_bold(&run.bold) {
-            Ok((_, g)) => g,
+            Ok((reader, g)) => {
+                let volumes = reader.header.volumes();
+                if let crate::spec::DummyScans::Count(n) = cx.study.denoise.dummy_scans
+                    && n >= volumes
+                {
+                    cx.err(
+                        keys!["denoise", "dummy_scans"],
+                        format!(
+                            "dummy_scans = {n} but {} has {volumes} volumes; nothing would be left",
+                            run.bold.display()
+                        ),
+                        Some("lower dummy_scans, or use \"auto\" (fMRIPrep's non_steady_state_outlier columns)".into()),
+                    );
+                }
+                g
+            }
             Err(e) => {
                 cx.err(keys!["imaging"], e.to_string(), None);
                 continue;
