@@ -218,8 +218,12 @@ fn bad_images_give_clear_errors() {
     }
     let flat_path = d.join("flat.nii.gz");
     write_image(&flat_path, &[12, 14, 10, 20], &flat);
-    let e = error_of(d, &flat_path, &atlas, &["--labels", fixture("labels.tsv").to_str().unwrap()]);
+    let labels_arg = fixture("labels.tsv");
+    let e = error_of(d, &flat_path, &atlas, &["--labels", labels_arg.to_str().unwrap(), "--min-volumes", "1"]);
     assert!(e.contains("precuneus") && e.contains("constant"), "{e}");
+    // A 20-volume run is shorter than the default min_volumes (50): a listed exclusion.
+    let e = error_of(d, &flat_path, &atlas, &["--labels", labels_arg.to_str().unwrap()]);
+    assert!(e.contains("excluded: fewer than 50 volumes (20)"), "{e}");
 
     // Atlas on another grid with resampling forbidden: names both files.
     let e = error_of(d, &fixture("bold.nii.gz"), &fixture("labels_2mm.nii.gz"), &["--no-resample"]);

@@ -115,7 +115,8 @@ fn a_study_extracts_every_subject_and_builds_the_connectome() {
         assert!((ours - expected).abs() < tolerance, "subject {}: {ours} vs {expected}", connectome.text(row, "eid"));
     }
     let runs = Tsv::read(&out.join("imaging_runs.tsv"));
-    assert!(runs.rows.iter().any(|r| r[0] == "sub-04" && r[4].contains("no usable run")), "{:?}", runs.rows);
+    let status = runs.col("status");
+    assert!(runs.rows.iter().any(|r| r[0] == "sub-04" && r[status].contains("no usable run")), "{:?}", runs.rows);
     assert!(out.join("sub-01/func/sub-01_task-rest_atlas-regions_timeseries.tsv").is_file());
 
     // Nothing changed: nothing runs. Editing the denoising reruns the imaging runs.
@@ -215,6 +216,7 @@ fn sessions_are_discovered_and_paired_per_subject() {
         assert!((pre - post).abs() < 1e-3 && pre != post, "{pre} vs {post}");
     }
     let runs = Tsv::read(&out.join("imaging_runs.tsv"));
-    assert!(runs.rows.iter().any(|r| r[0] == "03" && r[4].contains("no usable run")), "{:?}", runs.rows);
+    let status = runs.col("status");
+    assert!(runs.rows.iter().any(|r| r[0] == "03" && r[status].contains("no usable run")), "{:?}", runs.rows);
     assert!(out.join("sub-01/ses-post/func/sub-01_ses-post_task-rest_atlas-regions_timeseries.tsv").is_file());
 }

@@ -7,10 +7,11 @@
 mod common;
 
 use common::Tsv;
+use neurospec::imaging::denoise::Censoring;
 use neurospec::imaging::extract::open_bold;
 use neurospec::imaging::nifti::VolumeReader;
 use neurospec::imaging::regions::{MapRuleSpec, RegionSources, Resampling, read_label_table};
-use neurospec::imaging::run::{RunSettings, process_run};
+use neurospec::imaging::run::{DummyScans, Processed, RunSettings, process_run};
 use neurospec::sim::ketamine;
 use rayon::prelude::*;
 use std::collections::BTreeMap;
@@ -70,7 +71,7 @@ fn ketamine_cohort_has_the_design_and_the_planted_coupling() {
         assert!(volume.iter().any(|v| *v >= 50.0));
     }
 
-    let found = neurospec::imaging::discover::discover(&out.join("fmriprep"), "rest", ketamine::SPACE).unwrap();
+    let found = neurospec::imaging::discover::discover(&out.join("fmriprep"), "rest", ketamine::SPACE, &[]).unwrap();
     assert_eq!(found.runs.len(), 98);
     assert!(found.subjects_without_runs.is_empty());
     for session in ["pre", "post"] {
@@ -92,15 +93,20 @@ fn ketamine_cohort_has_the_design_and_the_planted_coupling() {
             let settings = RunSettings {
                 strategy: Some("24P"),
                 confounds: run.confounds.as_deref(),
-                fd_threshold: None,
-                min_segment: 5,
+                censoring: Censoring { min_segment: 5, ..Censoring::default() },
+                dummy_scans: DummyScans::Auto,
+                min_clean_seconds: None,
                 band: None,
                 tr: run.tr,
                 detrend: true,
                 standardise: true,
                 min_volumes: 10,
             };
-            let cleaned = process_run(&run.bold, reader, &grid, &regions, &settings).unwrap().unwrap().series;
+            let Processed::Cleaned(cleaned) = process_run(&run.bold, reader, &grid, &regions, &settings).unwrap()
+            else {
+                panic!("{}: excluded", run.bold.display())
+            };
+            let cleaned = cleaned.series;
             let column = |name: &str| cleaned.column(cleaned.names.iter().position(|n| n == name).unwrap());
             let planted = fisher_z(&column("LB_left"), &column("precuneus"));
             let null = fisher_z(&column("CM_right"), &column("hippocampus_left"));

@@ -11,7 +11,7 @@ use crate::imaging::connectivity::{
 };
 use crate::imaging::extract::open_bold;
 use crate::imaging::regions::{MapRule, MapRuleSpec, Region, RegionSources, Resampling, read_label_table};
-use crate::imaging::run::{RunSettings, clean_spec, process_run, seed_map_values};
+use crate::imaging::run::{Processed, RunSettings, clean_spec, process_run, seed_map_values};
 use crate::store::write_atomic_in;
 use std::path::{Path, PathBuf};
 
@@ -45,6 +45,10 @@ pub struct ExtractCommand {
     /// fMRIPrep output space (e.g. MNI152NLin2009cAsym).
     #[arg(long)]
     pub space: Option<String>,
+    /// With --fmriprep: keep only images with this entity value, e.g. `res=2` (repeatable;
+    /// also den, acq, ce, rec, dir, echo, run).
+    #[arg(long = "entity", value_name = "KEY=VALUE", requires = "fmriprep")]
+    pub entities: Vec<String>,
     /// Output folder for --fmriprep (BIDS-derivatives layout).
     #[arg(long)]
     pub out_dir: Option<PathBuf>,
@@ -93,6 +97,19 @@ pub struct ExtractCommand {
     /// Scrub volumes with framewise displacement above this (mm).
     #[arg(long)]
     pub fd_threshold: Option<f64>,
+    /// Scrub volumes whose standardised DVARS (`std_dvars`) is above this.
+    #[arg(long)]
+    pub std_dvars_threshold: Option<f64>,
+    /// Also scrub the volumes flagged in fMRIPrep's `motion_outlierNN` columns.
+    #[arg(long)]
+    pub motion_outliers: bool,
+    /// Non-steady-state volumes to drop first: auto (fMRIPrep's `non_steady_state_outlierNN`
+    /// columns), or a number of first volumes (0 keeps all).
+    #[arg(long, default_value = "auto", value_parser = crate::imaging::run::DummyScans::parse)]
+    pub dummy_scans: crate::imaging::run::DummyScans,
+    /// Fail (or, for many runs, exclude) a run left with less clean data than this (s).
+    #[arg(long)]
+    pub min_clean_seconds: Option<f64>,
     /// Fewest volumes that must survive scrubbing.
     #[arg(long, default_value_t = crate::imaging::run::DEFAULT_MIN_VOLUMES)]
     pub min_volumes: usize,
@@ -139,6 +156,7 @@ pub fn run(command: ExtractCommand) -> Result<()> {
         fmriprep,
         task,
         space,
+        entities,
         out_dir,
         missing,
         jobs,
@@ -155,6 +173,10 @@ pub fn run(command: ExtractCommand) -> Result<()> {
         confounds,
         strategy,
         fd_threshold,
+        std_dvars_threshold,
+        motion_outliers,
+        dummy_scans,
+        min_clean_seconds,
         min_volumes,
         min_segment,
         band,
@@ -168,7 +190,16 @@ pub fn run(command: ExtractCommand) -> Result<()> {
         connectivity_out,
         regions_out,
     } = command;
-    let cleaning = confounds.is_some() || band.is_some() || fd_threshold.is_some();
+    let cleaning = confounds.is_some()
+        || band.is_some()
+        || fd_threshold.is_some()
+        || std_dvars_threshold.is_some()
+        || motion_outliers;
+    for (flag, value) in [("--std-dvars-threshold", std_dvars_threshold), ("--min-clean-seconds", min_clean_seconds)] {
+        if value.is_some_and(|v| !(v >= 0.0 && v.is_finite())) {
+            return Err(Error::Usage(format!("{flag}: give a number, 0 or more")));
+        }
+    }
     let maps = match maps {
         Some(path) => {
             let rule = match (map_threshold, map_maxprob) {
@@ -198,8 +229,14 @@ pub fn run(command: ExtractCommand) -> Result<()> {
         labels,
         confounds,
         strategy,
-        fd_threshold,
-        min_segment,
+        censoring: crate::imaging::denoise::Censoring {
+            fd_threshold,
+            std_dvars_threshold,
+            motion_outliers,
+            min_segment,
+        },
+        dummy_scans,
+        min_clean_seconds,
         band: band.map(|b| (b[0], b[1])),
         tr,
         detrend: cleaning && !no_detrend,
@@ -243,11 +280,18 @@ pub fn run(command: ExtractCommand) -> Result<()> {
                 .and_then(|a| a.file_name())
                 .map(|n| n.to_string_lossy().split('.').next().unwrap_or("atlas").to_string())
                 .unwrap_or_else(|| "regions".to_string());
+            let select = entities
+                .iter()
+                .map(|e| {
+                    e.split_once('=')
+                        .map(|(k, v)| (k.to_string(), v.to_string()))
+                        .ok_or_else(|| Error::Usage(format!("--entity `{e}`: write KEY=VALUE, e.g. res=2")))
+                })
+                .collect::<Result<Vec<_>>>()?;
             extract_fmriprep(
                 &args,
                 &root,
-                task.as_deref().unwrap_or_default(),
-                space.as_deref().unwrap_or_default(),
+                (task.as_deref().unwrap_or_default(), space.as_deref().unwrap_or_default(), &select),
                 out_dir.as_deref().unwrap_or(Path::new(".")),
                 &atlas_name,
                 missing == "skip",
@@ -276,8 +320,9 @@ pub struct ExtractArgs {
     pub seed_maps_out: Option<PathBuf>,
     pub confounds: Option<PathBuf>,
     pub strategy: Option<String>,
-    pub fd_threshold: Option<f64>,
-    pub min_segment: usize,
+    pub censoring: crate::imaging::denoise::Censoring,
+    pub dummy_scans: crate::imaging::run::DummyScans,
+    pub min_clean_seconds: Option<f64>,
     pub band: Option<(f64, f64)>,
     pub tr: Option<f64>,
     pub detrend: bool,
@@ -351,23 +396,33 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
     let settings = RunSettings {
         strategy: args.strategy.as_deref(),
         confounds: args.confounds.as_deref(),
-        fd_threshold: args.fd_threshold,
-        min_segment: args.min_segment,
+        censoring: args.censoring,
+        dummy_scans: args.dummy_scans,
         band: args.band,
         tr: args.tr,
         detrend: args.detrend,
         standardise: args.standardise,
         min_volumes: args.min_volumes,
+        min_clean_seconds: args.min_clean_seconds,
     };
-    let Some(run) = process_run(&args.bold, reader, &grid, &regions, &settings)? else {
-        return Err(Error::data(format!(
-            "{}: fewer than {} volumes survive scrubbing at FD > {} mm",
+    let run = match process_run(&args.bold, reader, &grid, &regions, &settings)? {
+        Processed::Cleaned(run) => run,
+        Processed::Excluded { reason, .. } => {
+            return Err(Error::data(format!("{}: excluded: {reason}", args.bold.display())));
+        }
+    };
+    let counts = run.counts;
+    if counts.dummy_scans > 0 || counts.censored > 0 {
+        eprintln!(
+            "{}: dropped {} non-steady-state volumes, censored {}, kept {} of {}",
             args.bold.display(),
-            settings.min_volumes,
-            args.fd_threshold.unwrap_or(0.0)
-        )));
-    };
-    let (series, matrix, columns, keep, t) = (run.series, run.confounds, run.n_confounds, run.keep, run.volumes);
+            counts.dummy_scans,
+            counts.censored,
+            counts.kept,
+            counts.volumes
+        );
+    }
+    let (series, matrix, columns, keep, t) = (run.series, run.confounds, run.n_confounds, run.keep, run.counts.volumes);
     write(&args.out, &series.to_tsv())?;
     if let Some(path) = &args.regions_out {
         let mut text = String::from("region\tvoxels_before\tvoxels_after\n");

@@ -63,14 +63,31 @@ fn run_all(runs: &[ExtractArgs], labels: &[String], jobs: usize) -> Result<()> {
 pub fn extract_fmriprep(
     template: &ExtractArgs,
     root: &Path,
-    task: &str,
-    space: &str,
+    (task, space, select): (&str, &str, &[(String, String)]),
     out_dir: &Path,
     atlas_name: &str,
     skip_missing: bool,
     jobs: usize,
 ) -> Result<()> {
-    let found = crate::imaging::discover::discover(root, task, space)?;
+    let found = crate::imaging::discover::discover(root, task, space, select)?;
+    // Two images of one run (another resolution or density) would write the same files.
+    for (i, run) in found.runs.iter().enumerate() {
+        let same: Vec<&crate::imaging::discover::Run> =
+            found.runs.iter().filter(|r| r.prefix == run.prefix && r.bold.parent() == run.bold.parent()).collect();
+        if same.len() > 1 && found.runs.iter().position(|r| r.prefix == run.prefix) == Some(i) {
+            let differing = crate::imaging::discover::differing_entities(&same);
+            let list: Vec<String> = differing.iter().map(|(k, v)| format!("{k} ({})", v.join(", "))).collect();
+            let example =
+                differing.first().map_or(String::new(), |(k, v)| format!(", e.g. --entity {k}={}", v[v.len() - 1]));
+            return Err(Error::Usage(format!(
+                "{}: {} images of {} differ in {}; choose one with --entity KEY=VALUE{example}",
+                root.display(),
+                same.len(),
+                run.prefix,
+                list.join(", ")
+            )));
+        }
+    }
     if !found.subjects_without_runs.is_empty() {
         let list = found.subjects_without_runs.join(", ");
         if !skip_missing {
@@ -89,7 +106,9 @@ pub fn extract_fmriprep(
         Measure::Correlation => "correlation",
         Measure::Partial => "partialcorrelation",
     });
-    let needs_confounds = template.strategy.is_some() || template.fd_threshold.is_some();
+    let needs_confounds = template.strategy.is_some() || template.censoring.is_active();
+    // Non-steady-state volumes are read from the confounds file whenever there is one.
+    let wants_confounds = needs_confounds || template.dummy_scans == crate::imaging::run::DummyScans::Auto;
     let mut runs = Vec::new();
     let mut labels = Vec::new();
     for run in &found.runs {
@@ -103,7 +122,7 @@ pub fn extract_fmriprep(
         let folder = folder.join("func");
         runs.push(ExtractArgs {
             bold: run.bold.clone(),
-            confounds: if needs_confounds { run.confounds.clone() } else { None },
+            confounds: if wants_confounds { run.confounds.clone() } else { None },
             tr: template.tr.or(run.tr),
             out: folder.join(format!("{}_atlas-{atlas_name}_timeseries.tsv", run.prefix)),
             connectivity_out: measure

@@ -19,11 +19,10 @@
 //! the censored volumes themselves, which is what nilearn documents; the two agree whenever no
 //! censored volume's mirror is censored, and the tests check both facts.
 
+pub use super::confounds::{CompCor, Confounds};
 use super::extract::TimeSeries;
 use super::filter::{Band, butterworth, filtfilt};
 use crate::error::{Error, Result};
-use crate::tables::Tsv;
-use std::path::Path;
 
 /// Named confound strategies over fMRIPrep's confound columns.
 #[derive(Debug, Clone, PartialEq)]
@@ -36,16 +35,39 @@ pub enum Strategy {
     P24,
     /// 24P plus CSF, white matter and global signal with the same expansions.
     P36,
-    /// 6P plus the first `n` anatomical CompCor components.
-    ACompCor(usize),
+    /// fMRIPrep's cosine (high-pass) columns, 6P and anatomical CompCor components
+    /// (`combined` mask).
+    ACompCor(CompCor),
     /// 6P plus the global signal.
     Gsr,
+    /// nilearn's `load_confounds_strategy` presets: `simple` (cosines, 24P, CSF and white
+    /// matter), `scrubbing` (cosines, 24P, CSF and white matter with expansions, and censoring
+    /// at FD > 0.5 mm or std DVARS > 1.5 with 5-volume segments), `compcor` (cosines, 24P,
+    /// every `combined` aCompCor component).
+    Preset(Preset),
     /// Exactly these columns.
     Custom(Vec<String>),
 }
 
+/// nilearn's named denoising presets.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Preset {
+    Simple,
+    Scrubbing,
+    CompCor,
+}
+
+/// Censoring thresholds that nilearn's `scrubbing` preset applies: FD (mm), std DVARS, and the
+/// shortest kept segment (volumes).
+pub const SCRUBBING_PRESET: Censoring =
+    Censoring { fd_threshold: Some(0.5), std_dvars_threshold: Some(1.5), motion_outliers: false, min_segment: 5 };
+
 const MOTION: [&str; 6] = ["trans_x", "trans_y", "trans_z", "rot_x", "rot_y", "rot_z"];
 const EXPANSIONS: [&str; 4] = ["", "_derivative1", "_power2", "_derivative1_power2"];
+
+fn expand(bases: &[&str]) -> Vec<String> {
+    EXPANSIONS.iter().flat_map(|s| bases.iter().map(move |b| format!("{b}{s}"))).collect()
+}
 
 impl Strategy {
     pub fn parse(text: &str) -> Result<Strategy> {
@@ -56,143 +78,161 @@ impl Strategy {
             "24p" => Strategy::P24,
             "36p" => Strategy::P36,
             "gsr" => Strategy::Gsr,
+            "simple" => Strategy::Preset(Preset::Simple),
+            "scrubbing" => Strategy::Preset(Preset::Scrubbing),
+            "compcor" => Strategy::Preset(Preset::CompCor),
             _ if lower.starts_with("acompcor") => {
                 let n = lower.trim_start_matches("acompcor").trim_start_matches(['-', '_', ':']);
-                let n = if n.is_empty() {
-                    5
-                } else {
-                    n.parse()
-                        .map_err(|_| Error::Data(format!("`{text}`: write aCompCor with a count, e.g. acompcor6")))?
+                let bad = || {
+                    Error::Data(format!(
+                        "`{text}`: write aCompCor with a count (acompcor6), `acompcor_all`, or a cumulative \
+                         variance explained (acompcor50%)"
+                    ))
                 };
-                Strategy::ACompCor(n)
+                let choice = if n.is_empty() {
+                    CompCor::Count(5)
+                } else if n == "all" {
+                    CompCor::All
+                } else if let Some(percent) = n.strip_suffix('%') {
+                    let p: f64 = percent.parse().map_err(|_| bad())?;
+                    if !(p > 0.0 && p <= 100.0) {
+                        return Err(bad());
+                    }
+                    CompCor::Variance(p / 100.0)
+                } else {
+                    CompCor::Count(n.parse().ok().filter(|n| *n > 0).ok_or_else(bad)?)
+                };
+                Strategy::ACompCor(choice)
             }
             _ if text.contains(',') => Strategy::Custom(text.split(',').map(|s| s.trim().to_string()).collect()),
             _ => {
                 return Err(Error::Data(format!(
-                    "unknown confound strategy `{text}`; use none, 6P, 24P, 36P, acompcorN, gsr, or a comma-separated column list"
+                    "unknown confound strategy `{text}`; use none, 6P, 24P, 36P, acompcorN, acompcor_all, \
+                     acompcorN%, gsr, nilearn's presets simple, scrubbing or compcor, or a comma-separated column list"
                 )));
             }
         })
     }
 
-    /// The confound columns this strategy reads.
-    pub fn columns(&self) -> Vec<String> {
-        let expand = |bases: &[&str]| -> Vec<String> {
-            EXPANSIONS.iter().flat_map(|s| bases.iter().map(move |b| format!("{b}{s}"))).collect()
-        };
-        match self {
+    /// The confound columns this strategy reads from `confounds` (presets and aCompCor depend
+    /// on what the file holds: its cosine columns and its sidecar).
+    pub fn columns(&self, confounds: &Confounds) -> Result<Vec<String>> {
+        let motion: Vec<String> = MOTION.iter().map(|s| s.to_string()).collect();
+        Ok(match self {
             Strategy::None => Vec::new(),
-            Strategy::P6 => MOTION.iter().map(|s| s.to_string()).collect(),
+            Strategy::P6 => motion,
             Strategy::P24 => expand(&MOTION),
             Strategy::P36 => {
                 let mut c = expand(&MOTION);
                 c.extend(expand(&["csf", "white_matter", "global_signal"]));
                 c
             }
-            Strategy::ACompCor(n) => {
-                let mut c: Vec<String> = MOTION.iter().map(|s| s.to_string()).collect();
-                c.extend((0..*n).map(|i| format!("a_comp_cor_{i:02}")));
+            Strategy::ACompCor(choice) => {
+                // fMRIPrep computes CompCor after its high-pass: its cosines go with it (nilearn
+                // refuses compcor without `high_pass`).
+                let mut c = confounds.family("cosine");
+                c.extend(motion);
+                c.extend(confounds.acompcor(choice)?);
                 c
             }
             Strategy::Gsr => {
-                let mut c: Vec<String> = MOTION.iter().map(|s| s.to_string()).collect();
+                let mut c = motion;
                 c.push("global_signal".into());
                 c
             }
-            Strategy::Custom(columns) => columns.clone(),
-        }
-    }
-}
-
-/// A confounds table (fMRIPrep `*_desc-confounds_timeseries.tsv`).
-pub struct Confounds {
-    pub path: String,
-    table: Tsv,
-}
-
-impl Confounds {
-    pub fn read(path: &Path) -> Result<Confounds> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
-        Ok(Confounds { path: path.display().to_string(), table: Tsv::parse(&text) })
-    }
-
-    pub fn rows(&self) -> usize {
-        self.table.rows.len()
-    }
-
-    /// Columns as a T × C row-major matrix. `n/a` in the first row (fMRIPrep cannot difference
-    /// the first volume) takes the second row's value, as nilearn's `load_confounds` does; any
-    /// other missing value is an error.
-    pub fn matrix(&self, columns: &[String]) -> Result<Vec<f64>> {
-        let t = self.rows();
-        let mut out = vec![0.0; t * columns.len()];
-        for (c, name) in columns.iter().enumerate() {
-            let at = self.table.col(name).ok_or_else(|| {
-                let hint = crate::error::did_you_mean(name, self.table.header.iter().map(String::as_str))
-                    .map(|b| format!(" (did you mean `{b}`?)"))
-                    .unwrap_or_default();
-                Error::data(format!("{}: no confound column `{name}`{hint}", self.path))
-            })?;
-            for row in 0..t {
-                let cell = self.table.rows[row].get(at).map(String::as_str).unwrap_or("");
-                let parse = |row: usize| -> Result<f64> {
-                    let text = self.table.rows[row].get(at).map(String::as_str).unwrap_or("").trim();
-                    text.parse::<f64>().ok().filter(|v| v.is_finite()).ok_or_else(|| {
-                        Error::data(format!(
-                            "{}:{}: confound `{name}` has `{text}`; expected a number",
-                            self.path,
-                            row + 2
-                        ))
-                    })
-                };
-                let value = match cell.trim() {
-                    "n/a" | "" | "NaN" | "nan" if row == 0 && t > 1 => parse(1)?,
-                    _ => parse(row)?,
-                };
-                out[row * columns.len() + c] = value;
-            }
-        }
-        Ok(out)
-    }
-
-    /// Framewise displacement per volume (the first volume's `n/a` read as 0).
-    pub fn framewise_displacement(&self) -> Result<Vec<f64>> {
-        let t = self.rows();
-        let at = self
-            .table
-            .col("framewise_displacement")
-            .ok_or_else(|| Error::data(format!("{}: no `framewise_displacement` column for scrubbing", self.path)))?;
-        (0..t)
-            .map(|row| {
-                let cell = self.table.rows[row].get(at).map(String::as_str).unwrap_or("").trim().to_string();
-                if row == 0 && (cell == "n/a" || cell.is_empty()) {
-                    return Ok(0.0);
+            Strategy::Preset(preset) => {
+                let mut c = confounds.family("cosine");
+                c.extend(expand(&MOTION));
+                match preset {
+                    Preset::Simple => c.extend(["csf".to_string(), "white_matter".to_string()]),
+                    Preset::Scrubbing => c.extend(expand(&["csf", "white_matter"])),
+                    Preset::CompCor => c.extend(confounds.acompcor(&CompCor::All)?),
                 }
-                cell.parse::<f64>()
-                    .map_err(|_| Error::data(format!("{}:{}: framewise_displacement has `{cell}`", self.path, row + 2)))
-            })
-            .collect()
+                c
+            }
+            Strategy::Custom(columns) => columns.clone(),
+        })
     }
+
+    /// Censoring the strategy itself implies (nilearn's `scrubbing` preset), used when the
+    /// settings ask for none.
+    pub fn censoring(&self) -> Option<Censoring> {
+        (*self == Strategy::Preset(Preset::Scrubbing)).then_some(SCRUBBING_PRESET)
+    }
+}
+
+/// Which volumes to censor for motion.
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct Censoring {
+    /// Framewise displacement above this (mm).
+    pub fd_threshold: Option<f64>,
+    /// Standardised DVARS (`std_dvars`) above this.
+    pub std_dvars_threshold: Option<f64>,
+    /// Volumes flagged by fMRIPrep's `motion_outlierNN` columns.
+    pub motion_outliers: bool,
+    /// Kept segments shorter than this many volumes are censored too.
+    pub min_segment: usize,
+}
+
+impl Censoring {
+    pub fn is_active(&self) -> bool {
+        self.fd_threshold.is_some() || self.std_dvars_threshold.is_some() || self.motion_outliers
+    }
+
+    /// Censored volumes (true = censored) of a run described by `confounds`.
+    pub fn censored(&self, confounds: &Confounds) -> Result<Vec<bool>> {
+        let mut outlier = vec![false; confounds.rows()];
+        if let Some(threshold) = self.fd_threshold {
+            let fd = confounds.framewise_displacement()?;
+            outlier.iter_mut().zip(fd).for_each(|(o, v)| *o |= v > threshold);
+        }
+        if let Some(threshold) = self.std_dvars_threshold {
+            let dvars = confounds.measure("std_dvars", "censoring by std_dvars_threshold")?;
+            outlier.iter_mut().zip(dvars).for_each(|(o, v)| *o |= v > threshold);
+        }
+        if self.motion_outliers {
+            if confounds.family("motion_outlier").is_empty() {
+                return Err(Error::data(format!(
+                    "{}: no `motion_outlierNN` column, but motion_outliers = true asks for them",
+                    confounds.path
+                )));
+            }
+            let flags = confounds.flagged("motion_outlier")?;
+            outlier.iter_mut().zip(flags).for_each(|(o, f)| *o |= f);
+        }
+        Ok(segment_rule(&outlier, self.min_segment))
+    }
+}
+
+/// nilearn's segment rule (`optimize_scrub`): when any volume is an outlier, kept segments
+/// shorter than `min_segment` volumes (at the start, the end, or between outliers) are
+/// censored too. Without outliers nothing is censored.
+pub fn segment_rule(outlier: &[bool], min_segment: usize) -> Vec<bool> {
+    let mut censored = outlier.to_vec();
+    if min_segment == 0 || !outlier.iter().any(|o| *o) {
+        return censored;
+    }
+    let mut t = 0;
+    while t < censored.len() {
+        if outlier[t] {
+            t += 1;
+            continue;
+        }
+        let start = t;
+        while t < outlier.len() && !outlier[t] {
+            t += 1;
+        }
+        if t - start < min_segment {
+            censored[start..t].iter_mut().for_each(|c| *c = true);
+        }
+    }
+    censored
 }
 
 /// Volumes kept after scrubbing: FD ≤ threshold, and no kept segment shorter than `min_segment`.
 pub fn scrub(fd: &[f64], threshold: f64, min_segment: usize) -> Vec<usize> {
-    let mut keep: Vec<bool> = fd.iter().map(|v| *v <= threshold).collect();
-    let mut t = 0;
-    while t < keep.len() {
-        if keep[t] {
-            let start = t;
-            while t < keep.len() && keep[t] {
-                t += 1;
-            }
-            if t - start < min_segment {
-                keep[start..t].iter_mut().for_each(|k| *k = false);
-            }
-        } else {
-            t += 1;
-        }
-    }
-    keep.iter().enumerate().filter(|(_, k)| **k).map(|(i, _)| i).collect()
+    let outlier: Vec<bool> = fd.iter().map(|v| *v > threshold).collect();
+    segment_rule(&outlier, min_segment).iter().enumerate().filter(|(_, c)| !**c).map(|(i, _)| i).collect()
 }
 
 /// Cleaning settings.
@@ -342,7 +382,19 @@ pub fn clean(
         if spec.standardise_confounds {
             zscore_columns(&mut conf, t, n_confounds);
         }
-        project_out(&mut signals, t, r, &conf, n_confounds);
+        let rank = project_out(&mut signals, t, r, &conf, n_confounds);
+        // Removing the mean and trend (detrend) or the mean (z-scoring) costs degrees of freedom
+        // too; with fewer than 2 left, every residual series is a multiple of one vector (all
+        // correlations ±1) or rounding noise.
+        let trend = if spec.detrend { 2 } else { usize::from(spec.standardise) };
+        let left = t.saturating_sub(trend).saturating_sub(rank);
+        if left < MIN_RESIDUAL_DOF {
+            return Err(Error::data(format!(
+                "{n_confounds} confound columns (rank {rank}) on {t} volumes leave {left} degrees of freedom \
+                 (at least {MIN_RESIDUAL_DOF} are needed); choose a strategy with fewer columns (e.g. 6P or acompcor5) \
+                 or keep more volumes"
+            )));
+        }
     }
     if spec.standardise {
         zscore_columns(&mut signals, t, r);
@@ -350,8 +402,12 @@ pub fn clean(
     Ok(TimeSeries { names: ts.names.clone(), values: signals, volumes: t, tr: ts.tr })
 }
 
-/// Remove from each signal column its projection on the span of the confound columns.
-fn project_out(signals: &mut [f64], t: usize, r: usize, conf: &[f64], c: usize) {
+/// Fewest degrees of freedom a cleaned series must keep after confound regression.
+pub const MIN_RESIDUAL_DOF: usize = 2;
+
+/// Remove from each signal column its projection on the span of the confound columns; returns
+/// the rank of that span.
+fn project_out(signals: &mut [f64], t: usize, r: usize, conf: &[f64], c: usize) -> usize {
     // Column-major copy of confounds; Gram–Schmidt with re-orthogonalisation, dropping columns
     // whose residual norm is below 100·eps of their original norm (rank-deficient confounds).
     let mut basis: Vec<Vec<f64>> = Vec::new();
@@ -380,4 +436,5 @@ fn project_out(signals: &mut [f64], t: usize, r: usize, conf: &[f64], c: usize) 
             signals[i * r + col] = s[i];
         }
     }
+    basis.len()
 }

@@ -1,5 +1,6 @@
 //! Imaging: NIfTI streaming, regions on a grid, region time series, denoising, connectivity.
 
+pub mod confounds;
 pub mod connectivity;
 pub mod denoise;
 pub mod discover;

@@ -3,7 +3,7 @@
 //! `imaging-run` stage and the `extract` command both call [`process_run`].
 
 use super::connectivity::centred;
-use super::denoise::{Clean, Confounds, Strategy, clean, scrub};
+use super::denoise::{Censoring, Clean, Confounds, Strategy, clean};
 use super::extract::region_means;
 use super::regions::Region;
 use crate::error::{Error, Result};
@@ -26,54 +26,179 @@ pub fn clean_spec(detrend: bool, standardise: bool, band: Option<(f64, f64)>, tr
     }
 }
 
+/// Volumes dropped at the start of a run before anything else, because the magnetisation had
+/// not yet reached steady state (XCP-D's `--dummy-scans`). Written `"auto"` or a count.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DummyScans {
+    /// The volumes fMRIPrep flags in its `non_steady_state_outlierNN` columns (none when the
+    /// confounds file has no such column), as nilearn's `load_confounds` drops them.
+    #[default]
+    Auto,
+    /// Exactly this many first volumes (0: keep every volume).
+    Count(usize),
+}
+
+impl serde::Serialize for DummyScans {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            DummyScans::Auto => s.serialize_str("auto"),
+            DummyScans::Count(n) => s.serialize_u64(*n as u64),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for DummyScans {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(serde::Deserialize)]
+        #[serde(untagged, expecting = "`\"auto\"` or a number of volumes (0 keeps every volume)")]
+        enum Written {
+            Count(usize),
+            Text(String),
+        }
+        match Written::deserialize(d)? {
+            Written::Count(n) => Ok(DummyScans::Count(n)),
+            Written::Text(t) if t == "auto" => Ok(DummyScans::Auto),
+            Written::Text(t) => Err(serde::de::Error::custom(format!(
+                "`{t}`: write \"auto\" or a number of volumes (0 keeps every volume)"
+            ))),
+        }
+    }
+}
+
+impl schemars::JsonSchema for DummyScans {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "DummyScans".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "\"auto\" (fMRIPrep's non_steady_state_outlierNN columns) or a number of first volumes",
+            "anyOf": [{"const": "auto"}, {"type": "integer", "minimum": 0}]
+        })
+    }
+}
+
+impl DummyScans {
+    /// Parse the command-line form: `auto` or a count.
+    pub fn parse(text: &str) -> std::result::Result<DummyScans, String> {
+        if text.eq_ignore_ascii_case("auto") {
+            return Ok(DummyScans::Auto);
+        }
+        text.parse().map(DummyScans::Count).map_err(|_| format!("`{text}`: write auto or a number of volumes"))
+    }
+}
+
 /// How one run is cleaned.
 pub struct RunSettings<'a> {
     pub strategy: Option<&'a str>,
     pub confounds: Option<&'a Path>,
-    pub fd_threshold: Option<f64>,
-    pub min_segment: usize,
+    /// Volumes censored for motion (FD, std DVARS, fMRIPrep's outlier columns, segment rule).
+    pub censoring: Censoring,
+    /// Non-steady-state volumes dropped first.
+    pub dummy_scans: DummyScans,
     /// (high-pass, low-pass) in Hz; 0 or ∞ omits one side.
     pub band: Option<(f64, f64)>,
     /// Repetition time (s); default from the image header.
     pub tr: Option<f64>,
     pub detrend: bool,
     pub standardise: bool,
-    /// Fewer volumes left after scrubbing → `Ok(None)`.
+    /// Fewer volumes left after dropping and censoring → the run is excluded.
     pub min_volumes: usize,
+    /// Less clean data than this (s) → the run is excluded.
+    pub min_clean_seconds: Option<f64>,
+}
+
+/// What happened to a run's volumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VolumeCounts {
+    /// Volumes in the image.
+    pub volumes: usize,
+    /// Non-steady-state volumes dropped.
+    pub dummy_scans: usize,
+    /// Further volumes censored for motion.
+    pub censored: usize,
+    /// Volumes used.
+    pub kept: usize,
 }
 
 /// A cleaned run.
 pub struct RunOutput {
     pub series: super::extract::TimeSeries,
-    /// Volumes in the image.
-    pub volumes: usize,
-    /// Volumes kept after scrubbing (None: all).
+    pub counts: VolumeCounts,
+    /// Volumes kept after dropping and censoring (None: all).
     pub keep: Option<Vec<usize>>,
     /// The confound matrix used (T × n_confounds, row-major).
     pub confounds: Vec<f64>,
     pub n_confounds: usize,
 }
 
+/// A run cleaned, or excluded with its reason.
+pub enum Processed {
+    Cleaned(RunOutput),
+    Excluded { counts: VolumeCounts, reason: String },
+}
+
+/// A run's volumes to drop: (non-steady-state, censored for motion), true = dropped. Motion
+/// outliers and the segment rule are computed over the whole run (as nilearn does); the
+/// non-steady-state volumes are then dropped as well.
+pub fn dropped_volumes(
+    confounds: Option<&Confounds>,
+    dummy: DummyScans,
+    censoring: &Censoring,
+    t: usize,
+    bold: &Path,
+) -> Result<(Vec<bool>, Vec<bool>)> {
+    let dummies = dummy_volumes(dummy, confounds, t, bold)?;
+    let censored = match confounds {
+        Some(c) if censoring.is_active() => censoring.censored(c)?,
+        _ => vec![false; t],
+    };
+    Ok((dummies, censored))
+}
+
+/// The volumes to drop as non-steady-state (true = dropped).
+fn dummy_volumes(dummy: DummyScans, confounds: Option<&Confounds>, t: usize, bold: &Path) -> Result<Vec<bool>> {
+    match (dummy, confounds) {
+        (DummyScans::Auto, Some(c)) => c.flagged("non_steady_state_outlier"),
+        (DummyScans::Auto, None) => Ok(vec![false; t]),
+        (DummyScans::Count(n), _) if n >= t => Err(Error::data(format!(
+            "dummy_scans = {n} but {} has {t} volumes; nothing would be left — lower dummy_scans",
+            bold.display()
+        ))),
+        (DummyScans::Count(n), _) => Ok((0..t).map(|i| i < n).collect()),
+    }
+}
+
 /// From an opened image and regions on its grid to cleaned region series. A region whose
-/// series is constant is an error naming it. Returns `Ok(None)` when scrubbing leaves fewer
-/// than `min_volumes` volumes.
+/// series is constant is an error naming it. A run left with fewer than `min_volumes` volumes
+/// (or less than `min_clean_seconds` of data) after dropping non-steady-state volumes and
+/// censoring is [`Processed::Excluded`], with the counts and the reason.
+///
+/// Dropping and censoring follow nilearn's `load_confounds` + `sample_mask`: motion outliers
+/// (FD, std DVARS, fMRIPrep's `motion_outlierNN`) and the segment rule are computed over the
+/// whole run; the non-steady-state volumes are then added to the censored set.
 pub fn process_run(
     bold: &Path,
     reader: super::nifti::VolumeReader,
     grid: &super::regions::Grid,
     regions: &[Region],
     settings: &RunSettings<'_>,
-) -> Result<Option<RunOutput>> {
+) -> Result<Processed> {
     let tr_header = reader.header.tr_seconds();
     let raw = region_means(reader, grid, regions)?;
     let t = raw.volumes;
     let strategy = settings.strategy.map(Strategy::parse).transpose()?.filter(|s| *s != Strategy::None);
     let confounds = settings.confounds.map(Confounds::read).transpose()?;
+    let censoring = match strategy.as_ref().and_then(Strategy::censoring) {
+        Some(preset) if !settings.censoring.is_active() => preset,
+        _ => settings.censoring,
+    };
     if strategy.is_some() && confounds.is_none() {
         return Err(Error::data("a confound strategy needs a confounds file"));
     }
-    if settings.fd_threshold.is_some() && confounds.is_none() {
-        return Err(Error::data("scrubbing needs a confounds file (for framewise_displacement)"));
+    if censoring.is_active() && confounds.is_none() {
+        return Err(Error::data(
+            "censoring needs a confounds file (framewise_displacement, std_dvars, motion_outlierNN)",
+        ));
     }
     if let Some(c) = &confounds
         && c.rows() != t
@@ -85,22 +210,45 @@ pub fn process_run(
             bold.display()
         )));
     }
-    let columns = strategy.as_ref().map(Strategy::columns).unwrap_or_default();
+    let columns = match (&strategy, &confounds) {
+        (Some(s), Some(c)) => s.columns(c)?,
+        _ => Vec::new(),
+    };
     let matrix = match &confounds {
         Some(c) if !columns.is_empty() => c.matrix(&columns)?,
         _ => Vec::new(),
     };
-    let keep = match (settings.fd_threshold, &confounds) {
-        (Some(threshold), Some(c)) => Some(scrub(&c.framewise_displacement()?, threshold, settings.min_segment)),
-        _ => None,
+    let (dummy, censored) = dropped_volumes(confounds.as_ref(), settings.dummy_scans, &censoring, t, bold)?;
+    let counts = VolumeCounts {
+        volumes: t,
+        dummy_scans: dummy.iter().filter(|d| **d).count(),
+        censored: (0..t).filter(|&i| censored[i] && !dummy[i]).count(),
+        kept: (0..t).filter(|&i| !censored[i] && !dummy[i]).count(),
     };
-    if keep.as_ref().is_some_and(|k| k.len() < settings.min_volumes) {
-        return Ok(None);
+    let keep: Option<Vec<usize>> = (censoring.is_active() || counts.dummy_scans > 0)
+        .then(|| (0..t).filter(|&i| !censored[i] && !dummy[i]).collect());
+    let tr = settings.tr.or(tr_header);
+    let what = format!(
+        "after dropping {} non-steady-state and censoring {} of {} volumes",
+        counts.dummy_scans, counts.censored, counts.volumes
+    );
+    if counts.kept < settings.min_volumes.max(1) {
+        let reason = format!("fewer than {} volumes ({}) {what}", settings.min_volumes.max(1), counts.kept);
+        return Ok(Processed::Excluded { counts, reason });
+    }
+    if let Some(seconds) = settings.min_clean_seconds {
+        let tr = tr.ok_or_else(|| {
+            Error::data(format!("{}: min_clean_seconds needs the repetition time (none in the header)", bold.display()))
+        })?;
+        if (counts.kept as f64) * tr < seconds {
+            let reason = format!("less than {seconds} s of clean data ({} s) {what}", counts.kept as f64 * tr);
+            return Ok(Processed::Excluded { counts, reason });
+        }
     }
     let cleaning =
         strategy.is_some() || settings.band.is_some() || keep.is_some() || settings.detrend || settings.standardise;
     let series = if cleaning {
-        let spec = clean_spec(settings.detrend, settings.standardise, settings.band, settings.tr.or(tr_header));
+        let spec = clean_spec(settings.detrend, settings.standardise, settings.band, tr);
         clean(&raw, &matrix, columns.len(), keep.as_deref(), &spec)?
     } else {
         raw
@@ -118,7 +266,7 @@ pub fn process_run(
             )));
         }
     }
-    Ok(Some(RunOutput { series, volumes: t, keep, n_confounds: columns.len(), confounds: matrix }))
+    Ok(Processed::Cleaned(RunOutput { series, counts, keep, n_confounds: columns.len(), confounds: matrix }))
 }
 
 /// Fisher-z correlation of each seed's cleaned series with the series of each voxel in

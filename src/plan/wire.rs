@@ -124,9 +124,36 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
             subjects.push(run.subject.clone());
         }
     }
+    // Keys of runs: `SUBJECT[/SESSION]`, with `:run-N` when a subject (and session) has several.
+    let base_key = |run: &crate::imaging::discover::Run| match (&run.session, im.sessions.is_empty()) {
+        (Some(session), false) => format!("{}/{session}", run.subject),
+        _ => run.subject.clone(),
+    };
+    // Without declared sessions, runs of every session are pooled: the session is part of the tag.
+    let tag = |run: &crate::imaging::discover::Run| {
+        let session = match (&run.session, im.sessions.is_empty()) {
+            (Some(s), true) => format!("ses-{s}_"),
+            _ => String::new(),
+        };
+        format!("{session}run-{}", run.run.as_deref().unwrap_or("1"))
+    };
+    let mut per_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for run in &im.runs {
+        per_key.entry(base_key(run)).or_default().push(tag(run));
+    }
+    per_key.retain(|_, runs| runs.len() > 1);
+    let run_key = |run: &crate::imaging::discover::Run| {
+        let key = base_key(run);
+        match per_key.contains_key(&key) {
+            true => format!("{key}:{}", tag(run)),
+            false => key,
+        }
+    };
     let params = stages::connectome::Params {
         subjects,
+        runs: per_key.iter().map(|(k, v)| (k.clone(), v.iter().map(|r| format!("{k}:{r}")).collect())).collect(),
         sessions: im.sessions.clone(),
+        fisher_z: im.fisher_z,
         edges: im.edges.iter().map(|(a, c)| crate::design::edge_column(a, c)).collect(),
         without_runs: im.excluded.clone(),
         id_column: b.resolved.study.subject_id.clone(),
@@ -136,14 +163,24 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
     b.publish(connectome, "summary", "imaging_runs.tsv");
     let mut runs = Vec::new();
     for run in &im.runs {
-        let (key, id, folder) = match (&run.session, im.sessions.is_empty()) {
+        let key = run_key(run);
+        let (mut id, folder) = match (&run.session, im.sessions.is_empty()) {
             (Some(session), false) => (
-                format!("{}/{session}", run.subject),
                 format!("imaging/sub-{}/ses-{session}", run.subject),
                 format!("sub-{}/ses-{session}/func", run.subject),
             ),
-            _ => (run.subject.clone(), format!("imaging/sub-{}", run.subject), format!("sub-{}/func", run.subject)),
+            // Runs of several sessions pooled into one subject keep their session folder.
+            (Some(session), true) if im.runs.iter().filter(|r| r.subject == run.subject).count() > 1 => (
+                format!("imaging/sub-{}/ses-{session}", run.subject),
+                format!("sub-{}/ses-{session}/func", run.subject),
+            ),
+            _ => (format!("imaging/sub-{}", run.subject), format!("sub-{}/func", run.subject)),
         };
+        if let Some(label) = &run.run
+            && key.contains(':')
+        {
+            id = format!("{id}/run-{label}");
+        }
         let params = stages::imaging_run::Params {
             subject: run.subject.clone(),
             sets: im.sets.clone(),

@@ -87,12 +87,44 @@ fn imaging(folder: &Folder) -> Option<Paragraph> {
     let d = &p["denoise"];
     let runs = folder.tsv("imaging_runs.tsv");
     let (total, included) = runs
+        .as_ref()
         .map_or((0, 0), |t| (t.rows.len(), (0..t.rows.len()).filter(|&r| t.text(r, "status") == "included").count()));
+    // Non-steady-state volumes are mentioned when some were dropped (the run table counts them).
+    let dropped: f64 = runs.as_ref().map_or(0.0, |t| {
+        if t.header.iter().any(|h| h == "dummy_scans") {
+            (0..t.rows.len()).map(|r| t.value(r, "dummy_scans")).filter(|v| v.is_finite()).sum()
+        } else {
+            0.0
+        }
+    });
+    let dummies = match &d["dummy_scans"] {
+        _ if dropped == 0.0 => String::new(),
+        Value::Number(count) => format!(" The first {count} volumes of each run (dummy scans) were dropped first."),
+        _ => format!(
+            " The {dropped} volumes fMRIPrep flagged as non-steady-state (non_steady_state_outlier columns) were dropped \
+             first."
+        ),
+    };
     let mut text = format!(
-        "Region time series were extracted from {total} preprocessed BOLD runs ({included} included). Each run was \
-         denoised with the {} confound strategy",
+        "Region time series were extracted from {total} preprocessed BOLD runs ({included} included).{dummies} Each run \
+         was denoised with the {} confound strategy",
         n(&d["strategy"])
     );
+    if !d["std_dvars_threshold"].is_null() || d["motion_outliers"].as_bool() == Some(true) {
+        let _ = write!(
+            text,
+            ", volumes were also censored{}{}",
+            if d["std_dvars_threshold"].is_null() {
+                String::new()
+            } else {
+                format!(" at standardised DVARS above {}", n(&d["std_dvars_threshold"]))
+            },
+            if d["motion_outliers"].as_bool() == Some(true) { " where fMRIPrep flagged motion outliers" } else { "" }
+        );
+    }
+    if !d["min_clean_seconds"].is_null() {
+        let _ = write!(text, ", runs with less than {} s of clean data were excluded", n(&d["min_clean_seconds"]));
+    }
     if !d["fd_threshold"].is_null() {
         let _ = write!(
             text,

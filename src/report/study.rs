@@ -109,9 +109,15 @@ pub fn flow_counts(folder: &Folder) -> Option<Flow> {
         }
     }
     if let Some(runs) = folder.tsv("imaging_runs.tsv") {
+        // A subject with several runs is without imaging only when none of its runs is included.
+        let included: Vec<&str> = (0..runs.rows.len())
+            .filter(|&r| runs.text(r, "status") == "included")
+            .map(|r| runs.text(r, "subject"))
+            .collect();
         let mut subjects: Vec<&str> = (0..runs.rows.len())
             .filter(|&r| runs.text(r, "status").starts_with("excluded"))
             .map(|r| runs.text(r, "subject"))
+            .filter(|s| !included.contains(s))
             .collect();
         subjects.dedup();
         flow.no_imaging = subjects.len();

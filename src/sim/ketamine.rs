@@ -409,7 +409,7 @@ mod tests {
         assert_eq!(read(a.path(), "participants.tsv"), read(b.path(), "participants.tsv"));
         let run = "fmriprep/sub-K02/ses-post/func/sub-K02_ses-post_task-rest_desc-confounds_timeseries.tsv";
         assert_eq!(read(a.path(), run), read(b.path(), run));
-        let found = crate::imaging::discover::discover(&a.path().join("fmriprep"), "rest", SPACE).unwrap();
+        let found = crate::imaging::discover::discover(&a.path().join("fmriprep"), "rest", SPACE, &[]).unwrap();
         assert_eq!(found.runs.len(), 8);
         assert!(found.runs.iter().all(|r| r.confounds.is_some() && r.tr == Some(TR)));
     }

@@ -24,6 +24,7 @@ use std::collections::BTreeMap;
 
 pub use crate::behaviour::efa::{Extraction, Rotation, Scores};
 pub use crate::behaviour::scoring::{MissingItems, ScoreMethod};
+pub use crate::imaging::run::DummyScans;
 pub use crate::stats::association::PermutationScheme;
 pub use crate::stats::exchange::BlockPermutation;
 pub use crate::stats::voxelwise::Tail;
@@ -280,6 +281,109 @@ pub struct Imaging {
     /// one run per subject, whatever its session.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sessions: Vec<String>,
+    /// Which runs of a subject (and session): `"all"` (each run is its own stage; a subject's
+    /// connectivity is the mean Fisher z over its included runs) or run numbers, e.g. `[1]`
+    /// (an image without `_run-` is run 1). Default: one run per subject; several are an error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runs: Option<RunSelection>,
+    /// fMRIPrep's `_res-` entity, to choose among resolutions (e.g. `"2"`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub res: Option<String>,
+    /// fMRIPrep's `_den-` entity (surface density), to choose among alternatives.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub den: Option<String>,
+    /// BIDS `_acq-` entity, to choose among acquisitions.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub acq: Option<String>,
+    /// BIDS `_ce-` entity (contrast enhancement).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ce: Option<String>,
+    /// BIDS `_rec-` entity (reconstruction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rec: Option<String>,
+    /// BIDS `_dir-` entity (phase-encoding direction).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dir: Option<String>,
+    /// BIDS `_echo-` entity (one echo of multi-echo data).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub echo: Option<String>,
+}
+
+/// Entity fields of `[imaging]` that choose among images, in the order of BIDS names.
+pub const IMAGING_ENTITIES: [&str; 7] = ["acq", "ce", "rec", "dir", "echo", "res", "den"];
+
+impl Imaging {
+    /// The `(entity, value)` pairs the study asks images to carry.
+    pub fn entity_selection(&self) -> Vec<(String, String)> {
+        let values = [&self.acq, &self.ce, &self.rec, &self.dir, &self.echo, &self.res, &self.den];
+        IMAGING_ENTITIES
+            .iter()
+            .zip(values)
+            .filter_map(|(k, v)| v.as_ref().map(|v| (k.to_string(), v.clone())))
+            .collect()
+    }
+}
+
+/// `runs = "all"` or `runs = [1, 2]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunSelection {
+    All,
+    Numbers(Vec<u32>),
+}
+
+impl RunSelection {
+    /// Whether a run labelled `label` (`None`: no `_run-` entity, run 1) is selected.
+    pub fn selects(&self, label: Option<&str>) -> bool {
+        match self {
+            RunSelection::All => true,
+            RunSelection::Numbers(numbers) => {
+                let number = label.map_or(Some(1), |l| l.parse::<u32>().ok());
+                number.is_some_and(|n| numbers.contains(&n))
+            }
+        }
+    }
+}
+
+impl Serialize for RunSelection {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        match self {
+            RunSelection::All => s.serialize_str("all"),
+            RunSelection::Numbers(n) => n.serialize(s),
+        }
+    }
+}
+
+impl<'de> Deserialize<'de> for RunSelection {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged, expecting = "`\"all\"` or a list of run numbers, e.g. [1]")]
+        enum Written {
+            Numbers(Vec<u32>),
+            Text(String),
+        }
+        match Written::deserialize(d)? {
+            Written::Numbers(n) if n.is_empty() => {
+                Err(serde::de::Error::custom("list at least one run number, e.g. [1]"))
+            }
+            Written::Numbers(n) => Ok(RunSelection::Numbers(n)),
+            Written::Text(t) if t == "all" => Ok(RunSelection::All),
+            Written::Text(t) => {
+                Err(serde::de::Error::custom(format!("`{t}`: write \"all\" or a list of run numbers, e.g. [1]")))
+            }
+        }
+    }
+}
+
+impl JsonSchema for RunSelection {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "RunSelection".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "\"all\" or a list of run numbers",
+            "anyOf": [{"const": "all"}, {"type": "array", "items": {"type": "integer", "minimum": 0}, "minItems": 1}]
+        })
+    }
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -344,12 +448,30 @@ pub struct SphereSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Denoise {
-    /// Confound strategy: none, 6P, 24P, 36P, acompcorN, gsr, or a comma-separated column list.
+    /// Confound strategy: none, 6P, 24P, 36P, acompcorN (count), acompcor_all, acompcorN%
+    /// (cumulative variance explained, from the confounds' JSON sidecar), gsr, nilearn's presets
+    /// `simple`, `scrubbing` (with its censoring, unless thresholds are given here) and
+    /// `compcor`, or a comma-separated column list.
     #[serde(default = "default_strategy")]
     pub strategy: String,
+    /// Non-steady-state volumes dropped before cleaning: `"auto"` (those fMRIPrep flags in
+    /// `non_steady_state_outlierNN`), a number of first volumes, or 0 (keep all).
+    #[serde(default)]
+    pub dummy_scans: DummyScans,
     /// Scrub volumes with framewise displacement above this (mm).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fd_threshold: Option<f64>,
+    /// Scrub volumes whose standardised DVARS (`std_dvars`) is above this (nilearn's scrubbing
+    /// uses 1.5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub std_dvars_threshold: Option<f64>,
+    /// Also scrub the volumes fMRIPrep flags in its `motion_outlierNN` columns.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub motion_outliers: bool,
+    /// A run with less clean data than this (seconds, after dropping and scrubbing) is
+    /// excluded (and listed), as XCP-D's `--min-time`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min_clean_seconds: Option<f64>,
     /// After scrubbing, drop kept segments shorter than this many volumes.
     #[serde(default = "default_min_segment")]
     pub min_segment: usize,
@@ -369,7 +491,11 @@ impl Default for Denoise {
     fn default() -> Self {
         Denoise {
             strategy: default_strategy(),
+            dummy_scans: DummyScans::Auto,
             fd_threshold: None,
+            std_dvars_threshold: None,
+            motion_outliers: false,
+            min_clean_seconds: None,
             min_segment: default_min_segment(),
             band: None,
             detrend: true,

@@ -1,7 +1,8 @@
 //! One subject's run: region sets on its grid, region means while decompressing, denoising,
 //! and the connectivity edges the study asks for. Inputs (by path): `bold`, optionally
 //! `confounds`, and the region images. Outputs: `series` (TSV), `edges` (TSV: edge, value;
-//! empty when the run is excluded), `report` (JSON: volumes, kept, status, voxel counts), and
+//! empty when the run is excluded), `report` (JSON: volumes, non-steady-state volumes dropped, volumes censored, kept, status,
+//! voxel counts), and
 //! with seeds `seedmaps`: each seed's Fisher-z map at the mask's voxels (input `seedmask`, on
 //! the BOLD grid), encoded by [`encode_maps`], and each map as a NIfTI image (`map:SEED`;
 //! empty when the run is excluded).
@@ -10,12 +11,12 @@ use super::{Context, Outputs};
 use crate::error::{Error, Result};
 use crate::imaging::connectivity::pearson;
 use crate::imaging::regions::{RegionSources, Resampling};
-use crate::imaging::run::{RunSettings, process_run};
+use crate::imaging::run::{Processed, RunSettings, VolumeCounts, process_run};
 use crate::spec::Denoise;
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["bold", "confounds", "seedmask", "region:*"];
 /// Output names this stage writes (`*` ends a family).
@@ -73,6 +74,16 @@ pub fn decode_maps(bytes: &[u8]) -> Result<Vec<Vec<f64>>> {
         .collect())
 }
 
+/// The run's report: volumes in the image, non-steady-state volumes dropped, volumes censored,
+/// volumes kept, status, and each region's voxel counts.
+fn run_report(subject: &str, counts: &VolumeCounts, status: &str, regions: Vec<serde_json::Value>) -> Vec<u8> {
+    let report = serde_json::json!({
+        "subject": subject, "volumes": counts.volumes, "dummy_scans": counts.dummy_scans,
+        "censored": counts.censored, "kept": counts.kept, "status": status, "regions": regions,
+    });
+    serde_json::to_vec_pretty(&report).expect("json")
+}
+
 /// The mask's voxels (flat indices) on the BOLD grid.
 pub fn mask_voxels(mask: &std::path::Path, grid: &crate::imaging::regions::Grid) -> Result<Vec<usize>> {
     let (header, values) = crate::imaging::nifti::read_3d(mask)?;
@@ -122,15 +133,20 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let settings = RunSettings {
         strategy,
         confounds: confounds.as_deref(),
-        fd_threshold: p.denoise.fd_threshold,
-        min_segment: p.denoise.min_segment,
+        censoring: crate::imaging::denoise::Censoring {
+            fd_threshold: p.denoise.fd_threshold,
+            std_dvars_threshold: p.denoise.std_dvars_threshold,
+            motion_outliers: p.denoise.motion_outliers,
+            min_segment: p.denoise.min_segment,
+        },
+        dummy_scans: p.denoise.dummy_scans,
         band: p.denoise.band.map(|b| (b[0], b[1])),
         tr: p.tr,
         detrend: p.denoise.detrend,
         standardise: p.denoise.standardize,
         min_volumes: p.denoise.min_volumes,
+        min_clean_seconds: p.denoise.min_clean_seconds,
     };
-    let volumes = reader.header.volumes();
     let volumes_tr = reader.header.tr_seconds();
     let voxel_counts: Vec<serde_json::Value> = regions
         .iter()
@@ -140,21 +156,20 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         .collect();
     let output = process_run(&bold, reader, &grid, &regions, &settings)
         .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e)))?;
-    let Some(output) = output else {
-        let report = serde_json::json!({
-            "subject": p.subject, "volumes": volumes, "kept": null,
-            "status": format!("excluded: fewer than {} volumes after scrubbing", p.denoise.min_volumes),
-            "regions": voxel_counts,
-        });
-        return Ok([
-            ("series".to_string(), Vec::new()),
-            ("edges".to_string(), b"edge\tvalue\n".to_vec()),
-            ("report".to_string(), serde_json::to_vec_pretty(&report).expect("json")),
-            ("seedmaps".to_string(), Vec::new()),
-        ]
-        .into_iter()
-        .chain(p.seed_maps.iter().map(|s| (format!("map:{s}"), Vec::new())))
-        .collect());
+    let output = match output {
+        Processed::Cleaned(output) => output,
+        Processed::Excluded { counts, reason } => {
+            let report = run_report(&p.subject, &counts, &format!("excluded: {reason}"), voxel_counts);
+            return Ok([
+                ("series".to_string(), Vec::new()),
+                ("edges".to_string(), b"edge\tvalue\n".to_vec()),
+                ("report".to_string(), report),
+                ("seedmaps".to_string(), Vec::new()),
+            ]
+            .into_iter()
+            .chain(p.seed_maps.iter().map(|s| (format!("map:{s}"), Vec::new())))
+            .collect());
+        }
     };
     let series = &output.series;
     let (n, r) = (series.volumes, series.regions());
@@ -169,10 +184,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         let value = if p.fisher_z { value.clamp(-1.0, 1.0).atanh() } else { value };
         edges.push_str(&format!("{}\t{value}\n", crate::design::edge_column(a, b)));
     }
-    let report = serde_json::json!({
-        "subject": p.subject, "volumes": volumes, "kept": output.keep.as_ref().map_or(volumes, Vec::len),
-        "status": "included", "regions": voxel_counts,
-    });
+    let report = run_report(&p.subject, &output.counts, "included", voxel_counts);
     let mut images: Vec<(String, Vec<u8>)> = Vec::new();
     let seedmaps = if p.seed_maps.is_empty() {
         Vec::new()
@@ -217,7 +229,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let mut outputs = Outputs::from([
         ("series".to_string(), series.to_tsv().into_bytes()),
         ("edges".to_string(), edges.into_bytes()),
-        ("report".to_string(), serde_json::to_vec_pretty(&report).expect("json")),
+        ("report".to_string(), report),
         ("seedmaps".to_string(), seedmaps),
     ]);
     outputs.extend(images);

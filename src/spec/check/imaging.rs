@@ -52,6 +52,9 @@ pub(super) fn resolve(cx: &mut Checker<'_>) -> Option<ResolvedImaging> {
     let edges = edges(cx, &connectivity.pairs, &region_names);
     all.dedup();
     let seed_maps = seed_maps(cx, &all);
+    if seed_maps.is_some() {
+        several_runs_with_seed_maps(cx, &runs);
+    }
     Some(ResolvedImaging {
         runs,
         excluded,
@@ -70,7 +73,8 @@ pub(super) fn resolve(cx: &mut Checker<'_>) -> Option<ResolvedImaging> {
 /// excluded for having none.
 fn runs(cx: &mut Checker<'_>, imaging: &Imaging) -> Option<(Vec<Run>, Vec<String>)> {
     let root = cx.loaded.resolve(&imaging.fmriprep);
-    let found = match crate::imaging::discover::discover(&root, &imaging.task, &imaging.space) {
+    let select = imaging.entity_selection();
+    let found = match crate::imaging::discover::discover(&root, &imaging.task, &imaging.space, &select) {
         Ok(found) => found,
         Err(e) => {
             cx.err(keys!["imaging", "fmriprep"], e.to_string(), None);
@@ -108,13 +112,19 @@ fn runs(cx: &mut Checker<'_>, imaging: &Imaging) -> Option<(Vec<Run>, Vec<String
     let mut runs = Vec::new();
     for (subject, list) in per_subject {
         for &session in &wanted {
-            let matching: Vec<&Run> =
-                list.iter().filter(|r| session.is_none() || r.session.as_deref() == session).collect();
-            if matching.len() > 1 {
+            let matching: Vec<&Run> = list
+                .iter()
+                .filter(|r| session.is_none() || r.session.as_deref() == session)
+                .filter(|r| imaging.runs.as_ref().is_none_or(|s| s.selects(r.run.as_deref())))
+                .collect();
+            if !one_image_per_run(cx, imaging, &subject, &matching) {
+                continue;
+            }
+            if imaging.runs.is_none() && matching.len() > 1 {
                 several_runs(cx, imaging, &subject, session, &matching);
                 continue;
             }
-            let Some(run) = matching.first() else {
+            if matching.is_empty() {
                 let label = format!("{subject} (ses-{})", session.unwrap_or(""));
                 if imaging.missing_runs == MissingRuns::Error {
                     cx.err(
@@ -127,31 +137,12 @@ fn runs(cx: &mut Checker<'_>, imaging: &Imaging) -> Option<(Vec<Run>, Vec<String
                     excluded.push(subject.clone());
                 }
                 continue;
-            };
-            let denoise = &cx.study.denoise;
-            let strategy_needs = !denoise.strategy.eq_ignore_ascii_case("none") || denoise.fd_threshold.is_some();
-            if strategy_needs && run.confounds.is_none() {
-                cx.err(
-                    keys!["imaging"],
-                    format!("{}: no confounds file beside it, but [denoise] needs one", run.bold.display()),
-                    None,
-                );
-                continue;
             }
-            if denoise.band.is_some()
-                && let Some(tr) = run.tr.filter(|t| !(*t > 0.0 && t.is_finite()))
-            {
-                cx.err(
-                    keys!["denoise", "band"],
-                    format!(
-                        "{}: its sidecar gives RepetitionTime = {tr}, so the band-pass cannot be applied",
-                        run.bold.display()
-                    ),
-                    Some("fix `RepetitionTime` (seconds) in the run's JSON sidecar".into()),
-                );
-                continue;
+            for run in matching {
+                if usable(cx, run) {
+                    runs.push(run.clone());
+                }
             }
-            runs.push((*run).clone());
         }
     }
     // A subject excluded for a missing session contributes none of its runs.
@@ -164,23 +155,105 @@ fn runs(cx: &mut Checker<'_>, imaging: &Imaging) -> Option<(Vec<Run>, Vec<String
     Some((runs, excluded))
 }
 
+/// Whether a run's confounds and repetition time allow what `[denoise]` asks (errors otherwise).
+fn usable(cx: &mut Checker<'_>, run: &Run) -> bool {
+    let denoise = &cx.study.denoise;
+    let strategy_needs = !denoise.strategy.eq_ignore_ascii_case("none")
+        || denoise.fd_threshold.is_some()
+        || denoise.std_dvars_threshold.is_some()
+        || denoise.motion_outliers;
+    if strategy_needs && run.confounds.is_none() {
+        cx.err(
+            keys!["imaging"],
+            format!(
+                "{}: no confounds file beside it (looked for `{}_desc-confounds_timeseries.tsv` or `_regressors.tsv`, \
+                 without space/res/den), but [denoise] needs one",
+                run.bold.display(),
+                run.prefix
+            ),
+            None,
+        );
+        return false;
+    }
+    if denoise.band.is_some()
+        && let Some(tr) = run.tr.filter(|t| !(*t > 0.0 && t.is_finite()))
+    {
+        cx.err(
+            keys!["denoise", "band"],
+            format!(
+                "{}: its sidecar gives RepetitionTime = {tr}, so the band-pass cannot be applied",
+                run.bold.display()
+            ),
+            Some("fix `RepetitionTime` (seconds) in the run's JSON sidecar".into()),
+        );
+        return false;
+    }
+    true
+}
+
+/// Each run (subject, session, run number) must have one image; several images of one run
+/// (another resolution, density, acquisition…) are an error listing what differs.
+fn one_image_per_run(cx: &mut Checker<'_>, imaging: &Imaging, subject: &str, matching: &[&Run]) -> bool {
+    let mut ok = true;
+    let mut labels: Vec<(Option<&str>, Option<&str>)> =
+        matching.iter().map(|r| (r.session.as_deref(), r.run.as_deref())).collect();
+    labels.sort();
+    labels.dedup();
+    for (session, label) in labels {
+        let same: Vec<&Run> =
+            matching.iter().copied().filter(|r| (r.session.as_deref(), r.run.as_deref()) == (session, label)).collect();
+        if same.len() < 2 {
+            continue;
+        }
+        ok = false;
+        let differing = crate::imaging::discover::differing_entities(&same);
+        let list: Vec<String> = differing.iter().map(|(k, v)| format!("{k} ({})", v.join(", "))).collect();
+        let hint = differing
+            .iter()
+            .find(|(k, _)| crate::spec::IMAGING_ENTITIES.contains(&k.as_str()))
+            .map(|(k, v)| format!("choose one in [imaging], e.g. `{k} = \"{}\"`", v.last().map_or("", String::as_str)));
+        cx.err(
+            keys!["imaging"],
+            format!(
+                "subject {subject}{}{}: {} images of task-{} in space-{} differ in {}: {}",
+                session.map(|s| format!(" ses-{s}")).unwrap_or_default(),
+                label.map(|r| format!(" run-{r}")).unwrap_or_default(),
+                same.len(),
+                imaging.task,
+                imaging.space,
+                if list.is_empty() { "their names".to_string() } else { list.join(", ") },
+                same.iter()
+                    .map(|r| r.bold.file_name().unwrap_or_default().to_string_lossy())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            hint,
+        );
+    }
+    ok
+}
+
 fn several_runs(cx: &mut Checker<'_>, imaging: &Imaging, subject: &str, session: Option<&str>, matching: &[&Run]) {
     let sessions: BTreeSet<&str> = matching.iter().filter_map(|r| r.session.as_deref()).collect();
+    let hint = if session.is_none() && sessions.len() > 1 {
+        format!(
+            "declare the sessions to pair them, e.g. `sessions = [{}]`",
+            sessions.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
+        )
+    } else {
+        "set `runs = \"all\"` in [imaging] to use every run (connectivity is averaged as Fisher z), or `runs = [1]` to choose"
+            .to_string()
+    };
     cx.err(
         keys!["imaging"],
         format!(
-            "subject {subject} has {} runs of task-{} ({}); one run per subject{} is supported",
+            "subject {subject} has {} runs of task-{} ({}); by default one run per subject{} is used",
             matching.len(),
             imaging.task,
             matching.iter().map(|r| r.prefix.as_str()).collect::<Vec<_>>().join(", "),
             if session.is_some() { " and session" } else { "" }
         ),
-        (session.is_none() && sessions.len() > 1).then(|| {
-            format!(
-                "declare the sessions to pair them, e.g. `sessions = [{}]`",
-                sessions.iter().map(|s| format!("\"{s}\"")).collect::<Vec<_>>().join(", ")
-            )
-        }),
+        Some(hint),
     );
 }
 
@@ -289,7 +362,22 @@ fn build_on_grids(cx: &mut Checker<'_>, runs: &[Run], real: &[(String, RegionSou
     let mut grids: Vec<Grid> = Vec::new();
     for run in runs {
         let grid = match crate::imaging::extract::open_bold(&run.bold) {
-            Ok((_, g)) => g,
+            Ok((reader, g)) => {
+                let volumes = reader.header.volumes();
+                if let crate::spec::DummyScans::Count(n) = cx.study.denoise.dummy_scans
+                    && n >= volumes
+                {
+                    cx.err(
+                        keys!["denoise", "dummy_scans"],
+                        format!(
+                            "dummy_scans = {n} but {} has {volumes} volumes; nothing would be left",
+                            run.bold.display()
+                        ),
+                        Some("lower dummy_scans, or use \"auto\" (fMRIPrep's non_steady_state_outlier columns)".into()),
+                    );
+                }
+                g
+            }
             Err(e) => {
                 cx.err(keys!["imaging"], e.to_string(), None);
                 continue;
@@ -357,6 +445,25 @@ fn edges(cx: &mut Checker<'_>, pairs: &[[String; 2]], region_names: &[(String, V
         }
     }
     edges
+}
+
+/// Seed-to-voxel maps are made per run and tested per subject: a subject (and session) with
+/// several runs has no single map yet.
+fn several_runs_with_seed_maps(cx: &mut Checker<'_>, runs: &[Run]) {
+    let mut seen = BTreeSet::new();
+    for run in runs {
+        if !seen.insert((run.subject.as_str(), run.session.as_deref())) {
+            cx.err(
+                keys!["imaging", "runs"],
+                format!(
+                    "subject {} has several runs, but [seed_maps] makes one map per subject (and session)",
+                    run.subject
+                ),
+                Some("choose one run with `runs = [1]` while seed maps are used".into()),
+            );
+            return;
+        }
+    }
 }
 
 /// Seeds (each a region of some set) and the mask of the seed-to-voxel maps.

@@ -177,6 +177,24 @@ fn imaging(cx: &mut Checker<'_>) {
             None,
         );
     }
+    if let Some(v) = d.std_dvars_threshold
+        && !(v > 0.0 && v.is_finite())
+    {
+        cx.err(
+            keys!["denoise", "std_dvars_threshold"],
+            format!("std_dvars_threshold {v} must be a positive number (nilearn's scrubbing uses 1.5)"),
+            None,
+        );
+    }
+    if let Some(v) = d.min_clean_seconds
+        && !(v >= 0.0 && v.is_finite())
+    {
+        cx.err(
+            keys!["denoise", "min_clean_seconds"],
+            format!("min_clean_seconds {v} must be a number of seconds, 0 or more (e.g. 240)"),
+            None,
+        );
+    }
     if d.min_volumes == 0 {
         cx.err(keys!["denoise", "min_volumes"], "min_volumes must be at least 1".into(), None);
     }
