@@ -375,6 +375,7 @@ fn factors(b: &mut Builder<'_>, dataset: NodeIndex, split: Option<NodeIndex>) ->
         method: spec.method,
         rotation: spec.rotation,
         gamma: spec.rotation.uses_gamma().then_some(spec.gamma),
+        target: f.target.clone(),
         scores: spec.scores,
         parallel_simulations: spec.parallel_simulations,
         seed,

@@ -417,6 +417,11 @@ pub struct Factors {
     /// Oblimin γ (0 = quartimin); read only with `rotation = "oblimin"`.
     #[serde(default)]
     pub gamma: f64,
+    /// Target matrix for `rotation = "target_ort"` or `"target_obl"`: a TSV file (relative to the
+    /// study file) with a header (`item`, then one column per factor) and one row per item; `NA`
+    /// leaves a cell unspecified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Factor score method.
     #[serde(default)]
     pub scores: Scores,

@@ -183,6 +183,9 @@ pub struct ResolvedFactors {
     pub names: Vec<String>,
     /// Count, extraction, rotation and scores, as checked.
     pub settings: super::Factors,
+    /// The target matrix for target rotations, as read from `target`: one row per item in
+    /// `items` order, one cell per factor, `None` where unspecified.
+    pub target: Option<Vec<Vec<Option<f64>>>>,
 }
 
 impl ResolvedFactors {
