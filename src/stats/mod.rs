@@ -9,6 +9,7 @@ pub mod predict;
 pub mod quantile;
 pub mod rng;
 pub mod roc;
+pub mod tfce;
 pub mod voxelwise;
 
 /// Two-sided p-value of a t statistic with `df` degrees of freedom, from the regularised
