@@ -25,6 +25,7 @@ use std::collections::BTreeMap;
 pub use crate::behaviour::efa::{Extraction, Rotation, Scores};
 pub use crate::behaviour::scoring::{MissingItems, ScoreMethod};
 pub use crate::stats::association::PermutationScheme;
+pub use crate::stats::nbs::NbsStatistic;
 pub use crate::stats::voxelwise::Tail;
 pub use crate::tables::TableFormat;
 pub use load::{LoadedStudy, load};
@@ -149,6 +150,48 @@ pub struct GroupSpec {
     /// Region set whose atlas labels name cluster peaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_labels: Option<String>,
+    /// Voxelwise: threshold-free cluster enhancement (as nilearn) with max-TFCE FWE, written as
+    /// `NAME_stat-tfce.nii.gz` and `NAME_stat-tfcepfwe.nii.gz`; uses `connectivity`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tfce: bool,
+    /// TFCE extent exponent E.
+    #[serde(default = "default_tfce_e")]
+    pub tfce_e: f64,
+    /// TFCE height exponent H.
+    #[serde(default = "default_tfce_h")]
+    pub tfce_h: f64,
+    /// TFCE height steps (the step is max |t| / steps).
+    #[serde(default = "default_tfce_steps")]
+    pub tfce_steps: usize,
+    /// Region level: the network-based statistic on the edges' graph, with a component table
+    /// (`NAME_components.tsv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbs: Option<NbsSpec>,
+}
+
+/// `nbs = { threshold_t = 3.0 }` or `{ threshold_p = 0.001 }`, optionally `statistic`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NbsSpec {
+    /// Edges with |t| above this (one-sided: t or −t) form the graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_t: Option<f64>,
+    /// Or an uncorrected p (two-sided for a two-sided tail), converted to t with the model's df.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_p: Option<f64>,
+    /// Component statistic: `size` (edges) or `intensity` (sum of |t|).
+    #[serde(default)]
+    pub statistic: NbsStatistic,
+}
+
+fn default_tfce_e() -> f64 {
+    crate::stats::tfce::DEFAULT_E
+}
+fn default_tfce_h() -> f64 {
+    crate::stats::tfce::DEFAULT_H
+}
+fn default_tfce_steps() -> usize {
+    crate::stats::tfce::DEFAULT_STEPS
 }
 
 fn default_group_permutations() -> usize {

@@ -5,6 +5,7 @@ pub mod association;
 pub mod dense;
 pub mod fdr;
 pub mod linalg;
+pub mod nbs;
 pub mod predict;
 pub mod quantile;
 pub mod rng;

@@ -166,6 +166,8 @@ pub struct ResolvedGroup {
     pub columns: Vec<String>,
     /// Design, permutations, tail and cluster settings, as checked.
     pub settings: GroupSpec,
+    /// Region level: each edge's two regions, in edge order (the NBS graph).
+    pub edge_endpoints: Option<Vec<(String, String)>>,
 }
 
 /// Fewest permutations that can give p < 0.01.
