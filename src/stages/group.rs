@@ -5,7 +5,10 @@
 //! the others are listed in `summary`. Inputs: `dataset`; voxelwise also `maps:KEY` per run
 //! (KEY = `SUBJECT` or `SUBJECT/SESSION`), the mask (`mask`, by path) and optionally a label
 //! atlas (`peak_atlas`, by path) for naming cluster peaks. Outputs: voxelwise `tmap`, `pfwe`
-//! (NIfTI), `clusters` (TSV); region level `results` (TSV); both `summary` (JSON).
+//! (NIfTI), `clusters` (TSV), with TFCE also `tfce` and `tfcepfwe` (NIfTI: the signed TFCE map,
+//! `stats::tfce`, and its max-TFCE FWE p); region level `results` (TSV), with NBS also
+//! `components` (TSV, `stats::nbs`); both `summary` (JSON). TFCE and NBS read each permutation's
+//! t map through the engine's map-statistic hook, so they use exactly max-T's permutations.
 
 use super::{Context, Outputs};
 pub use crate::design::Level;
