@@ -29,7 +29,16 @@ fn check_fails(study: &str, edits: &[(&str, &str)], files: &[(&str, String)]) ->
 
 fn redact(text: &str, dir: &Path) -> String {
     let real = dir.canonicalize().unwrap();
-    text.replace(&real.display().to_string(), "[DIR]").replace(&dir.display().to_string(), "[DIR]")
+    let text = text.replace(&real.display().to_string(), "[DIR]").replace(&dir.display().to_string(), "[DIR]");
+    // The scratch folder's random suffix.
+    text.lines()
+        .map(|line| match line.find("scratch/check-") {
+            Some(at) => format!("{}scratch/check-[RANDOM]{}", &line[..at], &line[at + 20..]),
+            None => line.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+        + "\n"
 }
 
 /// A target file for the amygdala study's 33 items with `columns` factor columns; `misspelt`

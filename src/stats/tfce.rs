@@ -110,31 +110,38 @@ impl Adjacency {
 /// `parent` of a voxel not (yet) in any component.
 const NOT_ADDED: u32 = u32::MAX;
 
+/// One voxel's union–find record, packed so that visiting a neighbour touches one cache line.
+#[derive(Clone, Copy)]
+struct Node {
+    parent: u32,
+    /// Component size (valid at roots).
+    size: u32,
+    /// Roots: levels below this one are not yet credited.
+    pending: u32,
+    /// Number of levels the voxel reaches.
+    level: u32,
+    /// Additive score: a voxel's TFCE is the sum of the offsets on its path to the root.
+    offset: f64,
+}
+
 /// Reusable per-thread buffers (one set per map size).
 pub struct Scratch {
-    parent: Vec<u32>,
-    size: Vec<u32>,
-    /// Highest level whose contribution is not yet credited to a root.
-    pending: Vec<u32>,
-    offset: Vec<f64>,
-    level: Vec<u32>,
+    nodes: Vec<Node>,
+    /// Each voxel's level, compact (2 bytes: the whole array stays in cache), for the
+    /// "already added?" test of neighbours.
+    levels: Vec<u16>,
     order: Vec<u32>,
     starts: Vec<u32>,
-    path: Vec<u32>,
     score: Vec<f64>,
 }
 
 impl Scratch {
     pub fn new(voxels: usize) -> Self {
         Scratch {
-            parent: vec![NOT_ADDED; voxels],
-            size: vec![0; voxels],
-            pending: vec![0; voxels],
-            offset: vec![0.0; voxels],
-            level: vec![0; voxels],
+            nodes: vec![Node { parent: NOT_ADDED, size: 0, pending: 0, level: 0, offset: 0.0 }; voxels],
+            levels: vec![0; voxels],
             order: Vec::with_capacity(voxels),
             starts: Vec::new(),
-            path: Vec::new(),
             score: vec![0.0; voxels],
         }
     }
@@ -191,23 +198,23 @@ pub fn tfce_map(
 fn one_sign(x: &[f64], sign: f64, heights: &[f64], params: TfceParams, adjacency: &Adjacency, s: &mut Scratch) {
     let voxels = x.len();
     let k = heights.len();
-    // Prefix sums of h^H: weight of levels [a, b] = prefix[b + 1] − prefix[a].
+    // Prefix sums of h^H: the weight of levels [a, b) is prefix[b] − prefix[a].
     let mut prefix = Vec::with_capacity(k + 1);
     prefix.push(0.0);
     for h in heights {
         prefix.push(prefix.last().unwrap() + h.powf(params.h));
     }
-    // level[v]: how many levels v reaches (h_i ≤ s·x_v); bucket the voxels by it, highest first.
+    // level: how many thresholds v reaches (h_i ≤ s·x_v); bucket the voxels by it, highest first.
     s.starts.clear();
     s.starts.resize(k + 2, 0);
     for v in 0..voxels {
         let value = sign * x[v];
         let reached = if value.is_finite() { heights.partition_point(|&h| h <= value) } else { 0 } as u32;
-        s.level[v] = reached;
+        s.nodes[v].level = reached;
+        s.levels[v] = reached as u16;
         s.starts[reached as usize] += 1;
         s.score[v] = 0.0;
     }
-    // Counting sort, descending level; voxels of level 0 are never added.
     let mut at = 0u32;
     for l in (1..=k).rev() {
         let count = s.starts[l];
@@ -217,87 +224,86 @@ fn one_sign(x: &[f64], sign: f64, heights: &[f64], params: TfceParams, adjacency
     s.order.clear();
     s.order.resize(at as usize, 0);
     for v in 0..voxels {
-        let l = s.level[v] as usize;
+        let l = s.nodes[v].level as usize;
         if l > 0 {
             s.order[s.starts[l] as usize] = v as u32;
             s.starts[l] += 1;
         }
     }
-    let credit = |s: &mut Scratch, root: usize, down_to: u32| {
-        // Levels down_to..pending[root] (exclusive top) at the root's current size.
-        let top = s.pending[root];
-        if top > down_to {
-            let weight = prefix[top as usize] - prefix[down_to as usize];
-            s.offset[root] += (s.size[root] as f64).powf(params.e) * weight;
-            s.pending[root] = down_to;
+    let extent = |size: u32| if params.e == 0.5 { (size as f64).sqrt() } else { (size as f64).powf(params.e) };
+    // Credit a root for the levels from `down_to` up to its pending bound, at its current size.
+    let credit = |node: &mut Node, down_to: u32| {
+        if node.pending > down_to {
+            node.offset += extent(node.size) * (prefix[node.pending as usize] - prefix[down_to as usize]);
+            node.pending = down_to;
         }
     };
-    for i in 0..s.order.len() {
-        let v = s.order[i] as usize;
-        // v is present at level indices 0..level[v]; levels at or above `top` are done.
-        let top = s.level[v];
-        s.parent[v] = v as u32;
-        s.size[v] = 1;
-        s.offset[v] = 0.0;
-        s.pending[v] = top;
+    let nodes = &mut s.nodes;
+    let levels = &s.levels;
+    for &v in &s.order {
+        let v = v as usize;
+        // v is present at level indices 0..level[v]; the levels from `top` up are done.
+        let top = nodes[v].level;
+        nodes[v] = Node { parent: v as u32, size: 1, pending: top, level: top, offset: 0.0 };
         let mut root = v;
         for &u in adjacency.of(v) {
             let u = u as usize;
-            if s.parent[u] == NOT_ADDED {
+            // Added already: a higher level, or the same level and earlier in index order
+            // (the counting sort keeps index order within a level).
+            let level = levels[u] as u32;
+            if level < top || (level == top && u > v) {
                 continue;
             }
-            let other = find(s, u);
+            let other = find(nodes, u);
             if other == root {
                 continue;
             }
-            // Both sizes held at the levels from `top` up to their pending bound: credit them.
-            credit(s, root, top);
-            credit(s, other, top);
-            let (big, small) = if s.size[other] >= s.size[root] { (other, root) } else { (root, other) };
-            s.parent[small] = big as u32;
-            s.offset[small] -= s.offset[big];
-            s.size[big] += s.size[small];
-            s.pending[big] = top;
+            credit(&mut nodes[root], top);
+            credit(&mut nodes[other], top);
+            let (big, small) = if nodes[other].size >= nodes[root].size { (other, root) } else { (root, other) };
+            let big_offset = nodes[big].offset;
+            let small_size = nodes[small].size;
+            nodes[small].parent = big as u32;
+            nodes[small].offset -= big_offset;
+            nodes[big].size += small_size;
+            nodes[big].pending = top;
             root = big;
         }
     }
-    // Credit every root down to level 0, then sum offsets along each path.
-    for i in 0..s.order.len() {
-        let v = s.order[i] as usize;
-        if s.parent[v] as usize == v {
-            credit(s, v, 0);
+    // Credit every root down to level 0, then sum the offsets along each path.
+    for &v in &s.order {
+        let v = v as usize;
+        if nodes[v].parent as usize == v {
+            credit(&mut nodes[v], 0);
         }
     }
-    for i in 0..s.order.len() {
-        let v = s.order[i] as usize;
-        let root = find(s, v);
-        s.score[v] = if root == v { s.offset[v] } else { s.offset[v] + s.offset[root] };
+    for &v in &s.order {
+        let v = v as usize;
+        let root = find(nodes, v);
+        s.score[v] = if root == v { nodes[v].offset } else { nodes[v].offset + nodes[root].offset };
     }
-    // Reset for the next call.
-    for i in 0..s.order.len() {
-        let v = s.order[i] as usize;
-        s.parent[v] = NOT_ADDED;
+    for &v in &s.order {
+        nodes[v as usize].parent = NOT_ADDED;
     }
 }
 
-/// Root of x, compressing the path while keeping each node's path sum of offsets.
-fn find(s: &mut Scratch, x: usize) -> usize {
-    s.path.clear();
-    let mut node = x;
-    while s.parent[node] as usize != node {
-        s.path.push(node as u32);
-        node = s.parent[node] as usize;
+/// Root of x, halving the path (each visited node skips to its grandparent, taking over its
+/// parent's offset so that every path sum stays the same).
+fn find(nodes: &mut [Node], mut x: usize) -> usize {
+    loop {
+        let parent = nodes[x].parent as usize;
+        if parent == x {
+            return x;
+        }
+        let grand = nodes[parent].parent as usize;
+        if grand == parent {
+            return parent;
+        }
+        let parent_offset = nodes[parent].offset;
+        nodes[x].offset += parent_offset;
+        nodes[x].parent = grand as u32;
+        x = grand;
     }
-    let root = node;
-    // From the node nearest the root outwards: offset becomes the sum up to (excluding) root.
-    let mut below_root = 0.0;
-    for i in (0..s.path.len()).rev() {
-        let n = s.path[i] as usize;
-        below_root += s.offset[n];
-        s.offset[n] = below_root;
-        s.parent[n] = root as u32;
-    }
-    root
 }
 
 /// TFCE inference for one analysis: the adjacency of its mask and the parameters; `maximum` is
