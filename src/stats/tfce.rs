@@ -279,8 +279,18 @@ fn one_sign(x: &[f64], sign: f64, heights: &[f64], params: TfceParams, adjacency
     }
     for &v in &s.order {
         let v = v as usize;
-        let root = find(nodes, v);
-        s.score[v] = if root == v { nodes[v].offset } else { nodes[v].offset + nodes[root].offset };
+        find(nodes, v);
+        // Path halving leaves v at most a few steps from the root: sum the offsets on the way.
+        let (mut sum, mut x) = (0.0, v);
+        loop {
+            sum += nodes[x].offset;
+            let parent = nodes[x].parent as usize;
+            if parent == x {
+                break;
+            }
+            x = parent;
+        }
+        s.score[v] = sum;
     }
     for &v in &s.order {
         nodes[v as usize].parent = NOT_ADDED;
