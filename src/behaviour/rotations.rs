@@ -130,9 +130,9 @@ pub fn crawford_ferguson(kappa: f64) -> impl Fn(&M) -> (f64, M) {
         let col: Vec<f64> = (0..k).map(|j| (0..p).map(|i| l2.at(i, j)).sum()).collect();
         let (mut f1, mut f2) = (0.0, 0.0);
         let mut grad = M::zeros(p, k);
-        for i in 0..p {
-            for j in 0..k {
-                let (x, across, down) = (l2.at(i, j), row[i] - l2.at(i, j), col[j] - l2.at(i, j));
+        for (i, row_sum) in row.iter().enumerate() {
+            for (j, col_sum) in col.iter().enumerate() {
+                let (x, across, down) = (l2.at(i, j), row_sum - l2.at(i, j), col_sum - l2.at(i, j));
                 f1 += x * across;
                 f2 += x * down;
                 grad.set(i, j, (1.0 - kappa) * l.at(i, j) * across + kappa * l.at(i, j) * down);

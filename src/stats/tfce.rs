@@ -207,8 +207,8 @@ fn one_sign(x: &[f64], sign: f64, heights: &[f64], params: TfceParams, adjacency
     // level: how many thresholds v reaches (h_i ≤ s·x_v); bucket the voxels by it, highest first.
     s.starts.clear();
     s.starts.resize(k + 2, 0);
-    for v in 0..voxels {
-        let value = sign * x[v];
+    for (v, &raw) in x.iter().enumerate() {
+        let value = sign * raw;
         let reached = if value.is_finite() { heights.partition_point(|&h| h <= value) } else { 0 } as u32;
         s.nodes[v].level = reached;
         s.levels[v] = reached as u16;
