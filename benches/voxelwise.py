@@ -4,7 +4,8 @@
 Usage (from the repository root, after `cargo build --release`):
     /work/refvenv/bin/python benches/voxelwise.py \
         [--subjects 49] [--voxels 230000] [--permutations 5000] [--covariates 2] \
-        [--numpy-permutations 200] [--threads 2] [--seed 1] [--binary target/release/neurospec]
+        [--numpy-permutations 200] [--threads 2] [--seed 1] [--binary target/release/neurospec] [--tfce]
+  --tfce compares max-T + cluster with and without TFCE instead of against numpy.
 
 Both sides build the same synthetic study from the same recipe (not the same random numbers:
 neurospec draws from its own ChaCha streams, numpy from default_rng(seed)):
@@ -151,6 +152,27 @@ def numpy_baseline(args):
     }
 
 
+def tfce_cost(args):
+    """Both runs on the same data and permutations, one after the other."""
+    common = [
+        "--subjects", str(args.subjects), "--voxels", str(args.voxels), "--covariates", str(args.covariates),
+        "--seed", str(args.seed), "--permutations", str(args.permutations), "-j", str(args.threads),
+    ]
+    runs = {}
+    for name, extra in [("max-T + cluster", []), ("max-T + cluster + TFCE", ["--tfce"])]:
+        out, rss = run_measured([args.binary, "bench-voxelwise", *common, *extra])
+        runs[name] = (json.loads(out.strip().splitlines()[-1]), rss)
+    (base, base_rss), (tfce, tfce_rss) = runs.values()
+    per = lambda r: r["seconds"] / args.permutations * 1000
+    print(f"voxelwise two-sample, n = {args.subjects}, {base['voxels']} voxels, B = {args.permutations}, "
+          f"{args.threads} threads")
+    print(f"max-T + cluster:        {base['seconds']:.2f} s ({per(base):.1f} ms per permutation), peak RSS {base_rss:.0f} MB")
+    print(f"max-T + cluster + TFCE: {tfce['seconds']:.2f} s ({per(tfce):.1f} ms per permutation), peak RSS {tfce_rss:.0f} MB, "
+          f"{tfce['voxels_tfce_p_fwe_05']} voxels with TFCE p_FWE <= 0.05")
+    print(f"ratio (with TFCE / without): {tfce['seconds'] / base['seconds']:.1f}x time")
+    print(json.dumps({"without": base, "with_tfce": tfce}))
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--subjects", type=int, default=49)
@@ -162,10 +184,16 @@ def main():
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--binary", default="target/release/neurospec")
     parser.add_argument("--numpy-only", action="store_true", help=argparse.SUPPRESS)
+    parser.add_argument("--tfce", action="store_true",
+                        help="instead of the numpy comparison: the cost of adding TFCE (E 0.5, H 2, 100 steps, "
+                             "26-connectivity) to max-T + cluster, per permutation and as a ratio")
     args = parser.parse_args()
 
     if args.numpy_only:
         print(json.dumps(numpy_baseline(args)))
+        return
+    if args.tfce:
+        tfce_cost(args)
         return
 
     common = [

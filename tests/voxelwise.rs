@@ -7,6 +7,7 @@ use neurospec::imaging::nifti::{read_3d, write_masked_f32};
 use neurospec::imaging::regions::Grid;
 use neurospec::stats::rng::Rng;
 use neurospec::stats::roc::{self, Alternative};
+use neurospec::stats::tfce::{Tfce, TfceParams};
 use neurospec::stats::voxelwise::{
     ClusterSettings, ClusterThreshold, Connectivity, Covariates, Design, MaskedGrid, Settings, Tail, VoxelwiseResult,
     cluster_table, fit, render_cluster_table, t_for_two_sided_p,
@@ -35,7 +36,7 @@ fn voxel_major(v: &Value) -> Vec<f64> {
 fn no_progress(_: u64) {}
 
 fn settings(permutations: usize) -> Settings<'static> {
-    Settings { permutations, seed: 7, tail: Tail::TwoSided, cluster: None }
+    Settings { permutations, seed: 7, tail: Tail::TwoSided, cluster: None, map_statistic: None }
 }
 
 fn relative_error(a: f64, b: f64) -> f64 {
@@ -224,6 +225,7 @@ fn planted_cluster_is_found() {
             connectivity: Connectivity::Corners26,
             mask: &mask,
         }),
+        map_statistic: None,
     };
     let design = Design::TwoSample { group, covariates: Covariates::none() };
     let result = fit(&y, n, &design, &settings, &no_progress).unwrap();
@@ -306,6 +308,7 @@ fn bits(result: &VoxelwiseResult) -> Vec<u64> {
         .iter()
         .flat_map(|v| v.iter().map(|x| x.to_bits()))
         .collect();
+    out.extend(result.null_map_statistic.iter().map(|x| x.to_bits()));
     if let Some(c) = &result.clusters {
         out.extend(c.null_max_size.iter().map(|&s| s as u64));
         out.extend(c.clusters.iter().flat_map(|c| [c.voxels.len() as u64, c.peak as u64, c.p_fwe.to_bits()]));
@@ -325,6 +328,8 @@ fn deterministic_across_thread_counts_and_identity_counts() {
     let designs = [Design::Correlation { x: (0..n).map(|i| i as f64).collect(), covariates }, Design::Paired];
     for design in &designs {
         for tail in [Tail::TwoSided, Tail::Negative] {
+            let tfce = Tfce::new(&mask, Connectivity::Faces6, TfceParams::default(), tail).unwrap();
+            let tfce_max = |t: &[f64]| tfce.maximum(t);
             let settings = Settings {
                 permutations: 150, // three blocks, the last one partial
                 seed: 1,
@@ -334,6 +339,7 @@ fn deterministic_across_thread_counts_and_identity_counts() {
                     connectivity: Connectivity::Faces6,
                     mask: &mask,
                 }),
+                map_statistic: Some(&tfce_max),
             };
             let run = |threads: usize| {
                 rayon::ThreadPoolBuilder::new()
@@ -354,6 +360,12 @@ fn deterministic_across_thread_counts_and_identity_counts() {
             if tail == Tail::TwoSided {
                 assert!(one.p_fwe[most] >= floor && one.p_perm[most] <= one.p_fwe[most]);
             }
+            let tfce = tfce.infer(&one.t, &one.null_map_statistic, 150);
+            assert_eq!(one.null_map_statistic.len(), 151);
+            assert!(tfce.p_fwe.iter().all(|p| *p >= floor && *p <= 1.0));
+            let tfce_max =
+                tfce.map.iter().map(|v| if tail == Tail::Negative { -v } else { v.abs() }).fold(0.0, f64::max);
+            assert!(relative_error(one.null_map_statistic[0], tfce_max) < 1e-12);
             for c in &one.clusters.as_ref().unwrap().clusters {
                 assert!(c.p_fwe >= floor);
                 assert!(tail == Tail::TwoSided || c.sign == -1);
@@ -394,7 +406,7 @@ fn bad_inputs_are_named() {
     assert!(ok.t[1].is_nan() && ok.p_fwe[1].is_nan() && ok.t[0].is_finite());
 }
 
-/// Under the null, the family-wise false-positive rate of max-T and of cluster extent at
+/// Under the null, the family-wise false-positive rate of max-T, of cluster extent and of TFCE at
 /// α = 0.05 is within binomial bounds (200 repetitions: 99.9% interval [2, 21] rejections), for
 /// Freedman–Lane with covariates and for sign-flipping.
 #[test]
@@ -404,7 +416,9 @@ fn null_family_wise_error_rate_is_calibrated() {
     let n = 20;
     let repetitions = 200;
     for paired in [false, true] {
-        let (mut voxel_hits, mut cluster_hits) = (0, 0);
+        let (mut voxel_hits, mut cluster_hits, mut tfce_hits) = (0, 0, 0);
+        let tfce = Tfce::new(&mask, Connectivity::Corners26, TfceParams::default(), Tail::TwoSided).unwrap();
+        let tfce_max = |t: &[f64]| tfce.maximum(t);
         for rep in 0..repetitions {
             let mut rng = Rng::derived(100, &format!("null/{paired}/{rep}"));
             // Spatially correlated noise: each voxel averages its own and its x-neighbour's draw.
@@ -436,14 +450,19 @@ fn null_family_wise_error_rate_is_calibrated() {
                     connectivity: Connectivity::Corners26,
                     mask: &mask,
                 }),
+                map_statistic: Some(&tfce_max),
             };
             let result = fit(&y, n, &design, &settings, &no_progress).unwrap();
             voxel_hits += usize::from(result.p_fwe.iter().any(|p| *p <= 0.05));
             cluster_hits += usize::from(result.clusters.unwrap().clusters.iter().any(|c| c.p_fwe <= 0.05));
+            let tfce = tfce.infer(&result.t, &result.null_map_statistic, 199);
+            tfce_hits += usize::from(tfce.p_fwe.iter().any(|p| *p <= 0.05));
         }
         eprintln!(
-            "null FWE rate (paired = {paired}): max-T {voxel_hits}/{repetitions}, cluster {cluster_hits}/{repetitions}"
+            "null FWE rate (paired = {paired}): max-T {voxel_hits}/{repetitions}, cluster {cluster_hits}/{repetitions}, \
+             TFCE {tfce_hits}/{repetitions}"
         );
+        assert!((2..=21).contains(&tfce_hits), "TFCE false positives {tfce_hits}/{repetitions}");
         assert!((2..=21).contains(&voxel_hits), "max-T false positives {voxel_hits}/{repetitions}");
         assert!((2..=21).contains(&cluster_hits), "cluster false positives {cluster_hits}/{repetitions}");
     }

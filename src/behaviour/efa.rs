@@ -66,7 +66,36 @@ pub enum Rotation {
     #[default]
     Oblimin,
     Quartimin,
+    /// Oblique geomin (GPArotation's `geominQ`); `geomin_obl` is the same.
+    #[serde(alias = "geomin_obl")]
+    #[value(alias = "geomin_obl")]
     Geomin,
+    /// Quartimax (orthogonal).
+    Quartimax,
+    /// Equamax: orthogonal Crawford–Ferguson with κ = k / (2p), as psych's `equamax`.
+    Equamax,
+    /// Oblimax (oblique).
+    Oblimax,
+    /// Orthogonal geomin (GPArotation's `geominT`).
+    #[serde(rename = "geomin_ort")]
+    #[value(name = "geomin_ort")]
+    GeominOrt,
+    /// Bentler's invariant pattern simplicity, orthogonal (`bentlerT`).
+    #[serde(rename = "bentler_ort")]
+    #[value(name = "bentler_ort")]
+    BentlerOrt,
+    /// Bentler's criterion, oblique (`bentlerQ`).
+    #[serde(rename = "bentler_obl")]
+    #[value(name = "bentler_obl")]
+    BentlerObl,
+    /// Orthogonal least-squares rotation towards a target matrix (`targetT`; `target` names it).
+    #[serde(rename = "target_ort")]
+    #[value(name = "target_ort")]
+    TargetOrt,
+    /// Oblique rotation towards a target matrix (`targetQ`; `target` names it).
+    #[serde(rename = "target_obl")]
+    #[value(name = "target_obl")]
+    TargetObl,
 }
 
 /// Promax's power (as psych and factor_analyzer).
@@ -75,23 +104,44 @@ pub const PROMAX_POWER: f64 = 4.0;
 pub const GEOMIN_DELTA: f64 = 0.01;
 
 /// The parameters of the rotation criteria.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct RotationParams {
     /// Oblimin γ (0 = quartimin).
     pub gamma: f64,
     /// Geomin δ.
     pub delta: f64,
+    /// Target rotation's target: items × factors, NaN where unspecified (a partial target).
+    pub target: Option<M>,
 }
 
 impl Default for RotationParams {
     fn default() -> Self {
-        RotationParams { gamma: 0.0, delta: GEOMIN_DELTA }
+        RotationParams { gamma: 0.0, delta: GEOMIN_DELTA, target: None }
     }
 }
 
 impl Rotation {
     pub fn oblique(self) -> bool {
-        matches!(self, Rotation::Promax | Rotation::Oblimin | Rotation::Quartimin | Rotation::Geomin)
+        matches!(
+            self,
+            Rotation::Promax
+                | Rotation::Oblimin
+                | Rotation::Quartimin
+                | Rotation::Geomin
+                | Rotation::Oblimax
+                | Rotation::BentlerObl
+                | Rotation::TargetObl
+        )
+    }
+
+    /// Whether the criterion reads geomin's δ.
+    pub fn uses_delta(self) -> bool {
+        matches!(self, Rotation::Geomin | Rotation::GeominOrt)
+    }
+
+    /// Whether the rotation needs a target matrix.
+    pub fn uses_target(self) -> bool {
+        matches!(self, Rotation::TargetOrt | Rotation::TargetObl)
     }
 
     /// Whether the criterion reads oblimin's γ (so only then is γ checked and fingerprinted).
@@ -101,7 +151,7 @@ impl Rotation {
 
     /// The rotation with the parameters it uses, as recorded in `fit.json` (e.g.
     /// `Oblimin { gamma: 0.0 }`).
-    pub fn describe(self, params: RotationParams) -> String {
+    pub fn describe(self, params: &RotationParams) -> String {
         match self {
             Rotation::None => "None".into(),
             Rotation::Varimax => "Varimax".into(),
@@ -109,6 +159,14 @@ impl Rotation {
             Rotation::Oblimin => format!("Oblimin {{ gamma: {:?} }}", params.gamma),
             Rotation::Quartimin => "Quartimin".into(),
             Rotation::Geomin => format!("Geomin {{ delta: {:?} }}", params.delta),
+            Rotation::Quartimax => "Quartimax".into(),
+            Rotation::Equamax => "Equamax".into(),
+            Rotation::Oblimax => "Oblimax".into(),
+            Rotation::GeominOrt => format!("GeominOrt {{ delta: {:?} }}", params.delta),
+            Rotation::BentlerOrt => "BentlerOrt".into(),
+            Rotation::BentlerObl => "BentlerObl".into(),
+            Rotation::TargetOrt => "TargetOrt".into(),
+            Rotation::TargetObl => "TargetObl".into(),
         }
     }
 }
@@ -438,7 +496,7 @@ fn geomin_criterion(delta: f64) -> impl Fn(&M) -> (f64, M) {
 }
 
 /// Rotate loadings; returns (loadings, Φ, converged).
-pub fn rotate(a: &M, rotation: Rotation, params: RotationParams) -> Result<(M, M, bool), String> {
+pub fn rotate(a: &M, rotation: Rotation, params: &RotationParams) -> Result<(M, M, bool), String> {
     let k = a.cols;
     if k == 1 || rotation == Rotation::None {
         return Ok((a.clone(), M::identity(k), true));
@@ -453,7 +511,39 @@ pub fn rotate(a: &M, rotation: Rotation, params: RotationParams) -> Result<(M, M
         Rotation::Oblimin => gpa_oblique(a, &oblimin_criterion(params.gamma)),
         Rotation::Quartimin => gpa_oblique(a, &oblimin_criterion(0.0)),
         Rotation::Geomin => gpa_oblique(a, &geomin_criterion(params.delta)),
+        Rotation::GeominOrt => with_identity(super::rotations::gpa_orthogonal(a, &geomin_criterion(params.delta))),
+        Rotation::Quartimax => with_identity(super::rotations::gpa_orthogonal(a, &super::rotations::quartimax)),
+        Rotation::Equamax => {
+            let kappa = k as f64 / (2.0 * a.rows as f64);
+            with_identity(super::rotations::gpa_orthogonal(a, &super::rotations::crawford_ferguson(kappa)))
+        }
+        Rotation::Oblimax => super::rotations::gpa_oblique(a, &super::rotations::oblimax),
+        Rotation::BentlerOrt => with_identity(super::rotations::gpa_orthogonal(a, &super::rotations::bentler)),
+        Rotation::BentlerObl => super::rotations::gpa_oblique(a, &super::rotations::bentler),
+        Rotation::TargetOrt | Rotation::TargetObl => {
+            let target = params.target.as_ref().ok_or("target rotation needs a target matrix")?;
+            if (target.rows, target.cols) != (a.rows, a.cols) {
+                return Err(format!(
+                    "the target matrix is {} × {} but the loadings are {} items × {} factors",
+                    target.rows, target.cols, a.rows, a.cols
+                ));
+            }
+            // psych::fa makes each unrotated column sum positive before rotating; a target is
+            // not sign-invariant, so the start must be the same.
+            let a = &super::rotations::positive_column_sums(a);
+            let criterion = super::rotations::target(target.clone());
+            if rotation == Rotation::TargetOrt {
+                with_identity(super::rotations::gpa_orthogonal(a, &criterion))
+            } else {
+                super::rotations::gpa_oblique(a, &criterion)
+            }
+        }
     })
+}
+
+fn with_identity((loadings, converged): (M, bool)) -> (M, M, bool) {
+    let k = loadings.cols;
+    (loadings, M::identity(k), converged)
 }
 
 /// Order factors by variance explained and make each one's largest loading positive.
@@ -474,11 +564,28 @@ pub fn normalise(loadings: &M, phi: &M) -> (M, M) {
     (l, f)
 }
 
+/// A pair of factors whose correlation is ±1 to within 1e-6: a degenerate oblique solution
+/// (GPArotation's oblimax ends there on most data).
+fn collapsed(phi: &M) -> Option<(usize, usize)> {
+    let k = phi.rows;
+    (0..k).flat_map(|a| (a + 1..k).map(move |b| (a, b))).find(|&(a, b)| phi.at(a, b).abs() > 1.0 - 1e-6)
+}
+
 /// Fit: extract, rotate, normalise order and sign.
-pub fn fit(r: &M, k: usize, method: Extraction, rotation: Rotation, params: RotationParams) -> Result<Fit, String> {
+pub fn fit(r: &M, k: usize, method: Extraction, rotation: Rotation, params: &RotationParams) -> Result<Fit, String> {
     let (unrotated, psi, converged) = extract(r, k, method)?;
     let (rotated, phi, rotation_converged) = rotate(&unrotated, rotation, params)?;
     let (loadings, phi) = normalise(&rotated, &phi);
+    if let Some((a, b)) = collapsed(&phi) {
+        return Err(format!(
+            "the {} rotation collapsed factors {} and {} into one (factor correlation {:.6}); \
+             choose another rotation or fewer factors",
+            rotation.describe(params),
+            a + 1,
+            b + 1,
+            phi.at(a, b)
+        ));
+    }
     let (unrotated, _) = normalise(&unrotated, &M::identity(k));
     Ok(Fit { loadings, phi, uniquenesses: psi, unrotated, converged: converged && rotation_converged })
 }
@@ -816,7 +923,7 @@ pub fn analyse(values: &[f64], n: usize, p: usize, names: &[String], request: &R
     if k == 0 || k >= p {
         return Err(format!("{k} factors cannot be extracted from {p} items"));
     }
-    let fit = fit(&r, k, request.method, request.rotation, request.rotation_params)?;
+    let fit = fit(&r, k, request.method, request.rotation, &request.rotation_params)?;
     let weights = score_weights(&r, &fit, request.scores)?;
     let (means, sds) = moments(values, n, p);
     let (kmo_items, kmo_total) = kmo(&r).ok_or("the correlation matrix is singular (KMO)")?;
@@ -828,7 +935,7 @@ pub fn analyse(values: &[f64], n: usize, p: usize, names: &[String], request: &R
         "items": names,
         "factors": k,
         "method": format!("{:?}", request.method),
-        "rotation": request.rotation.describe(request.rotation_params),
+        "rotation": request.rotation.describe(&request.rotation_params),
         "scores": format!("{:?}", request.scores),
         "converged": fit.converged,
         "communalities": fit.communalities(),

@@ -1,4 +1,5 @@
 //! Behavioural measures: questionnaire scoring.
 
 pub mod efa;
+pub mod rotations;
 pub mod scoring;

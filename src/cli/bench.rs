@@ -22,11 +22,14 @@ pub struct BenchVoxelwise {
     /// Worker threads (default: all cores).
     #[arg(short = 'j', long)]
     jobs: Option<usize>,
+    /// Also TFCE (E 0.5, H 2, 100 steps, 26-connectivity) with max-TFCE FWE.
+    #[arg(long)]
+    tfce: bool,
 }
 
 pub fn run(args: BenchVoxelwise) -> Result<()> {
-    let BenchVoxelwise { subjects, voxels, permutations, covariates, seed, jobs } = args;
-    bench_voxelwise(subjects, voxels, permutations, covariates, seed, jobs)
+    let BenchVoxelwise { subjects, voxels, permutations, covariates, seed, jobs, tfce } = args;
+    bench_voxelwise(subjects, voxels, permutations, covariates, seed, jobs, tfce)
 }
 
 /// The synthetic voxelwise study of `benches/voxelwise.py` (the script builds the same recipe in
@@ -43,6 +46,7 @@ fn bench_voxelwise(
     covariates: usize,
     seed: u64,
     jobs: Option<usize>,
+    tfce: bool,
 ) -> Result<()> {
     use crate::imaging::regions::Grid;
     use crate::stats::rng::Rng;
@@ -94,6 +98,12 @@ fn bench_voxelwise(
     let names = ["age", "sex"][..covariates].iter().map(|s| s.to_string()).collect();
     let values = [age, sex][..covariates].concat();
     let design = Design::TwoSample { group, covariates: Covariates { names, values } };
+    let tfce = if tfce {
+        Some(crate::stats::tfce::Tfce::new(&mask, Connectivity::Corners26, Default::default(), Tail::TwoSided)?)
+    } else {
+        None
+    };
+    let tfce_max = |t: &[f64]| tfce.as_ref().map_or(0.0, |x| x.maximum(t));
     let settings = Settings {
         permutations,
         seed,
@@ -103,6 +113,7 @@ fn bench_voxelwise(
             connectivity: Connectivity::Corners26,
             mask: &mask,
         }),
+        map_statistic: if tfce.is_some() { Some(&tfce_max) } else { None },
     };
     let threads = jobs.unwrap_or_else(|| std::thread::available_parallelism().map_or(1, |n| n.get()));
     let pool = rayon::ThreadPoolBuilder::new()
@@ -111,6 +122,7 @@ fn bench_voxelwise(
         .map_err(|e| Error::Usage(format!("cannot start {threads} threads: {e}")))?;
     let started = Instant::now();
     let result = pool.install(|| fit(&y, subjects, &design, &settings, &|_| {}))?;
+    let tfce_result = tfce.as_ref().map(|x| x.infer(&result.t, &result.null_map_statistic, permutations));
     let seconds = started.elapsed().as_secs_f64();
     let clusters = result.clusters.as_ref().map(|c| c.clusters.as_slice()).unwrap_or_default();
     let summary = serde_json::json!({
@@ -127,6 +139,8 @@ fn bench_voxelwise(
         "clusters": clusters.len(),
         "largest_cluster": clusters.first().map(|c| c.voxels.len()),
         "largest_cluster_p_fwe": clusters.first().map(|c| c.p_fwe),
+        "tfce": tfce.is_some(),
+        "voxels_tfce_p_fwe_05": tfce_result.as_ref().map(|r| r.p_fwe.iter().filter(|p| **p <= 0.05).count()),
     });
     super::out(&format!("{summary}\n"))?;
     Ok(())

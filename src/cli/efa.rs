@@ -25,9 +25,13 @@ pub struct EfaArgs {
     /// Oblimin γ (read only with --rotation oblimin).
     #[arg(long, default_value_t = 0.0)]
     pub gamma: f64,
-    /// Geomin δ (read only with --rotation geomin).
+    /// Geomin δ (read only with --rotation geomin or geomin_ort).
     #[arg(long, default_value_t = efa::GEOMIN_DELTA)]
     pub delta: f64,
+    /// Target matrix for --rotation target_ort / target_obl: TSV with a header (item, then one
+    /// column per factor) and one row per item; NA leaves a cell unspecified.
+    #[arg(long)]
+    pub target: Option<PathBuf>,
     #[arg(long, value_enum, default_value_t = Scores::Regression)]
     pub scores: Scores,
     /// Simulated data sets for parallel analysis.
@@ -56,14 +60,39 @@ fn write(dir: &Path, name: &str, text: &str) -> Result<()> {
     write_atomic_in(dir, &dir.join(name), text.as_bytes())
 }
 
+/// `--target`: required by the target rotations and read only by them.
+fn target(args: &EfaArgs, items: &[String], count: efa::Count) -> Result<Option<crate::stats::dense::M>> {
+    let name =
+        |r: Rotation| clap::ValueEnum::to_possible_value(&r).map(|v| v.get_name().to_string()).unwrap_or_default();
+    match (&args.target, args.rotation.uses_target()) {
+        (None, false) => Ok(None),
+        (None, true) => Err(Error::Usage(format!("--rotation {} needs --target FILE", name(args.rotation)))),
+        (Some(_), false) => Err(Error::Usage(format!(
+            "--target is read only by --rotation target_ort or target_obl, not {}",
+            name(args.rotation)
+        ))),
+        (Some(path), true) => {
+            let efa::Count::Fixed(k) = count else {
+                return Err(Error::Usage("a target rotation needs --factors set to the target's column count".into()));
+            };
+            let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+            crate::behaviour::rotations::parse_target(&text, items, Some(k))
+                .map(Some)
+                .map_err(|e| Error::data(format!("{}: {e}", path.display())))
+        }
+    }
+}
+
 pub fn run(args: &EfaArgs) -> Result<()> {
     let (names, ids, values) = crate::tables::read::read_items(&args.data, args.id_column.as_deref())?;
     let (n, p) = (ids.len(), names.len());
+    let count = count(&args.factors)?;
+    let target = target(args, &names, count)?;
     let request = efa::Request {
-        count: count(&args.factors)?,
+        count,
         method: args.method,
         rotation: args.rotation,
-        rotation_params: RotationParams { gamma: args.gamma, delta: args.delta },
+        rotation_params: RotationParams { gamma: args.gamma, delta: args.delta, target },
         scores: args.scores,
         simulations: args.sims,
         seed: args.seed,

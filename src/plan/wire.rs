@@ -438,6 +438,7 @@ fn factors(b: &mut Builder<'_>, dataset: NodeIndex, split: Option<NodeIndex>) ->
         method: spec.method,
         rotation: spec.rotation,
         gamma: spec.rotation.uses_gamma().then_some(spec.gamma),
+        target: f.target.clone(),
         scores: spec.scores,
         parallel_simulations: spec.parallel_simulations,
         seed,
@@ -521,6 +522,17 @@ fn groups(b: &mut Builder<'_>, dataset: NodeIndex, runs: &RunNodes) {
             connectivity: spec.connectivity,
             blocks: spec.permutation_blocks.clone().map(|c| (c, spec.block_permutation)),
             peak_labels: g.peak_atlas.as_ref().map(|a| a.2.clone()).unwrap_or_default(),
+            tfce: spec.tfce.then_some(crate::stats::tfce::TfceParams {
+                e: spec.tfce_e,
+                h: spec.tfce_h,
+                steps: spec.tfce_steps,
+            }),
+            nbs: spec.nbs.as_ref().zip(g.edge_endpoints.as_ref()).map(|(nbs, endpoints)| stages::group::NbsParams {
+                threshold_t: nbs.threshold_t,
+                threshold_p: nbs.threshold_p,
+                statistic: nbs.statistic,
+                endpoints: endpoints.clone(),
+            }),
         };
         let node = b.add(format!("group/{}", g.name), Kind::Group, params, Some(seed));
         if spec.covariates.iter().any(|c| is_categorical(c)) {
@@ -535,8 +547,15 @@ fn groups(b: &mut Builder<'_>, dataset: NodeIndex, runs: &RunNodes) {
             b.publish(node, "tmap", format!("group/{}_stat-t.nii.gz", g.name));
             b.publish(node, "pfwe", format!("group/{}_stat-pfwe.nii.gz", g.name));
             b.publish(node, "clusters", format!("group/{}_clusters.tsv", g.name));
+            if spec.tfce {
+                b.publish(node, "tfce", format!("group/{}_stat-tfce.nii.gz", g.name));
+                b.publish(node, "tfcepfwe", format!("group/{}_stat-tfcepfwe.nii.gz", g.name));
+            }
         } else {
             b.publish(node, "results", format!("group/{}_edges.tsv", g.name));
+            if spec.nbs.is_some() {
+                b.publish(node, "components", format!("group/{}_components.tsv", g.name));
+            }
         }
         b.publish(node, "summary", format!("group/{}_summary.json", g.name));
     }

@@ -27,6 +27,7 @@ pub use crate::behaviour::scoring::{MissingItems, ScoreMethod};
 pub use crate::imaging::run::DummyScans;
 pub use crate::stats::association::PermutationScheme;
 pub use crate::stats::exchange::BlockPermutation;
+pub use crate::stats::nbs::NbsStatistic;
 pub use crate::stats::voxelwise::Tail;
 pub use crate::tables::TableFormat;
 pub use load::{LoadedStudy, load};
@@ -159,6 +160,48 @@ pub struct GroupSpec {
     /// Region set whose atlas labels name cluster peaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub peak_labels: Option<String>,
+    /// Voxelwise: threshold-free cluster enhancement (as nilearn) with max-TFCE FWE, written as
+    /// `NAME_stat-tfce.nii.gz` and `NAME_stat-tfcepfwe.nii.gz`; uses `connectivity`.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub tfce: bool,
+    /// TFCE extent exponent E.
+    #[serde(default = "default_tfce_e")]
+    pub tfce_e: f64,
+    /// TFCE height exponent H.
+    #[serde(default = "default_tfce_h")]
+    pub tfce_h: f64,
+    /// TFCE height steps (the step is max |t| / steps).
+    #[serde(default = "default_tfce_steps")]
+    pub tfce_steps: usize,
+    /// Region level: the network-based statistic on the edges' graph, with a component table
+    /// (`NAME_components.tsv`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbs: Option<NbsSpec>,
+}
+
+/// `nbs = { threshold_t = 3.0 }` or `{ threshold_p = 0.001 }`, optionally `statistic`.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NbsSpec {
+    /// Edges with |t| above this (one-sided: t or −t) form the graph.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_t: Option<f64>,
+    /// Or an uncorrected p (two-sided for a two-sided tail), converted to t with the model's df.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_p: Option<f64>,
+    /// Component statistic: `size` (edges) or `intensity` (sum of |t|).
+    #[serde(default)]
+    pub statistic: NbsStatistic,
+}
+
+fn default_tfce_e() -> f64 {
+    crate::stats::tfce::DEFAULT_E
+}
+fn default_tfce_h() -> f64 {
+    crate::stats::tfce::DEFAULT_H
+}
+fn default_tfce_steps() -> usize {
+    crate::stats::tfce::DEFAULT_STEPS
 }
 
 fn default_group_permutations() -> usize {
@@ -560,6 +603,11 @@ pub struct Factors {
     /// Oblimin γ (0 = quartimin); read only with `rotation = "oblimin"`.
     #[serde(default)]
     pub gamma: f64,
+    /// Target matrix for `rotation = "target_ort"` or `"target_obl"`: a TSV file (relative to the
+    /// study file) with a header (`item`, then one column per factor) and one row per item; `NA`
+    /// leaves a cell unspecified.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
     /// Factor score method.
     #[serde(default)]
     pub scores: Scores,

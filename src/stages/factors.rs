@@ -32,6 +32,10 @@ pub struct Params {
     pub rotation: Rotation,
     /// Oblimin γ; `None` for every other rotation (which ignores it, so it is not fingerprinted).
     pub gamma: Option<f64>,
+    /// Target rotations' target: one row per item, `None` where unspecified; absent otherwise
+    /// (so other rotations' fingerprints are unchanged).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<Vec<Vec<Option<f64>>>>,
     pub scores: Scores,
     pub parallel_simulations: usize,
     pub seed: u64,
@@ -50,7 +54,13 @@ pub fn request(p: &Params) -> Request {
         },
         method: p.method,
         rotation: p.rotation,
-        rotation_params: RotationParams { gamma: p.gamma.unwrap_or(0.0), ..RotationParams::default() },
+        rotation_params: RotationParams {
+            gamma: p.gamma.unwrap_or(0.0),
+            target: p.target.as_ref().map(|rows| {
+                M::from_fn(rows.len(), rows.first().map_or(0, Vec::len), |i, j| rows[i][j].unwrap_or(f64::NAN))
+            }),
+            ..RotationParams::default()
+        },
         scores: p.scores,
         simulations: p.parallel_simulations,
         seed: p.seed,

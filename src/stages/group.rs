@@ -5,13 +5,18 @@
 //! the others are listed in `summary`. Inputs: `dataset`; voxelwise also `maps:KEY` per run
 //! (KEY = `SUBJECT` or `SUBJECT/SESSION`), the mask (`mask`, by path) and optionally a label
 //! atlas (`peak_atlas`, by path) for naming cluster peaks. Outputs: voxelwise `tmap`, `pfwe`
-//! (NIfTI), `clusters` (TSV); region level `results` (TSV); both `summary` (JSON) and, with
-//! categorical covariates, `levels` (their coding; see `stages::covariates`).
+//! (NIfTI), `clusters` (TSV), with TFCE also `tfce` and `tfcepfwe` (NIfTI: the signed TFCE map,
+//! `stats::tfce`, and its max-TFCE FWE p); region level `results` (TSV), with NBS also
+//! `components` (TSV, `stats::nbs`); both `summary` (JSON) and, with categorical covariates,
+//! `levels` (their coding; see `stages::covariates`). TFCE and NBS read each permutation's
+//! t map through the engine's map-statistic hook, so they use exactly max-T's permutations.
 
 use super::{Context, Outputs};
 pub use crate::design::Level;
 use crate::error::{Error, Result};
 use crate::spec::GroupDesign;
+use crate::stats::nbs::{Nbs, NbsStatistic};
+use crate::stats::tfce::{Tfce, TfceParams};
 use crate::stats::voxelwise::{
     self, ClusterSettings, ClusterThreshold, Connectivity, Covariates, Design, MaskedGrid, Settings, Tail,
 };
@@ -22,7 +27,8 @@ pub const VERSION: u32 = 1;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "maps:*", "mask", "peak_atlas"];
 /// Output names this stage writes (`*` ends a family).
-pub const OUTPUTS: &[&str] = &["tmap", "pfwe", "clusters", "results", "summary", "levels"];
+pub const OUTPUTS: &[&str] =
+    &["tmap", "pfwe", "clusters", "results", "summary", "tfce", "tfcepfwe", "components", "levels"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -45,6 +51,22 @@ pub struct Params {
     pub blocks: Option<(String, crate::stats::exchange::BlockPermutation)>,
     /// Label table of the peak atlas (index, name).
     pub peak_labels: Vec<(i64, String)>,
+    /// Voxelwise TFCE (absent: none, and the fingerprint is as before TFCE existed).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tfce: Option<TfceParams>,
+    /// Region-level NBS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbs: Option<NbsParams>,
+}
+
+/// The network-based statistic of a region-level analysis.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct NbsParams {
+    pub threshold_t: Option<f64>,
+    pub threshold_p: Option<f64>,
+    pub statistic: NbsStatistic,
+    /// Each edge's two regions, in edge order.
+    pub endpoints: Vec<(String, String)>,
 }
 
 /// Cluster-extent settings from a group analysis' spec: threshold as |t| or uncorrected p, and
@@ -152,13 +174,37 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         )));
     }
     let cluster = mask.as_ref().map(|m| cluster_settings(p.cluster_t, p.cluster_p, p.connectivity, m));
-    let settings = Settings { permutations: p.permutations, seed: p.seed, tail, cluster };
+    let tfce = match (&p.tfce, &mask) {
+        (Some(params), Some(m)) => {
+            Some(Tfce::new(m, cluster_settings(None, 0.0, p.connectivity, m).connectivity, *params, tail)?)
+        }
+        _ => None,
+    };
+    let df = degrees_of_freedom(&p, n, expanded.names.len());
+    let nbs = match &p.nbs {
+        Some(choice) => Some(nbs_graph(choice, tail, df).map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?),
+        None => None,
+    };
+    let tfce_max = |t: &[f64]| tfce.as_ref().map_or(0.0, |x| x.maximum(t));
+    let nbs_max = |t: &[f64]| nbs.as_ref().map_or(0.0, |x| x.maximum(t));
+    let map_statistic: Option<&voxelwise::MapStatistic<'_>> = match (&tfce, &nbs) {
+        (Some(_), _) => Some(&tfce_max),
+        (None, Some(_)) => Some(&nbs_max),
+        _ => None,
+    };
+    let settings = Settings { permutations: p.permutations, seed: p.seed, tail, cluster, map_statistic };
     let total = p.permutations as u64;
     let progress = |done: u64| (ctx.progress)(done, total);
     let exchange = super::covariates::exchange(&dataset, p.blocks.as_ref(), &subjects)
         .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?;
     let result = voxelwise::fit_blocked(&y, n, &design, &settings, &exchange, &progress)
         .map_err(|e| Error::data(format!("{}: {}", ctx.stage, e)))?;
+    if nbs.is_some() && result.df != df {
+        return Err(Error::data(format!(
+            "{}: the model has {} degrees of freedom, not {df}; are covariates collinear?",
+            ctx.stage, result.df
+        )));
+    }
 
     let mut outputs = Outputs::new();
     if !expanded.levels.is_empty() {
@@ -209,6 +255,14 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             summary["cluster_t_threshold"] = serde_json::json!(result.clusters.as_ref().map(|c| c.t_threshold));
             let min_p = result.p_fwe.iter().copied().fold(f64::INFINITY, f64::min);
             summary["min_voxel_p_fwe"] = serde_json::json!(min_p);
+            if let Some(tfce) = &tfce {
+                let inferred = tfce.infer(&result.t, &result.null_map_statistic, result.permutations);
+                outputs.insert("tfce".into(), image("tfce.nii.gz", &inferred.map, 0.0)?);
+                outputs.insert("tfcepfwe".into(), image("tfcepfwe.nii.gz", &inferred.p_fwe, 1.0)?);
+                let min_p = inferred.p_fwe.iter().copied().fold(f64::INFINITY, f64::min);
+                summary["min_voxel_tfce_p_fwe"] = serde_json::json!(min_p);
+                summary["max_tfce_null_95"] = serde_json::json!(quantile(&result.null_map_statistic, 0.95));
+            }
         }
         (Level::Edges(edges), _) => {
             let mut table = TsvWriter::new(&["edge", "n", "beta", "t", "p", "p_perm", "p_fwe"]);
@@ -224,6 +278,12 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
                 ]);
             }
             outputs.insert("results".into(), table.finish().into_bytes());
+            if let (Some(nbs), Some(choice)) = (&nbs, &p.nbs) {
+                let components = nbs.infer(&result.t, &result.null_map_statistic, result.permutations);
+                outputs.insert("components".into(), component_table(&components, edges, choice.statistic).into_bytes());
+                summary["nbs_t_threshold"] = serde_json::json!(nbs.threshold());
+                summary["nbs_components"] = serde_json::json!(components.len());
+            }
         }
         (Level::Voxel { .. }, None) => unreachable!("a voxelwise analysis has a mask"),
     }
@@ -271,4 +331,54 @@ fn quantile(values: &[f64], q: f64) -> f64 {
     }
     sorted.sort_by(f64::total_cmp);
     crate::stats::quantile::quantile_sorted(&sorted, q)
+}
+
+/// The residual degrees of freedom the design will have: n − (1 + covariates) − 1, or n − 1 for
+/// the paired (sign-flipping) design; `run` checks it against the fitted model.
+fn degrees_of_freedom(p: &Params, n: usize, covariate_columns: usize) -> f64 {
+    match p.design {
+        GroupDesign::Paired => n as f64 - 1.0,
+        _ => n as f64 - covariate_columns as f64 - 2.0,
+    }
+}
+
+/// The NBS graph with its t threshold (from `threshold_p` via the model's df, two-sided for a
+/// two-sided tail, as the cluster-forming threshold).
+fn nbs_graph(choice: &NbsParams, tail: Tail, df: f64) -> std::result::Result<Nbs, String> {
+    let t = match (choice.threshold_t, choice.threshold_p) {
+        (Some(t), _) => t,
+        (None, Some(p)) => {
+            voxelwise::t_for_two_sided_p(if tail == Tail::TwoSided { p } else { (2.0 * p).min(1.0) }, df)
+        }
+        (None, None) => return Err("NBS needs threshold_t or threshold_p".into()),
+    };
+    if !(t.is_finite() && t > 0.0) {
+        return Err(format!("the NBS threshold must be a positive t, not {t}"));
+    }
+    Ok(Nbs::new(&choice.endpoints, t, choice.statistic, tail))
+}
+
+/// One row per NBS component: rank, edges, regions, statistic, p_FWE and its edge names.
+fn component_table(
+    components: &[crate::stats::nbs::Component],
+    edges: &[(String, Vec<String>)],
+    statistic: NbsStatistic,
+) -> String {
+    let statistic_name = match statistic {
+        NbsStatistic::Size => "size",
+        NbsStatistic::Intensity => "intensity",
+    };
+    let mut table = TsvWriter::new(&["component", "edges", "regions", statistic_name, "p_fwe", "edge_names"]);
+    for (i, c) in components.iter().enumerate() {
+        let names: Vec<&str> = c.edges.iter().map(|&e| edges[e].0.as_str()).collect();
+        table.row(&[
+            Cell::Int(i as i64 + 1),
+            Cell::Int(c.edges.len() as i64),
+            Cell::Int(c.nodes as i64),
+            Cell::Num(c.statistic),
+            Cell::Num(c.p_fwe),
+            Cell::Text(&names.join(",")),
+        ]);
+    }
+    table.finish()
 }

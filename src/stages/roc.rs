@@ -80,6 +80,7 @@ impl ClusterScorer {
                 self.choice.connectivity,
                 &self.mask,
             )),
+            map_statistic: None,
         };
         let fit = voxelwise::fit(&y, n, &design, &settings, &|_| {})?;
         if let Some(c) = fit.clusters.as_ref().and_then(|c| c.clusters.first()) {
@@ -215,7 +216,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
                     values: covariates.iter().flat_map(|c| train.iter().map(|&i| c[i])).collect(),
                 },
             };
-            let settings = Settings { permutations: 0, seed: 0, tail: choice.tail, cluster: None };
+            let settings = Settings { permutations: 0, seed: 0, tail: choice.tail, cluster: None, map_statistic: None };
             let t = voxelwise::fit(&y, n, &design, &settings, &|_| {})?.t;
             let extremity = |v: f64| match choice.tail {
                 Tail::Negative => -v,

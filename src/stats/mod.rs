@@ -6,10 +6,12 @@ pub mod dense;
 pub mod exchange;
 pub mod fdr;
 pub mod linalg;
+pub mod nbs;
 pub mod predict;
 pub mod quantile;
 pub mod rng;
 pub mod roc;
+pub mod tfce;
 pub mod voxelwise;
 
 /// Two-sided p-value of a t statistic with `df` degrees of freedom, from the regularised

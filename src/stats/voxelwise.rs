@@ -227,14 +227,24 @@ pub struct ClusterSettings<'a> {
     pub mask: &'a MaskedGrid,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct Settings<'a> {
     /// Random permutations B (the identity is added: B + 1 in every null distribution).
     pub permutations: usize,
     pub seed: u64,
     pub tail: Tail,
     pub cluster: Option<ClusterSettings<'a>>,
+    /// A statistic of a whole t map, evaluated on the observed map and on every permutation's
+    /// (TFCE's maximum, NBS's largest component); see [`MapStatistic`].
+    pub map_statistic: Option<&'a MapStatistic<'a>>,
 }
+
+/// A statistic of one whole t map (V values, NaN where a unit has no t), e.g. the largest TFCE
+/// score or the largest NBS component. It is called on the observed map and on each
+/// permutation's map, from the permutation blocks' threads (in any order: it must be a pure
+/// function of the map), and its values form a family-wise null distribution
+/// ([`VoxelwiseResult::null_map_statistic`]).
+pub type MapStatistic<'a> = dyn Fn(&[f64]) -> f64 + Sync + 'a;
 
 /// One supra-threshold cluster of the observed t map.
 #[derive(Debug, Clone, PartialEq)]
@@ -279,6 +289,8 @@ pub struct VoxelwiseResult {
     /// Voxels with zero residual variance (t is NaN; left out of maxima and clusters).
     pub degenerate_voxels: usize,
     pub clusters: Option<ClusterResult>,
+    /// The map statistic of the observed t map, then of each permutation's (empty without one).
+    pub null_map_statistic: Vec<f64>,
 }
 
 /// The regressor of interest after residualisation on Z, and what the permutations need.
@@ -546,11 +558,14 @@ struct Context<'a> {
     /// Cluster-forming threshold in q units, and the neighbour lists.
     cluster: Option<(f64, &'a Neighbours)>,
     counts: &'a [AtomicU32],
+    map_statistic: Option<&'a MapStatistic<'a>>,
+    df: f64,
 }
 
 struct BlockResult {
     max_stat: Vec<f64>,
     max_size: Vec<u32>,
+    map_statistic: Vec<f64>,
 }
 
 /// Per permutation of a block: count exceedances of the observed statistic (`count`), track the
@@ -610,6 +625,8 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
     let mut neg_bits = if clusters && want_neg { vec![0u64; ctx.voxels] } else { Vec::new() };
     let q_cluster = ctx.cluster.map_or(f64::INFINITY, |(q, _)| q);
     let mut max_stat = vec![f64::NEG_INFINITY; m];
+    // For a map statistic: each permutation's t map (permutation-major), NaN where no t.
+    let mut t_maps = if ctx.map_statistic.is_some() { vec![f64::NAN; m * ctx.voxels] } else { Vec::new() };
     // q = r|r| of each permutation for the current voxel.
     let mut r = vec![0.0; m];
     let mut resid = vec![0.0; m];
@@ -648,6 +665,11 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
             };
             if count > 0 {
                 ctx.counts[v].fetch_add(count, Ordering::Relaxed);
+            }
+            if !t_maps.is_empty() {
+                for (p, &qp) in r.iter().enumerate() {
+                    t_maps[p * ctx.voxels + v] = t_from_q(qp, ctx.df);
+                }
             }
             if clusters {
                 let (mut pos, mut neg) = (0u64, 0u64);
@@ -689,7 +711,11 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
             }
         }
     }
-    BlockResult { max_stat, max_size }
+    let map_statistic = match ctx.map_statistic {
+        Some(statistic) => t_maps.chunks_exact(ctx.voxels).map(statistic).collect(),
+        None => Vec::new(),
+    };
+    BlockResult { max_stat, max_size, map_statistic }
 }
 
 /// Fit the voxelwise GLM and run the permutations.
@@ -827,6 +853,8 @@ pub fn fit_blocked(
         exchange,
         cluster: cluster_setup.as_ref().zip(q_cluster).map(|((_, nb), q)| (q, nb)),
         counts: &counts,
+        map_statistic: settings.map_statistic,
+        df,
     };
     let blocks = b_total.div_ceil(PERMUTATION_BLOCK);
     let per_block: Vec<BlockResult> = (0..blocks)
@@ -843,9 +871,11 @@ pub fn fit_blocked(
     null_max_stat.push(observed_max);
     let mut null_max_size = Vec::with_capacity(b_total + 1);
     null_max_size.push(observed_max_size);
+    let mut null_map_statistic: Vec<f64> = settings.map_statistic.map(|statistic| statistic(&t)).into_iter().collect();
     for block in per_block {
         null_max_stat.extend(block.max_stat);
         null_max_size.extend(block.max_size.into_iter().map(|s| s as usize));
+        null_map_statistic.extend(block.map_statistic);
     }
 
     let denominator = (b_total + 1) as f64;
@@ -901,6 +931,7 @@ pub fn fit_blocked(
         null_max_t: null_max_stat.iter().map(|&s| t_from_q(s, df)).collect(),
         degenerate_voxels,
         clusters,
+        null_map_statistic,
     })
 }
 

@@ -65,5 +65,71 @@ pub(super) fn resolve(cx: &mut Checker<'_>) -> Option<ResolvedFactors> {
         FactorCount::Fixed(k) if spec.names.is_empty() => (1..=k).map(|f| format!("F{f}")).collect(),
         _ => spec.names.clone(),
     };
-    Some(ResolvedFactors { items, names, settings: spec.clone() })
+    let target = target(cx, &items);
+    Some(ResolvedFactors { items, names, settings: spec.clone(), target })
+}
+
+/// `target`: required by (and only by) the target rotations; its rows must be exactly the items
+/// and its columns the factors.
+fn target(cx: &mut Checker<'_>, items: &[String]) -> Option<Vec<Vec<Option<f64>>>> {
+    let spec = cx.study.factors.as_ref()?;
+    let rotation = spec.rotation;
+    let written = match (&spec.target, rotation.uses_target()) {
+        (None, false) => return None,
+        (None, true) => {
+            cx.err(
+                keys!["factors", "rotation"],
+                format!("rotation `{}` needs a target matrix", serde_plain(rotation)),
+                Some("add `target = \"target.tsv\"` (item, then one column per factor)".into()),
+            );
+            return None;
+        }
+        (Some(_), false) => {
+            cx.err(
+                keys!["factors", "target"],
+                format!("`target` is read only by the target rotations, not by `{}`", serde_plain(rotation)),
+                Some("use rotation = \"target_ort\" or \"target_obl\", or remove `target`".into()),
+            );
+            return None;
+        }
+        (Some(written), true) => written.clone(),
+    };
+    let path = cx.loaded.resolve(&written);
+    let here = keys!["factors", "target"];
+    let text = match std::fs::read_to_string(&path) {
+        Ok(text) => text,
+        Err(e) => {
+            cx.err(
+                here,
+                format!("target matrix `{written}` cannot be read ({}): {e}", path.display()),
+                Some("paths are relative to the study file".into()),
+            );
+            return None;
+        }
+    };
+    let factors = match spec.count {
+        FactorCount::Fixed(k) => Some(k),
+        FactorCount::Rule(_) => {
+            cx.err(
+                keys!["factors", "count"],
+                "a target rotation needs a fixed number of factors (the target's columns)".into(),
+                Some("set `count` to the number of factor columns in the target".into()),
+            );
+            None
+        }
+    };
+    match crate::behaviour::rotations::parse_target(&text, items, factors) {
+        Ok(m) => {
+            Some((0..m.rows).map(|i| (0..m.cols).map(|j| Some(m.at(i, j)).filter(|v| !v.is_nan())).collect()).collect())
+        }
+        Err(e) => {
+            cx.err(here, format!("target matrix {}: {e}", path.display()), None);
+            None
+        }
+    }
+}
+
+/// A rotation as written in the study file.
+fn serde_plain(rotation: crate::spec::Rotation) -> String {
+    serde_json::to_value(rotation).ok().and_then(|v| v.as_str().map(String::from)).unwrap_or_default()
 }

@@ -19,10 +19,92 @@ pub(super) fn resolve(cx: &mut Checker<'_>, imaging: Option<&ResolvedImaging>) -
         let Some(level) = level(cx, name, spec, imaging, &sessions, &mut columns) else { continue };
         let peak_atlas = spec.peak_labels.as_ref().and_then(|set| peak_atlas(cx, name, set));
         cx.permutations(at("permutations"), spec.permutations, "");
-        groups.push(ResolvedGroup { name: name.clone(), level, sessions, peak_atlas, columns, settings: spec.clone() });
+        enhancement(cx, name, spec, &level);
+        let edge_endpoints = match (&level, imaging) {
+            (Level::Edges(edges), Some(im)) => Some(
+                edges
+                    .iter()
+                    .filter_map(|(e, _)| im.edges.iter().find(|(a, b)| edge_column(a, b) == *e).cloned())
+                    .collect(),
+            ),
+            _ => None,
+        };
+        groups.push(ResolvedGroup {
+            name: name.clone(),
+            level,
+            sessions,
+            peak_atlas,
+            columns,
+            settings: spec.clone(),
+            edge_endpoints,
+        });
     }
     groups
 }
+
+/// TFCE (voxelwise only) and NBS (region level only), and their settings.
+fn enhancement(cx: &mut Checker<'_>, name: &str, spec: &GroupSpec, level: &Level) {
+    let at = |field: &str| keys!["group", name, field];
+    let voxelwise = matches!(level, Level::Voxel { .. });
+    if spec.tfce && !voxelwise {
+        cx.err(
+            at("tfce"),
+            format!("TFCE needs a voxelwise analysis (`seed`), but `{name}` tests connectome edges"),
+            Some("for edges use the network-based statistic: `nbs = { threshold_t = 3.0 }`".into()),
+        );
+    }
+    if spec.tfce {
+        for (field, value) in [("tfce_e", spec.tfce_e), ("tfce_h", spec.tfce_h)] {
+            if !(value.is_finite() && value > 0.0 && value <= 10.0) {
+                cx.err(
+                    at(field),
+                    format!("{field} must be a positive number up to 10, not {value}"),
+                    Some("the usual values are E = 0.5, H = 2".into()),
+                );
+            }
+        }
+        if !(MIN_TFCE_STEPS..=MAX_TFCE_STEPS).contains(&spec.tfce_steps) {
+            cx.err(
+                at("tfce_steps"),
+                format!(
+                    "tfce_steps must lie between {MIN_TFCE_STEPS} and {MAX_TFCE_STEPS} (as nilearn), not {}",
+                    spec.tfce_steps
+                ),
+                Some("fslmaths and nilearn use 100".into()),
+            );
+        }
+    }
+    let Some(nbs) = &spec.nbs else { return };
+    if voxelwise {
+        cx.err(
+            at("nbs"),
+            format!("the network-based statistic needs a region-level analysis (`edges`), but `{name}` is voxelwise"),
+            Some("for voxelwise maps use `tfce = true` or cluster extent".into()),
+        );
+    }
+    match (nbs.threshold_t, nbs.threshold_p) {
+        (Some(t), None) if !(t.is_finite() && t > 0.0) => cx.err(
+            keys!["group", name, "nbs", "threshold_t"],
+            format!("threshold_t must be a positive t, not {t}"),
+            None,
+        ),
+        (None, Some(p)) if !(p > 0.0 && p < 1.0) => cx.err(
+            keys!["group", name, "nbs", "threshold_p"],
+            format!("threshold_p must lie strictly between 0 and 1, not {p}"),
+            Some("e.g. 0.001".into()),
+        ),
+        (Some(_), None) | (None, Some(_)) => {}
+        _ => cx.err(
+            at("nbs"),
+            "nbs needs exactly one of `threshold_t` or `threshold_p`".into(),
+            Some("e.g. `nbs = { threshold_t = 3.0 }`".into()),
+        ),
+    }
+}
+
+/// TFCE height steps allowed (nilearn's own bounds).
+const MIN_TFCE_STEPS: usize = 10;
+const MAX_TFCE_STEPS: usize = 1000;
 
 /// The sessions a design uses (`[None]` without declared sessions).
 fn sessions(

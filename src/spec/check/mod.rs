@@ -170,6 +170,8 @@ pub struct ResolvedGroup {
     pub columns: Vec<String>,
     /// Design, permutations, tail and cluster settings, as checked.
     pub settings: GroupSpec,
+    /// Region level: each edge's two regions, in edge order (the NBS graph).
+    pub edge_endpoints: Option<Vec<(String, String)>>,
 }
 
 /// Fewest permutations that can give p < 0.01.
@@ -187,6 +189,9 @@ pub struct ResolvedFactors {
     pub names: Vec<String>,
     /// Count, extraction, rotation and scores, as checked.
     pub settings: super::Factors,
+    /// The target matrix for target rotations, as read from `target`: one row per item in
+    /// `items` order, one cell per factor, `None` where unspecified.
+    pub target: Option<Vec<Vec<Option<f64>>>>,
 }
 
 impl ResolvedFactors {
