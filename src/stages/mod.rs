@@ -150,6 +150,20 @@ impl Kind {
         Kind::Group,
         Kind::Roc,
     ];
+
+    /// The kind with this name (as written by [`Kind::name`]).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_study_vocabulary_names_every_stage_kind() {
+        let names: Vec<&str> = super::Kind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, crate::design::STAGE_KINDS);
+    }
 }
 
 /// A declared name (`map:*` ends a family) against an actual one.
