@@ -157,6 +157,20 @@ impl Kind {
     }
 }
 
+/// A kind is written by its name (in a submitted plan, see `exec::slurm`).
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Kind, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Kind::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown stage kind `{name}`")))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
