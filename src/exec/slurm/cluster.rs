@@ -97,7 +97,12 @@ impl Cluster for Slurm {
             return Ok(BTreeMap::new());
         }
         let out = run(Command::new("squeue").args(["-h", "-r", "-o", "%i %T", "-j", &jobs.join(",")]), "squeue")?;
-        // squeue fails when none of the ids is known any more: nothing is queued.
+        // squeue fails when none of the ids is known any more: nothing is queued. Any other
+        // failure (the controller does not answer) must not look like an empty queue.
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        if !out.status.success() && !stderr.contains("Invalid job id") {
+            return Err(Error::data(format!("squeue failed: {}", stderr.trim())));
+        }
         Ok(parse_queue(&String::from_utf8_lossy(&out.stdout)))
     }
 }

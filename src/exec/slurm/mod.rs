@@ -84,11 +84,12 @@ pub struct Resolved {
 /// and < 200 MB per simulated run (a real 10-minute HCP run ~30 s and ~1 GB streamed), `group`
 /// (voxelwise permutations) and `predict` take the longest (tens of seconds to minutes), every
 /// other kind well under a minute and a few hundred MB at UK Biobank size. The defaults leave a
-/// wide margin, because an array task over its time limit is killed.
+/// wide margin, because an array task over its time limit is killed. One core each, which any
+/// node has: give `group`, `predict` and `associate` more with `[resources.<kind>] cpus`.
 pub fn default_resources(kind: &str) -> Resolved {
     let (cpus, memory_mb, minutes) = match kind {
         "imaging-run" => (1, 2048, 10),
-        "group" | "predict" | "associate" => (4, 8192, 120),
+        "group" | "predict" | "associate" => (1, 8192, 120),
         "connectome" | "dataset" | "factors" | "roc" => (1, 8192, 30),
         _ => (1, 4096, 30),
     };

@@ -64,10 +64,10 @@ pub fn status(folder: &Folder, submission: &Submission, stage_ids: &[String], cl
                 // A one-task array may be listed by its job id alone.
                 (array.tasks.len() == 1).then(|| queue.get(&array.job_id)).flatten()
             });
-            // Out of the queue, unfinished, without a marker, yet it started (Slurm opened its
-            // log): Slurm ended it. One that never started is waiting (for a failed input).
+            // Out of the queue (where a pending task is listed too), unfinished and without a
+            // marker: Slurm ended it, or it was cancelled.
             let log = folder.log(&array.job_id, Some(t));
-            let killed = published.is_none() && task_state.is_none() && log.exists();
+            let killed = published.is_none() && task_state.is_none() && !array.job_id.is_empty();
             if marked.contains(&format!("{a}_{t}")) {
                 status.failed += 1;
                 status.waiting += remaining.len() - 1;
@@ -81,7 +81,11 @@ pub fn status(folder: &Folder, submission: &Submission, stage_ids: &[String], cl
                     format!("{a}_{t}"),
                     Failure {
                         stage: stage_ids[remaining[0]].clone(),
-                        error: "the Slurm task ended without finishing (cancelled, or out of time or memory?)".into(),
+                        error: if log.exists() {
+                            "the Slurm task ended without finishing (cancelled, or out of time or memory?)".into()
+                        } else {
+                            "the Slurm task was cancelled before it started".into()
+                        },
                         log,
                         host: String::new(),
                     },
