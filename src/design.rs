@@ -227,7 +227,12 @@ pub fn parse_time_seconds(text: &str) -> Option<u64> {
         (Some(_), [h, m]) => (*h, *m, 0),
         _ => return None,
     };
-    let total = days.unwrap_or(0).checked_mul(86_400)?.checked_add(h.checked_mul(3600)?)?.checked_add(m.checked_mul(60)?)?.checked_add(s)?;
+    let total = days
+        .unwrap_or(0)
+        .checked_mul(86_400)?
+        .checked_add(h.checked_mul(3600)?)?
+        .checked_add(m.checked_mul(60)?)?
+        .checked_add(s)?;
     (total > 0).then_some(total)
 }
 

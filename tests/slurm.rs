@@ -50,7 +50,10 @@ fn slurm() -> bool {
     match up {
         Ok(()) => true,
         Err(why) => {
-            assert!(std::env::var("NEUROSPEC_REQUIRE_TOOLS").as_deref() != Ok("1"), "{why} and NEUROSPEC_REQUIRE_TOOLS=1");
+            assert!(
+                std::env::var("NEUROSPEC_REQUIRE_TOOLS").as_deref() != Ok("1"),
+                "{why} and NEUROSPEC_REQUIRE_TOOLS=1"
+            );
             eprintln!("SKIP: {why}; the Slurm tests did not run");
             false
         }
@@ -150,7 +153,10 @@ fn a_slurm_run_publishes_the_bytes_of_a_local_run_and_a_noop_rerun_submits_nothi
     assert_eq!(submissions(), before);
     let status = neurospec(dir.path(), &["status", "ketamine.toml"]);
     let text = String::from_utf8_lossy(&status.stdout);
-    assert!(text.contains("34 stages: 34 done, 0 running, 0 failed, 0 waiting") && text.contains("published:"), "{text}");
+    assert!(
+        text.contains("34 stages: 34 done, 0 running, 0 failed, 0 waiting") && text.contains("published:"),
+        "{text}"
+    );
 }
 
 fn squeue_states(job: &str) -> String {
@@ -182,7 +188,7 @@ fn a_cancelled_task_is_reported_and_a_rerun_completes_the_study() {
         let out = neurospec(dir.path(), &["status", "ketamine.toml"]);
         let text = String::from_utf8_lossy(&out.stdout).into_owned();
         // The other three tasks (and the participants table) finish; what needs the cancelled task
-    // waits (afterok).
+        // waits (afterok).
         if text.contains(" 0 running, 1 failed") && text.contains("19 done") {
             break text;
         }

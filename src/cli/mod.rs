@@ -158,6 +158,9 @@ enum Command {
     /// Time the voxelwise permutation engine on synthetic data (used by benches/voxelwise.py).
     #[command(name = "bench-voxelwise", hide = true)]
     BenchVoxelwise(bench::BenchVoxelwise),
+    /// Time Slurm submission of a synthetic plan (used by benches/slurm.py).
+    #[command(name = "bench-slurm", hide = true)]
+    BenchSlurm(bench::BenchSlurm),
 }
 
 /// Where `run` runs the stages.
@@ -192,6 +195,7 @@ fn out(text: &str) -> Result<()> {
 fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::BenchVoxelwise(args) => bench::run(args),
+        Command::BenchSlurm(args) => bench::bench_slurm(args),
         Command::Check { study } => study::check(&study),
         Command::Plan { study, dot, cache_dir } => study::plan_command(&study, dot, cache_dir),
         Command::Run {
@@ -209,7 +213,8 @@ fn dispatch(command: Command) -> Result<()> {
             wait,
         } => {
             let options = study::RunOptions { jobs, cache: cache_dir, keep_going, json, out };
-            let slurm_only = partition.is_some() || account.is_some() || max_array.is_some() || !sbatch_args.is_empty() || wait;
+            let slurm_only =
+                partition.is_some() || account.is_some() || max_array.is_some() || !sbatch_args.is_empty() || wait;
             match executor {
                 Executor::Local if slurm_only => Err(Error::Usage(
                     "--partition, --account, --max-array, --sbatch-arg and --wait need --executor slurm".into(),

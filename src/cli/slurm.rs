@@ -199,7 +199,9 @@ pub fn status_command(path: &Path, cache: Option<PathBuf>) -> Result<()> {
     }
     text.push_str(&match (&status.published, status.failures.is_empty(), status.active) {
         (Some(dir), _, _) => format!("published: {}\n", dir.display()),
-        (None, false, _) => format!("the run failed; `neurospec run {} --executor slurm` submits what is still stale\n", path.display()),
+        (None, false, _) => {
+            format!("the run failed; `neurospec run {} --executor slurm` submits what is still stale\n", path.display())
+        }
         (None, true, true) => format!("jobs: {}\n", submission.job_ids().join(" ")),
         (None, true, false) => "no job is queued and nothing was published: submit again\n".into(),
     });
@@ -208,7 +210,13 @@ pub fn status_command(path: &Path, cache: Option<PathBuf>) -> Result<()> {
 }
 
 /// The hidden `neurospec exec`: one array task, or the publish job.
-pub fn exec(submission: &Path, array: Option<usize>, task: Option<usize>, publish_job: bool, jobs: Option<usize>) -> Result<()> {
+pub fn exec(
+    submission: &Path,
+    array: Option<usize>,
+    task: Option<usize>,
+    publish_job: bool,
+    jobs: Option<usize>,
+) -> Result<()> {
     let folder = Folder::new(submission);
     if publish_job {
         return publish_submission(&folder);
@@ -217,9 +225,7 @@ pub fn exec(submission: &Path, array: Option<usize>, task: Option<usize>, publis
     let task = task
         .or_else(slurm::task::task_from_env)
         .ok_or_else(|| Error::Usage("exec needs --task (or SLURM_ARRAY_TASK_ID)".into()))?;
-    let jobs = jobs
-        .or_else(|| std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.parse().ok()))
-        .unwrap_or(1);
+    let jobs = jobs.or_else(|| std::env::var("SLURM_CPUS_PER_TASK").ok().and_then(|v| v.parse().ok())).unwrap_or(1);
     slurm::task::run(&folder, array, task, jobs, &|node, ctx| crate::stages::run(node.kind, ctx))
 }
 

@@ -24,7 +24,10 @@ pub(super) fn load_settled(path: &Path) -> Result<LoadedStudy> {
 }
 
 /// The rest of [`load_checked`], for a study that passed [`load_settled`].
-pub(super) fn resolve_loaded(mut loaded: LoadedStudy, scratch: Option<&Scratch>) -> Result<(LoadedStudy, spec::check::Resolved)> {
+pub(super) fn resolve_loaded(
+    mut loaded: LoadedStudy,
+    scratch: Option<&Scratch>,
+) -> Result<(LoadedStudy, spec::check::Resolved)> {
     if let Some(scratch) = scratch
         && !crate::sim::is_materialised(&loaded)?
         && let Some(dir) = loaded.study.simulate.as_ref().and_then(|s| s.dir.clone())

@@ -146,8 +146,9 @@ impl PlanFile {
     }
 
     fn into_plan(self, path: &Path) -> Result<Plan> {
-        crate::plan::from_nodes(self.nodes, self.output_dir, self.study_hash, self.study_name)
-            .ok_or_else(|| Error::data(format!("{}: the plan's wiring is damaged; submit the study again", path.display())))
+        crate::plan::from_nodes(self.nodes, self.output_dir, self.study_hash, self.study_name).ok_or_else(|| {
+            Error::data(format!("{}: the plan's wiring is damaged; submit the study again", path.display()))
+        })
     }
 }
 
@@ -184,7 +185,12 @@ pub struct Submission {
 impl Submission {
     /// Every job id of the submission (arrays, then the publish job).
     pub fn job_ids(&self) -> Vec<String> {
-        self.arrays.iter().map(|a| a.job_id.clone()).chain([self.publish_job.clone()]).filter(|j| !j.is_empty()).collect()
+        self.arrays
+            .iter()
+            .map(|a| a.job_id.clone())
+            .chain([self.publish_job.clone()])
+            .filter(|j| !j.is_empty())
+            .collect()
     }
 
     /// The array and task that run a node, if it was submitted.
@@ -308,7 +314,10 @@ pub struct Failure {
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T> {
     let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
     serde_json::from_slice(&bytes).map_err(|e| {
-        Error::data(format!("{}: unreadable ({e}); it is written by `run --executor slurm`: submit again", path.display()))
+        Error::data(format!(
+            "{}: unreadable ({e}); it is written by `run --executor slurm`: submit again",
+            path.display()
+        ))
     })
 }
 
@@ -331,7 +340,11 @@ pub fn latest(cache: &Path, study_file: &Path) -> Option<Folder> {
 pub enum Submitted {
     /// Every stage is cached: nothing was submitted.
     Nothing,
-    Jobs { folder: Folder, submission: Submission, stale: usize },
+    Jobs {
+        folder: Folder,
+        submission: Submission,
+        stale: usize,
+    },
 }
 
 /// DAG level of every node: 0 without inputs from stages, else one more than its deepest input.
@@ -344,7 +357,12 @@ fn levels(plan: &Plan) -> Vec<usize> {
 }
 
 /// Group the stale nodes into arrays (by level, then kind name) and pack each into tasks.
-pub fn arrays(plan: &Plan, stale: &[NodeIndex], max_tasks: usize, requested: &BTreeMap<String, ResourceRequest>) -> Vec<Array> {
+pub fn arrays(
+    plan: &Plan,
+    stale: &[NodeIndex],
+    max_tasks: usize,
+    requested: &BTreeMap<String, ResourceRequest>,
+) -> Vec<Array> {
     let level = levels(plan);
     let mut groups: BTreeMap<(usize, &str), Vec<usize>> = BTreeMap::new();
     for &i in stale {
@@ -374,7 +392,14 @@ pub fn arrays(plan: &Plan, stale: &[NodeIndex], max_tasks: usize, requested: &BT
             array_of.insert(n, arrays.len());
         }
         let resources = resources_for(kind, requested);
-        arrays.push(Array { kind: kind.to_string(), level: lvl, job_id: String::new(), after, tasks: slices, resources });
+        arrays.push(Array {
+            kind: kind.to_string(),
+            level: lvl,
+            job_id: String::new(),
+            after,
+            tasks: slices,
+            resources,
+        });
     }
     arrays
 }
@@ -499,6 +524,7 @@ fn submit_jobs(
 }
 
 fn write_script(path: &Path, command: &str) -> Result<()> {
-    let text = format!("#!/bin/sh\n# Written by neurospec run --executor slurm; runs one job of a submitted plan.\n{command}");
+    let text =
+        format!("#!/bin/sh\n# Written by neurospec run --executor slurm; runs one job of a submitted plan.\n{command}");
     store::write_atomic_in(path.parent().expect("scripts/"), path, text.as_bytes())
 }

@@ -98,4 +98,3 @@ pub fn status(folder: &Folder, submission: &Submission, stage_ids: &[String], cl
     status.failures = failures.into_iter().map(|(_, f)| f).collect();
     Ok(status)
 }
-

@@ -16,8 +16,10 @@ pub(super) fn check(cx: &mut Checker<'_>) -> BTreeMap<String, ResourceRequest> {
     for (kind, resources) in &cx.study.resources {
         let at = |field: &str| keys!["resources", kind.as_str(), field];
         if !STAGE_KINDS.contains(&kind.as_str()) {
-            let hint = did_you_mean(kind, STAGE_KINDS.iter().copied())
-                .map_or_else(|| format!("stage kinds are {}", STAGE_KINDS.join(", ")), |b| format!("did you mean `{b}`?"));
+            let hint = did_you_mean(kind, STAGE_KINDS.iter().copied()).map_or_else(
+                || format!("stage kinds are {}", STAGE_KINDS.join(", ")),
+                |b| format!("did you mean `{b}`?"),
+            );
             cx.err(keys!["resources", kind.as_str()], format!("`{kind}` is not a stage kind"), Some(hint));
             continue;
         }
