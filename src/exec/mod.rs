@@ -162,15 +162,15 @@ fn stale_reason(plan: &Plan, store: &Store, i: NodeIndex, inputs: &[(String, Str
 }
 
 /// The state of every stage before running: cached, or stale with a reason.
-pub fn states(plan: &Plan, store: &Store) -> Result<Vec<(NodeIndex, Option<String>)>> {
+pub fn states(plan: &Plan, store: &Store) -> Result<States> {
     Ok(states_and_fingerprints(plan, store)?.0)
 }
 
+/// Each stage's state: `None` when cached, else why it is stale.
+pub type States = Vec<(NodeIndex, Option<String>)>;
+
 /// [`states`], and the fingerprint of every cached stage.
-pub fn states_and_fingerprints(
-    plan: &Plan,
-    store: &Store,
-) -> Result<(Vec<(NodeIndex, Option<String>)>, BTreeMap<NodeIndex, String>)> {
+pub fn states_and_fingerprints(plan: &Plan, store: &Store) -> Result<(States, BTreeMap<NodeIndex, String>)> {
     let mut known: BTreeMap<NodeIndex, Record> = BTreeMap::new();
     let mut out = Vec::new();
     for &i in &plan.order {

@@ -171,15 +171,6 @@ impl<'de> serde::Deserialize<'de> for Kind {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn the_study_vocabulary_names_every_stage_kind() {
-        let names: Vec<&str> = super::Kind::ALL.iter().map(|k| k.name()).collect();
-        assert_eq!(names, crate::design::STAGE_KINDS);
-    }
-}
-
 /// A declared name (`map:*` ends a family) against an actual one.
 fn name_matches(declared: &str, name: &str) -> bool {
     match declared.strip_suffix('*') {
@@ -265,5 +256,14 @@ pub fn run(kind: Kind, ctx: &Context<'_>) -> Result<Outputs> {
         Kind::Predict => predict::run(ctx),
         Kind::Group => group::run(ctx),
         Kind::Roc => roc::run(ctx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_study_vocabulary_names_every_stage_kind() {
+        let names: Vec<&str> = super::Kind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, crate::design::STAGE_KINDS);
     }
 }
