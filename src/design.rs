@@ -159,3 +159,111 @@ mod tests {
         }
     }
 }
+
+/// Every stage kind's name (`stages::Kind::name`), for the study's `[resources.<kind>]` tables,
+/// which `spec` checks without knowing the stages (a test in `stages` keeps the two equal).
+pub const STAGE_KINDS: &[&str] = &[
+    "simulate",
+    "load-table",
+    "scores",
+    "dataset",
+    "split",
+    "associate",
+    "fdr",
+    "replicate",
+    "imaging-run",
+    "connectome",
+    "factors",
+    "predict",
+    "group",
+    "roc",
+];
+
+/// What one stage instance asks a cluster for; `None` keeps the executor's default for its kind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ResourceRequest {
+    pub cpus: Option<u32>,
+    /// Mebibytes.
+    pub memory_mb: Option<u64>,
+    /// Seconds of wall time.
+    pub time_seconds: Option<u64>,
+}
+
+/// A memory size in Slurm's `--mem` notation: a whole number with an optional unit K, M, G or T
+/// (binary; no unit means M). Returns mebibytes (at least 1), or `None` if malformed.
+pub fn parse_memory_mb(text: &str) -> Option<u64> {
+    let text = text.trim();
+    let (digits, unit) = match text.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((at, _)) => text.split_at(at),
+        None => (text, ""),
+    };
+    let number: u64 = digits.parse().ok()?;
+    let kib = match unit.to_ascii_uppercase().trim_end_matches('B') {
+        "K" => number,
+        "" | "M" => number.checked_mul(1 << 10)?,
+        "G" => number.checked_mul(1 << 20)?,
+        "T" => number.checked_mul(1 << 30)?,
+        _ => return None,
+    };
+    (number > 0).then(|| kib.div_ceil(1 << 10))
+}
+
+/// A wall time in Slurm's `--time` notation: `M`, `M:S`, `H:M:S`, `D-H`, `D-H:M` or `D-H:M:S`.
+/// Returns seconds (more than 0), or `None` if malformed.
+pub fn parse_time_seconds(text: &str) -> Option<u64> {
+    let number = |s: &str| -> Option<u64> {
+        (!s.is_empty() && s.bytes().all(|b| b.is_ascii_digit())).then(|| s.parse().ok()).flatten()
+    };
+    let (days, rest) = match text.trim().split_once('-') {
+        Some((d, rest)) => (Some(number(d)?), rest),
+        None => (None, text.trim()),
+    };
+    let parts: Vec<u64> = rest.split(':').map(number).collect::<Option<_>>()?;
+    let (h, m, s) = match (days, parts.as_slice()) {
+        (None, [m]) => (0, *m, 0),
+        (None, [m, s]) => (0, *m, *s),
+        (None, [h, m, s]) | (Some(_), [h, m, s]) => (*h, *m, *s),
+        (Some(_), [h]) => (*h, 0, 0),
+        (Some(_), [h, m]) => (*h, *m, 0),
+        _ => return None,
+    };
+    let total = days
+        .unwrap_or(0)
+        .checked_mul(86_400)?
+        .checked_add(h.checked_mul(3600)?)?
+        .checked_add(m.checked_mul(60)?)?
+        .checked_add(s)?;
+    (total > 0).then_some(total)
+}
+
+/// Seconds as Slurm's `D-HH:MM:SS` (what `sbatch --time` reads).
+pub fn slurm_time(seconds: u64) -> String {
+    let (d, rest) = (seconds / 86_400, seconds % 86_400);
+    format!("{d}-{:02}:{:02}:{:02}", rest / 3600, rest % 3600 / 60, rest % 60)
+}
+
+#[cfg(test)]
+mod resource_tests {
+    use super::*;
+
+    #[test]
+    fn slurm_notations_parse_and_malformed_ones_do_not() {
+        assert_eq!(parse_memory_mb("2G"), Some(2048));
+        assert_eq!(parse_memory_mb("512"), Some(512));
+        assert_eq!(parse_memory_mb("1500K"), Some(2));
+        assert_eq!(parse_memory_mb("1t"), Some(1 << 20));
+        for bad in ["", "G", "2 G", "2X", "-1G", "0", "1.5G", "99999999999999999999T"] {
+            assert_eq!(parse_memory_mb(bad), None, "{bad}");
+        }
+        assert_eq!(parse_time_seconds("00:10:00"), Some(600));
+        assert_eq!(parse_time_seconds("30"), Some(1800));
+        assert_eq!(parse_time_seconds("5:30"), Some(330));
+        assert_eq!(parse_time_seconds("1-2"), Some(93_600));
+        assert_eq!(parse_time_seconds("1-02:03"), Some(93_780));
+        assert_eq!(parse_time_seconds("1-02:03:04"), Some(93_784));
+        for bad in ["", "10 min", "1:2:3:4", "-1", "a:00", "0", "00:00:00", "1-", "1-2:3:4:5"] {
+            assert_eq!(parse_time_seconds(bad), None, "{bad}");
+        }
+        assert_eq!(slurm_time(93_784), "1-02:03:04");
+    }
+}

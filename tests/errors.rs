@@ -187,3 +187,15 @@ fn a_closed_pipe_is_a_quiet_exit() {
         }
     }
 }
+
+#[test]
+fn malformed_resources_are_located_with_the_notation_to_use() {
+    let dir = cohort(100);
+    let study = dir.path().join("study.toml");
+    let mut text = std::fs::read_to_string(&study).unwrap();
+    text.push_str(
+        "\n[resources.imaging-run]\ncpus = 0\nmemory = \"2 GB\"\ntime = \"10 min\"\n\n[resources.imaging]\ncpus = 1\n",
+    );
+    std::fs::write(&study, text).unwrap();
+    insta::assert_snapshot!(fails(dir.path()));
+}

@@ -157,3 +157,137 @@ fn smooth_axis(input: &[f64], out: &mut [f64], shape: [usize; 3], axis: usize) {
         *o = 0.25 * before + 0.5 * input[flat] + 0.25 * after;
     }
 }
+
+/// `neurospec bench-slurm` (hidden): submission at scale for `benches/slurm.py`, against
+/// whatever `sbatch`/`scontrol`/`squeue`/`scancel` are on PATH (the script puts recording
+/// stand-ins there).
+#[derive(clap::Args)]
+pub struct BenchSlurm {
+    /// Per-run stages (one tiny input file each).
+    #[arg(long)]
+    runs: usize,
+    /// Work folder (input files, cache).
+    #[arg(long)]
+    dir: std::path::PathBuf,
+}
+
+/// A synthetic plan shaped like a large imaging study: `runs` per-run stages (`imaging-run`,
+/// each reading its own small file), fanning into one `connectome` and one `load-table` after
+/// it. Times: building the plan, submitting it to an empty cache, filling the cache (every array
+/// task run here in turn, with stand-in stages), and submitting again (a no-op). Prints one JSON
+/// line.
+pub fn bench_slurm(args: BenchSlurm) -> Result<()> {
+    use crate::exec::slurm::{self, Submitted, cluster::Slurm};
+    use crate::plan::{Node, Source};
+    use crate::stages::Kind;
+    let BenchSlurm { runs, dir } = args;
+    let inputs = dir.join("runs");
+    std::fs::create_dir_all(&inputs).map_err(|e| Error::io(&inputs, e))?;
+    for r in 0..runs {
+        let path = inputs.join(format!("run-{r}.txt"));
+        if !path.exists() {
+            std::fs::write(&path, format!("run {r}\n")).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    let started = Instant::now();
+    let mut nodes: Vec<Node> = (0..runs)
+        .map(|r| {
+            let path = inputs.join(format!("run-{r}.txt"));
+            Node {
+                id: format!("imaging/sub-{r:05}"),
+                kind: Kind::ImagingRun,
+                params: serde_json::json!({ "run": r }),
+                seed: None,
+                inputs: vec![("bold".into(), Source::Path { written: path.display().to_string(), path })],
+                publish: vec![],
+            }
+        })
+        .collect();
+    let edges = (0..runs).map(|r| {
+        (format!("edges:{r}"), Source::Stage { node: petgraph::graph::NodeIndex::new(r), output: "edges".into() })
+    });
+    nodes.push(Node {
+        id: "connectome".into(),
+        kind: Kind::Connectome,
+        params: serde_json::json!({}),
+        seed: None,
+        inputs: edges.collect(),
+        publish: vec![],
+    });
+    let table = Source::Stage { node: petgraph::graph::NodeIndex::new(runs), output: "table".into() };
+    nodes.push(Node {
+        id: "table/connectome".into(),
+        kind: Kind::LoadTable,
+        params: serde_json::json!({}),
+        seed: None,
+        inputs: vec![("table".into(), table)],
+        publish: vec![("table".into(), "connectome.tsv".into())],
+    });
+    let plan = crate::plan::from_nodes(nodes, dir.join("out"), "bench".into(), "bench".into())
+        .ok_or_else(|| Error::data("the synthetic plan does not wire"))?;
+    let compile_seconds = started.elapsed().as_secs_f64();
+    let cache = dir.join("cache");
+    let options = slurm::SubmitOptions {
+        study_file: dir.join("bench.toml"),
+        workdir: dir.clone(),
+        program: std::env::current_exe().map_err(|e| Error::io("neurospec", e))?,
+        ..Default::default()
+    };
+    let started = Instant::now();
+    let store = crate::store::Store::open(&cache)?;
+    let Submitted::Jobs { folder, submission, .. } = slurm::submit(&plan, &store, &options, &Slurm)? else {
+        return Err(Error::data("the synthetic plan was cached before it ran"));
+    };
+    let submit_seconds = started.elapsed().as_secs_f64();
+    let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
+    let plan_bytes = size(&folder.dir.join("plan.json")) + size(&folder.dir.join("submission.json"));
+    // Fill the cache as the tasks would (stand-in stages that write their outputs at once).
+    let started = Instant::now();
+    let stand_in = |node: &Node, _: &crate::stages::Context<'_>| -> Result<crate::stages::Outputs> {
+        let name = match node.kind {
+            Kind::ImagingRun => "edges",
+            _ => "table",
+        };
+        Ok([(name.to_string(), node.id.clone().into_bytes())].into_iter().collect())
+    };
+    for (a, array) in submission.arrays.iter().enumerate() {
+        for t in 0..array.tasks.len() {
+            slurm::task::run(&folder, a, t, 1, &stand_in)?;
+        }
+    }
+    let fill_seconds = started.elapsed().as_secs_f64();
+    drop(store);
+    let started = Instant::now();
+    let store = crate::store::Store::open(&cache)?;
+    let noop = slurm::submit(&plan, &store, &options, &Slurm)?;
+    let noop_seconds = started.elapsed().as_secs_f64();
+    let cache_bytes = folder_bytes(&cache);
+    let summary = serde_json::json!({
+        "runs": runs,
+        "stages": plan.order.len(),
+        "compile_seconds": compile_seconds,
+        "submit_seconds": submit_seconds,
+        "sbatch_calls": submission.sbatch_calls,
+        "arrays": submission.arrays.len(),
+        "array_tasks": submission.arrays.iter().map(|a| a.tasks.len()).sum::<usize>(),
+        "submission_bytes": plan_bytes,
+        "fill_seconds": fill_seconds,
+        "cache_bytes": cache_bytes,
+        "noop_seconds": noop_seconds,
+        "noop_submitted_nothing": matches!(noop, Submitted::Nothing),
+    });
+    println!("{summary}");
+    Ok(())
+}
+
+fn folder_bytes(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else { return 0 };
+    entries
+        .flatten()
+        .map(|e| match e.metadata() {
+            Ok(m) if m.is_dir() => folder_bytes(&e.path()),
+            Ok(m) => m.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}

@@ -11,6 +11,7 @@ mod bench;
 mod efa;
 mod extract;
 mod extract_batch;
+mod slurm;
 mod study;
 
 use crate::error::{Error, Result};
@@ -69,6 +70,51 @@ enum Command {
         /// A study file can only write inside its own folder; this may point anywhere.
         #[arg(long)]
         out: Option<PathBuf>,
+        /// Where the stages run: here, or as Slurm array jobs against the cache (which must be
+        /// on a file system the cluster's nodes share).
+        #[arg(long, value_enum, default_value_t = Executor::Local)]
+        executor: Executor,
+        /// Slurm partition (default: the cluster's).
+        #[arg(long)]
+        partition: Option<String>,
+        /// Slurm account to charge.
+        #[arg(long)]
+        account: Option<String>,
+        /// Most tasks per array job (default 1000, and at most the cluster's MaxArraySize).
+        #[arg(long)]
+        max_array: Option<usize>,
+        /// Extra argument for every sbatch call (repeatable), e.g. `--sbatch-arg=--qos=short`.
+        #[arg(long = "sbatch-arg", allow_hyphen_values = true)]
+        sbatch_args: Vec<String>,
+        /// Follow the Slurm run until it is published or fails, and exit like a local run.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Where a Slurm run of a study stands: stages done, running, failed, waiting; each failure's
+    /// stage, error and Slurm log.
+    Status {
+        study: PathBuf,
+        /// Cache folder (default: .neurospec beside the study).
+        #[arg(long)]
+        cache_dir: Option<PathBuf>,
+    },
+    /// Run one array task of a submitted plan, or its publish job (what Slurm runs).
+    #[command(hide = true)]
+    Exec {
+        /// The submitted plan's folder (`<cache>/slurm/<plan id>`).
+        #[arg(long)]
+        submission: PathBuf,
+        #[arg(long)]
+        array: Option<usize>,
+        /// Task index (default: $SLURM_ARRAY_TASK_ID).
+        #[arg(long)]
+        task: Option<usize>,
+        /// Run the publish job instead.
+        #[arg(long, conflicts_with = "array")]
+        publish: bool,
+        /// Worker threads (default: $SLURM_CPUS_PER_TASK, else 1).
+        #[arg(short = 'j', long)]
+        jobs: Option<usize>,
     },
     /// Rebuild report.html, methods.md, figures/ and ro-crate-metadata.json from a published folder.
     Report {
@@ -112,6 +158,18 @@ enum Command {
     /// Time the voxelwise permutation engine on synthetic data (used by benches/voxelwise.py).
     #[command(name = "bench-voxelwise", hide = true)]
     BenchVoxelwise(bench::BenchVoxelwise),
+    /// Time Slurm submission of a synthetic plan (used by benches/slurm.py).
+    #[command(name = "bench-slurm", hide = true)]
+    BenchSlurm(bench::BenchSlurm),
+}
+
+/// Where `run` runs the stages.
+#[derive(Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Executor {
+    /// On this machine's cores.
+    Local,
+    /// As Slurm array jobs (`sbatch`), each task running its stages against the shared cache.
+    Slurm,
 }
 
 /// Parse the command line, run, print errors; returns the exit code.
@@ -137,10 +195,40 @@ fn out(text: &str) -> Result<()> {
 fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::BenchVoxelwise(args) => bench::run(args),
+        Command::BenchSlurm(args) => bench::bench_slurm(args),
         Command::Check { study } => study::check(&study),
         Command::Plan { study, dot, cache_dir } => study::plan_command(&study, dot, cache_dir),
-        Command::Run { study, jobs, cache_dir, keep_going, json, out } => {
-            study::run(&study, &study::RunOptions { jobs, cache: cache_dir, keep_going, json, out })
+        Command::Run {
+            study,
+            jobs,
+            cache_dir,
+            keep_going,
+            json,
+            out,
+            executor,
+            partition,
+            account,
+            max_array,
+            sbatch_args,
+            wait,
+        } => {
+            let options = study::RunOptions { jobs, cache: cache_dir, keep_going, json, out };
+            let slurm_only =
+                partition.is_some() || account.is_some() || max_array.is_some() || !sbatch_args.is_empty() || wait;
+            match executor {
+                Executor::Local if slurm_only => Err(Error::Usage(
+                    "--partition, --account, --max-array, --sbatch-arg and --wait need --executor slurm".into(),
+                )),
+                Executor::Local => study::run(&study, &options),
+                Executor::Slurm => {
+                    let choices = slurm::SlurmChoices { partition, account, max_array, sbatch_args, wait };
+                    slurm::run(&study, &options, &choices)
+                }
+            }
+        }
+        Command::Status { study, cache_dir } => slurm::status_command(&study, cache_dir),
+        Command::Exec { submission, array, task, publish, jobs } => {
+            slurm::exec(&submission, array, task, publish, jobs)
         }
         Command::Report { dir } => {
             let rendered = crate::report::render(&dir)?;

@@ -17,14 +17,17 @@ fn load_checked(path: &Path, scratch: Option<&Scratch>) -> Result<(LoadedStudy, 
 }
 
 /// Load a study and check what needs no file (confinement, ranges): safe to write for it next.
-fn load_settled(path: &Path) -> Result<LoadedStudy> {
+pub(super) fn load_settled(path: &Path) -> Result<LoadedStudy> {
     let loaded = spec::load(path)?;
     spec::check::settings(&loaded)?;
     Ok(loaded)
 }
 
 /// The rest of [`load_checked`], for a study that passed [`load_settled`].
-fn resolve_loaded(mut loaded: LoadedStudy, scratch: Option<&Scratch>) -> Result<(LoadedStudy, spec::check::Resolved)> {
+pub(super) fn resolve_loaded(
+    mut loaded: LoadedStudy,
+    scratch: Option<&Scratch>,
+) -> Result<(LoadedStudy, spec::check::Resolved)> {
     if let Some(scratch) = scratch
         && !crate::sim::is_materialised(&loaded)?
         && let Some(dir) = loaded.study.simulate.as_ref().and_then(|s| s.dir.clone())
@@ -42,7 +45,7 @@ fn resolve_loaded(mut loaded: LoadedStudy, scratch: Option<&Scratch>) -> Result<
 
 /// A folder for a simulated cohort inside the cache, made only when needed and removed when
 /// dropped.
-struct Scratch {
+pub(super) struct Scratch {
     cache: Option<PathBuf>,
     made: std::cell::OnceCell<tempfile::TempDir>,
 }
@@ -75,7 +78,7 @@ pub fn check(path: &Path) -> Result<()> {
     Ok(())
 }
 
-fn cache_dir(loaded: &LoadedStudy, explicit: Option<PathBuf>) -> PathBuf {
+pub(super) fn cache_dir(loaded: &LoadedStudy, explicit: Option<PathBuf>) -> PathBuf {
     explicit.unwrap_or_else(|| loaded.dir.join(".neurospec"))
 }
 
@@ -145,36 +148,60 @@ pub fn run(path: &Path, options: &RunOptions) -> Result<()> {
             _ => None,
         })
         .collect();
-    let executed = report.count(|o| matches!(o, Outcome::Executed(_)));
-    let cached = report.count(|o| matches!(o, Outcome::Cached(_)));
-    let skipped = report.count(|o| matches!(o, Outcome::Skipped));
     let output_dir = if failures.is_empty() {
-        let wall = started.elapsed().as_secs_f64();
-        let write = |staging: &Path| crate::report::publish(staging, &loaded, &plan, &report, wall).map(|_| ());
-        let views = outputs::Views { owns: &crate::report::is_companion, write: &write };
-        Some(outputs::publish(&plan, &store, &report, Some(&views))?)
+        Some(publish(&loaded, &plan, &store, &report, started.elapsed().as_secs_f64())?)
     } else {
         None
     };
     let wall = started.elapsed().as_secs_f64();
+    summarise(&plan, &report, output_dir.as_deref(), wall, json)?;
+    if failures.is_empty() { Ok(()) } else { Err(Error::Stages(failures)) }
+}
+
+/// Publish a successful run's outputs with its report (a local run, or a Slurm run's publish
+/// job): the same bytes either way.
+pub(super) fn publish(
+    loaded: &LoadedStudy,
+    plan: &plan::Plan,
+    store: &Store,
+    report: &exec::RunReport,
+    wall: f64,
+) -> Result<PathBuf> {
+    let write = |staging: &Path| crate::report::publish(staging, loaded, plan, report, wall).map(|_| ());
+    let views = outputs::Views { owns: &crate::report::is_companion, write: &write };
+    outputs::publish(plan, store, report, Some(&views))
+}
+
+/// What a finished run prints: a JSON object on stdout, or a line on stderr.
+pub(super) fn summarise(
+    plan: &plan::Plan,
+    report: &exec::RunReport,
+    output_dir: Option<&Path>,
+    wall: f64,
+    json: bool,
+) -> Result<()> {
+    let failed = report.count(|o| matches!(o, Outcome::Failed(_)));
+    let executed = report.count(|o| matches!(o, Outcome::Executed(_)));
+    let cached = report.count(|o| matches!(o, Outcome::Cached(_)));
+    let skipped = report.count(|o| matches!(o, Outcome::Skipped));
     if json {
         let summary = serde_json::json!({
             "stages": plan.order.len(),
             "executed": executed,
             "cached": cached,
-            "failed": failures.len(),
+            "failed": failed,
             "skipped": skipped,
             "executed_stages": report.executed(),
-            "output_dir": output_dir.as_ref().map(|d| d.display().to_string()),
+            "output_dir": output_dir.map(|d| d.display().to_string()),
             "wall_seconds": wall,
         });
         out(&format!("{summary}\n"))?;
-    } else if let Some(dir) = &output_dir {
+    } else if let Some(dir) = output_dir {
         eprintln!(
             "{} stages: {executed} executed, {cached} cached in {wall:.2} s; outputs in {}",
             plan.order.len(),
             dir.display()
         );
     }
-    if failures.is_empty() { Ok(()) } else { Err(Error::Stages(failures)) }
+    Ok(())
 }

@@ -19,6 +19,7 @@
 
 pub mod preflight;
 pub mod progress;
+pub mod slurm;
 
 use crate::error::{Error, Result};
 use crate::plan::fingerprint::{canonical_json, fingerprint, why_stale};
@@ -161,7 +162,15 @@ fn stale_reason(plan: &Plan, store: &Store, i: NodeIndex, inputs: &[(String, Str
 }
 
 /// The state of every stage before running: cached, or stale with a reason.
-pub fn states(plan: &Plan, store: &Store) -> Result<Vec<(NodeIndex, Option<String>)>> {
+pub fn states(plan: &Plan, store: &Store) -> Result<States> {
+    Ok(states_and_fingerprints(plan, store)?.0)
+}
+
+/// Each stage's state: `None` when cached, else why it is stale.
+pub type States = Vec<(NodeIndex, Option<String>)>;
+
+/// [`states`], and the fingerprint of every cached stage.
+pub fn states_and_fingerprints(plan: &Plan, store: &Store) -> Result<(States, BTreeMap<NodeIndex, String>)> {
     let mut known: BTreeMap<NodeIndex, Record> = BTreeMap::new();
     let mut out = Vec::new();
     for &i in &plan.order {
@@ -190,7 +199,8 @@ pub fn states(plan: &Plan, store: &Store) -> Result<Vec<(NodeIndex, Option<Strin
         };
         out.push((i, state));
     }
-    Ok(out)
+    let fingerprints = known.into_iter().map(|(i, r)| (i, r.fingerprint)).collect();
+    Ok((out, fingerprints))
 }
 
 enum Message {

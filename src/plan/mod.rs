@@ -14,13 +14,33 @@ use crate::spec::check::Resolved;
 use crate::stages::Kind;
 use petgraph::graph::{DiGraph, NodeIndex};
 use petgraph::visit::EdgeRef;
+use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
+/// A node index is written as its number.
+mod node_index {
+    use petgraph::graph::NodeIndex;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(node: &NodeIndex, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.serialize_u64(node.index() as u64)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(deserializer: D) -> Result<NodeIndex, D::Error> {
+        Ok(NodeIndex::new(usize::deserialize(deserializer)?))
+    }
+}
+
 /// Where a stage input comes from.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Source {
     /// An output of another stage.
-    Stage { node: NodeIndex, output: String },
+    Stage {
+        #[serde(with = "node_index")]
+        node: NodeIndex,
+        output: String,
+    },
     /// A raw file read whole: resolved path, and the path as written in the study (recorded in
     /// provenance).
     File { path: PathBuf, written: String },
@@ -30,7 +50,7 @@ pub enum Source {
 }
 
 /// One stage instance.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Node {
     /// Unique, human-readable id, e.g. `associate/anxiety/discovery`.
     pub id: String,
@@ -96,10 +116,37 @@ impl Plan {
 /// Compile a checked study into its DAG.
 pub fn compile(resolved: &Resolved) -> Plan {
     let graph = wire::build(resolved);
-    finish(resolved, graph)
+    let study = &resolved.study;
+    finish(graph, study.output_dir.clone(), study.hash.clone(), study.name.clone())
 }
 
-fn finish(resolved: &Resolved, graph: DiGraph<Node, String>) -> Plan {
+/// The plan a compiled plan's nodes (in index order) describe: the same graph, edges and order.
+/// Used to read back a plan written out for another process (`exec::slurm`). `None` if an input
+/// names a node that does not exist, or the inputs form a cycle (a damaged file).
+pub fn from_nodes(nodes: Vec<Node>, output_dir: PathBuf, study_hash: String, study_name: String) -> Option<Plan> {
+    let mut graph = DiGraph::with_capacity(nodes.len(), nodes.len());
+    for node in nodes {
+        graph.add_node(node);
+    }
+    let mut edges = Vec::new();
+    for to in graph.node_indices() {
+        for (_, source) in &graph[to].inputs {
+            if let Source::Stage { node: from, output } = source {
+                if from.index() >= graph.node_count() || *from == to {
+                    return None;
+                }
+                edges.push((*from, to, output.clone()));
+            }
+        }
+    }
+    for (from, to, output) in edges {
+        graph.add_edge(from, to, output);
+    }
+    let plan = finish(graph, output_dir, study_hash, study_name);
+    (plan.order.len() == plan.graph.node_count()).then_some(plan)
+}
+
+fn finish(graph: DiGraph<Node, String>, output_dir: PathBuf, study_hash: String, study_name: String) -> Plan {
     // Kahn's algorithm with the smallest ready index first: a deterministic topological order.
     let mut indegree: Vec<usize> = graph
         .node_indices()
@@ -128,11 +175,5 @@ fn finish(resolved: &Resolved, graph: DiGraph<Node, String>) -> Plan {
             }
         }
     }
-    Plan {
-        graph,
-        order,
-        output_dir: resolved.study.output_dir.clone(),
-        study_hash: resolved.study.hash.clone(),
-        study_name: resolved.study.name.clone(),
-    }
+    Plan { graph, order, output_dir, study_hash, study_name }
 }

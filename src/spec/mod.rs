@@ -99,6 +99,28 @@ pub struct Study {
     /// Where results are written.
     #[serde(default)]
     pub outputs: Outputs,
+    /// Cluster resources per stage kind for `run --executor slurm`, e.g. `[resources.imaging-run]
+    /// cpus = 1, memory = "2G", time = "00:10:00"`. Unset fields keep the measured defaults.
+    /// A local run ignores this section, and it never enters a fingerprint.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub resources: BTreeMap<String, Resources>,
+}
+
+/// What one stage instance of a kind asks the cluster for. A Slurm array task that packs several
+/// stages asks for their summed `time`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Resources {
+    /// CPU cores (Slurm `--cpus-per-task`; also the stage's worker threads).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpus: Option<u32>,
+    /// Memory, a whole number with unit K, M, G or T (Slurm `--mem`), e.g. `"2G"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
+    /// Wall time of one stage instance in Slurm's format: `MM`, `MM:SS`, `HH:MM:SS`, `D-HH`,
+    /// `D-HH:MM` or `D-HH:MM:SS`, e.g. `"00:10:00"`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub time: Option<String>,
 }
 
 /// Seed-to-voxel maps.

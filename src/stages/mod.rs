@@ -151,6 +151,25 @@ impl Kind {
         Kind::Group,
         Kind::Roc,
     ];
+
+    /// The kind with this name (as written by [`Kind::name`]).
+    pub fn from_name(name: &str) -> Option<Kind> {
+        Kind::ALL.into_iter().find(|k| k.name() == name)
+    }
+}
+
+/// A kind is written by its name (in a submitted plan, see `exec::slurm`).
+impl serde::Serialize for Kind {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> std::result::Result<S::Ok, S::Error> {
+        serializer.serialize_str(self.name())
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Kind {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> std::result::Result<Kind, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        Kind::from_name(&name).ok_or_else(|| serde::de::Error::custom(format!("unknown stage kind `{name}`")))
+    }
 }
 
 /// A declared name (`map:*` ends a family) against an actual one.
@@ -238,5 +257,14 @@ pub fn run(kind: Kind, ctx: &Context<'_>) -> Result<Outputs> {
         Kind::Predict => predict::run(ctx),
         Kind::Group => group::run(ctx),
         Kind::Roc => roc::run(ctx),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_study_vocabulary_names_every_stage_kind() {
+        let names: Vec<&str> = super::Kind::ALL.iter().map(|k| k.name()).collect();
+        assert_eq!(names, crate::design::STAGE_KINDS);
     }
 }

@@ -7,15 +7,27 @@
 //! records/<fingerprint>   one provenance record (JSON) per executed stage instance
 //! latest/<stage key>      the fingerprint a stage id last ran with (to explain staleness)
 //! filehashes.json         stat cache: (path, size, mtime) → content hash of raw input files
-//! tmp/                    partial writes; emptied when a run takes the lock
-//! lock                    held exclusively for the whole of a run
+//! slurm/                  submitted plans and their task markers (`exec::slurm`)
+//! tmp/                    partial writes of older versions (swept like the others)
+//! lock                    held exclusively by a local run and while a Slurm run is submitted
 //! ```
 //!
 //! # Guarantees
 //!
-//! * **Atomic writes.** Every object and record is written to `tmp/` and renamed into place, so a
-//!   reader sees a whole file or none. A run killed with `kill -9` leaves at most stray files in
-//!   `tmp/`, which the next run deletes.
+//! * **Atomic writes.** Every object and record is written to a temp file *in its destination
+//!   folder*, named `.neurospec-partial-<host>-<pid>-<random>`, synced and renamed into place, so
+//!   a reader sees a whole file or none. Rename within one folder is atomic on local file systems
+//!   and on NFS and Lustre, which is all the cache relies on: no `flock`, no shared clock.
+//! * **Many concurrent writers.** Slurm array tasks on many nodes, two studies sharing a cache,
+//!   and a local run beside them may all write at once, without a common lock: a stage's objects
+//!   are named by their content and its record by its fingerprint, and stages are deterministic,
+//!   so two writers of one name write the same object (or an equally valid record of the same
+//!   result) and the last rename wins harmlessly. Only the stat cache `filehashes.json` is
+//!   last-writer-wins; losing an entry costs a re-hash, never a wrong hash.
+//! * **Garbage of killed writers.** A writer killed mid-write leaves a partial file. [`Store::open`]
+//!   deletes one only when it is provably abandoned: written by this host and its process no
+//!   longer exists, or (another host's) untouched for [`ABANDONED_AFTER`]. A live writer's temp
+//!   file is never deleted under it, whichever host it runs on.
 //! * **A record is written last.** A stage's record is written only after all its output objects
 //!   are in place; a record therefore proves its outputs were complete. This is what makes resume
 //!   after a crash safe: stages with records are reused, the rest rerun.
@@ -32,14 +44,13 @@
 //!   against someone who recomputes it: whoever can write the cache can write its objects too.)
 //! * **Verified reads.** Reading an object re-hashes it and fails loudly on a mismatch (disk
 //!   corruption, a hand-edited cache), naming the object and what to do.
-//! * **One writer.** A run holds an exclusive lock on `lock`; a second run on the same cache waits
-//!   (and says so) instead of interleaving writes. The lock is released when the run ends, also
-//!   when a stage fails or panics (`exec` turns a panic into a stage failure).
+//! * **Local runs take turns.** A local run holds an exclusive lock on `lock` ([`Store::open`]);
+//!   a second local run on the same cache waits (and says so), so that a cohort is simulated
+//!   once. The lock is a courtesy, not what keeps the cache consistent: Slurm array tasks open
+//!   the cache with [`Store::open_shared`], which takes no lock, and run beside anything else.
+//!   The lock is released when the run ends, also when a stage fails or panics.
 //! * **Permissions from the umask.** Objects, records and folders are created 0666 / 0777
 //!   narrowed by the umask (0644 / 0755 under the usual 022), so a lab's group can share a cache.
-//!
-//! [`scratch`] holds the rule for folders a killed run leaves beside its target (output staging,
-//! simulated cohorts): deleted by the next run once provably neurospec's and abandoned.
 //!
 //! The mtime in `filehashes.json` is only a shortcut to avoid re-hashing unchanged raw files; the
 //! fingerprint always uses the content hash, never an mtime or an absolute path.
@@ -131,7 +142,7 @@ pub struct RecordOutput {
 
 pub struct Store {
     root: PathBuf,
-    _lock: File,
+    _lock: Option<File>,
     file_hashes: Mutex<BTreeMap<String, (u64, i128, String)>>,
 }
 
@@ -152,27 +163,45 @@ pub fn lock_exclusive(path: &Path, waiting: &str) -> Result<File> {
 }
 
 impl Store {
-    /// Open (creating if needed) and lock a cache folder. Waits while another run holds it.
+    /// Open (creating if needed) and lock a cache folder for a local run. Waits while another
+    /// local run holds it; then deletes the abandoned partial writes of killed writers.
     pub fn open(root: &Path) -> Result<Store> {
-        for sub in ["objects", "records", "latest", "tmp"] {
-            fs::create_dir_all(root.join(sub)).map_err(|e| Error::io(root.join(sub), e))?;
-        }
+        Self::create_folders(root)?;
         let lock_path = root.join("lock");
         let lock = lock_exclusive(
             &lock_path,
             &format!("waiting for another neurospec run that holds {}", lock_path.display()),
         )?;
-        // Partial writes of a killed run are garbage now that we hold the lock.
-        if let Ok(entries) = fs::read_dir(root.join("tmp")) {
-            for entry in entries.flatten() {
-                let _ = fs::remove_file(entry.path());
-            }
+        let mut folders = vec![root.to_path_buf(), root.join("tmp"), root.join("records"), root.join("latest")];
+        if let Ok(entries) = fs::read_dir(root.join("objects")) {
+            folders.extend(entries.flatten().map(|e| e.path()));
         }
+        for folder in folders {
+            sweep_partials(&folder);
+        }
+        Ok(Self::with_lock(root, Some(lock)))
+    }
+
+    /// Open (creating if needed) a cache folder without its lock, for one of many concurrent
+    /// writers (a Slurm array task): see the module doc for why that is safe.
+    pub fn open_shared(root: &Path) -> Result<Store> {
+        Self::create_folders(root)?;
+        Ok(Self::with_lock(root, None))
+    }
+
+    fn create_folders(root: &Path) -> Result<()> {
+        for sub in ["objects", "records", "latest", "tmp"] {
+            fs::create_dir_all(root.join(sub)).map_err(|e| Error::io(root.join(sub), e))?;
+        }
+        Ok(())
+    }
+
+    fn with_lock(root: &Path, lock: Option<File>) -> Store {
         let file_hashes = fs::read(root.join("filehashes.json"))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        Ok(Store { root: root.to_path_buf(), _lock: lock, file_hashes: Mutex::new(file_hashes) })
+        Store { root: root.to_path_buf(), _lock: lock, file_hashes: Mutex::new(file_hashes) }
     }
 
     pub fn root(&self) -> &Path {
@@ -187,9 +216,9 @@ impl Store {
         self.root.join("objects").join(&hash[..2]).join(&hash[2..])
     }
 
-    /// Write bytes atomically to `dest` via this cache's tmp folder.
+    /// Write bytes atomically to `dest` via a temp file beside it (one folder: atomic on NFS).
     pub fn write_atomic(&self, dest: &Path, bytes: &[u8]) -> Result<()> {
-        write_atomic_in(&self.root.join("tmp"), dest, bytes)
+        write_atomic_in(dest.parent().unwrap_or(&self.root), dest, bytes)
     }
 
     /// Store an object; returns its hash. Existing objects are not rewritten.
@@ -327,10 +356,71 @@ pub fn temp_builder(prefix: &str, mode: u32) -> tempfile::Builder<'_, 'static> {
     builder
 }
 
-/// Write `bytes` to `dest` atomically: a temp file in `tmp_dir`, fsync, rename.
+/// How long another host's partial write must be untouched before it counts as abandoned (no
+/// stage writes one object for a day; a live writer's file is never this old).
+pub const ABANDONED_AFTER: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+const PARTIAL_PREFIX: &str = ".neurospec-partial-";
+
+fn this_host() -> String {
+    let host = hostname::get().map(|h| h.to_string_lossy().into_owned()).unwrap_or_default();
+    host.chars().map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' }).collect()
+}
+
+/// The temp-file prefix of this process: `.neurospec-partial-<host>-<pid>-`.
+fn partial_prefix() -> String {
+    format!("{PARTIAL_PREFIX}{}-{}-", this_host(), std::process::id())
+}
+
+/// Whether a process with this id exists on this host.
+fn process_exists(pid: u32) -> bool {
+    #[cfg(unix)]
+    {
+        let Ok(pid) = libc::pid_t::try_from(pid) else { return false };
+        // SAFETY: signal 0 only checks that the process exists and may be signalled.
+        let answer = unsafe { libc::kill(pid, 0) };
+        answer == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = pid;
+        true
+    }
+}
+
+/// Whether a partial write named `name` (without folder) is provably abandoned.
+fn is_abandoned(name: &str, age: Option<std::time::Duration>) -> bool {
+    let Some(rest) = name.strip_prefix(PARTIAL_PREFIX) else { return false };
+    let old = age.is_some_and(|a| a >= ABANDONED_AFTER);
+    let mine = this_host();
+    match rest.strip_prefix(&mine).and_then(|r| r.strip_prefix('-')).and_then(|r| r.split('-').next()) {
+        Some(pid) => pid.parse().is_ok_and(|pid| !process_exists(pid)) || old,
+        None => old,
+    }
+}
+
+/// Delete the abandoned partial writes in one folder (see the module doc).
+fn sweep_partials(folder: &Path) {
+    let Ok(entries) = fs::read_dir(folder) else { return };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if !name.starts_with(PARTIAL_PREFIX) {
+            continue;
+        }
+        let age = entry.metadata().ok().and_then(|m| m.modified().ok()).and_then(|t| t.elapsed().ok());
+        if is_abandoned(name, age) {
+            let _ = fs::remove_file(entry.path());
+        }
+    }
+}
+
+/// Write `bytes` to `dest` atomically: a temp file in `tmp_dir` (use `dest`'s own folder where
+/// the file system may be NFS or Lustre), fsync, rename.
 pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
     fs::create_dir_all(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
-    let mut tmp = temp_builder(".neurospec-partial-", 0o666).tempfile_in(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
+    let prefix = partial_prefix();
+    let mut tmp = temp_builder(&prefix, 0o666).tempfile_in(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
     tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
@@ -360,6 +450,26 @@ mod tests {
             seal: String::new(),
         }
         .sealed()
+    }
+
+    #[test]
+    fn only_abandoned_partial_writes_are_swept() {
+        let dir = tempfile::tempdir().unwrap();
+        let live = dir.path().join(format!("{}abc", partial_prefix()));
+        // A pid that cannot exist on Linux (above pid_max's hard limit of 2^22).
+        let dead = dir.path().join(format!("{PARTIAL_PREFIX}{}-{}-abc", this_host(), 9_999_999));
+        let other_host = dir.path().join(format!("{PARTIAL_PREFIX}some-other-node-1-abc"));
+        let user = dir.path().join("notes.txt");
+        for path in [&live, &dead, &other_host, &user] {
+            fs::write(path, b"x").unwrap();
+        }
+        sweep_partials(dir.path());
+        assert!(live.exists(), "this process is alive: its temp file stays");
+        assert!(!dead.exists(), "a dead writer of this host is swept");
+        assert!(other_host.exists(), "another host's recent temp file stays (its writer may be alive)");
+        assert!(user.exists());
+        let name = other_host.file_name().unwrap().to_str().unwrap();
+        assert!(is_abandoned(name, Some(ABANDONED_AFTER)), "a day-old file of another host is swept");
     }
 
     #[test]

@@ -21,6 +21,7 @@ mod group;
 mod imaging;
 pub mod limits;
 mod prediction;
+mod resources;
 mod scores;
 mod sizes;
 mod split;
@@ -108,6 +109,9 @@ pub struct Resolved {
     pub categorical: Vec<String>,
     /// Columns used as exchangeability blocks anywhere (carried into the dataset).
     pub block_columns: Vec<String>,
+    /// `[resources.<stage kind>]` as checked (only what the study sets; the Slurm executor
+    /// fills in its defaults). Never part of a fingerprint.
+    pub resources: BTreeMap<String, crate::design::ResourceRequest>,
     /// Problems that do not stop the study (e.g. a region that keeps few voxels on a grid).
     pub warnings: Vec<Diagnostic>,
 }
@@ -253,6 +257,7 @@ pub fn settings(loaded: &LoadedStudy) -> Result<()> {
     let mut cx = Checker::new(loaded);
     confinement::check(&mut cx);
     limits::check(&mut cx);
+    resources::check(&mut cx);
     if cx.has_errors() { Err(Error::Study(cx.problems)) } else { Ok(()) }
 }
 
@@ -288,6 +293,7 @@ fn resolve_sections(cx: &mut Checker<'_>) -> Resolved {
     let study = cx.study;
     confinement::check(cx);
     limits::check(cx);
+    let resources = resources::check(cx);
     let imaging = if cx.has_errors() { None } else { imaging::resolve(cx) };
     let tables = tables::resolve(cx, imaging.as_ref());
     let mut resolved = Resolved {
@@ -319,6 +325,7 @@ fn resolve_sections(cx: &mut Checker<'_>) -> Resolved {
         rocs: Vec::new(),
         categorical: Vec::new(),
         block_columns: Vec::new(),
+        resources,
         warnings: Vec::new(),
     };
     if cx.has_errors() {
