@@ -268,3 +268,13 @@ fn more_dummy_scans_than_volumes_fail_check_by_name() {
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("write \"auto\" or a number of volumes"), "{stderr}");
 }
+
+#[test]
+fn ambiguous_images_and_several_runs_are_listed_in_check() {
+    let dir = tempfile::tempdir().unwrap();
+    layout(dir.path());
+    let ambiguous = String::from_utf8_lossy(&study(dir.path(), "").stderr).to_string();
+    insta::assert_snapshot!("ambiguous_images", ambiguous);
+    let several = String::from_utf8_lossy(&study(dir.path(), "res = \"2\"").stderr).to_string();
+    insta::assert_snapshot!("several_runs", several);
+}

@@ -78,6 +78,11 @@ impl schemars::JsonSchema for DummyScans {
 }
 
 impl DummyScans {
+    /// The default: fMRIPrep's flags.
+    pub fn is_auto(&self) -> bool {
+        *self == DummyScans::Auto
+    }
+
     /// Parse the command-line form: `auto` or a count.
     pub fn parse(text: &str) -> std::result::Result<DummyScans, String> {
         if text.eq_ignore_ascii_case("auto") {

@@ -130,12 +130,9 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
         _ => run.subject.clone(),
     };
     // Without declared sessions, runs of every session are pooled: the session is part of the tag.
-    let tag = |run: &crate::imaging::discover::Run| {
-        let session = match (&run.session, im.sessions.is_empty()) {
-            (Some(s), true) => format!("ses-{s}_"),
-            _ => String::new(),
-        };
-        format!("{session}run-{}", run.run.as_deref().unwrap_or("1"))
+    let tag = |run: &crate::imaging::discover::Run| match (&run.session, im.sessions.is_empty()) {
+        (Some(s), true) => format!("ses-{s}_run-{}", run.run.as_deref().unwrap_or("1")),
+        _ => format!("run-{}", run.run.as_deref().unwrap_or("1")),
     };
     let mut per_key: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for run in &im.runs {
@@ -144,10 +141,7 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
     per_key.retain(|_, runs| runs.len() > 1);
     let run_key = |run: &crate::imaging::discover::Run| {
         let key = base_key(run);
-        match per_key.contains_key(&key) {
-            true => format!("{key}:{}", tag(run)),
-            false => key,
-        }
+        if per_key.contains_key(&key) { format!("{key}:{}", tag(run)) } else { key }
     };
     let params = stages::connectome::Params {
         subjects,
@@ -164,13 +158,10 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
     let mut runs = Vec::new();
     for run in &im.runs {
         let key = run_key(run);
-        let (mut id, folder) = match (&run.session, im.sessions.is_empty()) {
-            (Some(session), false) => (
-                format!("imaging/sub-{}/ses-{session}", run.subject),
-                format!("sub-{}/ses-{session}/func", run.subject),
-            ),
-            // Runs of several sessions pooled into one subject keep their session folder.
-            (Some(session), true) if im.runs.iter().filter(|r| r.subject == run.subject).count() > 1 => (
+        // Runs of several sessions pooled into one subject keep their session folder.
+        let pooled = im.runs.iter().filter(|r| r.subject == run.subject).count() > 1;
+        let (mut id, folder) = match &run.session {
+            Some(session) if !im.sessions.is_empty() || pooled => (
                 format!("imaging/sub-{}/ses-{session}", run.subject),
                 format!("sub-{}/ses-{session}/func", run.subject),
             ),

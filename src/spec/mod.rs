@@ -521,7 +521,7 @@ pub struct Denoise {
     pub strategy: String,
     /// Non-steady-state volumes dropped before cleaning: `"auto"` (those fMRIPrep flags in
     /// `non_steady_state_outlierNN`), a number of first volumes, or 0 (keep all).
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "DummyScans::is_auto")]
     pub dummy_scans: DummyScans,
     /// Scrub volumes with framewise displacement above this (mm).
     #[serde(default, skip_serializing_if = "Option::is_none")]

@@ -149,7 +149,10 @@ fn runs(cx: &mut Checker<'_>, imaging: &Imaging) -> Option<(Vec<Run>, Vec<String
     runs.retain(|r| !excluded.contains(&r.subject));
     excluded.sort();
     if runs.is_empty() {
-        cx.err(keys!["imaging"], format!("{}: no usable run", root.display()), None);
+        // Said only when no problem above already explains it.
+        if !cx.has_errors() {
+            cx.err(keys!["imaging"], format!("{}: no usable run", root.display()), None);
+        }
         return None;
     }
     Some((runs, excluded))
