@@ -210,7 +210,8 @@ fn voxelwise_within_blocks_is_exact() {
     let ids: Vec<&str> = ids.iter().map(String::as_str).collect();
     let within = Exchange::from_labels(&labels, &ids, BlockPermutation::Within).unwrap();
     let design = Design::Correlation { x, covariates: Covariates::none() };
-    let settings = voxelwise::Settings { permutations: 99, seed: 1, tail: Tail::TwoSided, cluster: None };
+    let settings =
+        voxelwise::Settings { permutations: 99, seed: 1, tail: Tail::TwoSided, cluster: None, map_statistic: None };
     let blocked = voxelwise::fit_blocked(&y, n, &design, &settings, &within, &|_| {}).unwrap();
     assert!(blocked.p_fwe.iter().all(|&p| p == 1.0), "{:?}", &blocked.p_fwe[..5]);
     let free = voxelwise::fit(&y, n, &design, &settings, &|_| {}).unwrap();
