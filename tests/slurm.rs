@@ -159,6 +159,16 @@ fn a_slurm_run_publishes_the_bytes_of_a_local_run_and_a_noop_rerun_submits_nothi
     );
 }
 
+/// Cancels a submission's jobs when the test ends (a failed assertion would leave them queued,
+/// waiting forever for the cancelled task).
+struct CancelOnDrop(Vec<String>);
+
+impl Drop for CancelOnDrop {
+    fn drop(&mut self) {
+        let _ = Command::new("scancel").args(&self.0).output();
+    }
+}
+
 fn squeue_states(job: &str) -> String {
     let out = Command::new("squeue").args(["-h", "-r", "-o", "%i %T", "-j", job]).output().unwrap();
     String::from_utf8_lossy(&out.stdout).into_owned()
@@ -176,6 +186,8 @@ fn a_cancelled_task_is_reported_and_a_rerun_completes_the_study() {
     // Four imaging tasks of six runs each: two run while two wait on this two-core cluster.
     let submitted = json_of(&slurm_run(dir.path(), &["--max-array", "4"]));
     let imaging_job = submitted["jobs"][0].as_str().unwrap().to_string();
+    let _cleanup =
+        CancelOnDrop(submitted["jobs"].as_array().unwrap().iter().map(|j| j.as_str().unwrap().to_string()).collect());
     let deadline = Instant::now() + Duration::from_secs(60);
     while !squeue_states(&imaging_job).contains("RUNNING") {
         assert!(Instant::now() < deadline, "the imaging array never started");

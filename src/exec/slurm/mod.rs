@@ -79,13 +79,13 @@ pub struct Resolved {
     pub time_seconds: u64,
 }
 
-/// Default resources of one stage instance of a kind. Measured on the shipped studies (records'
-/// `wall_seconds`, peak RSS from `/usr/bin/time -v`, one core): an `imaging-run` takes 0.3–2 s
-/// and < 200 MB per simulated run (a real 10-minute HCP run ~30 s and ~1 GB streamed), `group`
-/// (voxelwise permutations) and `predict` take the longest (tens of seconds to minutes), every
-/// other kind well under a minute and a few hundred MB at UK Biobank size. The defaults leave a
-/// wide margin, because an array task over its time limit is killed. One core each, which any
-/// node has: give `group`, `predict` and `associate` more with `[resources.<kind>] cpus`.
+/// Default resources of one stage instance of a kind. Chosen from the wall times in the records
+/// of the shipped ketamine study (49 subjects, this 2-core machine): an `imaging-run` takes
+/// 0.3–2 s, `group` (voxelwise permutations) the longest, every other kind seconds. Peak memory
+/// per kind has not been measured yet; the memory defaults are generous guesses, and the time
+/// defaults leave a wide margin, because an array task over its time limit is killed. One core
+/// each, which any node has: give `group`, `predict` and `associate` more with
+/// `[resources.<kind>] cpus`.
 pub fn default_resources(kind: &str) -> Resolved {
     let (cpus, memory_mb, minutes) = match kind {
         "imaging-run" => (1, 2048, 10),
