@@ -5,7 +5,7 @@
 //! rerun submits only what is stale and completes with the same bytes; two studies sharing one
 //! cache, submitted at once, both finish with the same bytes.
 //!
-//! The study is the shipped ketamine study with 12 simulated subjects (24 imaging runs, 34
+//! The study is the shipped ketamine study with 12 simulated subjects (24 imaging runs, 35
 //! stages; ~13 s locally). Without Slurm (and without root to start it) the tests print why they
 //! skip and pass, unless NEUROSPEC_REQUIRE_TOOLS=1 (as in CI), where they fail.
 
@@ -141,20 +141,20 @@ fn a_slurm_run_publishes_the_bytes_of_a_local_run_and_a_noop_rerun_submits_nothi
     let dir = tempfile::tempdir().unwrap();
     study_in(dir.path());
     let summary = json_of(&slurm_run(dir.path(), &["--wait"]));
-    assert_eq!(summary["executed"], 34, "{summary}");
+    assert_eq!(summary["executed"], 35, "{summary}");
     assert_same_as_local(&dir.path().join(OUTPUTS));
 
     let slurm_dir = dir.path().join(".neurospec/slurm");
     let submissions = || std::fs::read_dir(&slurm_dir).unwrap().count();
     let before = submissions();
     let again = json_of(&slurm_run(dir.path(), &[]));
-    assert_eq!((again["executed"].as_u64(), again["cached"].as_u64()), (Some(0), Some(34)), "{again}");
+    assert_eq!((again["executed"].as_u64(), again["cached"].as_u64()), (Some(0), Some(35)), "{again}");
     assert!(again.get("jobs").is_none(), "nothing submitted: {again}");
     assert_eq!(submissions(), before);
     let status = neurospec(dir.path(), &["status", "ketamine.toml"]);
     let text = String::from_utf8_lossy(&status.stdout);
     assert!(
-        text.contains("34 stages: 34 done, 0 running, 0 failed, 0 waiting") && text.contains("published:"),
+        text.contains("35 stages: 35 done, 0 running, 0 failed, 0 waiting") && text.contains("published:"),
         "{text}"
     );
 }
@@ -214,7 +214,7 @@ fn a_cancelled_task_is_reported_and_a_rerun_completes_the_study() {
     // Done: 18 runs and the participants table. Stale: the cancelled task's 6 runs and the 9
     // stages that need the runs.
     let rerun = json_of(&slurm_run(dir.path(), &["--wait"]));
-    assert_eq!((rerun["executed"].as_u64(), rerun["cached"].as_u64()), (Some(15), Some(19)), "{rerun}");
+    assert_eq!((rerun["executed"].as_u64(), rerun["cached"].as_u64()), (Some(16), Some(19)), "{rerun}");
     assert_same_as_local(&dir.path().join(OUTPUTS));
 }
 
