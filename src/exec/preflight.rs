@@ -62,18 +62,7 @@ pub fn check_data(plan: &Plan) -> Result<Vec<String>> {
             continue;
         }
         let Ok(params) = serde_json::from_value::<stages::associate::Params>(node.params.clone()) else { continue };
-        let output_of = |input: &str| {
-            node.inputs.iter().find(|(name, _)| name == input).and_then(|(_, source)| match source {
-                Source::Stage { node: upstream, output } => produced.get(upstream).and_then(|o| o.get(output)),
-                _ => None,
-            })
-        };
-        let Some(Ok(dataset)) = output_of("dataset").map(|b| crate::tables::decode(b)) else { continue };
-        let split = match output_of("split") {
-            Some(bytes) => Some(SplitAssignment::parse(&String::from_utf8_lossy(bytes))?),
-            None => None,
-        };
-        let rows = SplitAssignment::rows(split.as_ref(), &dataset.ids, params.part);
+        let Some((dataset, rows)) = sample_rows(node, &produced, params.part)? else { continue };
         let n = rows.len();
         // Categorical covariates: every level needs subjects in the sample.
         match stages::covariates::expand(&dataset, &params.covariates, &rows, params.part.name(), true) {
@@ -112,6 +101,28 @@ pub fn check_data(plan: &Plan) -> Result<Vec<String>> {
     if problems.is_empty() { Ok(warnings) } else { Err(Error::Problems(problems)) }
 }
 
+/// A model node's analysis dataset (as the preflight produced it) and the rows of its sample;
+/// `None` when the dataset was not produced here (e.g. it depends on imaging).
+fn sample_rows(
+    node: &crate::plan::Node,
+    produced: &BTreeMap<petgraph::graph::NodeIndex, stages::Outputs>,
+    sample: crate::design::Sample,
+) -> Result<Option<(crate::tables::Table, Vec<usize>)>> {
+    let output_of = |input: &str| {
+        node.inputs.iter().find(|(name, _)| name == input).and_then(|(_, source)| match source {
+            Source::Stage { node: upstream, output } => produced.get(upstream).and_then(|o| o.get(output)),
+            _ => None,
+        })
+    };
+    let Some(Ok(dataset)) = output_of("dataset").map(|b| crate::tables::decode(b)) else { return Ok(None) };
+    let split = match output_of("split") {
+        Some(bytes) => Some(SplitAssignment::parse(&String::from_utf8_lossy(bytes))?),
+        None => None,
+    };
+    let rows = SplitAssignment::rows(split.as_ref(), &dataset.ids, sample);
+    Ok(Some((dataset, rows)))
+}
+
 /// Every permutation test's exchangeability blocks, on the subjects of its sample: a subject
 /// without a label, or unequal blocks under `whole`.
 fn blocks(
@@ -131,22 +142,11 @@ fn blocks(
         else {
             continue;
         };
-        let output_of = |input: &str| {
-            node.inputs.iter().find(|(name, _)| name == input).and_then(|(_, source)| match source {
-                Source::Stage { node: upstream, output } => produced.get(upstream).and_then(|o| o.get(output)),
-                _ => None,
-            })
-        };
-        let Some(Ok(dataset)) = output_of("dataset").map(|b| crate::tables::decode(b)) else { continue };
-        let split = match output_of("split") {
-            Some(bytes) => Some(SplitAssignment::parse(&String::from_utf8_lossy(bytes))?),
-            None => None,
-        };
         let sample = ["part", "fit_sample"]
             .iter()
             .find_map(|k| node.params.get(*k).and_then(|v| serde_json::from_value::<Sample>(v.clone()).ok()))
             .unwrap_or(Sample::All);
-        let rows = SplitAssignment::rows(split.as_ref(), &dataset.ids, sample);
+        let Some((dataset, rows)) = sample_rows(node, produced, sample)? else { continue };
         if let Err(e) = stages::covariates::exchange(&dataset, Some(&blocks), &rows) {
             problems.push(format!("{}: {e}", node.id));
         }
