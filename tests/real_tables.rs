@@ -95,3 +95,43 @@ fn bids_prefixes_join_and_collide() {
         "{e}"
     );
 }
+
+/// A prediction confound with a level too rare for the training sample fails in `check`.
+#[test]
+fn rare_levels_of_prediction_confounds_fail_in_check() {
+    let dir = tempfile::tempdir().unwrap();
+    let text = fixture(dir.path());
+    std::fs::write(dir.path().join("data.tsv"), text.replacen("\tCheadle\t", "\tOxford\t", 1)).unwrap();
+    let study = r#"
+[study]
+name = "real-tables"
+seed = 1
+subject_id = "participant_id"
+
+[tables.data]
+path = "data.tsv"
+
+[features]
+fs = ["Left-Amygdala", "rh_*", "lh_*"]
+
+[prediction]
+outcomes = ["y"]
+features = ["fs"]
+confounds = ["age", "C(site)"]
+models = ["ridge"]
+folds = 5
+repeats = 1
+permutations = 0
+"#;
+    std::fs::write(dir.path().join("study.toml"), study).unwrap();
+    let out = neurospec(dir.path(), &["check", "study.toml"]);
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(e.contains("predict/y: `C(site)`: level `Oxford` has 1 subject in the all sample"), "{e}");
+    // Without the lone subject the same study runs and publishes the coding.
+    fixture(dir.path());
+    run_json(dir.path(), "study.toml", &[]);
+    let levels =
+        std::fs::read_to_string(dir.path().join("derivatives/real-tables/prediction/y_covariate_levels.tsv")).unwrap();
+    assert!(levels.contains("C(site)\tsite\tall\tCheadle\tyes\t60"), "{levels}");
+}

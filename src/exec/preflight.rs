@@ -97,6 +97,7 @@ pub fn check_data(plan: &Plan) -> Result<Vec<String>> {
         }
     }
     blocks(plan, &produced, &mut problems)?;
+    prediction_levels(plan, &produced, &mut problems)?;
     let warnings = subject_overlap(plan, &produced, &mut problems);
     if problems.is_empty() { Ok(warnings) } else { Err(Error::Problems(problems)) }
 }
@@ -121,6 +122,30 @@ fn sample_rows(
     };
     let rows = SplitAssignment::rows(split.as_ref(), &dataset.ids, sample);
     Ok(Some((dataset, rows)))
+}
+
+/// Categorical confounds of every prediction: each level needs subjects in the training sample.
+fn prediction_levels(
+    plan: &Plan,
+    produced: &BTreeMap<petgraph::graph::NodeIndex, stages::Outputs>,
+    problems: &mut Vec<String>,
+) -> Result<()> {
+    for &i in &plan.order {
+        let node = plan.node(i);
+        if node.kind != Kind::Predict {
+            continue;
+        }
+        let Ok(params) = serde_json::from_value::<stages::predict::Params>(node.params.clone()) else { continue };
+        let Ok(terms) = stages::covariates::parse(&params.confounds) else { continue };
+        if terms.iter().all(|t| t.categorical().is_none()) {
+            continue;
+        }
+        let Some((dataset, rows)) = sample_rows(node, produced, params.fit_sample)? else { continue };
+        if let Err(e) = stages::covariates::expand(&dataset, &terms, &rows, params.fit_sample.name(), false) {
+            problems.push(format!("{}: {e}", node.id));
+        }
+    }
+    Ok(())
 }
 
 /// Every permutation test's exchangeability blocks, on the subjects of its sample: a subject
