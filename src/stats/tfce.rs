@@ -22,7 +22,7 @@
 //! threshold, O(V · neighbours), independent of the number of steps.
 
 use super::voxelwise::{Connectivity, MaskedGrid, Tail};
-use crate::error::{Error, Result};
+use crate::error::Result;
 
 /// TFCE's parameters (defaults as fslmaths and nilearn).
 #[derive(Debug, Clone, Copy, PartialEq, serde::Serialize, serde::Deserialize)]
@@ -53,48 +53,7 @@ pub struct Adjacency {
 
 impl Adjacency {
     pub fn build(mask: &MaskedGrid, connectivity: Connectivity) -> Result<Self> {
-        let shape = mask.grid.shape;
-        if mask.len() >= u32::MAX as usize {
-            return Err(Error::data("more than 2³² mask voxels"));
-        }
-        let mut index = vec![u32::MAX; mask.grid.len()];
-        for (v, &flat) in mask.voxels.iter().enumerate() {
-            if flat >= index.len() {
-                return Err(Error::data(format!("mask voxel {v} lies outside the grid {shape:?}")));
-            }
-            index[flat] = v as u32;
-        }
-        let reach = match connectivity {
-            Connectivity::Faces6 => 1,
-            Connectivity::Edges18 => 2,
-            Connectivity::Corners26 => 3,
-        };
-        let mut offsets = Vec::with_capacity(mask.len() + 1);
-        let mut list = Vec::new();
-        offsets.push(0u32);
-        for v in 0..mask.len() {
-            let c = mask.ijk(v).map(|a| a as i64);
-            for dk in -1i64..=1 {
-                for dj in -1i64..=1 {
-                    for di in -1i64..=1 {
-                        let manhattan = di.abs() + dj.abs() + dk.abs();
-                        if manhattan == 0 || manhattan > reach {
-                            continue;
-                        }
-                        let (i, j, k) = (c[0] + di, c[1] + dj, c[2] + dk);
-                        let outside = [i, j, k].iter().zip(shape).any(|(&a, n)| a < 0 || a >= n as i64);
-                        if outside {
-                            continue;
-                        }
-                        let u = index[mask.grid.index(i as usize, j as usize, k as usize)];
-                        if u != u32::MAX {
-                            list.push(u);
-                        }
-                    }
-                }
-            }
-            offsets.push(list.len() as u32);
-        }
+        let (offsets, list) = super::voxelwise::neighbour_lists(mask, connectivity, false)?;
         Ok(Adjacency { offsets, list })
     }
 

@@ -420,56 +420,67 @@ struct Neighbours {
 
 impl Neighbours {
     fn build(mask: &MaskedGrid, connectivity: Connectivity) -> Result<Self> {
-        let shape = mask.grid.shape;
-        if mask.len() >= u32::MAX as usize {
-            return Err(Error::data("more than 2³² mask voxels"));
-        }
-        let mut index = vec![u32::MAX; mask.grid.len()];
-        for (v, &flat) in mask.voxels.iter().enumerate() {
-            if flat >= index.len() {
-                return Err(Error::data(format!("mask voxel {v} lies outside the grid {shape:?}")));
-            }
-            index[flat] = v as u32;
-        }
-        let reach = match connectivity {
-            Connectivity::Faces6 => 1,
-            Connectivity::Edges18 => 2,
-            Connectivity::Corners26 => 3,
-        };
-        let mut steps = Vec::new();
-        for dk in -1i64..=1 {
-            for dj in -1i64..=1 {
-                for di in -1i64..=1 {
-                    let manhattan = di.abs() + dj.abs() + dk.abs();
-                    if manhattan > 0 && manhattan <= reach {
-                        steps.push([di, dj, dk]);
-                    }
-                }
-            }
-        }
-        let mut offsets = Vec::with_capacity(mask.len() + 1);
-        let mut list = Vec::new();
-        offsets.push(0u32);
-        for v in 0..mask.len() {
-            let c = mask.ijk(v).map(|a| a as i64);
-            for s in &steps {
-                let (i, j, k) = (c[0] + s[0], c[1] + s[1], c[2] + s[2]);
-                if i < 0 || j < 0 || k < 0 || i >= shape[0] as i64 || j >= shape[1] as i64 || k >= shape[2] as i64 {
-                    continue;
-                }
-                let u = index[mask.grid.index(i as usize, j as usize, k as usize)];
-                if u != u32::MAX && (u as usize) < v {
-                    list.push(u);
-                }
-            }
-            offsets.push(list.len() as u32);
-        }
+        let (offsets, list) = neighbour_lists(mask, connectivity, true)?;
         Ok(Neighbours { offsets, list })
     }
 
     fn of(&self, v: usize) -> &[u32] {
         &self.list[self.offsets[v] as usize..self.offsets[v + 1] as usize]
     }
+}
+
+/// Each mask voxel's neighbours under `connectivity` as a compressed list (offsets, list), in a
+/// fixed order (dk, dj, di ascending); with `earlier_only`, only those with a smaller mask index.
+pub(crate) fn neighbour_lists(
+    mask: &MaskedGrid,
+    connectivity: Connectivity,
+    earlier_only: bool,
+) -> Result<(Vec<u32>, Vec<u32>)> {
+    let shape = mask.grid.shape;
+    if mask.len() >= u32::MAX as usize {
+        return Err(Error::data("more than 2³² mask voxels"));
+    }
+    let mut index = vec![u32::MAX; mask.grid.len()];
+    for (v, &flat) in mask.voxels.iter().enumerate() {
+        if flat >= index.len() {
+            return Err(Error::data(format!("mask voxel {v} lies outside the grid {shape:?}")));
+        }
+        index[flat] = v as u32;
+    }
+    let reach = match connectivity {
+        Connectivity::Faces6 => 1,
+        Connectivity::Edges18 => 2,
+        Connectivity::Corners26 => 3,
+    };
+    let mut steps = Vec::new();
+    for dk in -1i64..=1 {
+        for dj in -1i64..=1 {
+            for di in -1i64..=1 {
+                let manhattan = di.abs() + dj.abs() + dk.abs();
+                if manhattan > 0 && manhattan <= reach {
+                    steps.push([di, dj, dk]);
+                }
+            }
+        }
+    }
+    let mut offsets = Vec::with_capacity(mask.len() + 1);
+    let mut list = Vec::new();
+    offsets.push(0u32);
+    for v in 0..mask.len() {
+        let c = mask.ijk(v).map(|a| a as i64);
+        for s in &steps {
+            let (i, j, k) = (c[0] + s[0], c[1] + s[1], c[2] + s[2]);
+            if i < 0 || j < 0 || k < 0 || i >= shape[0] as i64 || j >= shape[1] as i64 || k >= shape[2] as i64 {
+                continue;
+            }
+            let u = index[mask.grid.index(i as usize, j as usize, k as usize)];
+            if u != u32::MAX && (!earlier_only || (u as usize) < v) {
+                list.push(u);
+            }
+        }
+        offsets.push(list.len() as u32);
+    }
+    Ok((offsets, list))
 }
 
 fn find(parent: &mut [u32], mut x: u32) -> u32 {
