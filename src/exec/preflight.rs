@@ -96,8 +96,7 @@ pub fn check_data(plan: &Plan) -> Result<Vec<String>> {
             ));
         }
     }
-    blocks(plan, &produced, &mut problems)?;
-    prediction_levels(plan, &produced, &mut problems)?;
+    model_checks(plan, &produced, &mut problems)?;
     let warnings = subject_overlap(plan, &produced, &mut problems);
     if problems.is_empty() { Ok(warnings) } else { Err(Error::Problems(problems)) }
 }
@@ -124,33 +123,11 @@ fn sample_rows(
     Ok(Some((dataset, rows)))
 }
 
-/// Categorical confounds of every prediction: each level needs subjects in the training sample.
-fn prediction_levels(
-    plan: &Plan,
-    produced: &BTreeMap<petgraph::graph::NodeIndex, stages::Outputs>,
-    problems: &mut Vec<String>,
-) -> Result<()> {
-    for &i in &plan.order {
-        let node = plan.node(i);
-        if node.kind != Kind::Predict {
-            continue;
-        }
-        let Ok(params) = serde_json::from_value::<stages::predict::Params>(node.params.clone()) else { continue };
-        let Ok(terms) = stages::covariates::parse(&params.confounds) else { continue };
-        if terms.iter().all(|t| t.categorical().is_none()) {
-            continue;
-        }
-        let Some((dataset, rows)) = sample_rows(node, produced, params.fit_sample)? else { continue };
-        if let Err(e) = stages::covariates::expand(&dataset, &terms, &rows, params.fit_sample.name(), false) {
-            problems.push(format!("{}: {e}", node.id));
-        }
-    }
-    Ok(())
-}
-
-/// Every permutation test's exchangeability blocks, on the subjects of its sample: a subject
-/// without a label, or unequal blocks under `whole`.
-fn blocks(
+/// Per model node, on the subjects of its sample: a prediction's categorical confounds (each
+/// level needs subjects in the training sample) and every permutation test's exchangeability
+/// blocks (a subject without a label, or unequal blocks under `whole`). The dataset is decoded
+/// once per node, and only when there is something to check.
+fn model_checks(
     plan: &Plan,
     produced: &BTreeMap<petgraph::graph::NodeIndex, stages::Outputs>,
     problems: &mut Vec<String>,
@@ -162,17 +139,34 @@ fn blocks(
         if !matches!(node.kind, Kind::Associate | Kind::Predict | Kind::Roc | Kind::Group) {
             continue;
         }
-        let Some(Ok(Some(blocks))) =
-            node.params.get("blocks").map(|b| serde_json::from_value::<Option<(String, BlockPermutation)>>(b.clone()))
-        else {
-            continue;
+        let blocks = node
+            .params
+            .get("blocks")
+            .and_then(|b| serde_json::from_value::<Option<(String, BlockPermutation)>>(b.clone()).ok())
+            .flatten();
+        let categorical_confounds = match node.kind {
+            Kind::Predict => serde_json::from_value::<stages::predict::Params>(node.params.clone())
+                .ok()
+                .and_then(|params| stages::covariates::parse(&params.confounds).ok())
+                .filter(|terms| terms.iter().any(|t| t.categorical().is_some())),
+            _ => None,
         };
+        if blocks.is_none() && categorical_confounds.is_none() {
+            continue;
+        }
         let sample = ["part", "fit_sample"]
             .iter()
             .find_map(|k| node.params.get(*k).and_then(|v| serde_json::from_value::<Sample>(v.clone()).ok()))
             .unwrap_or(Sample::All);
         let Some((dataset, rows)) = sample_rows(node, produced, sample)? else { continue };
-        if let Err(e) = stages::covariates::exchange(&dataset, Some(&blocks), &rows) {
+        if let Some(terms) = &categorical_confounds
+            && let Err(e) = stages::covariates::expand(&dataset, terms, &rows, sample.name(), false)
+        {
+            problems.push(format!("{}: {e}", node.id));
+        }
+        if let Some(blocks) = &blocks
+            && let Err(e) = stages::covariates::exchange(&dataset, Some(blocks), &rows)
+        {
             problems.push(format!("{}: {e}", node.id));
         }
     }
