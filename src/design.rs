@@ -170,6 +170,7 @@ pub const STAGE_KINDS: &[&str] = &[
     "split",
     "associate",
     "fdr",
+    "differences",
     "replicate",
     "imaging-run",
     "connectome",

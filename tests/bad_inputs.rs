@@ -181,20 +181,24 @@ const CASES: &[(&str, Mutation, bool)] = &[
         false,
     ),
     ("covariate term malformed", Study(&[("\"age^2\"", "\"age^\"")]), false),
-    (
-        "feature group undeclared",
-        Study(&[(
-            "ci_level = 0.95\n\n[association.fdr]",
-            "ci_level = 0.95\nfeatures = [\"areas\"]\n\n[association.fdr]",
-        )]),
-        false,
-    ),
+    ("feature group undeclared", Study(&[("ci_level = 0.95\n", "ci_level = 0.95\nfeatures = [\"areas\"]\n")]), false),
     ("too few permutations", Study(&[("permutations = 5000", "permutations = 50")]), false),
     ("permutations beyond memory", Study(&[("permutations = 5000", "permutations = 9223372036854775807")]), false),
     ("permutation p without permutations", Study(&[("permutations = 5000", "permutations = 0")]), false),
     ("too few bootstrap resamples", Study(&[("bootstrap = 1000", "bootstrap = 10")]), false),
     ("bootstrap beyond memory", Study(&[("bootstrap = 1000", "bootstrap = 100000000000")]), false),
     ("ci level 1", Study(&[("ci_level = 0.95", "ci_level = 1.0")]), false),
+    ("outcome differences without bootstrap", Study(&[("bootstrap = 1000", "bootstrap = 0")]), false),
+    (
+        "outcome differences naming an unknown outcome and one outcome twice",
+        Study(&[(
+            "differences = [[\"insomnia\", \"depression\"]",
+            "differences = [[\"insomnia\", \"sleep\"], [\"anxiety\", \"anxiety\"]",
+        )]),
+        false,
+    ),
+    ("region means pattern without {b}", Study(&[("edges = \"fc_{a}_{b}\"", "edges = \"fc_{a}\"")]), false),
+    ("region means over a group that is not edges", Study(&[("group = \"connectivity\"", "group = \"area\"")]), false),
     ("fdr q 0", Study(&[("q = 0.05", "q = 0.0")]), false),
     ("replication alpha 2", Study(&[("alpha = 0.05", "alpha = 2.0")]), false),
     (

@@ -180,6 +180,7 @@ fn blocks_calibrate_family_correlated_nulls() {
                 permutation_seed: d as u64,
                 bootstrap: 0,
                 bootstrap_seed: 0,
+                region_means: Vec::new(),
                 ci_level: 0.95,
                 exchange: exchange.clone(),
             };

@@ -81,4 +81,69 @@ fn planted_effects_are_recovered_and_nulls_are_controlled() {
     assert_eq!(get("included"), get("available") - excluded);
     assert_eq!(Tsv::read(&out.join("exclusions.tsv")).rows.len() as f64, excluded);
     assert_eq!(discovery.num(0, "n") + Tsv::read(&out.join("association/held-out.tsv")).num(0, "n"), get("included"));
+
+    differences_recover_planted_contrasts(&out, &truth, &discovery);
+    region_means_average_the_edges(&out, &discovery);
+}
+
+/// de Lange et al.'s between-symptom differences: β_a − β_b per feature agrees with the two
+/// outcomes' β, every planted difference lies inside its paired-bootstrap CI (and the one large
+/// planted contrast excludes zero), and CIs of true null differences exclude zero at about 5%.
+fn differences_recover_planted_contrasts(
+    out: &std::path::Path,
+    truth: &HashMap<(String, String), f64>,
+    discovery: &Tsv,
+) {
+    let differences = Tsv::read(&out.join("association/discovery_differences.tsv"));
+    let beta: HashMap<(String, String), f64> = (0..discovery.rows.len())
+        .map(|r| ((discovery.text(r, "feature").into(), discovery.text(r, "outcome").into()), discovery.num(r, "beta")))
+        .collect();
+    // Three pairs of three outcomes: as many rows as the discovery table (outcomes × features).
+    assert_eq!(differences.rows.len(), discovery.rows.len());
+    let (mut nulls, mut null_excluding) = (0usize, 0usize);
+    for r in 0..differences.rows.len() {
+        let (a, b, feature) =
+            (differences.text(r, "outcome_a"), differences.text(r, "outcome_b"), differences.text(r, "feature"));
+        let key = |o: &str| (feature.to_string(), o.to_string());
+        assert_eq!(differences.num(r, "difference"), beta[&key(a)] - beta[&key(b)], "{feature}: {a} − {b}");
+        assert_eq!(differences.num(r, "resamples"), 1000.0);
+        let planted = truth[&key(a)] - truth[&key(b)];
+        let (lo, hi) = (differences.num(r, "ci_low"), differences.num(r, "ci_high"));
+        let excludes = differences.text(r, "ci_excludes_zero") == "1";
+        assert_eq!(excludes, lo > 0.0 || hi < 0.0);
+        if planted != 0.0 {
+            assert!(lo <= planted && planted <= hi, "{feature} {a} − {b}: planted {planted} outside [{lo}, {hi}]");
+            if feature == "fc_n02_n07" {
+                assert!(excludes, "the planted depression edge differs from insomnia and anxiety");
+            }
+        } else {
+            nulls += 1;
+            null_excluding += usize::from(excludes);
+        }
+    }
+    let rate = null_excluding as f64 / nulls as f64;
+    assert!(
+        (rate - 0.05).abs() <= 4.0 * (0.05 * 0.95 / nulls as f64).sqrt(),
+        "null differences excluding 0: {rate:.4}"
+    );
+}
+
+/// Region means: each node's mean β is the mean of its edges' β in the feature results.
+fn region_means_average_the_edges(out: &std::path::Path, discovery: &Tsv) {
+    for outcome in ["insomnia", "depression", "anxiety"] {
+        let regions = Tsv::read(&out.join(format!("association/discovery_{outcome}_region_means.tsv")));
+        assert_eq!(regions.rows.len(), 10, "ten nodes");
+        for r in 0..regions.rows.len() {
+            let node = regions.text(r, "region");
+            let edges: Vec<f64> = (0..discovery.rows.len())
+                .filter(|&k| discovery.text(k, "outcome") == outcome && discovery.text(k, "group") == "connectivity")
+                .filter(|&k| discovery.text(k, "feature").split('_').skip(1).any(|part| part == node))
+                .map(|k| discovery.num(k, "beta"))
+                .collect();
+            assert_eq!(regions.num(r, "edges"), edges.len() as f64, "{outcome} {node}");
+            let mean = edges.iter().sum::<f64>() / edges.len() as f64;
+            assert!((regions.num(r, "mean_beta") - mean).abs() < 1e-15, "{outcome} {node}");
+            assert!(regions.num(r, "p_perm") <= regions.num(r, "p_fwe"));
+        }
+    }
 }

@@ -614,7 +614,18 @@ fn association(b: &mut Builder<'_>, analysis: NodeIndex, split: Option<NodeIndex
             p: settings.fdr.p,
         };
         let fdr = b.add(format!("fdr/{part}"), Kind::Fdr, params, None);
+        let differences = (!association.differences.is_empty()).then(|| {
+            let params = stages::differences::Params {
+                part,
+                pairs: association.differences.clone(),
+                ci_level: settings.ci_level,
+            };
+            let node = b.add(format!("differences/{part}"), Kind::Differences, params, None);
+            b.publish(node, "differences", format!("association/{part}_differences.tsv"));
+            node
+        });
         for outcome in &association.outcomes {
+            let in_difference = association.differences.iter().any(|(a, c)| a == outcome || c == outcome);
             let params = stages::associate::Params {
                 outcome: outcome.clone(),
                 part,
@@ -627,8 +638,17 @@ fn association(b: &mut Builder<'_>, analysis: NodeIndex, split: Option<NodeIndex
                 bootstrap: settings.bootstrap,
                 bootstrap_seed,
                 ci_level: settings.ci_level,
+                region_means: association.region_means.clone(),
+                keep_bootstrap: in_difference,
             };
             let node = b.add(format!("associate/{outcome}/{part}"), Kind::Associate, params, Some(permutation_seed));
+            if let (Some(differences), true) = (differences, in_difference) {
+                b.wire(node, "stats", differences, format!("stats:{outcome}"));
+                b.wire(node, "bootstrap", differences, format!("bootstrap:{outcome}"));
+            }
+            if !association.region_means.is_empty() {
+                b.publish(node, "regions", format!("association/{part}_{outcome}_region_means.tsv"));
+            }
             b.wire(analysis, "dataset", node, "dataset");
             if let Some(split) = split {
                 b.wire(split, "split", node, "split");

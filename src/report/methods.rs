@@ -225,6 +225,26 @@ fn association(folder: &Folder) -> Option<Paragraph> {
         n(&p["bootstrap"]),
         n(&p["bootstrap_seed"]),
     );
+    if let Some(regions) = p["region_means"].as_array().filter(|r| !r.is_empty()) {
+        let _ = write!(
+            text,
+            " Connectivity edges were also averaged per region: for each of {} regions, the mean β over its edges was \
+             tested against the same permutations (two-sided), with the maximum over regions for family-wise error.",
+            regions.len()
+        );
+    }
+    if let Some(d) = folder.params_of("differences") {
+        let pairs: Vec<String> = d["pairs"]
+            .as_array()
+            .map_or(Vec::new(), |a| a.iter().map(|pair| format!("{} − {}", n(&pair[0]), n(&pair[1]))).collect());
+        let _ = write!(
+            text,
+            " Differences between outcomes ({}) were estimated per feature as β_a − β_b with percentile intervals from \
+             the same bootstrap resamples, paired (each resample draws the same subjects for both outcomes); these \
+             intervals are not corrected for multiple comparisons.",
+            pairs.join(", ")
+        );
+    }
     if let Some(f) = fdr {
         let families: Vec<String> = f["families"].as_array().map_or(Vec::new(), |a| a.iter().map(n).collect());
         let _ = write!(

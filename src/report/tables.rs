@@ -17,7 +17,13 @@ fn significant(t: &Tsv, r: usize) -> bool {
 }
 
 fn association(folder: &Folder) -> Option<Section> {
-    let files = folder.published("association/", ".tsv");
+    // One result table per sample (`association/<sample>.tsv`); the coding, region-mean and
+    // difference tables beside them have an underscore in their names.
+    let files: Vec<String> = folder
+        .published("association/", ".tsv")
+        .into_iter()
+        .filter(|f| !f["association/".len()..].contains('_'))
+        .collect();
     if files.is_empty() {
         return None;
     }
@@ -89,6 +95,7 @@ fn association(folder: &Folder) -> Option<Section> {
             body.push_str(&details_table(&top, &format!("Significant features, by q ({file})"), 40));
         }
     }
+    association_extras(folder, &mut body);
     if let Some(rep) = folder.tsv("replication.tsv") {
         let replicated = (0..rep.rows.len())
             .filter(|&r| rep.text(r, "replicated") == "1" || rep.text(r, "replicated") == "true")
@@ -129,6 +136,41 @@ fn association(folder: &Folder) -> Option<Section> {
         body.push_str(&details_table(&rep, "replication.tsv", 60));
     }
     Some(Section { id: "association", title: "Association".into(), body, figures })
+}
+
+/// Between-outcome differences and region means, when the study asks for them: counts and the
+/// strongest rows as tables.
+fn association_extras(folder: &Folder, body: &mut String) {
+    let strongest = |t: &Tsv, rows: Vec<usize>, key: &dyn Fn(usize) -> f64| -> Tsv {
+        let mut rows = rows;
+        rows.sort_by(|&a, &b| key(a).total_cmp(&key(b)));
+        Tsv { header: t.header.clone(), rows: rows.into_iter().take(40).map(|r| t.rows[r].clone()).collect() }
+    };
+    for file in folder.published("association/", "_differences.tsv") {
+        let Some(t) = folder.tsv(&file) else { continue };
+        let hits: Vec<usize> = (0..t.rows.len()).filter(|&r| t.text(r, "ci_excludes_zero") == "1").collect();
+        let _ = write!(
+            body,
+            "<h3>Differences between outcomes ({})</h3><p>{} of {} differences β_a − β_b have a bootstrap interval \
+             excluding zero (uncorrected).</p>",
+            esc(&file),
+            hits.len(),
+            t.rows.len()
+        );
+        let top = strongest(&t, hits, &|r| -t.value(r, "difference").abs());
+        if !top.rows.is_empty() {
+            body.push_str(&details_table(
+                &top,
+                &format!("Largest differences with intervals excluding zero ({file})"),
+                40,
+            ));
+        }
+    }
+    for file in folder.published("association/", "_region_means.tsv") {
+        let Some(t) = folder.tsv(&file) else { continue };
+        let top = strongest(&t, (0..t.rows.len()).collect(), &|r| t.value(r, "p_perm"));
+        body.push_str(&details_table(&top, &format!("Mean edge β per region, by p ({file})"), 40));
+    }
 }
 
 fn matrix(t: &Tsv) -> (Vec<String>, Vec<String>, Vec<Vec<f64>>) {

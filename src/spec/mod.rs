@@ -961,6 +961,26 @@ pub struct Association {
     /// How discovery hits are judged in the held-out set.
     #[serde(default)]
     pub replication: Replication,
+    /// Pairs of outcomes whose difference in β (β_a − β_b) gets a bootstrap CI per feature, from
+    /// paired resamples (each resample draws the same subjects for both outcomes); needs
+    /// `bootstrap`. Written to `association/<sample>_differences.tsv`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub differences: Vec<[String; 2]>,
+    /// Connectivity edges averaged per region: for each region, the mean β over its edges, with
+    /// permutation p-values from the same shared permutations as the features.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region_means: Option<RegionMeans>,
+}
+
+/// Which features are edges, and which two regions each edge joins.
+#[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RegionMeans {
+    /// The feature group (from `[features]`) holding the edges; every column of it must be an edge.
+    pub group: String,
+    /// How an edge column names its regions, with `{a}` and `{b}` standing for them, e.g.
+    /// `"fc_{a}_{b}"` for `fc_n01_n02`.
+    pub edges: String,
 }
 
 fn default_ci_level() -> f64 {

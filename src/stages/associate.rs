@@ -1,7 +1,10 @@
 //! Associate every feature with one outcome in one sample (see `stats::association` for the
 //! method). Covariate terms are formed from base columns z-scored within the sample. Inputs:
 //! `dataset`, and `split` unless the sample is everyone. Outputs: `stats` (TSV, one row per
-//! feature) and, with categorical covariates, `levels` (their coding; see `stages::covariates`).
+//! feature); with categorical covariates, `levels` (their coding; see `stages::covariates`); with
+//! region means, `regions` (TSV, one row per region); and when asked, `bootstrap` (the cache's
+//! table encoding: one row per resample, one column per feature, NaN for a skipped resample) for
+//! the `differences` stage.
 
 use super::{Context, Outputs};
 use crate::design::{Sample, SplitAssignment};
@@ -17,7 +20,7 @@ pub const VERSION: u32 = 1;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "split"];
 /// Output names this stage writes (`*` ends a family).
-pub const OUTPUTS: &[&str] = &["stats", "levels"];
+pub const OUTPUTS: &[&str] = &["stats", "levels", "regions", "bootstrap"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -35,7 +38,15 @@ pub struct Params {
     pub bootstrap: usize,
     pub bootstrap_seed: u64,
     pub ci_level: f64,
+    /// Regions whose mean edge β is tested: (name, indices into `features`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub region_means: Vec<(String, Vec<usize>)>,
+    /// Write every resample's β (`bootstrap` output) for between-outcome differences.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub keep_bootstrap: bool,
 }
+
+pub const REGION_COLUMNS: [&str; 6] = ["outcome", "region", "edges", "mean_beta", "p_perm", "p_fwe"];
 
 pub const COLUMNS: [&str; 13] = [
     "outcome",
@@ -91,15 +102,21 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         ci_level: p.ci_level,
         exchange: super::covariates::exchange(&dataset, p.blocks.as_ref(), &rows)
             .map_err(|e| Error::data(format!("{}: {e}", ctx.stage)))?,
+        region_means: p
+            .region_means
+            .iter()
+            .map(|(name, features)| association::RegionEdges { name: name.clone(), features: features.clone() })
+            .collect(),
     };
     let total = (p.permutations + p.bootstrap) as u64;
     let done = AtomicU64::new(0);
     let report = |k: u64| (ctx.progress)(done.fetch_add(k, Ordering::Relaxed) + k, total);
-    let stats = association::associate(&input, &settings, &report)
+    let result = association::associate_all(&input, &settings, &report)
         .map_err(|e| Error::data(format!("outcome `{}` in the {} sample: {e}", p.outcome, p.part)))?;
+    let stats = &result.features;
 
     let mut w = TsvWriter::new(&COLUMNS);
-    for ((group, feature), s) in p.features.iter().zip(&stats) {
+    for ((group, feature), s) in p.features.iter().zip(stats) {
         w.row(&[
             Cell::Text(&p.outcome),
             Cell::Text(group),
@@ -120,5 +137,32 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     if !expanded.levels.is_empty() {
         outputs.insert("levels".to_string(), super::covariates::levels_tsv(&expanded.levels, &sample));
     }
+    if !result.regions.is_empty() {
+        let mut w = TsvWriter::new(&REGION_COLUMNS);
+        for r in &result.regions {
+            w.row(&[
+                Cell::Text(&p.outcome),
+                Cell::Text(&r.name),
+                Cell::Int(r.edges as i64),
+                Cell::Num(r.mean_beta),
+                Cell::Num(r.p_perm),
+                Cell::Num(r.p_fwe),
+            ]);
+        }
+        outputs.insert("regions".to_string(), w.finish().into_bytes());
+    }
+    if p.keep_bootstrap {
+        outputs.insert("bootstrap".to_string(), bootstrap_table(&result.bootstrap, &feature_names));
+    }
     Ok(outputs)
+}
+
+/// Resamples as a table: row b is resample b, NaN in every column where it was skipped.
+fn bootstrap_table(resamples: &[Option<Vec<f64>>], features: &[String]) -> Vec<u8> {
+    let ids = (0..resamples.len()).map(|b| b.to_string()).collect();
+    let mut table = crate::tables::Table::new("bootstrap", ids);
+    for (j, name) in features.iter().enumerate() {
+        table.push_numeric(name.clone(), resamples.iter().map(|r| r.as_ref().map_or(f64::NAN, |v| v[j])).collect());
+    }
+    crate::tables::encode(&table)
 }

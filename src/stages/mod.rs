@@ -11,6 +11,7 @@ pub mod associate;
 pub mod connectome;
 pub mod covariates;
 pub mod dataset;
+pub mod differences;
 pub mod factors;
 pub mod fdr;
 pub mod group;
@@ -36,6 +37,7 @@ pub enum Kind {
     Split,
     Associate,
     Fdr,
+    Differences,
     Replicate,
     ImagingRun,
     Connectome,
@@ -55,6 +57,7 @@ impl Kind {
             Kind::Split => "split",
             Kind::Associate => "associate",
             Kind::Fdr => "fdr",
+            Kind::Differences => "differences",
             Kind::Replicate => "replicate",
             Kind::ImagingRun => "imaging-run",
             Kind::Connectome => "connectome",
@@ -76,6 +79,7 @@ impl Kind {
             Kind::Split => split::VERSION,
             Kind::Associate => associate::VERSION,
             Kind::Fdr => fdr::VERSION,
+            Kind::Differences => differences::VERSION,
             Kind::Replicate => replicate::VERSION,
             Kind::ImagingRun => imaging_run::VERSION,
             Kind::Connectome => connectome::VERSION,
@@ -96,6 +100,7 @@ impl Kind {
             Kind::Split => split::INPUTS,
             Kind::Associate => associate::INPUTS,
             Kind::Fdr => fdr::INPUTS,
+            Kind::Differences => differences::INPUTS,
             Kind::Replicate => replicate::INPUTS,
             Kind::ImagingRun => imaging_run::INPUTS,
             Kind::Connectome => connectome::INPUTS,
@@ -116,6 +121,7 @@ impl Kind {
             Kind::Split => split::OUTPUTS,
             Kind::Associate => associate::OUTPUTS,
             Kind::Fdr => fdr::OUTPUTS,
+            Kind::Differences => differences::OUTPUTS,
             Kind::Replicate => replicate::OUTPUTS,
             Kind::ImagingRun => imaging_run::OUTPUTS,
             Kind::Connectome => connectome::OUTPUTS,
@@ -135,7 +141,7 @@ impl Kind {
     }
 
     /// Every stage kind.
-    pub const ALL: [Kind; 14] = [
+    pub const ALL: [Kind; 15] = [
         Kind::Simulate,
         Kind::LoadTable,
         Kind::Scores,
@@ -143,6 +149,7 @@ impl Kind {
         Kind::Split,
         Kind::Associate,
         Kind::Fdr,
+        Kind::Differences,
         Kind::Replicate,
         Kind::ImagingRun,
         Kind::Connectome,
@@ -250,6 +257,7 @@ pub fn run(kind: Kind, ctx: &Context<'_>) -> Result<Outputs> {
         Kind::Split => split::run(ctx),
         Kind::Associate => associate::run(ctx),
         Kind::Fdr => fdr::run(ctx),
+        Kind::Differences => differences::run(ctx),
         Kind::Replicate => replicate::run(ctx),
         Kind::ImagingRun => imaging_run::run(ctx),
         Kind::Connectome => connectome::run(ctx),

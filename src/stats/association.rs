@@ -77,6 +77,39 @@ pub struct Settings {
     pub ci_level: f64,
     /// Which permutations are allowed (exchangeability blocks).
     pub exchange: super::exchange::Exchange,
+    /// Sets of features (edges) whose mean β is tested as one statistic per set (region), with
+    /// the same permutations as the features.
+    pub region_means: Vec<RegionEdges>,
+}
+
+/// The features (edges) of one region, by index into the input's features.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionEdges {
+    pub name: String,
+    pub features: Vec<usize>,
+}
+
+/// The mean β over a region's edges. Its permutation p compares |mean β*| of each shared
+/// permutation (β* = x̃·v / x̃·x̃, the permuted outcome's β) with the observed |mean β|; `p_fwe`
+/// uses the maximum |mean β*| over the regions of the outcome.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RegionStats {
+    pub name: String,
+    pub edges: usize,
+    pub mean_beta: f64,
+    pub p_perm: f64,
+    pub p_fwe: f64,
+}
+
+/// Everything one association computes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Association {
+    pub features: Vec<FeatureStats>,
+    pub regions: Vec<RegionStats>,
+    /// Each bootstrap resample's β of every feature, in resample order; `None` where the resample
+    /// was skipped (singular design). Resample b draws the same subjects for every outcome of a
+    /// sample (the stream depends on the seed and b only), so two outcomes' vectors are paired.
+    pub bootstrap: Vec<Option<Vec<f64>>>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -109,6 +142,15 @@ pub fn associate(
     settings: &Settings,
     progress: &(dyn Fn(u64) + Sync),
 ) -> Result<Vec<FeatureStats>, String> {
+    associate_all(input, settings, progress).map(|a| a.features)
+}
+
+/// [`associate`] with the region means and the bootstrap resamples.
+pub fn associate_all(
+    input: &Input<'_>,
+    settings: &Settings,
+    progress: &(dyn Fn(u64) + Sync),
+) -> Result<Association, String> {
     let n = input.y.len();
     let f = input.feature_names.len();
     let c = input.covariate_names.len();
@@ -157,24 +199,51 @@ pub fn associate(
     }
     let r2_obs: Vec<f64> = (0..f).map(|j| sxy[j] * sxy[j] / (sxx[j] * ee)).collect();
 
-    let (exceed, exceed_max) = if settings.permutations > 0 {
+    let betas: Vec<f64> = (0..f).map(|j| sxy[j] / sxx[j]).collect();
+    let region_obs: Vec<f64> = settings.region_means.iter().map(|r| region_mean(&betas, &r.features)).collect();
+    for region in &settings.region_means {
+        if region.features.is_empty() || region.features.iter().any(|&j| j >= f) {
+            return Err(format!("region `{}` has no edges among the features", region.name));
+        }
+    }
+    let counts = if settings.permutations > 0 {
         let base = match settings.scheme {
             PermutationScheme::FreedmanLane => &e,
             PermutationScheme::Manly => &y,
         };
-        permutation_counts(&xr, &sxx, &r2_obs, base, &q, n, k, settings, progress)
+        let observed = Observed { r2: &r2_obs, regions: &region_obs };
+        permutation_counts(&xr, &sxx, &observed, base, &q, n, k, settings, progress)
     } else {
-        (vec![0; f], vec![0; f])
+        Counts::zero(f, region_obs.len())
     };
 
-    let (boot, skipped) = if settings.bootstrap > 0 {
-        bootstrap_betas(&x, &y, &design, n, k, f, settings, progress)
-    } else {
-        (vec![Vec::new(); f], 0)
-    };
+    let resamples =
+        if settings.bootstrap > 0 { bootstrap_betas(&x, &y, &design, n, k, f, settings, progress) } else { Vec::new() };
+    let skipped = resamples.iter().filter(|r| r.is_none()).count();
+    let mut boot = vec![Vec::with_capacity(settings.bootstrap); f];
+    for values in resamples.iter().flatten() {
+        for (j, v) in values.iter().enumerate() {
+            boot[j].push(*v);
+        }
+    }
 
     let b = settings.permutations as f64;
-    Ok((0..f)
+    let perm = |count: usize| if settings.permutations > 0 { (1.0 + count as f64) / (1.0 + b) } else { f64::NAN };
+    let regions = settings
+        .region_means
+        .iter()
+        .zip(&region_obs)
+        .enumerate()
+        .map(|(r, (region, &mean_beta))| RegionStats {
+            name: region.name.clone(),
+            edges: region.features.len(),
+            mean_beta,
+            p_perm: perm(counts.region_exceed[r]),
+            p_fwe: perm(counts.region_exceed_max[r]),
+        })
+        .collect();
+    let (exceed, exceed_max) = (counts.exceed, counts.exceed_max);
+    let features = (0..f)
         .map(|j| {
             let beta = sxy[j] / sxx[j];
             let rss = (ee - sxy[j] * sxy[j] / sxx[j]).max(0.0);
@@ -185,8 +254,6 @@ pub fn associate(
             } else {
                 percentile_interval(&mut boot[j].clone(), settings.ci_level)
             };
-            let perm =
-                |count: usize| if settings.permutations > 0 { (1.0 + count as f64) / (1.0 + b) } else { f64::NAN };
             FeatureStats {
                 n,
                 beta,
@@ -200,29 +267,77 @@ pub fn associate(
                 boot_skipped: skipped,
             }
         })
-        .collect())
+        .collect();
+    Ok(Association { features, regions, bootstrap: resamples })
+}
+
+fn region_mean(betas: &[f64], features: &[usize]) -> f64 {
+    features.iter().map(|&j| betas[j]).sum::<f64>() / features.len() as f64
+}
+
+/// Observed statistics the permutations are compared with.
+struct Observed<'a> {
+    r2: &'a [f64],
+    /// Mean β per region.
+    regions: &'a [f64],
+}
+
+/// Exceedance counts: per feature, per feature of the maximum, per region, per region of the
+/// maximum over regions.
+struct Counts {
+    exceed: Vec<usize>,
+    exceed_max: Vec<usize>,
+    region_exceed: Vec<usize>,
+    region_exceed_max: Vec<usize>,
+}
+
+impl Counts {
+    fn zero(features: usize, regions: usize) -> Counts {
+        Counts {
+            exceed: vec![0; features],
+            exceed_max: vec![0; features],
+            region_exceed: vec![0; regions],
+            region_exceed_max: vec![0; regions],
+        }
+    }
+
+    fn add(&mut self, other: &Counts) {
+        let pairs = [
+            (&mut self.exceed, &other.exceed),
+            (&mut self.exceed_max, &other.exceed_max),
+            (&mut self.region_exceed, &other.region_exceed),
+            (&mut self.region_exceed_max, &other.region_exceed_max),
+        ];
+        for (mine, theirs) in pairs {
+            for (a, b) in mine.iter_mut().zip(theirs) {
+                *a += b;
+            }
+        }
+    }
 }
 
 /// Per feature: how many permutations reach its observed r², and how many permutations' maximum
-/// r² over features does.
+/// r² over features does; the same for the regions' |mean β|.
 #[allow(clippy::too_many_arguments)]
 fn permutation_counts(
     xr: &[f64],
     sxx: &[f64],
-    r2_obs: &[f64],
+    observed: &Observed<'_>,
     base: &[f64],
     q: &[f64],
     n: usize,
     k: usize,
     settings: &Settings,
     progress: &(dyn Fn(u64) + Sync),
-) -> (Vec<usize>, Vec<usize>) {
+) -> Counts {
     let f = sxx.len();
+    let r2_obs = observed.r2;
+    let regions = &settings.region_means;
     let blocks: Vec<(usize, usize)> = (0..settings.permutations)
         .step_by(PERMUTATION_BLOCK)
         .map(|start| (start, (start + PERMUTATION_BLOCK).min(settings.permutations)))
         .collect();
-    let per_block: Vec<(Vec<usize>, Vec<usize>)> = blocks
+    let per_block: Vec<Counts> = blocks
         .par_iter()
         .map(|&(start, end)| {
             let m = end - start;
@@ -236,8 +351,8 @@ fn permutation_counts(
             }
             let s = matmul_tn(xr, &v, n, f, m);
             let qv = matmul_tn(q, &v, n, k, m);
-            let mut exceed = vec![0usize; f];
-            let mut exceed_max = vec![0usize; f];
+            let mut counts = Counts::zero(f, regions.len());
+            let mut region_means = vec![0.0; regions.len()];
             for col in 0..m {
                 let vv = dot(&v[col * n..(col + 1) * n], &v[col * n..(col + 1) * n]);
                 let proj: f64 = qv[col * k..(col + 1) * k].iter().map(|a| a * a).sum();
@@ -247,29 +362,39 @@ fn permutation_counts(
                     let sj = s[col * f + j];
                     let r2 = sj * sj / (sxx[j] * resid);
                     if r2 >= r2_obs[j] * (1.0 - TIE_TOLERANCE) {
-                        exceed[j] += 1;
+                        counts.exceed[j] += 1;
                     }
                     max_r2 = max_r2.max(r2);
                 }
-                for j in 0..f {
-                    if max_r2 >= r2_obs[j] * (1.0 - TIE_TOLERANCE) {
-                        exceed_max[j] += 1;
+                for (count, obs) in counts.exceed_max.iter_mut().zip(r2_obs) {
+                    if max_r2 >= obs * (1.0 - TIE_TOLERANCE) {
+                        *count += 1;
                     }
+                }
+                if regions.is_empty() {
+                    continue;
+                }
+                let betas: Vec<f64> = (0..f).map(|j| s[col * f + j] / sxx[j]).collect();
+                let mut max_mean = 0.0f64;
+                for (mean, region) in region_means.iter_mut().zip(regions) {
+                    *mean = region_mean(&betas, &region.features).abs();
+                    max_mean = max_mean.max(*mean);
+                }
+                for (r, mean) in region_means.iter().enumerate() {
+                    let reference = observed.regions[r].abs() * (1.0 - TIE_TOLERANCE);
+                    counts.region_exceed[r] += usize::from(*mean >= reference);
+                    counts.region_exceed_max[r] += usize::from(max_mean >= reference);
                 }
             }
             progress(m as u64);
-            (exceed, exceed_max)
+            counts
         })
         .collect();
-    let mut exceed = vec![0usize; f];
-    let mut exceed_max = vec![0usize; f];
-    for (a, b) in per_block {
-        for j in 0..f {
-            exceed[j] += a[j];
-            exceed_max[j] += b[j];
-        }
+    let mut total = Counts::zero(f, regions.len());
+    for counts in &per_block {
+        total.add(counts);
     }
-    (exceed, exceed_max)
+    total
 }
 
 /// The stream of the b-th shared permutation. Every permutation is random (none is forced to be
@@ -298,7 +423,7 @@ fn bootstrap_betas(
     f: usize,
     settings: &Settings,
     progress: &(dyn Fn(u64) + Sync),
-) -> (Vec<Vec<f64>>, usize) {
+) -> Vec<Option<Vec<f64>>> {
     let x2: Vec<f64> = x.iter().map(|v| v * v).collect();
     let blocks: Vec<(usize, usize)> = (0..settings.bootstrap)
         .step_by(BOOTSTRAP_BLOCK)
@@ -372,17 +497,9 @@ fn bootstrap_betas(
                 .collect()
         })
         .collect();
-    let mut betas = vec![Vec::with_capacity(settings.bootstrap); f];
-    let mut skipped = 0;
-    for resample in per_block.into_iter().flatten() {
-        match resample {
-            Some(values) if values.iter().all(|v| v.is_finite()) => {
-                for (j, v) in values.into_iter().enumerate() {
-                    betas[j].push(v);
-                }
-            }
-            _ => skipped += 1,
-        }
-    }
-    (betas, skipped)
+    per_block
+        .into_iter()
+        .flatten()
+        .map(|resample| resample.filter(|values| values.iter().all(|v| v.is_finite())))
+        .collect()
 }

@@ -137,6 +137,10 @@ pub struct ResolvedAssociation {
     pub features: Vec<(String, String)>,
     /// Permutations, bootstrap, FDR and replication settings, as checked.
     pub settings: Association,
+    /// Per region (in order of first appearance): the indices into `features` of its edges.
+    pub region_means: Vec<(String, Vec<usize>)>,
+    /// Outcome pairs (a, b) whose β difference is bootstrapped.
+    pub differences: Vec<(String, String)>,
 }
 
 /// Where a ROC analysis' value comes from.
