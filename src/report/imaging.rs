@@ -308,6 +308,25 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
                 );
             }
         }
+        if summary.get("min_voxel_tfce_p_fwe").is_some() {
+            let _ = write!(
+                body,
+                "<p>TFCE: smallest voxel p_FWE {} (max-TFCE over the permutations; 95th percentile of the null {}). Maps: \
+                 <a href=\"group/{2}_stat-tfce.nii.gz\">TFCE</a>, <a href=\"group/{2}_stat-tfcepfwe.nii.gz\">TFCE p_FWE</a>.</p>",
+                summary["min_voxel_tfce_p_fwe"],
+                summary["max_tfce_null_95"],
+                esc(&name),
+            );
+        }
+        if let Some(components) = folder.tsv(&format!("group/{name}_components.tsv")) {
+            let _ = write!(
+                body,
+                "<p>Network-based statistic: {} component(s) of supra-threshold edges (FWE p from the largest component \
+                 under permutation):</p>{}",
+                components.rows.len(),
+                table_html(&components, 20, "data components")
+            );
+        }
         if let Some(edges) = folder.tsv(&format!("group/{name}_edges.tsv")) {
             let mut order: Vec<usize> = (0..edges.rows.len()).collect();
             order.sort_by(|&a, &b| edges.value(a, "p_fwe").total_cmp(&edges.value(b, "p_fwe")));
