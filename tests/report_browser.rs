@@ -183,7 +183,11 @@ fn check_in_browser(bin: &Path, out: &Path) -> serde_json::Value {
 /// The `data-*` attributes of a figure's root SVG as the browser read them (camelCase keys).
 fn figure_data<'a>(probe: &'a serde_json::Value, figure: &str) -> &'a serde_json::Value {
     let data = &probe["data"][figure];
-    assert!(data.is_object(), "no figure {figure} in the report (figures: {:?})", probe["data"].as_object().map(|m| m.keys().collect::<Vec<_>>()));
+    assert!(
+        data.is_object(),
+        "no figure {figure} in the report (figures: {:?})",
+        probe["data"].as_object().map(|m| m.keys().collect::<Vec<_>>())
+    );
     data
 }
 
@@ -293,10 +297,8 @@ fn check_region_slices(out: &Path) {
         let regions: usize = svg.split("data-regions=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
         let png = svg.split("base64,").nth(1).unwrap().split('"').next().unwrap();
         let (_, _, pixels) = decode_png(&base64::engine::general_purpose::STANDARD.decode(png).unwrap());
-        let mut colours: Vec<[u8; 3]> = pixels
-            .into_iter()
-            .filter(|p| ![[255, 255, 255], [30, 30, 30], [110, 110, 110]].contains(p))
-            .collect();
+        let mut colours: Vec<[u8; 3]> =
+            pixels.into_iter().filter(|p| ![[255, 255, 255], [30, 30, 30], [110, 110, 110]].contains(p)).collect();
         colours.sort_unstable();
         colours.dedup();
         assert!(regions > 0);
@@ -410,7 +412,11 @@ fn ketamine_amygdala_report_in_chromium() {
                 "in-sample" => "aucInSample",
                 _ => "aucCrossValidated",
             };
-            assert!((attribute(data, key) - auc.num(r, "auc")).abs() < 1e-12, "{name} {key}: {data} vs {}", auc.num(r, "auc"));
+            assert!(
+                (attribute(data, key) - auc.num(r, "auc")).abs() < 1e-12,
+                "{name} {key}: {data} vs {}",
+                auc.num(r, "auc")
+            );
         }
         let legend = probe["legends"][format!("roc_{name}_curves")].as_str().unwrap();
         assert!(legend.contains("in-sample") && legend.contains("CIRCULAR"), "{name}: legend {legend}");

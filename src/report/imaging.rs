@@ -49,7 +49,9 @@ fn motion_qc(folder: &Folder, body: &mut String, figures: &mut Vec<Figure>) {
     let Some(runs) = qcfc::runs(folder) else { return };
     let fds: Vec<f64> = runs.iter().filter(|r| r.included).map(|r| r.mean_fd).filter(|v| v.is_finite()).collect();
     if fds.is_empty() {
-        body.push_str("<p class=\"note\">The confounds files have no framewise displacement, so there is no QC-FC.</p>");
+        body.push_str(
+            "<p class=\"note\">The confounds files have no framewise displacement, so there is no QC-FC.</p>",
+        );
         return;
     }
     let _ = write!(
@@ -95,8 +97,7 @@ fn motion_qc(folder: &Folder, body: &mut String, figures: &mut Vec<Figure>) {
                 &[("data-median-abs-r", median_abs.to_string()), ("data-qcfc", listed.join(";"))],
             ),
         });
-        let points: Vec<(f64, f64)> =
-            group.edges.iter().filter(|e| e.3.is_finite()).map(|e| (e.3, e.1)).collect();
+        let points: Vec<(f64, f64)> = group.edges.iter().filter(|e| e.3.is_finite()).map(|e| (e.3, e.1)).collect();
         if !points.is_empty() {
             let title = format!("QC-FC vs edge length{label}");
             let mut axes = Axes::new(&title, "distance between region centroids (mm)", "QC-FC r");

@@ -184,7 +184,7 @@ fn imaging(folder: &Folder) -> Option<Paragraph> {
         }
     );
     let mut cites = vec!["esteban", "nilearn", "power", "satterthwaite"];
-    if folder.published("sub-", "_desc-motion_timeseries.tsv").first().is_some() {
+    if !folder.published("sub-", "_desc-motion_timeseries.tsv").is_empty() {
         text.push_str(
             " Motion was summarised per run as the mean framewise displacement after the non-steady-state volumes; QC-FC \
              (the correlation across subjects of each edge with mean FD) and its dependence on the distance between region \

@@ -73,7 +73,8 @@ pub fn mean_fd(motion: &super::folder::Tsv) -> f64 {
 
 /// Every imaging run with its published motion, status and edges (None: no motion files).
 pub fn runs(folder: &Folder) -> Option<Vec<RunQc>> {
-    let sessions_declared = folder.params_of("connectome").is_some_and(|p| p["sessions"].as_array().is_some_and(|s| !s.is_empty()));
+    let sessions_declared =
+        folder.params_of("connectome").is_some_and(|p| p["sessions"].as_array().is_some_and(|s| !s.is_empty()));
     let mut out = Vec::new();
     for stage in folder.lock.stages.iter().filter(|s| s.kind == "imaging-run") {
         let path = |name: &str| stage.outputs.get(name).and_then(|o| o.path.clone());
@@ -102,7 +103,9 @@ pub fn centroids(folder: &Folder) -> BTreeMap<String, [f64; 3]> {
         return BTreeMap::new();
     };
     let Some(t) = folder.tsv(&file) else { return BTreeMap::new() };
-    (0..t.rows.len()).map(|r| (t.text(r, "region").to_string(), [t.value(r, "x"), t.value(r, "y"), t.value(r, "z")])).collect()
+    (0..t.rows.len())
+        .map(|r| (t.text(r, "region").to_string(), [t.value(r, "x"), t.value(r, "y"), t.value(r, "z")]))
+        .collect()
 }
 
 /// QC-FC per session (one group without sessions).
@@ -129,15 +132,20 @@ pub fn qcfc(folder: &Folder, runs: &[RunQc]) -> Vec<QcFc> {
     }
     let mut out = Vec::new();
     for (session, subjects) in groups {
-        let fd: Vec<f64> = subjects.values().map(|rs| rs.iter().map(|r| r.mean_fd).sum::<f64>() / rs.len() as f64).collect();
-        let names: Vec<String> = subjects.values().next().map(|rs| rs[0].edges.keys().cloned().collect()).unwrap_or_default();
+        let fd: Vec<f64> =
+            subjects.values().map(|rs| rs.iter().map(|r| r.mean_fd).sum::<f64>() / rs.len() as f64).collect();
+        let names: Vec<String> =
+            subjects.values().next().map(|rs| rs[0].edges.keys().cloned().collect()).unwrap_or_default();
         let n = fd.len();
         let edges = names
             .into_iter()
             .map(|name| {
                 let values: Vec<f64> = subjects
                     .values()
-                    .map(|rs| rs.iter().map(|r| r.edges.get(&name).copied().unwrap_or(f64::NAN)).sum::<f64>() / rs.len() as f64)
+                    .map(|rs| {
+                        rs.iter().map(|r| r.edges.get(&name).copied().unwrap_or(f64::NAN)).sum::<f64>()
+                            / rs.len() as f64
+                    })
                     .collect();
                 let r = pearson(&values, &fd);
                 let t = r * ((n as f64 - 2.0) / (1.0 - r * r).max(1e-300)).sqrt();

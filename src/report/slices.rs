@@ -243,7 +243,8 @@ fn label_colour(label: usize) -> [u8; 3] {
     COLOURS[(label + COLOURS.len() - 1) % COLOURS.len()]
 }
 
-/// One region set drawn as three orthogonal slices of the label image. `labels` is the label
+/// One region set drawn as orthogonal slices of the label image (three, or up to six while a
+/// region of the set is in none of them). `labels` is the label
 /// image (flat, i fastest) of `shape`; `set` lists the set's regions (label, name). Each slice is
 /// placed where it shows the most of the set's labels not yet shown by the previous ones, so
 /// that together they show every region they can. Voxels of other sets are dim grey, the rest of
@@ -255,7 +256,11 @@ pub fn region_slices(title: &str, shape: [usize; 3], labels: &[f64], set: &[(usi
     // (axis, index) of the three slices: the plane that adds the most unseen labels of the set.
     let mut shown: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
     let mut planes = Vec::new();
-    for axis in [2usize, 1, 0] {
+    // Axial, coronal, sagittal; then up to three more slices while a region is still unseen.
+    for (step, axis) in [2usize, 1, 0, 2, 1, 0].into_iter().enumerate() {
+        if step >= 3 && shown.len() == ours.len() {
+            break;
+        }
         let n = shape[axis];
         let in_plane = |s: usize| -> std::collections::BTreeSet<usize> {
             let mut out = std::collections::BTreeSet::new();

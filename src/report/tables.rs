@@ -323,7 +323,11 @@ pub fn roc_curve(scores: &[f64], labels: &[bool]) -> (Vec<(f64, f64)>, f64) {
     while i < order.len() {
         let threshold = scores[order[i]];
         while i < order.len() && scores[order[i]] == threshold {
-            if labels[order[i]] { tp += 1.0 } else { fp += 1.0 }
+            if labels[order[i]] {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
             i += 1;
         }
         let (x0, y0) = *points.last().expect("starts at the origin");
@@ -381,7 +385,11 @@ fn roc_curves(folder: &Folder, name: &str, t: &Tsv, body: &mut String) -> Option
     axes.y_range = Some((0.0, 1.0));
     let figure = format!("roc_{name}_curves");
     body.push_str(&super::figure_marker(&figure));
-    Some(Figure { name: figure, caption: title.clone(), svg: charts::annotate(&charts::xy(&axes, &series), &attributes) })
+    Some(Figure {
+        name: figure,
+        caption: title.clone(),
+        svg: charts::annotate(&charts::xy(&axes, &series), &attributes),
+    })
 }
 
 fn roc(folder: &Folder) -> Option<Section> {

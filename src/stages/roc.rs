@@ -261,7 +261,12 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
 
 /// Per subject: the label, the in-sample score and (with cross-validation) the out-of-fold score
 /// and the fold (from 1) that scored it.
-fn scores_table(ids: &[&str], labels: &[bool], scores: &[f64], out_of_fold: Option<&(Vec<f64>, Vec<usize>)>) -> Vec<u8> {
+fn scores_table(
+    ids: &[&str],
+    labels: &[bool],
+    scores: &[f64],
+    out_of_fold: Option<&(Vec<f64>, Vec<usize>)>,
+) -> Vec<u8> {
     let mut header = vec!["subject", "label", "in_sample_score"];
     if out_of_fold.is_some() {
         header.extend(["cross_validated_score", "fold"]);
