@@ -129,7 +129,9 @@ f.addEventListener('load', async () => {
   const clusters = [...d.querySelectorAll('div.analysis')].filter(a => a.querySelector('table.clusters')).map(a => [a.dataset.analysis, [...a.querySelectorAll('table.clusters tbody tr')].map(tr => [...tr.cells].map(c => c.textContent))]);
   const montages = [...d.querySelectorAll('svg.montage')].map(s => [s.closest('figure').dataset.figure, s.dataset.voxels]);
   const sections = [...d.querySelectorAll('section')].map(s => s.id);
-  document.getElementById('out').textContent = JSON.stringify({images: srcs.length, bad, figs, cells, clusters, montages, sections});
+  const data = Object.fromEntries([...d.querySelectorAll('figure')].map(x => { const s = x.querySelector('svg'); return [x.dataset.figure, s ? {...s.dataset} : {}]; }));
+  const legends = Object.fromEntries([...d.querySelectorAll('figure[data-figure^="roc_"] svg')].map(s => [s.closest('figure').dataset.figure, s.textContent]));
+  document.getElementById('out').textContent = JSON.stringify({images: srcs.length, bad, figs, cells, clusters, montages, sections, data, legends});
 });
 </script></body></html>"#;
 
@@ -176,6 +178,134 @@ fn check_in_browser(bin: &Path, out: &Path) -> serde_json::Value {
         assert!(fig[1].as_f64().unwrap() > 50.0 && fig[2].as_f64().unwrap() > 50.0, "figure not rendered: {fig}");
     }
     probe
+}
+
+/// The `data-*` attributes of a figure's root SVG as the browser read them (camelCase keys).
+fn figure_data<'a>(probe: &'a serde_json::Value, figure: &str) -> &'a serde_json::Value {
+    let data = &probe["data"][figure];
+    assert!(
+        data.is_object(),
+        "no figure {figure} in the report (figures: {:?})",
+        probe["data"].as_object().map(|m| m.keys().collect::<Vec<_>>())
+    );
+    data
+}
+
+fn attribute(data: &serde_json::Value, key: &str) -> f64 {
+    data[key].as_str().unwrap_or_else(|| panic!("no {key} in {data}")).parse().unwrap()
+}
+
+/// The permutation-null figure of each model marks the published cross-validated r, and the
+/// share of the published null at or above it is the published p.
+fn check_prediction_null(probe: &serde_json::Value, out: &Path) {
+    let metrics = Tsv::read(&out.join("prediction/F1_metrics.tsv"));
+    let null = Tsv::read(&out.join("prediction/F1_null.tsv"));
+    let repeats = Tsv::read(&out.join("prediction/F1_repeats.tsv"));
+    let mut checked = 0;
+    for r in (0..metrics.rows.len()).filter(|&r| metrics.rows[r][metrics.col("evaluation")] == "cross-validation") {
+        let model = &metrics.rows[r][metrics.col("model")];
+        let data = figure_data(probe, &format!("prediction_F1_{model}_null"));
+        assert_eq!(attribute(data, "observed"), metrics.num(r, "r"), "{model}: observed marker");
+        assert!((attribute(data, "p") - metrics.num(r, "p_r")).abs() < 1e-12, "{model}: p {data} vs the metrics table");
+        let draws = (0..null.rows.len()).filter(|&q| null.rows[q][null.col("model")] == *model).count();
+        assert_eq!(attribute(data, "permutations") as usize, draws);
+        // The published mean over repeats is the mean of the published repeats.
+        let per: Vec<f64> = (0..repeats.rows.len())
+            .filter(|&q| repeats.rows[q][repeats.col("model")] == *model)
+            .map(|q| repeats.num(q, "r"))
+            .collect();
+        assert_eq!(per.len(), 2, "{model}: one row per repeat");
+        assert!((per.iter().sum::<f64>() / 2.0 - metrics.num(r, "r")).abs() < 1e-12);
+        checked += 1;
+    }
+    assert!(checked > 0, "no cross-validation metrics");
+    figure_data(probe, "prediction_F1_repeats");
+}
+
+/// QC-FC recomputed from connectome.tsv and each run's published motion: the correlation of every
+/// edge with mean FD (volumes after the non-steady-state ones, the first left out).
+fn check_qcfc(probe: &serde_json::Value, out: &Path) {
+    let lock: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("neurospec.lock")).unwrap()).unwrap();
+    let mut fd = std::collections::BTreeMap::new();
+    for stage in lock["stages"].as_array().unwrap().iter().filter(|s| s["kind"] == "imaging-run") {
+        let subject = stage["id"].as_str().unwrap().trim_start_matches("imaging/sub-").to_string();
+        let report: serde_json::Value = serde_json::from_slice(
+            &std::fs::read(out.join(stage["outputs"]["report"]["path"].as_str().unwrap())).unwrap(),
+        )
+        .unwrap();
+        if report["status"] != "included" {
+            continue;
+        }
+        let motion = Tsv::read(&out.join(stage["outputs"]["motion"]["path"].as_str().unwrap()));
+        let values: Vec<f64> = (1..motion.rows.len())
+            .filter(|&r| motion.rows[r][motion.col("status")] != "non-steady-state")
+            .map(|r| motion.num(r, "framewise_displacement"))
+            .collect();
+        fd.insert(subject, values.iter().sum::<f64>() / values.len() as f64);
+    }
+    let connectome = Tsv::read(&out.join("connectome.tsv"));
+    let rows: Vec<usize> = (0..connectome.rows.len())
+        .filter(|&r| fd.contains_key(connectome.rows[r][0].trim_start_matches("sub-")))
+        .collect();
+    assert_eq!(rows.len(), fd.len(), "every included run's subject is a connectome row");
+    let x: Vec<f64> = rows.iter().map(|&r| fd[connectome.rows[r][0].trim_start_matches("sub-")]).collect();
+    let data = figure_data(probe, "qcfc_histogram");
+    let shown: Vec<(String, f64)> = data["qcfc"]
+        .as_str()
+        .unwrap()
+        .split(';')
+        .map(|e| {
+            let (name, r) = e.rsplit_once(':').unwrap();
+            (name.to_string(), r.parse().unwrap())
+        })
+        .collect();
+    let edges: Vec<&String> = connectome.header.iter().filter(|h| h.starts_with("conn_")).collect();
+    assert_eq!(shown.len(), edges.len(), "one QC-FC value per edge");
+    let mut abs = Vec::new();
+    for (name, r) in &shown {
+        let y: Vec<f64> = rows.iter().map(|&row| connectome.num(row, name)).collect();
+        let n = x.len() as f64;
+        let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+        let sxy: f64 = x.iter().zip(&y).map(|(a, b)| (a - mx) * (b - my)).sum();
+        let sxx: f64 = x.iter().map(|a| (a - mx) * (a - mx)).sum();
+        let syy: f64 = y.iter().map(|b| (b - my) * (b - my)).sum();
+        let expected = sxy / (sxx * syy).sqrt();
+        assert!((r - expected).abs() < 1e-9, "{name}: QC-FC {r} vs recomputed {expected}");
+        abs.push(expected.abs());
+    }
+    abs.sort_by(f64::total_cmp);
+    let m = abs.len() / 2;
+    let median = if abs.len() % 2 == 1 { abs[m] } else { 0.5 * (abs[m - 1] + abs[m]) };
+    assert!((attribute(data, "medianAbsR") - median).abs() < 1e-9, "median |QC-FC|");
+    figure_data(probe, "qcfc_distance");
+    figure_data(probe, "qc_mean_fd");
+}
+
+/// Each region set's slices show every region of the set in its own colour (the figure's PNG is
+/// decoded), and the set's regions are those of the published regions table.
+fn check_region_slices(out: &Path) {
+    use base64::Engine as _;
+    let table = std::fs::read_dir(out.join("figures")).unwrap();
+    let mut checked = 0;
+    for entry in table {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        if !name.starts_with("regions_") {
+            continue;
+        }
+        let svg = std::fs::read_to_string(&path).unwrap();
+        let regions: usize = svg.split("data-regions=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        let png = svg.split("base64,").nth(1).unwrap().split('"').next().unwrap();
+        let (_, _, pixels) = decode_png(&base64::engine::general_purpose::STANDARD.decode(png).unwrap());
+        let mut colours: Vec<[u8; 3]> =
+            pixels.into_iter().filter(|p| ![[255, 255, 255], [30, 30, 30], [110, 110, 110]].contains(p)).collect();
+        colours.sort_unstable();
+        colours.dedup();
+        assert!(regions > 0);
+        assert_eq!(colours.len(), regions, "{name}: {} region colours drawn for {regions} regions", colours.len());
+        checked += 1;
+    }
+    assert!(checked >= 2, "a slice figure per region set");
 }
 
 /// The heatmap cells are the connectome's column means, and the largest is the reddest.
@@ -254,6 +384,9 @@ fn amygdala_wellbeing_report_in_chromium() {
         assert!(probe["sections"].as_array().unwrap().iter().any(|s| s == id), "no section {id}");
     }
     check_heatmap(&probe, &out);
+    check_prediction_null(&probe, &out);
+    check_qcfc(&probe, &out);
+    check_region_slices(&out);
 }
 
 #[test]
@@ -269,6 +402,25 @@ fn ketamine_amygdala_report_in_chromium() {
     let out = dir.path().join("derivatives/ketamine-amygdala");
     let probe = check_in_browser(&bin, &out);
     check_heatmap(&probe, &out);
+    check_region_slices(&out);
+    // The ROC curves' areas are the published AUCs; the circular flag is in the in-sample legend.
+    for name in ["lb_precuneus", "lb_cluster"] {
+        let auc = Tsv::read(&out.join(format!("roc/{name}.tsv")));
+        let data = figure_data(&probe, &format!("roc_{name}_curves"));
+        for r in 0..auc.rows.len() {
+            let key = match auc.rows[r][auc.col("evaluation")].as_str() {
+                "in-sample" => "aucInSample",
+                _ => "aucCrossValidated",
+            };
+            assert!(
+                (attribute(data, key) - auc.num(r, "auc")).abs() < 1e-12,
+                "{name} {key}: {data} vs {}",
+                auc.num(r, "auc")
+            );
+        }
+        let legend = probe["legends"][format!("roc_{name}_curves")].as_str().unwrap();
+        assert!(legend.contains("in-sample") && legend.contains("CIRCULAR"), "{name}: legend {legend}");
+    }
     // The cluster tables show the clusters files' rows, one table per voxelwise analysis.
     let tables = probe["clusters"].as_array().unwrap();
     assert_eq!(tables.len(), 3);

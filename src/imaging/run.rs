@@ -125,6 +125,18 @@ pub struct VolumeCounts {
     pub kept: usize,
 }
 
+/// Each volume's framewise displacement and fate, for quality control.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Motion {
+    /// Framewise displacement per volume (mm; the first volume's `n/a` read as 0), when the
+    /// confounds file has it.
+    pub fd: Option<Vec<f64>>,
+    /// Per volume: dropped as non-steady-state.
+    pub dummy: Vec<bool>,
+    /// Per volume: censored for motion (and not non-steady-state).
+    pub censored: Vec<bool>,
+}
+
 /// A cleaned run.
 pub struct RunOutput {
     pub series: super::extract::TimeSeries,
@@ -134,12 +146,13 @@ pub struct RunOutput {
     /// The confound matrix used (T × n_confounds, row-major).
     pub confounds: Vec<f64>,
     pub n_confounds: usize,
+    pub motion: Motion,
 }
 
 /// A run cleaned, or excluded with its reason.
 pub enum Processed {
     Cleaned(RunOutput),
-    Excluded { counts: VolumeCounts, reason: String },
+    Excluded { counts: VolumeCounts, reason: String, motion: Motion },
 }
 
 /// A run's volumes to drop: (non-steady-state, censored for motion), true = dropped. Motion
@@ -232,6 +245,11 @@ pub fn process_run(
     };
     let keep: Option<Vec<usize>> = (censoring.is_active() || counts.dummy_scans > 0)
         .then(|| (0..t).filter(|&i| !censored[i] && !dummy[i]).collect());
+    let motion = Motion {
+        fd: confounds.as_ref().and_then(|c| c.framewise_displacement().ok()),
+        censored: (0..t).map(|i| censored[i] && !dummy[i]).collect(),
+        dummy,
+    };
     let tr = settings.tr.or(tr_header);
     let what = format!(
         "after dropping {} non-steady-state and censoring {} of {} volumes",
@@ -239,7 +257,7 @@ pub fn process_run(
     );
     if counts.kept < settings.min_volumes.max(1) {
         let reason = format!("fewer than {} volumes ({}) {what}", settings.min_volumes.max(1), counts.kept);
-        return Ok(Processed::Excluded { counts, reason });
+        return Ok(Processed::Excluded { counts, reason, motion });
     }
     if let Some(seconds) = settings.min_clean_seconds {
         let tr = tr.ok_or_else(|| {
@@ -247,7 +265,7 @@ pub fn process_run(
         })?;
         if (counts.kept as f64) * tr < seconds {
             let reason = format!("less than {seconds} s of clean data ({} s) {what}", counts.kept as f64 * tr);
-            return Ok(Processed::Excluded { counts, reason });
+            return Ok(Processed::Excluded { counts, reason, motion });
         }
     }
     let cleaning =
@@ -271,7 +289,7 @@ pub fn process_run(
             )));
         }
     }
-    Ok(Processed::Cleaned(RunOutput { series, counts, keep, n_confounds: columns.len(), confounds: matrix }))
+    Ok(Processed::Cleaned(RunOutput { series, counts, keep, n_confounds: columns.len(), confounds: matrix, motion }))
 }
 
 /// Fisher-z correlation of each seed's cleaned series with the series of each voxel in

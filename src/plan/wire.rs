@@ -156,7 +156,8 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
     b.publish(connectome, "tsv", "connectome.tsv");
     b.publish(connectome, "summary", "imaging_runs.tsv");
     let mut runs = Vec::new();
-    for run in &im.runs {
+    for (index, run) in im.runs.iter().enumerate() {
+        let first_run = index == 0;
         let key = run_key(run);
         // Runs of several sessions pooled into one subject keep their session folder.
         let pooled = im.runs.iter().filter(|r| r.subject == run.subject).count() > 1;
@@ -197,6 +198,13 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
         b.publish(node, "series", format!("{folder}/{}_atlas-regions_timeseries.tsv", run.prefix));
         b.publish(node, "edges", format!("{folder}/{}_atlas-regions_desc-pearson_connectivity.tsv", run.prefix));
         b.publish(node, "report", format!("{folder}/{}_desc-extraction_report.json", run.prefix));
+        b.publish(node, "motion", format!("{folder}/{}_desc-motion_timeseries.tsv", run.prefix));
+        if first_run {
+            // The regions resampled to the BOLD grid, published once (every run computes them,
+            // on its own grid): the first run's, which the report draws and names.
+            b.publish(node, "regions", format!("{folder}/{}_atlas-regions_dseg.tsv", run.prefix));
+            b.publish(node, "labels", format!("{folder}/{}_atlas-regions_dseg.nii.gz", run.prefix));
+        }
         for seed in im.seed_maps.iter().flat_map(|m| &m.0) {
             let map = format!("{folder}/{}_seed-{}_desc-fisherz_map.nii.gz", run.prefix, seed.replace('_', ""));
             b.publish(node, &format!("map:{seed}"), map);
@@ -489,6 +497,8 @@ fn predictions(b: &mut Builder<'_>, analysis: NodeIndex, split: Option<NodeIndex
         b.publish(node, "metrics", format!("prediction/{outcome}_metrics.tsv"));
         b.publish(node, "edges", format!("prediction/{outcome}_edges.tsv"));
         b.publish(node, "predictions", format!("prediction/{outcome}_predictions.tsv"));
+        b.publish(node, "repeats", format!("prediction/{outcome}_repeats.tsv"));
+        b.publish(node, "null", format!("prediction/{outcome}_null.tsv"));
     }
 }
 
@@ -579,6 +589,7 @@ fn rocs(b: &mut Builder<'_>, dataset: NodeIndex, runs: &RunNodes) {
             seed_maps(b, runs, sessions, node);
         }
         b.publish(node, "auc", format!("roc/{}.tsv", roc.name));
+        b.publish(node, "scores", format!("roc/{}_scores.tsv", roc.name));
     }
 }
 

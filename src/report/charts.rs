@@ -18,6 +18,16 @@ pub fn esc(text: &str) -> String {
     text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;")
 }
 
+/// Add `data-*` attributes to the root `<svg>` element, so that a figure carries the numbers it
+/// shows and can be checked against the published tables.
+pub fn annotate(svg: &str, attributes: &[(&str, String)]) -> String {
+    let extra: String = attributes.iter().map(|(k, v)| format!(" {k}=\"{}\"", esc(v))).collect();
+    match svg.find("<svg") {
+        Some(at) => format!("{}<svg{extra}{}", &svg[..at], &svg[at + 4..]),
+        None => svg.to_string(),
+    }
+}
+
 fn finite_range(values: impl Iterator<Item = f64>) -> (f64, f64) {
     let (lo, hi) =
         values.filter(|v| v.is_finite()).fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), v| (a.min(v), b.max(v)));

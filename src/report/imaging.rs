@@ -4,6 +4,7 @@
 
 use super::charts::{self, Axes, esc};
 use super::folder::{Folder, Tsv};
+use super::qcfc;
 use super::slices::{Volume, montage};
 use super::study::{details_table, table_html};
 use super::{Figure, Section};
@@ -34,19 +35,83 @@ fn qc(folder: &Folder) -> Option<Section> {
         let _ = write!(body, "<h3>Excluded runs</h3>{}", table_html(&list, 100, "data"));
     }
     body.push_str(&details_table(&runs, "Every run (imaging_runs.tsv)", 1000));
-    body.push_str(
-        "<p class=\"note\">QC-FC (edge × mean framewise displacement) needs each run's mean FD, which the published run \
-         reports do not hold yet.</p>",
-    );
     let mut axes = Axes::new("Fraction of volumes kept per run", "kept / volumes", "runs");
     axes.x_range = Some((0.0, 1.0001));
     let svg = charts::histogram(&axes, &kept, 20);
-    Some(Section {
-        id: "qc",
-        title: "Imaging QC".into(),
+    let mut figures =
+        vec![Figure { name: "qc_volumes_kept".into(), caption: "Volumes kept after scrubbing".into(), svg }];
+    motion_qc(folder, &mut body, &mut figures);
+    Some(Section { id: "qc", title: "Imaging QC".into(), body, figures })
+}
+
+/// Mean FD per run and QC-FC with its distance dependence, when the runs publish their motion.
+fn motion_qc(folder: &Folder, body: &mut String, figures: &mut Vec<Figure>) {
+    let Some(runs) = qcfc::runs(folder) else { return };
+    let fds: Vec<f64> = runs.iter().filter(|r| r.included).map(|r| r.mean_fd).filter(|v| v.is_finite()).collect();
+    if fds.is_empty() {
+        body.push_str(
+            "<p class=\"note\">The confounds files have no framewise displacement, so there is no QC-FC.</p>",
+        );
+        return;
+    }
+    let _ = write!(
         body,
-        figures: vec![Figure { name: "qc_volumes_kept".into(), caption: "Volumes kept after scrubbing".into(), svg }],
-    })
+        "<h3>Motion</h3><p>Mean framewise displacement of the {} included runs (volumes after the non-steady-state \
+         ones, per-volume values in each run's <code>*_desc-motion_timeseries.tsv</code>): median {:.3} mm, max {:.3} mm.</p>",
+        fds.len(),
+        median(&fds),
+        fds.iter().copied().fold(f64::NEG_INFINITY, f64::max),
+    );
+    let axes = Axes::new("Mean framewise displacement per included run", "mean FD (mm)", "runs");
+    figures.push(Figure {
+        name: "qc_mean_fd".into(),
+        caption: "Mean FD per run".into(),
+        svg: charts::annotate(&charts::histogram(&axes, &fds, 20), &[("data-runs", fds.len().to_string())]),
+    });
+    for group in qcfc::qcfc(folder, &runs) {
+        let suffix = group.session.as_ref().map_or(String::new(), |s| format!("_{s}"));
+        let label = group.session.as_ref().map_or(String::new(), |s| format!(" (session {s})"));
+        let r: Vec<f64> = group.edges.iter().map(|e| e.1).collect();
+        let (median_abs, percent) = (group.median_abs_r(), group.percent_significant());
+        let _ = write!(
+            body,
+            "<p class=\"qcfc\" data-session=\"{}\" data-subjects=\"{}\" data-median-abs-r=\"{median_abs}\" data-percent-p05=\"{percent}\">\
+             QC-FC{label} (Ciric et al. 2017): correlation across {} subjects of each of {} edges with mean FD. \
+             Median |r| = {median_abs:.3}; {percent:.1}% of edges with p &lt; .05 (uncorrected; about 5% expected with no \
+             motion artefact); correlation of QC-FC with edge length r = {:.3}.</p>",
+            esc(group.session.as_deref().unwrap_or("")),
+            group.subjects,
+            group.subjects,
+            group.edges.len(),
+            group.distance_r(),
+        );
+        let listed: Vec<String> = group.edges.iter().map(|e| format!("{}:{}", e.0, e.1)).collect();
+        let title = format!("QC-FC{label}: edge × mean FD, N = {}", group.subjects);
+        let mut axes = Axes::new(&title, "QC-FC r", "edges");
+        axes.vlines = vec![(0.0, String::new())];
+        figures.push(Figure {
+            name: format!("qcfc_histogram{suffix}"),
+            caption: title.clone(),
+            svg: charts::annotate(
+                &charts::histogram(&axes, &r, 30),
+                &[("data-median-abs-r", median_abs.to_string()), ("data-qcfc", listed.join(";"))],
+            ),
+        });
+        let points: Vec<(f64, f64)> = group.edges.iter().filter(|e| e.3.is_finite()).map(|e| (e.3, e.1)).collect();
+        if !points.is_empty() {
+            let title = format!("QC-FC vs edge length{label}");
+            let mut axes = Axes::new(&title, "distance between region centroids (mm)", "QC-FC r");
+            axes.hlines = vec![(0.0, String::new())];
+            figures.push(Figure {
+                name: format!("qcfc_distance{suffix}"),
+                caption: title.clone(),
+                svg: charts::xy(
+                    &axes,
+                    &[charts::Series { name: String::new(), points, color: charts::BLUE, dots: true, dashed: false }],
+                ),
+            });
+        }
+    }
 }
 
 fn median(v: &[f64]) -> f64 {
@@ -86,7 +151,44 @@ fn regions(folder: &Folder) -> Option<Section> {
         );
     }
     body.push_str("</tbody></table>");
-    Some(Section { id: "regions", title: "Regions".into(), body, figures: Vec::new() })
+    let figures = region_figures(folder, &mut body).unwrap_or_default();
+    Some(Section { id: "regions", title: "Regions".into(), body, figures })
+}
+
+/// Orthogonal slices of each region set on the first run's BOLD grid (its published label image).
+fn region_figures(folder: &Folder, body: &mut String) -> Option<Vec<Figure>> {
+    let table_file = folder.published("sub-", "_atlas-regions_dseg.tsv").into_iter().next()?;
+    let image_file = table_file.replace(".tsv", ".nii.gz");
+    let table = folder.tsv(&table_file)?;
+    let (header, labels) = crate::imaging::nifti::read_3d(&folder.dir.join(&image_file)).ok()?;
+    let mut sets: Vec<(String, Vec<(usize, String)>)> = Vec::new();
+    for r in 0..table.rows.len() {
+        let set = table.text(r, "set").to_string();
+        let entry = (table.value(r, "label") as usize, table.text(r, "region").to_string());
+        match sets.iter_mut().find(|s| s.0 == set) {
+            Some(s) => s.1.push(entry),
+            None => sets.push((set, vec![entry])),
+        }
+    }
+    let _ = write!(
+        body,
+        "<p>The regions as resampled to the BOLD grid of the first run (<a href=\"{}\">label image</a>, \
+         <a href=\"{}\">labels with centroids</a>); where regions overlap, the later one is drawn.</p>",
+        esc(&image_file),
+        esc(&table_file)
+    );
+    Some(
+        sets.iter()
+            .map(|(set, regions)| {
+                let title = format!("Region set {set} on the BOLD grid");
+                Figure {
+                    name: format!("regions_{set}"),
+                    caption: title.clone(),
+                    svg: super::slices::region_slices(&title, header.shape3(), &labels, regions),
+                }
+            })
+            .collect(),
+    )
 }
 
 /// Group-mean matrix per session: (session, seeds, targets, values).
@@ -206,6 +308,25 @@ fn group(folder: &Folder) -> Result<Option<Section>> {
                     esc(&name)
                 );
             }
+        }
+        if summary.get("min_voxel_tfce_p_fwe").is_some() {
+            let _ = write!(
+                body,
+                "<p>TFCE: smallest voxel p_FWE {} (max-TFCE over the permutations; 95th percentile of the null {}). Maps: \
+                 <a href=\"group/{2}_stat-tfce.nii.gz\">TFCE</a>, <a href=\"group/{2}_stat-tfcepfwe.nii.gz\">TFCE p_FWE</a>.</p>",
+                summary["min_voxel_tfce_p_fwe"],
+                summary["max_tfce_null_95"],
+                esc(&name),
+            );
+        }
+        if let Some(components) = folder.tsv(&format!("group/{name}_components.tsv")) {
+            let _ = write!(
+                body,
+                "<p>Network-based statistic: {} component(s) of supra-threshold edges (FWE p from the largest component \
+                 under permutation):</p>{}",
+                components.rows.len(),
+                table_html(&components, 20, "data components")
+            );
         }
         if let Some(edges) = folder.tsv(&format!("group/{name}_edges.tsv")) {
             let mut order: Vec<usize> = (0..edges.rows.len()).collect();

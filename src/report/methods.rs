@@ -17,7 +17,7 @@ pub struct Paragraph {
     pub cites: Vec<&'static str>,
 }
 
-pub const REFERENCES: [(&str, &str); 14] = [
+pub const REFERENCES: [(&str, &str); 18] = [
     (
         "freedman-lane",
         "Freedman D, Lane D (1983). A nonstochastic interpretation of reported significance levels. J Bus Econ Stat 1:292–298.",
@@ -66,6 +66,22 @@ pub const REFERENCES: [(&str, &str); 14] = [
     (
         "nilearn",
         "Abraham A, Pedregosa F, Eickenberg M, et al. (2014). Machine learning for neuroimaging with scikit-learn. Front Neuroinform 8:14.",
+    ),
+    (
+        "winkler-blocks",
+        "Winkler AM, Webster MA, Vidaurre D, Nichols TE, Smith SM (2015). Multi-level block permutation. NeuroImage 123:253–268.",
+    ),
+    (
+        "tfce",
+        "Smith SM, Nichols TE (2009). Threshold-free cluster enhancement: addressing problems of smoothing, threshold dependence and localisation in cluster inference. NeuroImage 44:83–98.",
+    ),
+    (
+        "nbs",
+        "Zalesky A, Fornito A, Bullmore ET (2010). Network-based statistic: identifying differences in brain networks. NeuroImage 53:1197–1207.",
+    ),
+    (
+        "esteban",
+        "Esteban O, Markiewicz CJ, Blair RW, et al. (2019). fMRIPrep: a robust preprocessing pipeline for functional MRI. Nat Methods 16:111–116.",
     ),
     (
         "ciric",
@@ -146,7 +162,37 @@ fn imaging(folder: &Folder) -> Option<Paragraph> {
         if p["fisher_z"] == true { ", Fisher z-transformed" } else { "" },
         p["edges"].as_array().map_or(0, Vec::len),
     );
-    Some(Paragraph { title: "Imaging", text, cites: vec!["nilearn", "power", "satterthwaite"] })
+    if let Some(c) = folder.params_of("connectome") {
+        let averaged = c["runs"].as_object().map_or(0, |m| m.len());
+        if averaged > 0 {
+            let _ = write!(
+                text,
+                " {averaged} subjects{} had several usable runs; their edges were averaged as the mean Fisher z over runs.",
+                if c["sessions"].as_array().is_some_and(|s| !s.is_empty()) { " (or sessions)" } else { "" }
+            );
+        }
+    }
+    let _ = write!(
+        text,
+        " Confounds were read from fMRIPrep's confounds files (column names of every fMRIPrep generation{}).",
+        match n(&d["strategy"]).to_lowercase().as_str() {
+            preset @ ("simple" | "scrubbing" | "compcor") => format!(
+                "; the `{preset}` preset selects its columns{} as nilearn's load_confounds_strategy does",
+                if preset == "scrubbing" { " and its censoring" } else { "" }
+            ),
+            _ => String::new(),
+        }
+    );
+    let mut cites = vec!["esteban", "nilearn", "power", "satterthwaite"];
+    if !folder.published("sub-", "_desc-motion_timeseries.tsv").is_empty() {
+        text.push_str(
+            " Motion was summarised per run as the mean framewise displacement after the non-steady-state volumes; QC-FC \
+             (the correlation across subjects of each edge with mean FD) and its dependence on the distance between region \
+             centroids are reported as a benchmark of the denoising.",
+        );
+        cites.push("ciric");
+    }
+    Some(Paragraph { title: "Imaging", text, cites })
 }
 
 fn sample(folder: &Folder) -> Option<Paragraph> {
@@ -263,7 +309,51 @@ fn association(folder: &Folder) -> Option<Paragraph> {
         );
     }
     let first = if scheme.to_lowercase().contains("manly") { "manly" } else { "freedman-lane" };
-    Some(Paragraph { title: "Association", text, cites: vec![first, "winkler", "bh", "efron"] })
+    let mut cites = vec![first, "winkler", "bh", "efron"];
+    if blocks(&mut text, &p["blocks"]) {
+        cites.push("winkler-blocks");
+    }
+    categorical(folder, &mut text, "association/");
+    Some(Paragraph { title: "Association", text, cites })
+}
+
+/// Exchangeability blocks of a permutation test (`blocks` parameter: [column, within|whole]),
+/// appended to `text`; whether there were any.
+fn blocks(text: &mut String, blocks: &Value) -> bool {
+    let Some([column, mode]) = blocks.as_array().map(Vec::as_slice) else { return false };
+    let how = if mode == "whole" {
+        "whole blocks (of equal size) were exchanged as units"
+    } else {
+        "subjects were permuted only within their block"
+    };
+    let _ = write!(text, " Permutations respected exchangeability blocks defined by `{}`: {how}.", n(column));
+    true
+}
+
+/// Categorical covariates `C(column)`: treatment coding with the reference level and the number
+/// of subjects per level, from the published `*_covariate_levels.tsv` files under `prefix`.
+fn categorical(folder: &Folder, text: &mut String, prefix: &str) {
+    let Some(file) = folder.published(prefix, "_covariate_levels.tsv").into_iter().next() else { return };
+    let Some(t) = folder.tsv(&file) else { return };
+    let mut terms: Vec<String> = Vec::new();
+    for r in 0..t.rows.len() {
+        let term = t.text(r, "term").to_string();
+        if terms.contains(&term) {
+            continue;
+        }
+        let rows: Vec<usize> = (0..t.rows.len()).filter(|&q| t.text(q, "term") == term).collect();
+        let reference = rows.iter().find(|&&q| t.text(q, "reference") == "yes").map_or("?", |&q| t.text(q, "level"));
+        let levels: Vec<String> =
+            rows.iter().map(|&q| format!("{} (n = {})", t.text(q, "level"), t.text(q, "subjects"))).collect();
+        let _ = write!(
+            text,
+            " The categorical covariate {term} was treatment-coded (one indicator per level, reference level {reference}; \
+             levels in the {} sample: {}).",
+            t.text(rows[0], "sample"),
+            levels.join(", ")
+        );
+        terms.push(term);
+    }
 }
 
 /// A covariate term as written in a formula: `age`, `age²`, `age×sex`.
@@ -334,7 +424,13 @@ fn prediction(folder: &Folder) -> Option<Paragraph> {
         n(&p["permutations"]),
         n(&p["permutation_seed"]),
     );
-    Some(Paragraph { title: "Prediction", text, cites: vec!["shen"] })
+    let mut text = text;
+    let mut cites = vec!["shen"];
+    if blocks(&mut text, &p["blocks"]) {
+        cites.push("winkler-blocks");
+    }
+    categorical(folder, &mut text, "prediction/");
+    Some(Paragraph { title: "Prediction", text, cites })
 }
 
 fn group(folder: &Folder) -> Option<Paragraph> {
@@ -358,12 +454,52 @@ fn group(folder: &Folder) -> Option<Paragraph> {
             )
         })
         .collect();
-    let text = format!(
+    let mut text = format!(
         "Group analyses used the general linear model with permutation inference (sign-flipping for paired designs): {}. \
          Family-wise error was controlled by the maximum statistic (voxel level) and by the maximum cluster extent.",
         parts.join("; ")
     );
-    Some(Paragraph { title: "Group analyses", text, cites: vec!["nichols", "winkler"] })
+    let mut cites = vec!["nichols", "winkler"];
+    for r in &stages {
+        let p = &r.params;
+        if let Some(t) = p["tfce"].as_object() {
+            let _ = write!(
+                text,
+                " In {}, threshold-free cluster enhancement (E = {}, H = {}, {} steps{}) gave a TFCE map whose \
+                 family-wise p came from the maximum TFCE over the same permutations.",
+                n(&p["name"]),
+                n(&t.get("e").cloned().unwrap_or_default()),
+                n(&t.get("h").cloned().unwrap_or_default()),
+                n(&t.get("steps").cloned().unwrap_or_default()),
+                t.get("connectivity").map_or(String::new(), |c| format!(", {}-connectivity", n(c))),
+            );
+            if !cites.contains(&"tfce") {
+                cites.push("tfce");
+            }
+        }
+        if let Some(b) = p["nbs"].as_object() {
+            let threshold = match (b.get("threshold_t").filter(|v| !v.is_null()), b.get("threshold_p")) {
+                (Some(t), _) => format!("|t| ≥ {}", n(t)),
+                (None, Some(p)) => format!("uncorrected p < {}", n(p)),
+                _ => "?".into(),
+            };
+            let _ = write!(
+                text,
+                " In {}, the network-based statistic thresholded the edges at {threshold} and tested each connected \
+                 component by its {} against the permutation distribution of the largest component.",
+                n(&p["name"]),
+                n(&b.get("statistic").cloned().unwrap_or_default()),
+            );
+            if !cites.contains(&"nbs") {
+                cites.push("nbs");
+            }
+        }
+        if blocks(&mut text, &p["blocks"]) && !cites.contains(&"winkler-blocks") {
+            cites.push("winkler-blocks");
+        }
+    }
+    categorical(folder, &mut text, "group/");
+    Some(Paragraph { title: "Group analyses", text, cites })
 }
 
 fn roc(folder: &Folder) -> Option<Paragraph> {

@@ -19,6 +19,7 @@ pub mod folder;
 pub mod imaging;
 pub mod methods;
 pub mod page;
+pub mod qcfc;
 pub mod rocrate;
 pub mod slices;
 pub mod study;

@@ -223,3 +223,145 @@ pub fn montage(title: &str, v: &Volume<'_>) -> String {
     );
     svg
 }
+
+/// A colour per region label (distinct hues, cycling after twelve).
+fn label_colour(label: usize) -> [u8; 3] {
+    const COLOURS: [[u8; 3]; 12] = [
+        [230, 25, 75],
+        [60, 180, 75],
+        [255, 225, 25],
+        [0, 130, 200],
+        [245, 130, 48],
+        [145, 30, 180],
+        [70, 240, 240],
+        [240, 50, 230],
+        [210, 245, 60],
+        [250, 190, 212],
+        [0, 128, 128],
+        [220, 190, 255],
+    ];
+    COLOURS[(label + COLOURS.len() - 1) % COLOURS.len()]
+}
+
+/// One region set drawn as orthogonal slices of the label image (three, or up to six while a
+/// region of the set is in none of them). `labels` is the label
+/// image (flat, i fastest) of `shape`; `set` lists the set's regions (label, name). Each slice is
+/// placed where it shows the most of the set's labels not yet shown by the previous ones, so
+/// that together they show every region they can. Voxels of other sets are dim grey, the rest of
+/// the grid dark. The SVG lists the labels the slices show (`data-labels-shown`).
+pub fn region_slices(title: &str, shape: [usize; 3], labels: &[f64], set: &[(usize, String)]) -> String {
+    let [nx, ny, nz] = shape;
+    let at = |i: usize, j: usize, k: usize| labels[i + nx * (j + ny * k)] as usize;
+    let ours: std::collections::BTreeSet<usize> = set.iter().map(|s| s.0).collect();
+    // (axis, index) of the three slices: the plane that adds the most unseen labels of the set.
+    let mut shown: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    let mut planes = Vec::new();
+    // Axial, coronal, sagittal; then up to three more slices while a region is still unseen.
+    for (step, axis) in [2usize, 1, 0, 2, 1, 0].into_iter().enumerate() {
+        if step >= 3 && shown.len() == ours.len() {
+            break;
+        }
+        let n = shape[axis];
+        let in_plane = |s: usize| -> std::collections::BTreeSet<usize> {
+            let mut out = std::collections::BTreeSet::new();
+            let (a, b) = match axis {
+                0 => (ny, nz),
+                1 => (nx, nz),
+                _ => (nx, ny),
+            };
+            for u in 0..a {
+                for v in 0..b {
+                    let l = match axis {
+                        0 => at(s, u, v),
+                        1 => at(u, s, v),
+                        _ => at(u, v, s),
+                    };
+                    if ours.contains(&l) {
+                        out.insert(l);
+                    }
+                }
+            }
+            out
+        };
+        let best = (0..n)
+            .map(|s| {
+                let labels = in_plane(s);
+                (labels.difference(&shown).count(), labels.len(), s)
+            })
+            .max_by(|a, b| (a.0, a.1).cmp(&(b.0, b.1)).then(b.2.cmp(&a.2)))
+            .map_or(n / 2, |b| b.2);
+        shown.extend(in_plane(best));
+        planes.push((axis, best));
+    }
+    let scale = (160 / nx.max(ny).max(nz)).clamp(1, 8);
+    let dims = |axis: usize| match axis {
+        0 => (ny, nz),
+        1 => (nx, nz),
+        _ => (nx, ny),
+    };
+    let w: usize = planes.iter().map(|&(a, _)| dims(a).0 * scale).sum::<usize>() + 4 * (planes.len() - 1);
+    let h = planes.iter().map(|&(a, _)| dims(a).1 * scale).max().unwrap_or(1);
+    let mut rgb = vec![255u8; w * h * 3];
+    let mut ox = 0;
+    for &(axis, s) in &planes {
+        let (a, b) = dims(axis);
+        for u in 0..a {
+            for v in 0..b {
+                let l = match axis {
+                    0 => at(s, u, v),
+                    1 => at(u, s, v),
+                    _ => at(u, v, s),
+                };
+                let colour = if ours.contains(&l) {
+                    label_colour(l)
+                } else if l != 0 {
+                    [110, 110, 110]
+                } else {
+                    [30, 30, 30]
+                };
+                for dy in 0..scale {
+                    for dx in 0..scale {
+                        let (px, py) = (ox + u * scale + dx, (b - 1 - v) * scale + dy);
+                        rgb[3 * (py * w + px)..3 * (py * w + px) + 3].copy_from_slice(&colour);
+                    }
+                }
+            }
+        }
+        ox += a * scale + 4;
+    }
+    let png = base64::engine::general_purpose::STANDARD.encode(png_rgb(w, h, &rgb));
+    let legend_h = 16 * set.len();
+    let total_h = h + 38 + legend_h;
+    let mut svg = String::new();
+    let _ = write!(
+        svg,
+        "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{total_h}\" viewBox=\"0 0 {width} {total_h}\" \
+         font-family=\"sans-serif\" font-size=\"11\" class=\"regions\" data-regions=\"{}\" data-labels-shown=\"{}\" \
+         data-planes=\"{}\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/><text x=\"4\" y=\"14\" font-size=\"13\">{}</text>\
+         <image x=\"0\" y=\"20\" width=\"{w}\" height=\"{h}\" href=\"data:image/png;base64,{png}\"/>",
+        set.len(),
+        shown.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
+        planes.iter().map(|(a, s)| format!("{}={s}", ["i", "j", "k"][*a])).collect::<Vec<_>>().join(","),
+        esc(title),
+        width = w.max(260),
+    );
+    let _ = write!(
+        svg,
+        "<text x=\"4\" y=\"{}\">slices {}; dark: the BOLD grid, grey: other region sets</text>",
+        h + 34,
+        planes.iter().map(|(a, s)| format!("{}={s}", ["i", "j", "k"][*a])).collect::<Vec<_>>().join(", ")
+    );
+    for (row, (label, name)) in set.iter().enumerate() {
+        let [r, g, b] = label_colour(*label);
+        let y = h + 40 + 16 * row;
+        let _ = write!(
+            svg,
+            "<rect x=\"4\" y=\"{y}\" width=\"12\" height=\"12\" fill=\"rgb({r},{g},{b})\"/><text x=\"20\" y=\"{}\" data-label=\"{label}\">{}{}</text>",
+            y + 10,
+            esc(name),
+            if shown.contains(label) { "" } else { " (not in these slices)" }
+        );
+    }
+    svg.push_str("</svg>");
+    svg
+}

@@ -254,6 +254,7 @@ fn prediction(folder: &Folder) -> Option<Section> {
         let metrics = folder.tsv(file)?;
         let _ = write!(body, "<h3>{}</h3>{}", esc(&outcome), super::figure_marker(&format!("prediction_{outcome}")));
         body.push_str(&details_table(&metrics, &format!("Metrics ({file})"), 20));
+        repeats_and_null(folder, &outcome, &metrics, &mut body, &mut figures);
         let Some(pred) = folder.tsv(&format!("prediction/{outcome}_predictions.tsv")) else { continue };
         let models: Vec<String> = pred.header.iter().skip(3).cloned().collect();
         let held: Vec<usize> = (0..pred.rows.len()).filter(|&r| pred.text(r, "sample") == "held-out").collect();
@@ -281,24 +282,173 @@ fn prediction(folder: &Folder) -> Option<Section> {
             svg: charts::xy(&axes, &series),
         });
     }
-    body.push_str(
-        "<p class=\"note\">The permutation null distribution is summarised by its p value in the metrics table; \
-         the stage does not publish the null draws, so no histogram is drawn.</p>",
-    );
     Some(Section { id: "prediction", title: "Prediction".into(), body, figures })
 }
 
+/// The cross-validated r of each repeat, and each model's permutation null with the observed r.
+fn repeats_and_null(folder: &Folder, outcome: &str, metrics: &Tsv, body: &mut String, figures: &mut Vec<Figure>) {
+    let models: Vec<String> = (0..metrics.rows.len())
+        .filter(|&r| metrics.text(r, "evaluation") == "cross-validation")
+        .map(|r| metrics.text(r, "model").to_string())
+        .collect();
+    let observed = |model: &str| {
+        (0..metrics.rows.len())
+            .find(|&r| metrics.text(r, "evaluation") == "cross-validation" && metrics.text(r, "model") == model)
+            .map_or(f64::NAN, |r| metrics.value(r, "r"))
+    };
+    if let Some(repeats) = folder.tsv(&format!("prediction/{outcome}_repeats.tsv")) {
+        let series: Vec<Series> = models
+            .iter()
+            .enumerate()
+            .map(|(m, model)| Series {
+                name: model.clone(),
+                points: (0..repeats.rows.len())
+                    .filter(|&r| repeats.text(r, "model") == model)
+                    .map(|r| (repeats.value(r, "repeat"), repeats.value(r, "r")))
+                    .collect(),
+                color: PALETTE[m % PALETTE.len()],
+                dots: true,
+                dashed: false,
+            })
+            .collect();
+        let title = format!("{outcome}: cross-validated r per repeat");
+        let axes = Axes::new(&title, "repeat", "r (out-of-fold)");
+        body.push_str(&super::figure_marker(&format!("prediction_{outcome}_repeats")));
+        figures.push(Figure {
+            name: format!("prediction_{outcome}_repeats"),
+            caption: title.clone(),
+            svg: charts::xy(&axes, &series),
+        });
+    }
+    let Some(null) = folder.tsv(&format!("prediction/{outcome}_null.tsv")) else { return };
+    for model in &models {
+        let draws: Vec<f64> =
+            (0..null.rows.len()).filter(|&r| null.text(r, "model") == model).map(|r| null.value(r, "r")).collect();
+        if draws.is_empty() {
+            continue;
+        }
+        let value = observed(model);
+        let at_least = draws.iter().filter(|&&d| d >= value - 1e-10 * value.abs().max(1e-300)).count();
+        let p = (1.0 + at_least as f64) / (1.0 + draws.len() as f64);
+        let title = format!("{outcome}, {model}: permutation null of the cross-validated r");
+        let mut axes = Axes::new(&title, "mean r over repeats", "permutations");
+        axes.vlines = vec![(value, format!("observed r = {value:.3}, p = {p:.3}"))];
+        let name = format!("prediction_{outcome}_{model}_null");
+        body.push_str(&super::figure_marker(&name));
+        figures.push(Figure {
+            name,
+            caption: title.clone(),
+            svg: charts::annotate(
+                &charts::histogram(&axes, &draws, 30),
+                &[
+                    ("data-observed", value.to_string()),
+                    ("data-permutations", draws.len().to_string()),
+                    ("data-p", p.to_string()),
+                ],
+            ),
+        });
+    }
+}
+
+/// ROC curve points (false positive rate, true positive rate) from scores and labels, one point
+/// per distinct threshold (ties move both rates at once), and the area under it (trapezoids;
+/// equal to the Mann–Whitney AUC with ties counted half).
+pub fn roc_curve(scores: &[f64], labels: &[bool]) -> (Vec<(f64, f64)>, f64) {
+    let mut order: Vec<usize> = (0..scores.len()).filter(|&i| scores[i].is_finite()).collect();
+    order.sort_by(|&a, &b| scores[b].total_cmp(&scores[a]));
+    let positives = order.iter().filter(|&&i| labels[i]).count().max(1) as f64;
+    let negatives = order.iter().filter(|&&i| !labels[i]).count().max(1) as f64;
+    let (mut tp, mut fp) = (0.0, 0.0);
+    let mut points = vec![(0.0, 0.0)];
+    let mut area = 0.0;
+    let mut i = 0;
+    while i < order.len() {
+        let threshold = scores[order[i]];
+        while i < order.len() && scores[order[i]] == threshold {
+            if labels[order[i]] {
+                tp += 1.0
+            } else {
+                fp += 1.0
+            }
+            i += 1;
+        }
+        let (x0, y0) = *points.last().expect("starts at the origin");
+        let (x1, y1) = (fp / negatives, tp / positives);
+        area += (x1 - x0) * (y0 + y1) / 2.0;
+        points.push((x1, y1));
+    }
+    (points, area)
+}
+
+fn roc_curves(folder: &Folder, name: &str, t: &Tsv, body: &mut String) -> Option<Figure> {
+    let scores = folder.tsv(&format!("roc/{name}_scores.tsv"))?;
+    let labels: Vec<bool> = (0..scores.rows.len()).map(|r| scores.value(r, "label") == 1.0).collect();
+    let mut series = Vec::new();
+    let mut attributes = Vec::new();
+    for (k, (evaluation, column)) in
+        [("in-sample", "in_sample_score"), ("cross-validated", "cross_validated_score")].into_iter().enumerate()
+    {
+        if !scores.header.iter().any(|h| h == column) {
+            continue;
+        }
+        let values: Vec<f64> = (0..scores.rows.len()).map(|r| scores.value(r, column)).collect();
+        let (points, area) = roc_curve(&values, &labels);
+        let row = (0..t.rows.len()).find(|&r| t.text(r, "evaluation") == evaluation);
+        let (low, high, kind) = match row {
+            Some(r) if t.value(r, "bootstrap_ci_low").is_finite() => {
+                (t.value(r, "bootstrap_ci_low"), t.value(r, "bootstrap_ci_high"), "bootstrap")
+            }
+            Some(r) => (t.value(r, "delong_ci_low"), t.value(r, "delong_ci_high"), "DeLong"),
+            None => (f64::NAN, f64::NAN, ""),
+        };
+        let circular = row.is_some_and(|r| t.text(r, "circular") == "yes");
+        attributes.push((if k == 0 { "data-auc-in-sample" } else { "data-auc-cross-validated" }, area.to_string()));
+        series.push(Series {
+            name: format!(
+                "{evaluation}: AUC {area:.3} [{low:.3}, {high:.3}] ({kind} CI){}",
+                if circular { " — CIRCULAR (optimistic)" } else { "" }
+            ),
+            points,
+            color: if k == 0 { charts::RED } else { charts::BLUE },
+            dots: false,
+            dashed: k == 0 && circular,
+        });
+    }
+    series.push(Series {
+        name: "chance".into(),
+        points: vec![(0.0, 0.0), (1.0, 1.0)],
+        color: charts::GREY,
+        dots: false,
+        dashed: true,
+    });
+    let title = format!("{name}: ROC");
+    let mut axes = Axes::new(&title, "false positive rate", "true positive rate");
+    axes.x_range = Some((0.0, 1.0));
+    axes.y_range = Some((0.0, 1.0));
+    let figure = format!("roc_{name}_curves");
+    body.push_str(&super::figure_marker(&figure));
+    Some(Figure {
+        name: figure,
+        caption: title.clone(),
+        svg: charts::annotate(&charts::xy(&axes, &series), &attributes),
+    })
+}
+
 fn roc(folder: &Folder) -> Option<Section> {
-    let files = folder.published("roc/", ".tsv");
+    let files: Vec<String> =
+        folder.published("roc/", ".tsv").into_iter().filter(|f| !f.ends_with("_scores.tsv")).collect();
     if files.is_empty() {
         return None;
     }
     let mut body = String::new();
     let mut rows = Vec::new();
+    let mut figures = Vec::new();
     for file in &files {
         let name = file.trim_start_matches("roc/").trim_end_matches(".tsv");
         let t = folder.tsv(file)?;
-        let _ = write!(body, "<h3>{}</h3>{}", esc(name), table_html(&t, 10, "data roc"));
+        let _ = write!(body, "<h3>{}</h3>", esc(name));
+        figures.extend(roc_curves(folder, name, &t, &mut body));
+        body.push_str(&table_html(&t, 10, "data roc"));
         for r in 0..t.rows.len() {
             let circular = t.text(r, "circular") == "yes";
             rows.push(ForestRow {
@@ -311,14 +461,10 @@ fn roc(folder: &Folder) -> Option<Section> {
     }
     body.push_str(
         "<p class=\"note\">In-sample AUCs marked circular were computed on the subjects that chose the value; the \
-         cross-validated AUC redoes the choice inside each training fold. ROC curves need the per-subject scores, which \
-         the stage does not publish; the AUCs with their bootstrap CIs are drawn instead.</p>",
+         cross-validated AUC redoes the choice inside each training fold (its curve is drawn from the out-of-fold \
+         scores in <code>roc/NAME_scores.tsv</code>).</p>",
     );
     let svg = charts::forest("AUC with bootstrap CI (0.5 = chance)", "AUC", &rows, 0.5);
-    Some(Section {
-        id: "roc",
-        title: "ROC".into(),
-        body,
-        figures: vec![Figure { name: "roc_auc".into(), caption: "AUCs".into(), svg }],
-    })
+    figures.push(Figure { name: "roc_auc".into(), caption: "AUCs".into(), svg });
+    Some(Section { id: "roc", title: "ROC".into(), body, figures })
 }

@@ -2,25 +2,29 @@
 //! and the connectivity edges the study asks for. Inputs (by path): `bold`, optionally
 //! `confounds`, and the region images. Outputs: `series` (TSV), `edges` (TSV: edge, value;
 //! empty when the run is excluded), `report` (JSON: volumes, non-steady-state volumes dropped, volumes censored, kept, status,
-//! voxel counts), and
-//! with seeds `seedmaps`: each seed's Fisher-z map at the mask's voxels (input `seedmask`, on
+//! voxel counts), `motion` (TSV, per volume: framewise displacement and whether it was kept,
+//! dropped as non-steady-state or censored), `regions` (TSV: each region's label in `labels`, set,
+//! voxel counts and centroid in world mm on the BOLD grid) and `labels` (NIfTI: the resampled
+//! regions as labels on the BOLD grid, a later region overwriting an earlier one where they
+//! overlap), and with seeds `seedmaps`: each seed's Fisher-z map at the mask's voxels (input `seedmask`, on
 //! the BOLD grid), encoded by [`encode_maps`], and each map as a NIfTI image (`map:SEED`;
 //! empty when the run is excluded).
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
 use crate::imaging::connectivity::pearson;
-use crate::imaging::regions::{RegionSources, Resampling};
+use crate::imaging::regions::{Grid, Region, RegionSources, Resampling};
 use crate::imaging::run::{Processed, RunSettings, VolumeCounts, process_run};
 use crate::spec::Denoise;
+use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["bold", "confounds", "seedmask", "region:*"];
 /// Output names this stage writes (`*` ends a family).
-pub const OUTPUTS: &[&str] = &["series", "edges", "report", "seedmaps", "map:*"];
+pub const OUTPUTS: &[&str] = &["series", "edges", "report", "seedmaps", "map:*", "motion", "regions", "labels"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -84,6 +88,64 @@ fn run_report(subject: &str, counts: &VolumeCounts, status: &str, regions: Vec<s
     serde_json::to_vec_pretty(&report).expect("json")
 }
 
+/// Per volume (from 0): framewise displacement (mm; `n/a` without the column) and status.
+fn motion_tsv(motion: &crate::imaging::run::Motion) -> Vec<u8> {
+    let mut table = TsvWriter::new(&["volume", "framewise_displacement", "status"]);
+    for v in 0..motion.dummy.len() {
+        let status = if motion.dummy[v] {
+            "non-steady-state"
+        } else if motion.censored[v] {
+            "censored"
+        } else {
+            "kept"
+        };
+        let fd = motion.fd.as_ref().map_or(f64::NAN, |fd| fd[v]);
+        table.row(&[Cell::Int(v as i64), Cell::Num(fd), Cell::Text(status)]);
+    }
+    table.finish().into_bytes()
+}
+
+/// Per region: its label in the label image (1-based, in extraction order), set, voxels before
+/// and after resampling, and the centroid of its voxels on the BOLD grid in world coordinates (mm).
+fn regions_tsv(regions: &[Region], sets: &[String], grid: &Grid) -> Vec<u8> {
+    let mut table = TsvWriter::new(&["label", "region", "set", "voxels_before", "voxels", "x", "y", "z"]);
+    let (nx, ny) = (grid.shape[0], grid.shape[1]);
+    for (i, r) in regions.iter().enumerate() {
+        let mut sum = [0.0; 3];
+        for &v in &r.voxels {
+            let v = v as usize;
+            let xyz = grid.world(v % nx, v / nx % ny, v / (nx * ny));
+            (0..3).for_each(|c| sum[c] += xyz[c]);
+        }
+        let n = r.voxels.len() as f64;
+        table.row(&[
+            Cell::Int(i as i64 + 1),
+            Cell::Text(&r.name),
+            Cell::Text(&sets[i]),
+            Cell::Int(r.voxels_before as i64),
+            Cell::Int(r.voxels.len() as i64),
+            Cell::Num(sum[0] / n),
+            Cell::Num(sum[1] / n),
+            Cell::Num(sum[2] / n),
+        ]);
+    }
+    table.finish().into_bytes()
+}
+
+/// The regions as one label image on the BOLD grid (NIfTI, gzip): region `i` has label `i + 1`.
+fn label_image(regions: &[Region], grid: &Grid) -> Result<Vec<u8>> {
+    let mut labels = vec![0f32; grid.len()];
+    for (i, r) in regions.iter().enumerate() {
+        for &v in &r.voxels {
+            labels[v as usize] = (i + 1) as f32;
+        }
+    }
+    let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
+    let path = dir.path().join("labels.nii.gz");
+    crate::imaging::nifti::write_f32(&path, &grid.shape, grid.affine, None, &labels)?;
+    std::fs::read(&path).map_err(|e| Error::io(&path, e))
+}
+
 /// The mask's voxels (flat indices) on the BOLD grid.
 pub fn mask_voxels(mask: &std::path::Path, grid: &crate::imaging::regions::Grid) -> Result<Vec<usize>> {
     let (header, values) = crate::imaging::nifti::read_3d(mask)?;
@@ -125,9 +187,16 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let bold = ctx.path("bold")?.to_path_buf();
     let (reader, grid) = crate::imaging::extract::open_bold(&bold)?;
     let mut regions = Vec::new();
-    for (_, sources) in &p.sets {
-        regions.extend(with_paths(sources, ctx)?.build(&grid, &bold, Resampling::Nearest)?);
+    let mut set_of = Vec::new();
+    for (set, sources) in &p.sets {
+        let built = with_paths(sources, ctx)?.build(&grid, &bold, Resampling::Nearest)?;
+        set_of.extend(std::iter::repeat_n(set.clone(), built.len()));
+        regions.extend(built);
     }
+    let region_outputs = [
+        ("regions".to_string(), regions_tsv(&regions, &set_of, &grid)),
+        ("labels".to_string(), label_image(&regions, &grid)?),
+    ];
     let confounds = ctx.paths.get("confounds").cloned();
     let strategy = (!p.denoise.strategy.eq_ignore_ascii_case("none")).then_some(p.denoise.strategy.as_str());
     let settings = RunSettings {
@@ -158,9 +227,10 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e)))?;
     let output = match output {
         Processed::Cleaned(output) => output,
-        Processed::Excluded { counts, reason } => {
+        Processed::Excluded { counts, reason, motion } => {
             let report = run_report(&p.subject, &counts, &format!("excluded: {reason}"), voxel_counts);
             return Ok([
+                ("motion".to_string(), motion_tsv(&motion)),
                 ("series".to_string(), Vec::new()),
                 ("edges".to_string(), b"edge\tvalue\n".to_vec()),
                 ("report".to_string(), report),
@@ -168,6 +238,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             ]
             .into_iter()
             .chain(p.seed_maps.iter().map(|s| (format!("map:{s}"), Vec::new())))
+            .chain(region_outputs)
             .collect());
         }
     };
@@ -231,7 +302,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         ("edges".to_string(), edges.into_bytes()),
         ("report".to_string(), report),
         ("seedmaps".to_string(), seedmaps),
+        ("motion".to_string(), motion_tsv(&output.motion)),
     ]);
     outputs.extend(images);
+    outputs.extend(region_outputs);
     Ok(outputs)
 }

@@ -4,7 +4,9 @@
 //! to the held-out set. Inputs: `dataset`, and `split` when there is one. Outputs: `metrics`
 //! (one row per model and evaluation), `edges` (per feature: CPM selection frequencies, mean
 //! training r, mean ridge weight) and `predictions` (per subject: sample, target, each model's
-//! prediction — out-of-fold means for discovery, the final model's for held-out).
+//! prediction — out-of-fold means for discovery, the final model's for held-out), `repeats` (per
+//! model and repeat of the cross-validation: r, R², MAE) and `null` (per model and permutation:
+//! the mean-over-repeats r of the permuted outcome, whose share ≥ the observed r is `p_r`).
 
 use super::{Context, Outputs};
 use crate::design::{Sample, SplitAssignment};
@@ -13,11 +15,11 @@ use crate::stats::predict::{self, Data, Settings};
 use crate::tables::{Cell, ColumnData, Table, TsvWriter};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "split"];
 /// Output names this stage writes (`*` ends a family).
-pub const OUTPUTS: &[&str] = &["metrics", "edges", "predictions", "levels"];
+pub const OUTPUTS: &[&str] = &["metrics", "edges", "predictions", "levels", "repeats", "null"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -238,6 +240,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         }
     }
     let mut outputs = Outputs::from([
+        ("repeats".to_string(), repeats_tsv(&p.outcome, &result.models)),
+        ("null".to_string(), null_tsv(&p.outcome, &result.models)),
         ("metrics".to_string(), metrics.finish().into_bytes()),
         ("edges".to_string(), edges.finish().into_bytes()),
         ("predictions".to_string(), predictions.finish().into_bytes()),
@@ -246,4 +250,35 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         outputs.insert("levels".to_string(), super::covariates::levels_tsv(&cv.confounds.levels, cv_sample.name()));
     }
     Ok(outputs)
+}
+
+/// Per model and repeat of the cross-validation: r, R², MAE of that repeat's out-of-fold
+/// predictions (the metrics table holds their means).
+fn repeats_tsv(outcome: &str, models: &[predict::ModelResult]) -> Vec<u8> {
+    let mut table = TsvWriter::new(&["outcome", "model", "repeat", "r", "r2", "mae"]);
+    for m in models {
+        for (i, r) in m.per_repeat.iter().enumerate() {
+            table.row(&[
+                Cell::Text(outcome),
+                Cell::Text(m.model.name()),
+                Cell::Int(i as i64 + 1),
+                Cell::Num(r.r),
+                Cell::Num(r.r2),
+                Cell::Num(r.mae),
+            ]);
+        }
+    }
+    table.finish().into_bytes()
+}
+
+/// Per model and permutation: the mean-over-repeats r with the outcome permuted (the null of the
+/// metrics table's cross-validated `r` and `p_r`).
+fn null_tsv(outcome: &str, models: &[predict::ModelResult]) -> Vec<u8> {
+    let mut table = TsvWriter::new(&["outcome", "model", "permutation", "r"]);
+    for m in models {
+        for (i, r) in m.null_r.iter().enumerate() {
+            table.row(&[Cell::Text(outcome), Cell::Text(m.model.name()), Cell::Int(i as i64 + 1), Cell::Num(*r)]);
+        }
+    }
+    table.finish().into_bytes()
 }

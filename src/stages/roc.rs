@@ -7,7 +7,9 @@
 //! the largest supra-threshold cluster of a voxelwise two-sample analysis (its sign: higher
 //! means positive), found with the same people: circular in-sample, and cross-validated by
 //! refitting that analysis (observed t only) on each training fold. Input: `dataset` (and for
-//! clusters `maps:KEY` and `mask`). Output: `auc` (TSV).
+//! clusters `maps:KEY` and `mask`). Outputs: `auc` (TSV) and `scores` (TSV, per subject: label,
+//! in-sample score, and with cross-validation the out-of-fold score and its fold), from which
+//! the ROC curves are drawn.
 
 use super::{Context, Outputs};
 pub use crate::design::{ClusterChoice, EdgeChoice};
@@ -17,11 +19,11 @@ use crate::stats::voxelwise::Tail;
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "maps:*", "mask"];
 /// Output names this stage writes (`*` ends a family).
-pub const OUTPUTS: &[&str] = &["auc"];
+pub const OUTPUTS: &[&str] = &["auc", "scores"];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -197,6 +199,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         Cell::Text(if in_sample.circular { "yes" } else { "no" }),
         Cell::Text(&note),
     ]);
+    let mut out_of_fold: Option<(Vec<f64>, Vec<usize>)> = None;
     if let Some(choice) = &p.selected_by {
         use crate::stats::voxelwise::{self, Covariates, Design, Settings};
         let columns: Vec<&[f64]> = choice.candidates.iter().map(|c| dataset.numeric(c)).collect::<Result<_>>()?;
@@ -233,6 +236,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         })
         .map_err(fail)?;
         let note = format!("{}-fold: each training fold re-chose the edge by `{}`'s test", p.folds, choice.group);
+        out_of_fold = Some((cv.scores.clone(), cv.fold.clone()));
         cross_validated_row(&mut table, &p, value, &labels, in_sample.positives, &cv, &note, &exchange)
             .map_err(fail)?;
     }
@@ -246,10 +250,36 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             "{}-fold: each training fold refitted `{}` and scored its test subjects in its own largest cluster",
             p.folds, scorer.choice.group
         );
+        out_of_fold = Some((cv.scores.clone(), cv.fold.clone()));
         cross_validated_row(&mut table, &p, value, &labels, in_sample.positives, &cv, &note, &exchange)
             .map_err(fail)?;
     }
-    Ok(Outputs::from([("auc".to_string(), table.finish().into_bytes())]))
+    let ids: Vec<&str> = rows.iter().map(|&r| dataset.ids[r].as_str()).collect();
+    let scores_tsv = scores_table(&ids, &labels, &scores, out_of_fold.as_ref());
+    Ok(Outputs::from([("auc".to_string(), table.finish().into_bytes()), ("scores".to_string(), scores_tsv)]))
+}
+
+/// Per subject: the label, the in-sample score and (with cross-validation) the out-of-fold score
+/// and the fold (from 1) that scored it.
+fn scores_table(
+    ids: &[&str],
+    labels: &[bool],
+    scores: &[f64],
+    out_of_fold: Option<&(Vec<f64>, Vec<usize>)>,
+) -> Vec<u8> {
+    let mut header = vec!["subject", "label", "in_sample_score"];
+    if out_of_fold.is_some() {
+        header.extend(["cross_validated_score", "fold"]);
+    }
+    let mut table = TsvWriter::new(&header);
+    for (i, id) in ids.iter().enumerate() {
+        let mut cells = vec![Cell::Text(id), Cell::Int(i64::from(labels[i])), Cell::Num(scores[i])];
+        if let Some((cv, fold)) = out_of_fold {
+            cells.extend([Cell::Num(cv[i]), Cell::Int(fold[i] as i64 + 1)]);
+        }
+        table.row(&cells);
+    }
+    table.finish().into_bytes()
 }
 
 /// The cross-validated AUC's row: DeLong CI and a permutation p of the out-of-fold scores.
