@@ -149,7 +149,7 @@ pub fn extract_fmriprep(
 /// The `atlas-` label of an atlas file: a TemplateFlow name's `atlas-` and `desc-` values
 /// (`tpl-MNI152NLin2009cAsym_res-01_atlas-Schaefer2018_desc-100Parcels7Networks_dseg.nii.gz` →
 /// `Schaefer2018100Parcels7Networks`, as giga_connectome names it), else the file's stem as a
-/// BIDS label; a generic stem (`atlas`, `labels`, `dseg`) takes its folder's name instead.
+/// BIDS label; a generic stem (`atlas`, `dseg`, `parcellation`) takes its folder's name instead.
 pub fn atlas_label(path: &Path) -> String {
     let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
     let stem = name.split('.').next().unwrap_or_default();
@@ -158,7 +158,7 @@ pub fn atlas_label(path: &Path) -> String {
         return crate::design::bids_label([atlas, entity("desc").unwrap_or_default()]);
     }
     let label = crate::design::bids_label([stem]);
-    if ["", "atlas", "labels", "dseg", "parcellation"].contains(&label.to_ascii_lowercase().as_str()) {
+    if ["", "atlas", "dseg", "parcellation"].contains(&label.to_ascii_lowercase().as_str()) {
         let folder = path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string());
         let folder = crate::design::bids_label([folder.as_deref().unwrap_or_default()]);
         return if folder.is_empty() { "custom".to_string() } else { folder };

@@ -206,8 +206,7 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
         b.publish(node, "relmat_json", format!("{stem}_meas-pearsoncorrelation_relmat.json"));
         b.publish(node, "report", format!("{folder}/{}{space}_desc-extraction_report.json", run.prefix));
         for seed in im.seed_maps.iter().flat_map(|m| &m.0) {
-            let label = crate::design::bids_label([seed.as_str()]);
-            let map = format!("{folder}/{}{space}_seed-{label}_desc-fisherz_map.nii.gz", run.prefix);
+            let map = format!("{folder}/{}{space}_seed-{}_desc-fisherz_map.nii.gz", run.prefix, seed.replace('_', ""));
             b.publish(node, &format!("map:{seed}"), map);
         }
         b.wire(node, "edges", connectome, format!("edges:{key}"));
