@@ -10,7 +10,8 @@ use common::*;
 
 #[test]
 fn the_parser_rejects_what_bids_forbids() {
-    let name = parse("sub-01_ses-1_task-rest_run-2_space-MNI_atlas-Schaefer_meas-pearsoncorrelation_relmat.tsv").unwrap();
+    let name =
+        parse("sub-01_ses-1_task-rest_run-2_space-MNI_atlas-Schaefer_meas-pearsoncorrelation_relmat.tsv").unwrap();
     let keys: Vec<&str> = name.entities.iter().map(|(k, _)| k.as_str()).collect();
     assert_eq!(keys, ["sub", "ses", "task", "run", "space", "atlas", "meas"]);
     assert_eq!((name.suffix.as_str(), name.extension.as_str()), ("relmat", "tsv"));
@@ -26,7 +27,11 @@ fn every_published_table_of_the_embedded_study_has_a_column_dictionary() {
     let dir = tempfile::tempdir().unwrap();
     embedded_study(
         dir.path(),
-        &[("subjects = 25000", "subjects = 3000"), ("permutations = 5000", "permutations = 49"), ("bootstrap = 1000", "bootstrap = 49")],
+        &[
+            ("subjects = 25000", "subjects = 3000"),
+            ("permutations = 5000", "permutations = 49"),
+            ("bootstrap = 1000", "bootstrap = 49"),
+        ],
     );
     run_json(dir.path(), "study.toml", &[]);
     let out = dir.path().join("derivatives/ukb-symptoms");

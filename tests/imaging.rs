@@ -430,8 +430,10 @@ fn fmriprep_folders_are_discovered_and_written_bids_style() {
         assert!(compare(&out.join(path), &fixture("ts_24P_bandpass.tsv")) <= 1e-5, "{path}");
     }
     assert!(
-        out.join("sub-01/func/sub-01_task-rest_space-MNI152NLin2009cAsym_atlas-labels_meas-pearsoncorrelation_relmat.tsv")
-            .is_file()
+        out.join(
+            "sub-01/func/sub-01_task-rest_space-MNI152NLin2009cAsym_atlas-labels_meas-pearsoncorrelation_relmat.tsv"
+        )
+        .is_file()
     );
     assert!(out.join("dataset_description.json").is_file());
     // Every name parses as BIDS, with sub/ses/task/space/atlas/meas in order.

@@ -117,7 +117,9 @@ fn images_of_one_run_must_be_chosen_and_several_runs_combine_as_mean_fisher_z() 
     let func = derivatives.join("sub-01/func");
     let name = "conn_amygdala_lh__precuneus";
     let run = |r: &str| {
-        let file = format!("sub-01_task-rest_acq-mb4_run-{r}_space-{SPACE}_atlas-nucleiRois_meas-pearsoncorrelation_relmat.tsv");
+        let file = format!(
+            "sub-01_task-rest_acq-mb4_run-{r}_space-{SPACE}_atlas-nucleiRois_meas-pearsoncorrelation_relmat.tsv"
+        );
         relmat(&func.join(file), "amygdala_lh", "precuneus").atanh()
     };
     let (z1, z2) = (run("1"), run("2"));
@@ -250,7 +252,8 @@ fn extract_on_an_fmriprep_folder_chooses_images_by_entity() {
     let chosen = args(&["--entity", "res=2"]);
     assert!(chosen.status.success(), "{}", String::from_utf8_lossy(&chosen.stderr));
     for run in ["1", "2"] {
-        let file = out.join(format!("sub-01/func/sub-01_task-rest_acq-mb4_run-{run}_space-{SPACE}_atlas-labels_timeseries.tsv"));
+        let file = out
+            .join(format!("sub-01/func/sub-01_task-rest_acq-mb4_run-{run}_space-{SPACE}_atlas-labels_timeseries.tsv"));
         assert!(file.is_file(), "{}", file.display());
     }
 }

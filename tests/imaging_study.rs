@@ -219,7 +219,8 @@ fn sessions_are_discovered_and_paired_per_subject() {
     let runs = Tsv::read(&out.join("imaging_runs.tsv"));
     let status = runs.col("status");
     assert!(runs.rows.iter().any(|r| r[0] == "03" && r[status].contains("no usable run")), "{:?}", runs.rows);
-    let series = format!("sub-01/ses-post/func/sub-01_ses-post_task-rest_space-{SPACE}_atlas-nucleiRois_timeseries.tsv");
+    let series =
+        format!("sub-01/ses-post/func/sub-01_ses-post_task-rest_space-{SPACE}_atlas-nucleiRois_timeseries.tsv");
     assert!(out.join(series).is_file());
     common::bids::check_folder(&out, Some(SPACE));
 }

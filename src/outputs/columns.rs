@@ -60,6 +60,8 @@ const SAMPLE: &[(&str, &str)] = &[
 ];
 
 /// (table pattern, column pattern, description); `*` matches any run of characters.
+// One entry a line: the registry reads as a table.
+#[rustfmt::skip]
 const ENTRIES: &[(&str, &str, Column)] = &[
     // Identifiers, wherever they appear.
     ("*", "subject", col("participant", "Participant identifier, as in the input tables (without the `sub-` prefix)")),
@@ -75,6 +77,7 @@ const ENTRIES: &[(&str, &str, Column)] = &[
     ("*_covariate_levels.tsv", "subjects", unit("participants", "Participants at this level in the sample", "participants")),
     // Connectome and imaging runs.
     ("connectome.tsv", "conn_*", unit("connectivity edge", "Connectivity of the edge `conn_A__B` (region A to region B; `__SESSION` appended per session): Pearson correlation of the denoised region series, Fisher z-transformed when the study asks for it, averaged over a participant's runs as mean Fisher z", "Fisher z (or r)")),
+    ("connectome.tsv", "*", col("participant", "Participant identifier, in the study's id column ([study] subject_id) and spelling")),
     ("imaging_runs.tsv", "volumes", unit("volumes", "Volumes in the BOLD image", "volumes")),
     ("imaging_runs.tsv", "dummy_scans", unit("non-steady-state volumes", "Non-steady-state volumes dropped before cleaning", "volumes")),
     ("imaging_runs.tsv", "censored", unit("censored volumes", "Further volumes censored for motion (scrubbing)", "volumes")),

@@ -162,13 +162,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         }
     }
     let tail = p.tail;
-    let (mask, mask_header) = match &p.level {
-        Level::Voxel { .. } => {
-            let (mask, header) = load_coded_mask(ctx)?;
-            (Some(mask), Some(header))
-        }
-        Level::Edges(_) => (None, None),
-    };
+    let (mask, mask_header) = voxel_mask(ctx, &p.level)?;
     if let Some(m) = &mask
         && m.len() != values
     {
@@ -330,6 +324,17 @@ pub fn load_maps(
 /// The mask of a voxelwise analysis (input `mask`).
 pub fn load_mask(ctx: &Context<'_>) -> Result<MaskedGrid> {
     Ok(load_coded_mask(ctx)?.0)
+}
+
+/// A voxelwise analysis' mask and its header; none at region level.
+fn voxel_mask(ctx: &Context<'_>, level: &Level) -> Result<(Option<MaskedGrid>, Option<crate::imaging::nifti::Header>)> {
+    Ok(match level {
+        Level::Voxel { .. } => {
+            let (mask, header) = load_coded_mask(ctx)?;
+            (Some(mask), Some(header))
+        }
+        Level::Edges(_) => (None, None),
+    })
 }
 
 /// The mask and its header (whose xform code the written maps keep).

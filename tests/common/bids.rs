@@ -7,9 +7,36 @@ use std::path::Path;
 
 /// BIDS 1.9 entity order (with BEP017's `meas`); `seed` (not a BIDS entity) sits after `atlas`.
 const ORDER: &[&str] = &[
-    "sub", "ses", "sample", "task", "acq", "ce", "trc", "stain", "rec", "dir", "run", "mod", "echo", "flip", "inv",
-    "mt", "part", "proc", "hemi", "space", "split", "recording", "chunk", "atlas", "roi", "seed", "model", "meas",
-    "stat", "desc",
+    "sub",
+    "ses",
+    "sample",
+    "task",
+    "acq",
+    "ce",
+    "trc",
+    "stain",
+    "rec",
+    "dir",
+    "run",
+    "mod",
+    "echo",
+    "flip",
+    "inv",
+    "mt",
+    "part",
+    "proc",
+    "hemi",
+    "space",
+    "split",
+    "recording",
+    "chunk",
+    "atlas",
+    "roi",
+    "seed",
+    "model",
+    "meas",
+    "stat",
+    "desc",
 ];
 
 /// A file name split into BIDS entities, suffix and extension.
@@ -148,7 +175,8 @@ pub fn check_connectivity(dir: &Path) -> usize {
         }
         let kept = json["NumberOfVolumesKept"].as_u64().unwrap();
         let volumes = json["NumberOfVolumes"].as_u64().unwrap();
-        let dropped = json["DummyVolumes"].as_array().unwrap().len() + json["CensoredVolumes"].as_array().unwrap().len();
+        let dropped =
+            json["DummyVolumes"].as_array().unwrap().len() + json["CensoredVolumes"].as_array().unwrap().len();
         assert_eq!(kept + dropped as u64, volumes, "{rel}: kept + dropped ≠ volumes");
         let rows: Vec<Vec<&str>> = text.lines().map(|l| l.split('\t').collect()).collect();
         let names = &rows[0][1..];
