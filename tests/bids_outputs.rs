@@ -29,8 +29,8 @@ fn every_published_table_of_the_embedded_study_has_a_column_dictionary() {
         dir.path(),
         &[
             ("subjects = 25000", "subjects = 3000"),
-            ("permutations = 5000", "permutations = 49"),
-            ("bootstrap = 1000", "bootstrap = 49"),
+            ("permutations = 5000", "permutations = 99"),
+            ("bootstrap = 1000", "bootstrap = 100"),
         ],
     );
     run_json(dir.path(), "study.toml", &[]);
