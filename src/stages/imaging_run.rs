@@ -120,7 +120,7 @@ impl Sidecar<'_> {
                 "LowPass": d.band.map(|b| b[1]).filter(|v| v.is_finite() && *v > 0.0),
                 "Detrend": d.detrend,
                 "Standardize": d.standardize,
-                "DummyScans": serde_json::to_value(&d.dummy_scans).unwrap_or(serde_json::Value::Null),
+                "DummyScans": serde_json::to_value(d.dummy_scans).unwrap_or(serde_json::Value::Null),
                 "FDThreshold": d.fd_threshold,
                 "StdDVARSThreshold": d.std_dvars_threshold,
                 "MotionOutliers": d.motion_outliers,
