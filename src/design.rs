@@ -268,3 +268,36 @@ mod resource_tests {
         assert_eq!(slurm_time(93_784), "1-02:03:04");
     }
 }
+
+/// A BIDS label (letters and digits only) made of words: the first word as written, each later
+/// word capitalised (`["nuclei", "rois"]` → `nucleiRois`, `["amygdala_nuclei"]` →
+/// `amygdalaNuclei`); anything not a letter or digit separates words. Output file names use it
+/// for the `atlas-` entity, named after the study's region sets.
+pub fn bids_label<'a>(words: impl IntoIterator<Item = &'a str>) -> String {
+    let mut label = String::new();
+    for word in words.into_iter().flat_map(|w| w.split(|c: char| !c.is_ascii_alphanumeric())) {
+        let mut chars = word.chars();
+        if let Some(first) = chars.next() {
+            if label.is_empty() {
+                label.push(first);
+            } else {
+                label.push(first.to_ascii_uppercase());
+            }
+            label.extend(chars);
+        }
+    }
+    label
+}
+
+#[cfg(test)]
+mod label_tests {
+    use super::bids_label;
+
+    #[test]
+    fn labels_keep_only_letters_and_digits() {
+        assert_eq!(bids_label(["nuclei", "rois"]), "nucleiRois");
+        assert_eq!(bids_label(["amygdala_nuclei", "dmn-7"]), "amygdalaNucleiDmn7");
+        assert_eq!(bids_label(["Schaefer2018"]), "Schaefer2018");
+        assert_eq!(bids_label(["__"]), "");
+    }
+}

@@ -4,8 +4,11 @@
 //! folder (`derivatives/<study>/` by default) that replaces the previous one as a whole (see
 //! [`folder`]: staged beside it, every object verified by hash, swapped in atomically; a folder
 //! that already holds exactly this run is left untouched). Beside the outputs:
-//! `dataset_description.json` (BIDS derivatives, with `GeneratedBy` naming neurospec, its version
-//! and the study file's hash), `provenance/<stage>.json` (the record of every stage instance), and
+//! `dataset_description.json` (BIDS derivatives: `GeneratedBy` names neurospec, its version, its
+//! code URL and, namespaced under it, the study file's hash; `SourceDatasets` lists the input
+//! data folders as written in the study), a JSON sidecar beside every published TSV that has
+//! none of its own, describing each column from one registry ([`columns`]),
+//! `provenance/<stage>.json` (the record of every stage instance), and
 //! `neurospec.lock`, which lists every stage's fingerprint and output hashes and is written last.
 //! Nothing is published when a run fails, and the folder is only ever swapped whole, so it always
 //! holds the results of one complete run: files put into it by hand are not carried over, and a
@@ -20,6 +23,7 @@ use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::{Path, PathBuf};
 
+pub mod columns;
 mod folder;
 
 pub const LOCK_FILE: &str = "neurospec.lock";
@@ -62,7 +66,7 @@ enum Content {
 }
 
 /// Every file of the output folder of this run, in writing order (the lock file last).
-fn contents(plan: &Plan, report: &RunReport) -> Result<Vec<(String, Content)>> {
+fn contents(plan: &Plan, report: &RunReport, store: &Store) -> Result<Vec<(String, Content)>> {
     let mut files = Vec::new();
     let mut stages = Vec::new();
     for &i in &plan.order {
@@ -86,16 +90,22 @@ fn contents(plan: &Plan, report: &RunReport) -> Result<Vec<(String, Content)>> {
             outputs,
         });
     }
+    files.extend(column_sidecars(&files, store)?);
+    let mut generated_by = serde_json::json!({
+        "Name": "neurospec",
+        "Version": env!("CARGO_PKG_VERSION"),
+        "Description": "neurospec run of one study file",
+        "neurospec": { "StudyHash": format!("blake3:{}", plan.study_hash) },
+    });
+    if !CODE_URL.is_empty() {
+        generated_by["CodeURL"] = CODE_URL.into();
+    }
     let description = serde_json::json!({
         "Name": plan.study_name,
         "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
-        "GeneratedBy": [{
-            "Name": "neurospec",
-            "Version": env!("CARGO_PKG_VERSION"),
-            "Description": "neurospec run of one study file",
-            "StudyHash": format!("blake3:{}", plan.study_hash),
-        }],
+        "GeneratedBy": [generated_by],
+        "SourceDatasets": source_datasets(plan),
     });
     let description = serde_json::to_string_pretty(&description).expect("json") + "\n";
     files.push(("dataset_description.json".into(), Content::Bytes(description.into_bytes())));
@@ -108,6 +118,52 @@ fn contents(plan: &Plan, report: &RunReport) -> Result<Vec<(String, Content)>> {
     let lock = serde_json::to_string_pretty(&lock).expect("json") + "\n";
     files.push((LOCK_FILE.into(), Content::Bytes(lock.into_bytes())));
     Ok(files)
+}
+
+/// Where neurospec's code lives (`GeneratedBy.CodeURL`): Cargo.toml's `repository`, omitted
+/// while that is unset.
+const CODE_URL: &str = env!("CARGO_PKG_REPOSITORY");
+
+/// The input data folders of the run, as written in the study (relative to its folder): for a
+/// file inside a BIDS-style dataset, the folder above its `sub-*` folders; otherwise the
+/// file's folder. Sorted, each once.
+fn source_datasets(plan: &Plan) -> Vec<serde_json::Value> {
+    let mut roots = std::collections::BTreeSet::new();
+    for node in plan.graph.node_weights() {
+        for (_, source) in &node.inputs {
+            if let crate::plan::Source::Path { written, .. } | crate::plan::Source::File { written, .. } = source {
+                let root = match written.find("/sub-") {
+                    Some(at) => &written[..at],
+                    None => written.rsplit_once('/').map_or(".", |(dir, _)| dir),
+                };
+                roots.insert(root.to_string());
+            }
+        }
+    }
+    roots.into_iter().map(|url| serde_json::json!({ "URL": url })).collect()
+}
+
+/// A JSON sidecar for every published TSV without one of its own (`x.tsv` → `x.json`),
+/// describing each column of its header from [`columns::describe`].
+fn column_sidecars(files: &[(String, Content)], store: &Store) -> Result<Vec<(String, Content)>> {
+    let mut sidecars = Vec::new();
+    for (rel, content) in files {
+        let (Some(stem), Content::Object(hash)) = (rel.strip_suffix(".tsv"), content) else { continue };
+        let json = format!("{stem}.json");
+        if files.iter().any(|(other, _)| *other == json) {
+            continue;
+        }
+        let bytes = store.get(hash)?;
+        let header = bytes.split(|b| *b == b'\n').next().unwrap_or_default();
+        let header = String::from_utf8_lossy(header);
+        let mut map = serde_json::Map::new();
+        for column in header.split('\t').filter(|c| !c.is_empty()) {
+            map.insert(column.to_string(), columns::describe(rel, column).to_json());
+        }
+        let text = serde_json::to_string_pretty(&serde_json::Value::Object(map)).expect("json") + "\n";
+        sidecars.push((json, Content::Bytes(text.into_bytes())));
+    }
+    Ok(sidecars)
 }
 
 /// Whether `dir` already holds exactly these files with these contents, and (when known) with
@@ -173,7 +229,7 @@ fn holds_exactly(
 /// Publish the run: published outputs, provenance and the lock file replace the output folder
 /// as a whole (see `folder`). A folder that already holds exactly this run is left as it is.
 pub fn publish(plan: &Plan, store: &Store, report: &RunReport, views: Option<&Views<'_>>) -> Result<PathBuf> {
-    let files = contents(plan, report)?;
+    let files = contents(plan, report, store)?;
     let mut publication = folder::Publication::begin(&plan.output_dir)?;
     let owns = |rel: &str| views.is_some_and(|v| (v.owns)(rel));
     if holds_exactly(&plan.output_dir, &files, publication.fresh_modes(), &owns) {

@@ -32,6 +32,7 @@ fn the_study_recovers_the_planted_dimensions_and_edges() {
     let first = run_json(dir.path(), "study.toml", &[]);
     let out = dir.path().join("derivatives/amygdala-wellbeing");
     let truth = dir.path().join("data/amygdala-wellbeing/truth");
+    common::bids::check_folder(&out, Some("MNI152NLin2009cAsym"));
 
     // Parallel analysis picks 4 factors; each matches one planted dimension with congruence ≥ 0.95.
     let fit: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("factors/fit.json")).unwrap()).unwrap();

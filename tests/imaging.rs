@@ -424,13 +424,20 @@ fn fmriprep_folders_are_discovered_and_written_bids_style() {
     );
     // TR came from the JSON sidecar; results equal nilearn's band-passed 24P series.
     for path in [
-        "sub-01/func/sub-01_task-rest_atlas-labels_timeseries.tsv",
-        "sub-02/ses-pre/func/sub-02_ses-pre_task-rest_atlas-labels_timeseries.tsv",
+        "sub-01/func/sub-01_task-rest_space-MNI152NLin2009cAsym_atlas-labels_timeseries.tsv",
+        "sub-02/ses-pre/func/sub-02_ses-pre_task-rest_space-MNI152NLin2009cAsym_atlas-labels_timeseries.tsv",
     ] {
         assert!(compare(&out.join(path), &fixture("ts_24P_bandpass.tsv")) <= 1e-5, "{path}");
     }
-    assert!(out.join("sub-01/func/sub-01_task-rest_atlas-labels_desc-pearson_connectivity.tsv").is_file());
+    assert!(
+        out.join(
+            "sub-01/func/sub-01_task-rest_space-MNI152NLin2009cAsym_atlas-labels_meas-pearsoncorrelation_relmat.tsv"
+        )
+        .is_file()
+    );
     assert!(out.join("dataset_description.json").is_file());
+    // Every name parses as BIDS, with sub/ses/task/space/atlas/meas in order.
+    assert_eq!(common::bids::check_subject_names(&out, "MNI152NLin2009cAsym"), 4);
 }
 
 #[test]

@@ -77,10 +77,11 @@ fn check(dir: &Path, text: &str) -> std::process::Output {
     neurospec(dir, &["check", "study.toml"])
 }
 
-fn edge(path: &Path, name: &str) -> f64 {
+/// Pearson r of regions `a` and `b` in a published BEP017 matrix (first column `region`).
+fn relmat(path: &Path, a: &str, b: &str) -> f64 {
     let t = Tsv::read(path);
-    let row = t.rows.iter().find(|r| r[0] == name).unwrap_or_else(|| panic!("{name} not in {}", path.display()));
-    row[1].parse().unwrap()
+    let row = t.rows.iter().position(|r| r[0] == a).unwrap_or_else(|| panic!("{a} not in {}", path.display()));
+    t.num(row, b)
 }
 
 #[test]
@@ -116,7 +117,10 @@ fn images_of_one_run_must_be_chosen_and_several_runs_combine_as_mean_fisher_z() 
     let func = derivatives.join("sub-01/func");
     let name = "conn_amygdala_lh__precuneus";
     let run = |r: &str| {
-        edge(&func.join(format!("sub-01_task-rest_acq-mb4_run-{r}_atlas-regions_desc-pearson_connectivity.tsv")), name)
+        let file = format!(
+            "sub-01_task-rest_acq-mb4_run-{r}_space-{SPACE}_atlas-nucleiRois_meas-pearsoncorrelation_relmat.tsv"
+        );
+        relmat(&func.join(file), "amygdala_lh", "precuneus").atanh()
     };
     let (z1, z2) = (run("1"), run("2"));
     assert!(z1 != z2);
@@ -248,7 +252,8 @@ fn extract_on_an_fmriprep_folder_chooses_images_by_entity() {
     let chosen = args(&["--entity", "res=2"]);
     assert!(chosen.status.success(), "{}", String::from_utf8_lossy(&chosen.stderr));
     for run in ["1", "2"] {
-        let file = out.join(format!("sub-01/func/sub-01_task-rest_acq-mb4_run-{run}_atlas-labels_timeseries.tsv"));
+        let file = out
+            .join(format!("sub-01/func/sub-01_task-rest_acq-mb4_run-{run}_space-{SPACE}_atlas-labels_timeseries.tsv"));
         assert!(file.is_file(), "{}", file.display());
     }
 }

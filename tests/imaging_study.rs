@@ -117,7 +117,8 @@ fn a_study_extracts_every_subject_and_builds_the_connectome() {
     let runs = Tsv::read(&out.join("imaging_runs.tsv"));
     let status = runs.col("status");
     assert!(runs.rows.iter().any(|r| r[0] == "sub-04" && r[status].contains("no usable run")), "{:?}", runs.rows);
-    assert!(out.join("sub-01/func/sub-01_task-rest_atlas-regions_timeseries.tsv").is_file());
+    assert!(out.join(format!("sub-01/func/sub-01_task-rest_space-{SPACE}_atlas-nucleiRois_timeseries.tsv")).is_file());
+    common::bids::check_folder(&out, Some(SPACE));
 
     // Nothing changed: nothing runs. Editing the denoising reruns the imaging runs.
     assert_eq!(run_json(dir.path(), "study.toml", &[])["executed"], 0);
@@ -218,5 +219,8 @@ fn sessions_are_discovered_and_paired_per_subject() {
     let runs = Tsv::read(&out.join("imaging_runs.tsv"));
     let status = runs.col("status");
     assert!(runs.rows.iter().any(|r| r[0] == "03" && r[status].contains("no usable run")), "{:?}", runs.rows);
-    assert!(out.join("sub-01/ses-post/func/sub-01_ses-post_task-rest_atlas-regions_timeseries.tsv").is_file());
+    let series =
+        format!("sub-01/ses-post/func/sub-01_ses-post_task-rest_space-{SPACE}_atlas-nucleiRois_timeseries.tsv");
+    assert!(out.join(series).is_file());
+    common::bids::check_folder(&out, Some(SPACE));
 }

@@ -17,6 +17,11 @@ fn the_planted_cluster_is_found_at_its_location_with_fwe_control() {
     std::fs::write(dir.path().join("study.toml"), text).unwrap();
     run_json(dir.path(), "study.toml", &[]);
     let out = dir.path().join("derivatives/ketamine-amygdala");
+    common::bids::check_folder(&out, Some("MNI152NLin2009cAsym"));
+    // Group maps keep the mask's xform code (the simulator writes 2, "aligned").
+    let (tmap, _) = neurospec::imaging::nifti::read_3d(&out.join("group/responders_pre_stat-t.nii.gz")).unwrap();
+    let mask = dir.path().join("data/ketamine-response/brain_mask.nii.gz");
+    assert_eq!(tmap.xform_code, neurospec::imaging::nifti::read_3d(&mask).unwrap().0.xform_code);
     let planted = Tsv::read(&dir.path().join("data/ketamine-response/truth/planted.tsv"));
     let planted_voxels: Vec<[usize; 3]> = planted.rows[0][planted.col("voxels_ijk")]
         .split(';')
@@ -59,7 +64,7 @@ fn the_planted_cluster_is_found_at_its_location_with_fwe_control() {
     // Each subject's seed-to-voxel map per session is published as NIfTI on the BOLD grid.
     for session in ["pre", "post"] {
         let map = out.join(format!(
-            "sub-K01/ses-{session}/func/sub-K01_ses-{session}_task-rest_seed-LBleft_desc-fisherz_map.nii.gz"
+            "sub-K01/ses-{session}/func/sub-K01_ses-{session}_task-rest_space-MNI152NLin2009cAsym_seed-LBleft_desc-fisherz_map.nii.gz"
         ));
         let (header, values) = neurospec::imaging::nifti::read_3d(&map).unwrap();
         assert_eq!(header.shape3(), [20, 24, 20]);

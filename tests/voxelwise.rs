@@ -272,9 +272,21 @@ fn planted_cluster_is_found() {
     // The t map as NIfTI: masked values in place, zero elsewhere, the grid's affine.
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("t.nii.gz");
-    write_masked_f32(&path, grid.shape, grid.affine, &mask.voxels, &result.t, 0.0).unwrap();
+    let coding = neurospec::imaging::nifti::Coding {
+        xform_code: 4,
+        intent: neurospec::imaging::nifti::Intent::t(result.df as f64),
+    };
+    write_masked_f32(&path, grid.shape, grid.affine, &mask.voxels, &result.t, 0.0, coding).unwrap();
     let (header, volume) = read_3d(&path).unwrap();
     assert_eq!(header.shape3(), grid.shape);
+    // MNI-152 sform code kept; NIFTI_INTENT_TTEST with the degrees of freedom in intent_p1.
+    assert_eq!(header.xform_code, 4);
+    let mut raw = Vec::new();
+    std::io::Read::read_to_end(&mut flate2::read::GzDecoder::new(std::fs::File::open(&path).unwrap()), &mut raw)
+        .unwrap();
+    assert_eq!(i16::from_le_bytes([raw[68], raw[69]]), 3);
+    assert_eq!(f32::from_le_bytes(raw[56..60].try_into().unwrap()), result.df as f32);
+    assert_eq!(i16::from_le_bytes([raw[254], raw[255]]), 4);
     assert_eq!(header.affine, grid.affine);
     for (v, &flat) in mask.voxels.iter().enumerate() {
         assert_eq!(volume[flat], result.t[v] as f32 as f64);

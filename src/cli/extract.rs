@@ -61,6 +61,10 @@ pub struct ExtractCommand {
     /// Label image (integer labels; 0 = background).
     #[arg(long)]
     pub atlas: Option<PathBuf>,
+    /// With --fmriprep: the `atlas-` label of output names (default: from the atlas file name,
+    /// e.g. TemplateFlow's `atlas-` and `desc-`; letters and digits only).
+    #[arg(long, requires = "fmriprep")]
+    pub atlas_name: Option<String>,
     /// Probabilistic maps: a 4D image with one region per volume (needs --map-names).
     #[arg(long, requires = "map_names")]
     pub maps: Option<PathBuf>,
@@ -161,6 +165,7 @@ pub fn run(command: ExtractCommand) -> Result<()> {
         missing,
         jobs,
         atlas,
+        atlas_name,
         maps,
         map_names,
         map_threshold,
@@ -274,12 +279,11 @@ pub fn run(command: ExtractCommand) -> Result<()> {
     match (manifest, fmriprep) {
         (Some(manifest), _) => extract_batch(&args, &manifest, jobs),
         (None, Some(root)) => {
-            let atlas_name = args
-                .atlas
-                .as_ref()
-                .and_then(|a| a.file_name())
-                .map(|n| n.to_string_lossy().split('.').next().unwrap_or("atlas").to_string())
-                .unwrap_or_else(|| "regions".to_string());
+            let atlas_name = match (&atlas_name, args.atlas.as_ref().or(args.maps.as_ref().map(|m| &m.0))) {
+                (Some(name), _) => crate::design::bids_label([name.as_str()]),
+                (None, Some(file)) => super::extract_batch::atlas_label(file),
+                (None, None) => "custom".to_string(),
+            };
             let select = entities
                 .iter()
                 .map(|e| {
@@ -520,7 +524,8 @@ fn seed_maps(
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
     for (&s, values) in seeds.iter().zip(&maps) {
         let path = dir.join(format!("{}_fisherz.nii.gz", series.names[s]));
-        crate::imaging::nifti::write_masked_f32(&path, grid.shape, grid.affine, &voxels, values, 0.0)?;
+        let coding = crate::imaging::nifti::Coding::like(&reader.header, crate::imaging::nifti::Intent::ESTIMATE);
+        crate::imaging::nifti::write_masked_f32(&path, grid.shape, grid.affine, &voxels, values, 0.0, coding)?;
     }
     Ok(())
 }

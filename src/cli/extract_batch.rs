@@ -56,8 +56,8 @@ fn run_all(runs: &[ExtractArgs], labels: &[String], jobs: usize) -> Result<()> {
 }
 
 /// Every run of `task` in `space` under an fMRIPrep folder, written BIDS-derivatives style:
-/// `OUT/sub-XX/[ses-YY/]func/<entities>_atlas-NAME_timeseries.tsv` (and
-/// `_desc-MEASURE_connectivity.tsv`). A subject without a usable run is an error unless
+/// `OUT/sub-XX/[ses-YY/]func/<entities>_space-SPACE_atlas-NAME_timeseries.tsv` (and BEP017's
+/// `_meas-MEASURE_relmat.tsv`). A subject without a usable run is an error unless
 /// `skip_missing`, in which case it is listed as excluded.
 #[allow(clippy::too_many_arguments)]
 pub fn extract_fmriprep(
@@ -101,9 +101,10 @@ pub fn extract_fmriprep(
     if found.runs.is_empty() {
         return Err(Error::data(format!("{}: no run of task-{task} in space-{space}", root.display())));
     }
+    // BEP017 `meas-` labels.
     let measure = template.connectivity.map(|m| match m {
-        Measure::Pearson => "pearson",
-        Measure::Correlation => "correlation",
+        Measure::Pearson => "pearsoncorrelation",
+        Measure::Correlation => "ledoitwolfcorrelation",
         Measure::Partial => "partialcorrelation",
     });
     let needs_confounds = template.strategy.is_some() || template.censoring.is_active();
@@ -120,13 +121,13 @@ pub fn extract_fmriprep(
             folder = folder.join(format!("ses-{session}"));
         }
         let folder = folder.join("func");
+        let stem = format!("{}_space-{}_atlas-{atlas_name}", run.prefix, run.entity("space").unwrap_or(space));
         runs.push(ExtractArgs {
             bold: run.bold.clone(),
             confounds: if wants_confounds { run.confounds.clone() } else { None },
             tr: template.tr.or(run.tr),
-            out: folder.join(format!("{}_atlas-{atlas_name}_timeseries.tsv", run.prefix)),
-            connectivity_out: measure
-                .map(|m| folder.join(format!("{}_atlas-{atlas_name}_desc-{m}_connectivity.tsv", run.prefix))),
+            out: folder.join(format!("{stem}_timeseries.tsv")),
+            connectivity_out: measure.map(|m| folder.join(format!("{stem}_meas-{m}_relmat.tsv"))),
             ..template.clone()
         });
         labels.push(run.prefix.clone());
@@ -137,9 +138,46 @@ pub fn extract_fmriprep(
         "BIDSVersion": "1.9.0",
         "DatasetType": "derivative",
         "GeneratedBy": [{"Name": "neurospec", "Version": env!("CARGO_PKG_VERSION")}],
+        "SourceDatasets": [{"URL": root.to_string_lossy()}],
     });
     write(
         &out_dir.join("dataset_description.json"),
         &(serde_json::to_string_pretty(&description).expect("json") + "\n"),
     )
+}
+
+/// The `atlas-` label of an atlas file: a TemplateFlow name's `atlas-` and `desc-` values
+/// (`tpl-MNI152NLin2009cAsym_res-01_atlas-Schaefer2018_desc-100Parcels7Networks_dseg.nii.gz` →
+/// `Schaefer2018100Parcels7Networks`, as giga_connectome names it), else the file's stem as a
+/// BIDS label; a generic stem (`atlas`, `dseg`, `parcellation`) takes its folder's name instead.
+pub fn atlas_label(path: &Path) -> String {
+    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let stem = name.split('.').next().unwrap_or_default();
+    let entity = |key: &str| stem.split('_').find_map(|part| part.strip_prefix(key)?.strip_prefix('-'));
+    if let Some(atlas) = entity("atlas") {
+        return crate::design::bids_label([atlas, entity("desc").unwrap_or_default()]);
+    }
+    let label = crate::design::bids_label([stem]);
+    if ["", "atlas", "dseg", "parcellation"].contains(&label.to_ascii_lowercase().as_str()) {
+        let folder = path.parent().and_then(|p| p.file_name()).map(|n| n.to_string_lossy().to_string());
+        let folder = crate::design::bids_label([folder.as_deref().unwrap_or_default()]);
+        return if folder.is_empty() { "custom".to_string() } else { folder };
+    }
+    label
+}
+
+#[cfg(test)]
+mod tests {
+    use super::atlas_label;
+    use std::path::Path;
+
+    #[test]
+    fn atlas_labels_are_clean_bids_labels() {
+        let tf = "tpl-MNI152NLin2009cAsym_res-01_atlas-Schaefer2018_desc-100Parcels7Networks_dseg.nii.gz";
+        assert_eq!(atlas_label(Path::new(tf)), "Schaefer2018100Parcels7Networks");
+        assert_eq!(atlas_label(Path::new("tpl-MNI152NLin6Asym_atlas-HOSPA_res-2_dseg.nii.gz")), "HOSPA");
+        assert_eq!(atlas_label(Path::new("data/amygdala_nuclei/atlas.nii.gz")), "amygdalaNuclei");
+        assert_eq!(atlas_label(Path::new("/x/harvard-oxford_sub.nii.gz")), "harvardOxfordSub");
+        assert_eq!(atlas_label(Path::new("atlas.nii")), "custom");
+    }
 }

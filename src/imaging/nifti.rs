@@ -11,6 +11,9 @@
 //! when `qform_code > 0`, else a plain voxel-size scaling — nibabel's order of preference.
 
 use crate::error::{Error, Result};
+pub use coding::{Coding, Intent};
+
+mod coding;
 use flate2::read::MultiGzDecoder;
 use std::fs::File;
 use std::io::{BufReader, Read};
@@ -72,6 +75,9 @@ pub struct Header {
     pub big_endian: bool,
     /// Time unit code bits of `xyzt_units` (8 s, 16 ms, 24 µs).
     pub time_unit: u8,
+    /// The xform code of the affine used: `sform_code` when positive, else `qform_code`, else 0
+    /// (4 = MNI-152, as fMRIPrep codes template-space images).
+    pub xform_code: i16,
 }
 
 impl Header {
@@ -269,6 +275,7 @@ fn build(
         affine,
         big_endian,
         time_unit: xyzt_units & 0x38,
+        xform_code: if sform_code > 0 { sform_code as i16 } else { qform_code.max(0) as i16 },
     })
 }
 
@@ -427,6 +434,20 @@ pub fn read_3d(path: &Path) -> Result<(Header, Vec<f64>)> {
 /// `dim` has 3 or 4 entries. The affine is written as the sform (sform_code 2, "aligned"),
 /// qform_code 0; `tr` (seconds) goes to pixdim[4].
 pub fn write_f32(path: &Path, dim: &[usize], affine: [[f64; 4]; 3], tr: Option<f64>, data: &[f32]) -> Result<()> {
+    write_f32_coded(path, dim, affine, tr, data, Coding::PLAIN)
+}
+
+/// [`write_f32`] with the affine's xform code and the values' intent given: the affine is the
+/// sform with `coding.xform_code` (qform_code 0), the intent goes to `intent_code`,
+/// `intent_p1` and `intent_name`.
+pub fn write_f32_coded(
+    path: &Path,
+    dim: &[usize],
+    affine: [[f64; 4]; 3],
+    tr: Option<f64>,
+    data: &[f32],
+    coding: Coding,
+) -> Result<()> {
     let mut header = vec![0u8; 352];
     let put_i16 = |h: &mut Vec<u8>, at: usize, v: i16| h[at..at + 2].copy_from_slice(&v.to_le_bytes());
     let put_f32 = |h: &mut Vec<u8>, at: usize, v: f32| h[at..at + 4].copy_from_slice(&v.to_le_bytes());
@@ -449,7 +470,11 @@ pub fn write_f32(path: &Path, dim: &[usize], affine: [[f64; 4]; 3], tr: Option<f
     put_f32(&mut header, 108, 352.0);
     put_f32(&mut header, 112, 1.0);
     header[123] = 2 | if tr.is_some() { 8 } else { 0 }; // mm, seconds
-    put_i16(&mut header, 254, 2);
+    put_f32(&mut header, 56, coding.intent.p1);
+    put_i16(&mut header, 68, coding.intent.code);
+    let name = coding.intent.name.as_bytes();
+    header[328..328 + name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
+    put_i16(&mut header, 254, coding.xform_code);
     for (r, row) in affine.iter().enumerate() {
         for (c, value) in row.iter().enumerate() {
             put_f32(&mut header, 280 + 16 * r + 4 * c, *value as f32);
@@ -474,7 +499,8 @@ pub fn write_f32(path: &Path, dim: &[usize], affine: [[f64; 4]; 3], tr: Option<f
 
 /// Write a map of values at masked voxels as a 3D float32 image: `voxels` are flat indices
 /// (i fastest) into a grid of `shape`, `values` one per masked voxel (a t map, p values);
-/// every other voxel is `fill`. The affine is the data's (BOLD or mask) affine.
+/// every other voxel is `fill`. The affine is the data's (BOLD or mask) affine, coded as
+/// `coding` says.
 pub fn write_masked_f32(
     path: &Path,
     shape: [usize; 3],
@@ -482,6 +508,7 @@ pub fn write_masked_f32(
     voxels: &[usize],
     values: &[f64],
     fill: f32,
+    coding: Coding,
 ) -> Result<()> {
     let len = shape.iter().product::<usize>();
     if voxels.len() != values.len() {
@@ -499,7 +526,7 @@ pub fn write_masked_f32(
         })?;
         *slot = value as f32;
     }
-    write_f32(path, &shape, affine, None, &volume)
+    write_f32_coded(path, &shape, affine, None, &volume, coding)
 }
 
 #[cfg(test)]

@@ -147,6 +147,14 @@ pub struct RunOutput {
     pub confounds: Vec<f64>,
     pub n_confounds: usize,
     pub motion: Motion,
+    /// Names of the confound columns regressed out (the columns of `confounds`).
+    pub regressors: Vec<String>,
+    /// Non-steady-state volumes dropped (0-based indices into the image's volumes).
+    pub dummy_volumes: Vec<usize>,
+    /// Volumes censored for motion (0-based indices into the image's volumes).
+    pub censored_volumes: Vec<usize>,
+    /// Repetition time used (s): the study's, else the image header's.
+    pub tr: Option<f64>,
 }
 
 /// A run cleaned, or excluded with its reason.
@@ -289,7 +297,20 @@ pub fn process_run(
             )));
         }
     }
-    Ok(Processed::Cleaned(RunOutput { series, counts, keep, n_confounds: columns.len(), confounds: matrix, motion }))
+    let dummy_volumes = (0..t).filter(|&i| dummy[i]).collect();
+    let censored_volumes = (0..t).filter(|&i| censored[i] && !dummy[i]).collect();
+    Ok(Processed::Cleaned(RunOutput {
+        series,
+        counts,
+        keep,
+        n_confounds: columns.len(),
+        confounds: matrix,
+        regressors: columns,
+        dummy_volumes,
+        censored_volumes,
+        tr,
+        motion,
+    }))
 }
 
 /// Fisher-z correlation of each seed's cleaned series with the series of each voxel in

@@ -155,6 +155,7 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
     let connectome = b.add("connectome", Kind::Connectome, params, None);
     b.publish(connectome, "tsv", "connectome.tsv");
     b.publish(connectome, "summary", "imaging_runs.tsv");
+    let atlas = crate::design::bids_label(im.sets.iter().map(|(name, _)| name.as_str()));
     let mut runs = Vec::new();
     for (index, run) in im.runs.iter().enumerate() {
         let first_run = index == 0;
@@ -195,18 +196,25 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
         for (input, path, as_written) in &im.region_files {
             b.path(node, input.clone(), path, as_written);
         }
-        b.publish(node, "series", format!("{folder}/{}_atlas-regions_timeseries.tsv", run.prefix));
-        b.publish(node, "edges", format!("{folder}/{}_atlas-regions_desc-pearson_connectivity.tsv", run.prefix));
-        b.publish(node, "report", format!("{folder}/{}_desc-extraction_report.json", run.prefix));
+        // BIDS derivative names: the input's entities, `space-` from the BOLD file, `atlas-`
+        // named after the study's region sets, then `meas-`/`desc-` and the suffix. The edge list
+        // stays internal (the connectome table holds it); BEP017's square matrix is published.
+        let space = run.entity("space").map(|s| format!("_space-{s}")).unwrap_or_default();
+        let stem = format!("{folder}/{}{space}_atlas-{atlas}", run.prefix);
+        b.publish(node, "series", format!("{stem}_timeseries.tsv"));
+        b.publish(node, "series_json", format!("{stem}_timeseries.json"));
+        b.publish(node, "relmat", format!("{stem}_meas-pearsoncorrelation_relmat.tsv"));
+        b.publish(node, "relmat_json", format!("{stem}_meas-pearsoncorrelation_relmat.json"));
+        b.publish(node, "report", format!("{folder}/{}{space}_desc-extraction_report.json", run.prefix));
         b.publish(node, "motion", format!("{folder}/{}_desc-motion_timeseries.tsv", run.prefix));
         if first_run {
             // The regions resampled to the BOLD grid, published once (every run computes them,
             // on its own grid): the first run's, which the report draws and names.
-            b.publish(node, "regions", format!("{folder}/{}_atlas-regions_dseg.tsv", run.prefix));
-            b.publish(node, "labels", format!("{folder}/{}_atlas-regions_dseg.nii.gz", run.prefix));
+            b.publish(node, "regions", format!("{stem}_dseg.tsv"));
+            b.publish(node, "labels", format!("{stem}_dseg.nii.gz"));
         }
         for seed in im.seed_maps.iter().flat_map(|m| &m.0) {
-            let map = format!("{folder}/{}_seed-{}_desc-fisherz_map.nii.gz", run.prefix, seed.replace('_', ""));
+            let map = format!("{folder}/{}{space}_seed-{}_desc-fisherz_map.nii.gz", run.prefix, seed.replace('_', ""));
             b.publish(node, &format!("map:{seed}"), map);
         }
         b.wire(node, "edges", connectome, format!("edges:{key}"));

@@ -157,7 +157,7 @@ fn regions(folder: &Folder) -> Option<Section> {
 
 /// Orthogonal slices of each region set on the first run's BOLD grid (its published label image).
 fn region_figures(folder: &Folder, body: &mut String) -> Option<Vec<Figure>> {
-    let table_file = folder.published("sub-", "_atlas-regions_dseg.tsv").into_iter().next()?;
+    let table_file = folder.published("sub-", "_dseg.tsv").into_iter().next()?;
     let image_file = table_file.replace(".tsv", ".nii.gz");
     let table = folder.tsv(&table_file)?;
     let (header, labels) = crate::imaging::nifti::read_3d(&folder.dir.join(&image_file)).ok()?;

@@ -1,7 +1,7 @@
 //! Motion QC and QC-FC (Ciric et al. 2017), computed from published files: each run's
 //! framewise displacement per volume (`*_desc-motion_timeseries.tsv`), its status
-//! (`*_desc-extraction_report.json`), its edges (`*_desc-pearson_connectivity.tsv`) and the region
-//! centroids (`*_atlas-regions_dseg.tsv`). A run's mean FD is the mean over its volumes after the
+//! (`*_desc-extraction_report.json`), its edges (`connectome.tsv`) and the region
+//! centroids (`*_dseg.tsv`). A run's mean FD is the mean over its volumes after the
 //! non-steady-state ones, the first volume (FD undefined) left out. Per subject (and per session
 //! when the study declares sessions), the included runs' mean FDs and edge values are averaged;
 //! QC-FC of an edge is the Pearson correlation across subjects of its value with mean FD, with a
@@ -99,7 +99,7 @@ pub fn runs(folder: &Folder) -> Option<Vec<RunQc>> {
 
 /// Region name → centroid (mm), from the published regions table.
 pub fn centroids(folder: &Folder) -> BTreeMap<String, [f64; 3]> {
-    let Some(file) = folder.published("sub-", "_atlas-regions_dseg.tsv").into_iter().next() else {
+    let Some(file) = folder.published("sub-", "_dseg.tsv").into_iter().next() else {
         return BTreeMap::new();
     };
     let Some(t) = folder.tsv(&file) else { return BTreeMap::new() };

@@ -10,6 +10,8 @@
 //! `components` (TSV, `stats::nbs`); both `summary` (JSON) and, with categorical covariates,
 //! `levels` (their coding; see `stages::covariates`). TFCE and NBS read each permutation's
 //! t map through the engine's map-statistic hook, so they use exactly max-T's permutations.
+//! Maps keep the mask's xform code (4 for MNI template spaces) and carry a NIfTI intent: t
+//! (with the degrees of freedom in `intent_p1`), p-value, or estimate (TFCE).
 
 use super::{Context, Outputs};
 pub use crate::design::Level;
@@ -23,7 +25,7 @@ use crate::stats::voxelwise::{
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "maps:*", "mask", "peak_atlas"];
 /// Output names this stage writes (`*` ends a family).
@@ -160,10 +162,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         }
     }
     let tail = p.tail;
-    let mask = match &p.level {
-        Level::Voxel { .. } => Some(load_mask(ctx)?),
-        Level::Edges(_) => None,
-    };
+    let (mask, mask_header) = voxel_mask(ctx, &p.level)?;
     if let Some(m) = &mask
         && m.len() != values
     {
@@ -223,7 +222,10 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     match (&p.level, &mask) {
         (Level::Voxel { name, .. }, Some(mask)) => {
             let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-            let image = |file: &str, values: &[f64], fill: f32| -> Result<Vec<u8>> {
+            // Maps keep the mask's xform code (4 for MNI template spaces) and say what they hold.
+            use crate::imaging::nifti::{Coding, Intent};
+            let header = mask_header.as_ref().expect("a voxelwise analysis has the mask's header");
+            let image = |file: &str, values: &[f64], fill: f32, intent: Intent| -> Result<Vec<u8>> {
                 let path = dir.path().join(file);
                 crate::imaging::nifti::write_masked_f32(
                     &path,
@@ -232,11 +234,12 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
                     &mask.voxels,
                     values,
                     fill,
+                    Coding::like(header, intent),
                 )?;
                 std::fs::read(&path).map_err(|e| Error::io(&path, e))
             };
-            outputs.insert("tmap".into(), image("t.nii.gz", &result.t, 0.0)?);
-            outputs.insert("pfwe".into(), image("pfwe.nii.gz", &result.p_fwe, 1.0)?);
+            outputs.insert("tmap".into(), image("t.nii.gz", &result.t, 0.0, Intent::t(result.df as f64))?);
+            outputs.insert("pfwe".into(), image("pfwe.nii.gz", &result.p_fwe, 1.0, Intent::PVALUE)?);
             let atlas = match ctx.paths.get("peak_atlas") {
                 Some(path) => Some(crate::imaging::nifti::read_3d(path)?.1),
                 None => None,
@@ -257,8 +260,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             summary["min_voxel_p_fwe"] = serde_json::json!(min_p);
             if let Some(tfce) = &tfce {
                 let inferred = tfce.infer(&result.t, &result.null_map_statistic, result.permutations);
-                outputs.insert("tfce".into(), image("tfce.nii.gz", &inferred.map, 0.0)?);
-                outputs.insert("tfcepfwe".into(), image("tfcepfwe.nii.gz", &inferred.p_fwe, 1.0)?);
+                outputs.insert("tfce".into(), image("tfce.nii.gz", &inferred.map, 0.0, Intent::ESTIMATE)?);
+                outputs.insert("tfcepfwe".into(), image("tfcepfwe.nii.gz", &inferred.p_fwe, 1.0, Intent::PVALUE)?);
                 let min_p = inferred.p_fwe.iter().copied().fold(f64::INFINITY, f64::min);
                 summary["min_voxel_tfce_p_fwe"] = serde_json::json!(min_p);
                 summary["max_tfce_null_95"] = serde_json::json!(quantile(&result.null_map_statistic, 0.95));
@@ -320,8 +323,24 @@ pub fn load_maps(
 
 /// The mask of a voxelwise analysis (input `mask`).
 pub fn load_mask(ctx: &Context<'_>) -> Result<MaskedGrid> {
+    Ok(load_coded_mask(ctx)?.0)
+}
+
+/// A voxelwise analysis' mask and its header; none at region level.
+fn voxel_mask(ctx: &Context<'_>, level: &Level) -> Result<(Option<MaskedGrid>, Option<crate::imaging::nifti::Header>)> {
+    Ok(match level {
+        Level::Voxel { .. } => {
+            let (mask, header) = load_coded_mask(ctx)?;
+            (Some(mask), Some(header))
+        }
+        Level::Edges(_) => (None, None),
+    })
+}
+
+/// The mask and its header (whose xform code the written maps keep).
+fn load_coded_mask(ctx: &Context<'_>) -> Result<(MaskedGrid, crate::imaging::nifti::Header)> {
     let (header, values) = crate::imaging::nifti::read_3d(ctx.path("mask")?)?;
-    MaskedGrid::from_mask(crate::imaging::regions::Grid::of(&header), &values)
+    Ok((MaskedGrid::from_mask(crate::imaging::regions::Grid::of(&header), &values)?, header))
 }
 
 fn quantile(values: &[f64], q: f64) -> f64 {

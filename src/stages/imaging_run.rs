@@ -8,23 +8,42 @@
 //! regions as labels on the BOLD grid, a later region overwriting an earlier one where they
 //! overlap), and with seeds `seedmaps`: each seed's Fisher-z map at the mask's voxels (input `seedmask`, on
 //! the BOLD grid), encoded by [`encode_maps`], and each map as a NIfTI image (`map:SEED`;
-//! empty when the run is excluded).
+//! empty when the run is excluded). Published beside the series: `relmat` (BEP017: the square
+//! Pearson correlation matrix of every extracted region, first column `region` naming the row's
+//! region; empty when the run is excluded), and the JSON sidecars `series_json` and
+//! `relmat_json`: repetition time and sampling frequency, the denoising (strategy, regressors,
+//! filter, detrend, standardisation), the non-steady-state and censored volumes (0-based
+//! indices into the image) and how many were kept; the series' sidecar describes each column,
+//! the matrix's carries BEP017's `Measure`, `Weighted`, `Directed`, `ValidDiagonal`,
+//! `StorageFormat`.
 
 use super::{Context, Outputs};
 use crate::error::{Error, Result};
 use crate::imaging::connectivity::pearson;
 use crate::imaging::regions::{Grid, Region, RegionSources, Resampling};
-use crate::imaging::run::{Processed, RunSettings, VolumeCounts, process_run};
+use crate::imaging::run::{Processed, RunOutput, RunSettings, VolumeCounts, process_run};
 use crate::spec::Denoise;
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub const VERSION: u32 = 4;
+pub const VERSION: u32 = 5;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["bold", "confounds", "seedmask", "region:*"];
 /// Output names this stage writes (`*` ends a family).
-pub const OUTPUTS: &[&str] = &["series", "edges", "report", "seedmaps", "map:*", "motion", "regions", "labels"];
+pub const OUTPUTS: &[&str] = &[
+    "series",
+    "edges",
+    "report",
+    "seedmaps",
+    "relmat",
+    "series_json",
+    "relmat_json",
+    "map:*",
+    "motion",
+    "regions",
+    "labels",
+];
 
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Params {
@@ -146,6 +165,81 @@ fn label_image(regions: &[Region], grid: &Grid) -> Result<Vec<u8>> {
     std::fs::read(&path).map_err(|e| Error::io(&path, e))
 }
 
+/// What the JSON sidecars of a run's series and matrix record.
+struct Sidecar<'a> {
+    denoise: &'a Denoise,
+    /// Repetition time (s), when known.
+    tr: Option<f64>,
+    counts: &'a VolumeCounts,
+    status: &'a str,
+}
+
+impl Sidecar<'_> {
+    /// Keys shared by both sidecars (BIDS names; `Denoising` is neurospec's own block).
+    fn common(&self, output: Option<&RunOutput>) -> serde_json::Map<String, serde_json::Value> {
+        let d = self.denoise;
+        let mut map = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            map.insert(k.to_string(), v);
+        };
+        put("RepetitionTime", self.tr.into());
+        put("SamplingFrequency", self.tr.map(|tr| 1.0 / tr).into());
+        put(
+            "Denoising",
+            serde_json::json!({
+                "Strategy": d.strategy,
+                "Regressors": output.map(|o| o.regressors.clone()).unwrap_or_default(),
+                "HighPass": d.band.map(|b| b[0]).filter(|v| *v > 0.0),
+                "LowPass": d.band.map(|b| b[1]).filter(|v| v.is_finite() && *v > 0.0),
+                "Detrend": d.detrend,
+                "Standardize": d.standardize,
+                "DummyScans": serde_json::to_value(d.dummy_scans).unwrap_or(serde_json::Value::Null),
+                "FDThreshold": d.fd_threshold,
+                "StdDVARSThreshold": d.std_dvars_threshold,
+                "MotionOutliers": d.motion_outliers,
+                "MinSegment": d.min_segment,
+            }),
+        );
+        put("NumberOfVolumes", self.counts.volumes.into());
+        put("DummyVolumes", output.map(|o| o.dummy_volumes.clone()).unwrap_or_default().into());
+        put("CensoredVolumes", output.map(|o| o.censored_volumes.clone()).unwrap_or_default().into());
+        put("NumberOfVolumesKept", self.counts.kept.into());
+        put("Status", self.status.into());
+        map
+    }
+
+    fn series(&self, output: Option<&RunOutput>, names: &[String]) -> Vec<u8> {
+        let mut map = self.common(output);
+        for name in names {
+            map.insert(
+                name.clone(),
+                serde_json::json!({
+                    "LongName": name,
+                    "Description": format!("Mean BOLD signal of region `{name}` in each kept volume, after denoising"),
+                    "Units": if self.denoise.standardize { "z" } else { "arbitrary" },
+                }),
+            );
+        }
+        serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("json")
+    }
+
+    fn relmat(&self, output: Option<&RunOutput>) -> Vec<u8> {
+        let mut map = self.common(output);
+        let bep017 = serde_json::json!({
+            "Measure": "Pearson correlation",
+            "MeasureDescription": "Pearson correlation coefficient of two regions' denoised mean BOLD series over the kept volumes",
+            "Weighted": true,
+            "Directed": false,
+            "ValidDiagonal": true,
+            "StorageFormat": "Full",
+        });
+        if let serde_json::Value::Object(keys) = bep017 {
+            map.extend(keys);
+        }
+        serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("json")
+    }
+}
+
 /// The mask's voxels (flat indices) on the BOLD grid.
 pub fn mask_voxels(mask: &std::path::Path, grid: &crate::imaging::regions::Grid) -> Result<Vec<usize>> {
     let (header, values) = crate::imaging::nifti::read_3d(mask)?;
@@ -217,6 +311,8 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         min_clean_seconds: p.denoise.min_clean_seconds,
     };
     let volumes_tr = reader.header.tr_seconds();
+    // Seed maps keep the BOLD image's xform code (4 for MNI template spaces) and are estimates.
+    let map_coding = crate::imaging::nifti::Coding::like(&reader.header, crate::imaging::nifti::Intent::ESTIMATE);
     let voxel_counts: Vec<serde_json::Value> = regions
         .iter()
         .map(
@@ -228,13 +324,18 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let output = match output {
         Processed::Cleaned(output) => output,
         Processed::Excluded { counts, reason, motion } => {
-            let report = run_report(&p.subject, &counts, &format!("excluded: {reason}"), voxel_counts);
+            let status = format!("excluded: {reason}");
+            let report = run_report(&p.subject, &counts, &status, voxel_counts);
+            let about = Sidecar { denoise: &p.denoise, tr: p.tr.or(volumes_tr), counts: &counts, status: &status };
             return Ok([
                 ("motion".to_string(), motion_tsv(&motion)),
                 ("series".to_string(), Vec::new()),
                 ("edges".to_string(), b"edge\tvalue\n".to_vec()),
                 ("report".to_string(), report),
                 ("seedmaps".to_string(), Vec::new()),
+                ("relmat".to_string(), Vec::new()),
+                ("series_json".to_string(), about.series(None, &[])),
+                ("relmat_json".to_string(), about.relmat(None)),
             ]
             .into_iter()
             .chain(p.seed_maps.iter().map(|s| (format!("map:{s}"), Vec::new())))
@@ -256,6 +357,10 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         edges.push_str(&format!("{}\t{value}\n", crate::design::edge_column(a, b)));
     }
     let report = run_report(&p.subject, &output.counts, "included", voxel_counts);
+    let about = Sidecar { denoise: &p.denoise, tr: output.tr, counts: &output.counts, status: "included" };
+    let series_json = about.series(Some(&output), &series.names);
+    let relmat_json = about.relmat(Some(&output));
+    let relmat = crate::imaging::connectivity::matrix_tsv(&series.names, &matrix).into_bytes();
     let mut images: Vec<(String, Vec<u8>)> = Vec::new();
     let seedmaps = if p.seed_maps.is_empty() {
         Vec::new()
@@ -292,7 +397,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
         for (name, map) in p.seed_maps.iter().zip(&maps) {
             let path = dir.path().join("map.nii.gz");
-            crate::imaging::nifti::write_masked_f32(&path, grid.shape, grid.affine, &voxels, map, 0.0)?;
+            crate::imaging::nifti::write_masked_f32(&path, grid.shape, grid.affine, &voxels, map, 0.0, map_coding)?;
             images.push((format!("map:{name}"), std::fs::read(&path).map_err(|e| Error::io(&path, e))?));
         }
         encode_maps(&maps)
@@ -303,6 +408,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         ("report".to_string(), report),
         ("seedmaps".to_string(), seedmaps),
         ("motion".to_string(), motion_tsv(&output.motion)),
+        ("relmat".to_string(), relmat),
+        ("series_json".to_string(), series_json),
+        ("relmat_json".to_string(), relmat_json),
     ]);
     outputs.extend(images);
     outputs.extend(region_outputs);

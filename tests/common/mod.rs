@@ -1,6 +1,8 @@
 //! Helpers shared by the integration tests: run the real binary, read result tables.
 #![allow(dead_code)]
 
+pub mod bids;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 

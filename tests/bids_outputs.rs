@@ -1,0 +1,48 @@
+//! BIDS-derivative outputs: the entity parser itself, and the embedded study's folder (every
+//! published table with a sidecar describing each column, `dataset_description.json`). The
+//! imaging studies' names, matrices and sidecars are checked where those studies already run
+//! (`amygdala_study.rs`, `ketamine_study.rs`, and `imaging.rs` for `neurospec extract`).
+
+mod common;
+
+use common::bids::{check_folder, parse};
+use common::*;
+
+#[test]
+fn the_parser_rejects_what_bids_forbids() {
+    let name =
+        parse("sub-01_ses-1_task-rest_run-2_space-MNI_atlas-Schaefer_meas-pearsoncorrelation_relmat.tsv").unwrap();
+    let keys: Vec<&str> = name.entities.iter().map(|(k, _)| k.as_str()).collect();
+    assert_eq!(keys, ["sub", "ses", "task", "run", "space", "atlas", "meas"]);
+    assert_eq!((name.suffix.as_str(), name.extension.as_str()), ("relmat", "tsv"));
+    assert!(parse("sub-01_space-MNI_task-rest_timeseries.tsv").unwrap_err().contains("out of BIDS order"));
+    assert!(parse("sub-01_task-rest_desc-x_atlas-y_timeseries.tsv").unwrap_err().contains("order"));
+    assert!(parse("sub-01_task-rest_atlas-my_atlas_timeseries.tsv").is_err());
+    assert!(parse("sub-01_task-rest_atlas-a.b_timeseries.tsv").is_err());
+    assert!(parse("sub-01_task-rest_colour-red_timeseries.tsv").unwrap_err().contains("unknown entity"));
+}
+
+#[test]
+fn every_published_table_of_the_embedded_study_has_a_column_dictionary() {
+    let dir = tempfile::tempdir().unwrap();
+    embedded_study(
+        dir.path(),
+        &[
+            ("subjects = 25000", "subjects = 3000"),
+            ("permutations = 5000", "permutations = 99"),
+            ("bootstrap = 1000", "bootstrap = 100"),
+        ],
+    );
+    run_json(dir.path(), "study.toml", &[]);
+    let out = dir.path().join("derivatives/ukb-symptoms");
+    check_folder(&out, None);
+    // One sidecar per published table, made from the registry (here: the association table).
+    let sidecar: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("association/discovery.json")).unwrap()).unwrap();
+    assert!(sidecar["q"]["Description"].as_str().unwrap().contains("Benjamini"));
+    assert_eq!(sidecar["significant"]["Levels"]["1"], "true");
+    // Simulated tables are no source dataset; the description lists none.
+    let description: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(out.join("dataset_description.json")).unwrap()).unwrap();
+    assert_eq!(description["SourceDatasets"], serde_json::json!([]));
+}
