@@ -297,8 +297,8 @@ pub fn process_run(
             )));
         }
     }
-    let dummy_volumes = (0..t).filter(|&i| dummy[i]).collect();
-    let censored_volumes = (0..t).filter(|&i| censored[i] && !dummy[i]).collect();
+    let dummy_volumes = (0..t).filter(|&i| motion.dummy[i]).collect();
+    let censored_volumes = (0..t).filter(|&i| motion.censored[i]).collect();
     Ok(Processed::Cleaned(RunOutput {
         series,
         counts,
