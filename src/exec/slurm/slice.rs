@@ -11,8 +11,9 @@
 //! {slice of task 0}{slice of task 1}…{slice of task n-1}                        JSON texts
 //! ```
 //!
-//! Offsets are from the start of the file; a task reads the two offsets at `17 × task`, then its
-//! own byte range: two reads, whatever the size of the plan. One file per array (not per task)
+//! Offsets are from the start of the file (the first one, the length of the offset lines, also
+//! gives the number of tasks); a task reads the first offset, the two at `17 × task`, then its
+//! own byte range: three small reads, whatever the size of the plan. One file per array (not per task)
 //! keeps a submission at one synced write per array.
 
 use super::Folder;
@@ -122,13 +123,20 @@ pub fn read(folder: &Folder, array: usize, task: usize) -> Result<(TaskSlice, u6
     };
     let mut file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
     let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
-    let mut offsets = [0u8; 2 * OFFSET_LINE as usize];
-    file.seek(SeekFrom::Start(OFFSET_LINE * task as u64)).map_err(|e| Error::io(&path, e))?;
-    file.read_exact(&mut offsets).map_err(|_| damaged("is not in the file (no such task?)"))?;
     let offset = |line: &[u8]| -> Option<u64> {
         (line[16] == b'\n').then_some(())?;
         u64::from_str_radix(std::str::from_utf8(&line[..16]).ok()?, 16).ok()
     };
+    // The first offset is the length of the offset lines: it says how many tasks there are.
+    let mut first = [0u8; OFFSET_LINE as usize];
+    file.read_exact(&mut first).map_err(|_| damaged("has no offsets (the file is cut short)"))?;
+    let tasks = offset(&first).ok_or_else(|| damaged("has an unreadable offset"))? / OFFSET_LINE;
+    if task as u64 + 1 >= tasks {
+        return Err(damaged(&format!("is not in the file (it holds {} tasks)", tasks.saturating_sub(1))));
+    }
+    let mut offsets = [0u8; 2 * OFFSET_LINE as usize];
+    file.seek(SeekFrom::Start(OFFSET_LINE * task as u64)).map_err(|e| Error::io(&path, e))?;
+    file.read_exact(&mut offsets).map_err(|_| damaged("is not in the file (the file is cut short)"))?;
     let (Some(start), Some(end)) = (offset(&offsets[..17]), offset(&offsets[17..])) else {
         return Err(damaged("has an unreadable offset"));
     };
@@ -139,5 +147,5 @@ pub fn read(folder: &Folder, array: usize, task: usize) -> Result<(TaskSlice, u6
     file.seek(SeekFrom::Start(start)).map_err(|e| Error::io(&path, e))?;
     file.read_exact(&mut text).map_err(|e| Error::io(&path, e))?;
     let slice = serde_json::from_slice(&text).map_err(|e| damaged(&format!("is unreadable ({e})")))?;
-    Ok((slice, 2 * OFFSET_LINE + text.len() as u64))
+    Ok((slice, 3 * OFFSET_LINE + text.len() as u64))
 }
