@@ -122,3 +122,58 @@ fn each_task_reads_back_exactly_its_own_slice_and_a_damaged_file_is_named() {
     let damaged = slice::read(&folder, 0, 0).unwrap_err().to_string();
     assert!(damaged.contains("0.slices: task 0's slice has an unreadable offset"), "{damaged}");
 }
+
+/// A cluster that records what is submitted to it.
+#[derive(Default)]
+struct Recording {
+    jobs: std::sync::Mutex<Vec<cluster::Job>>,
+}
+
+impl Cluster for Recording {
+    fn max_array_size(&self) -> Result<usize> {
+        Ok(1001)
+    }
+    fn sbatch(&self, job: &cluster::Job, _: &SubmitOptions) -> Result<String> {
+        let mut jobs = self.jobs.lock().unwrap();
+        jobs.push(job.clone());
+        Ok(format!("{}", 100 + jobs.len()))
+    }
+    fn cancel(&self, _: &[String]) -> Result<()> {
+        Ok(())
+    }
+    fn queue(&self, _: &[String]) -> Result<BTreeMap<String, cluster::QueueState>> {
+        Ok(BTreeMap::new())
+    }
+}
+
+#[test]
+fn the_publish_job_asks_for_resources_publish_and_each_array_has_its_slices() {
+    let mut plan = study_shape(4);
+    let dir = tempfile::tempdir().unwrap();
+    for r in 0..4 {
+        let path = dir.path().join(format!("r{r}"));
+        std::fs::write(&path, format!("run {r}")).unwrap();
+        plan.graph[NodeIndex::new(r)].inputs = vec![("bold".into(), Source::Path { path, written: format!("r{r}") })];
+    }
+    let store = Store::open(&dir.path().join("cache")).unwrap();
+    let mut resources = BTreeMap::new();
+    resources.insert(
+        PUBLISH_JOB.to_string(),
+        ResourceRequest { memory_mb: Some(1234), time_seconds: Some(600), ..Default::default() },
+    );
+    let options = SubmitOptions { resources, study_file: dir.path().join("s.toml"), ..Default::default() };
+    let cluster = Recording::default();
+    let Submitted::Jobs { folder, submission, .. } = submit(&plan, &store, &options, &cluster).unwrap() else {
+        panic!("nothing is cached yet");
+    };
+    let jobs = cluster.jobs.into_inner().unwrap();
+    let publish = jobs.last().unwrap();
+    assert_eq!((publish.name.as_str(), publish.memory_mb, publish.time.as_str()), ("neurospec-s-publish", 1234, "0-00:10:00"));
+    assert_eq!(publish.cpus, default_resources(PUBLISH_JOB).cpus, "unset fields keep the default");
+    for (a, array) in submission.arrays.iter().enumerate() {
+        for (t, nodes) in array.tasks.iter().enumerate() {
+            let (slice, _) = slice::read(&folder, a, t).unwrap();
+            assert_eq!(slice.stages.iter().map(|s| s.index).collect::<Vec<_>>(), *nodes);
+        }
+    }
+}
