@@ -221,11 +221,8 @@ pub fn states_and_fingerprints(plan: &Plan, store: &Store) -> Result<(States, BT
         }
     }
     let out = plan.order.iter().map(|&i| (i, state[i.index()].take())).collect();
-    let fingerprints = plan
-        .order
-        .iter()
-        .filter_map(|&i| known[i.index()].as_ref().map(|r| (i, r.fingerprint.clone())))
-        .collect();
+    let fingerprints =
+        plan.order.iter().filter_map(|&i| known[i.index()].as_ref().map(|r| (i, r.fingerprint.clone()))).collect();
     Ok((out, fingerprints))
 }
 

@@ -78,19 +78,24 @@ pub struct Resolved {
     pub time_seconds: u64,
 }
 
-/// Default resources of one stage instance of a kind. Chosen from the wall times in the records
-/// of the shipped ketamine study (49 subjects, this 2-core machine): an `imaging-run` takes
-/// 0.3–2 s, `group` (voxelwise permutations) the longest, every other kind seconds. Peak memory
-/// per kind has not been measured yet; the memory defaults are generous guesses, and the time
-/// defaults leave a wide margin, because an array task over its time limit is killed. One core
-/// each, which any node has: give `group`, `predict` and `associate` more with
-/// `[resources.<kind>] cpus`.
+/// Default resources of one stage instance of a kind (and of the publish job). Measured with
+/// `benches/stage_resources.py` (each stage as its own one-core task; peak RSS / longest wall on
+/// the shipped ketamine and amygdala-wellbeing studies, debug build, loaded 2-core machine):
+/// imaging-run 30 MB / 1.0 s, group 39 MB / 1.5 s, predict 55 MB / 24.8 s, factors 19 MB /
+/// 5.2 s, connectome 37 MB / 0.3 s, roc 30 MB / 0.3 s, dataset, split, load-table ≤ 22 MB /
+/// 0.1 s, publish 124 MB / 3.6 s. Memory keeps at least a 16× margin (1 GB floor); `imaging-run`
+/// and `group` keep 2 GB and 8 GB because their memory grows with the image grid (the simulated
+/// images are small). Times keep a wide margin (≥ 24× the measured), because a task over its
+/// limit is killed. One core each: give `group`, `predict` and `associate` more with
+/// `[resources.<kind>] cpus`. (The ukb-symptoms kinds — scores, associate, fdr, replicate — were
+/// not measured yet and keep their earlier defaults.)
 pub fn default_resources(kind: &str) -> Resolved {
     let (cpus, memory_mb, minutes) = match kind {
         "imaging-run" => (1, 2048, 10),
-        "group" | "predict" | "associate" => (1, 8192, 120),
-        "connectome" | "dataset" | "factors" | "roc" => (1, 8192, 30),
-        PUBLISH_JOB => (1, 4096, 120),
+        "group" | "associate" => (1, 8192, 120),
+        "predict" => (1, 1024, 120),
+        "connectome" | "dataset" | "factors" | "roc" | "split" | "load-table" => (1, 1024, 30),
+        PUBLISH_JOB => (1, 2048, 120),
         _ => (1, 4096, 30),
     };
     Resolved { cpus, memory_mb, time_seconds: minutes * 60 }

@@ -118,9 +118,8 @@ pub fn write(folder: &Folder, array: usize, slices: &[TaskSlice]) -> Result<()> 
 /// Read the slice of task `task` of array `array`, and how many bytes that took.
 pub fn read(folder: &Folder, array: usize, task: usize) -> Result<(TaskSlice, u64)> {
     let path = path(folder, array);
-    let damaged = |why: &str| {
-        Error::data(format!("{}: task {task}'s slice {why}; submit the study again", path.display()))
-    };
+    let damaged =
+        |why: &str| Error::data(format!("{}: task {task}'s slice {why}; submit the study again", path.display()));
     let mut file = std::fs::File::open(&path).map_err(|e| Error::io(&path, e))?;
     let len = file.metadata().map_err(|e| Error::io(&path, e))?.len();
     let offset = |line: &[u8]| -> Option<u64> {

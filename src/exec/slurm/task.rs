@@ -15,9 +15,9 @@ pub fn task_from_env() -> Option<usize> {
 
 /// Slurm's log of the running task (from its environment, else from `submission.json`).
 fn own_log(folder: &Folder, array: usize, task: usize) -> std::path::PathBuf {
-    let job = std::env::var("SLURM_ARRAY_JOB_ID").ok().or_else(|| {
-        folder.submission().ok().and_then(|s| s.arrays.get(array).map(|a| a.job_id.clone()))
-    });
+    let job = std::env::var("SLURM_ARRAY_JOB_ID")
+        .ok()
+        .or_else(|| folder.submission().ok().and_then(|s| s.arrays.get(array).map(|a| a.job_id.clone())));
     folder.log(&job.unwrap_or_else(|| "unknown".into()), Some(task))
 }
 
@@ -72,9 +72,7 @@ impl Records<'_> {
         let fingerprint = match upstream.and_then(|u| u.cached.clone()) {
             Some(fp) => fp,
             None => self.folder.done(node).map(|(fp, _)| fp).ok_or_else(|| {
-                Error::data(format!(
-                    "input stage {id} has not finished (its task must succeed before this one starts)"
-                ))
+                Error::data(format!("input stage {id} has not finished (its task must succeed before this one starts)"))
             })?,
         };
         let record = self.store.record(&fingerprint).ok_or_else(|| {

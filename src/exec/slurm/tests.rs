@@ -168,7 +168,10 @@ fn the_publish_job_asks_for_resources_publish_and_each_array_has_its_slices() {
     };
     let jobs = cluster.jobs.into_inner().unwrap();
     let publish = jobs.last().unwrap();
-    assert_eq!((publish.name.as_str(), publish.memory_mb, publish.time.as_str()), ("neurospec-s-publish", 1234, "0-00:10:00"));
+    assert_eq!(
+        (publish.name.as_str(), publish.memory_mb, publish.time.as_str()),
+        ("neurospec-s-publish", 1234, "0-00:10:00")
+    );
     assert_eq!(publish.cpus, default_resources(PUBLISH_JOB).cpus, "unset fields keep the default");
     for (a, array) in submission.arrays.iter().enumerate() {
         for (t, nodes) in array.tasks.iter().enumerate() {
