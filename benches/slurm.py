@@ -73,6 +73,11 @@ def main():
                   f"{r['cache_bytes'] / 1e6:>9.1f} {r['noop_seconds']:>8.3f}  "
                   f"(x{r['submit_seconds'] / base['submit_seconds']:.1f}, x{r['noop_seconds'] / base['noop_seconds']:.1f})")
             assert r["noop_submitted_nothing"], "a no-op rerun submitted jobs"
+        print(f"\n{'runs':>7} {'whole plan read s':>17} {'task slice read s':>17} {'largest slice MB':>16}  "
+              "(what one array task reads: before, the whole plan; now, its slice)")
+        for r in rows:
+            print(f"{r['runs']:>7} {r['whole_plan_read_seconds']:>17.4f} {r['slice_read_seconds']:>17.5f} "
+                  f"{r['slice_bytes_max'] / 1e6:>16.3f}")
             assert r["sbatch_seen"] == r["sbatch_calls"], "sbatch calls counted twice?"
     finally:
         shutil.rmtree(work, ignore_errors=True)

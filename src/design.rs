@@ -160,6 +160,9 @@ mod tests {
     }
 }
 
+/// The `[resources.<name>]` of the Slurm job that publishes the output folder (not a stage kind).
+pub const PUBLISH_JOB: &str = "publish";
+
 /// Every stage kind's name (`stages::Kind::name`), for the study's `[resources.<kind>]` tables,
 /// which `spec` checks without knowing the stages (a test in `stages` keeps the two equal).
 pub const STAGE_KINDS: &[&str] = &[

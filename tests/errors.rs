@@ -194,7 +194,7 @@ fn malformed_resources_are_located_with_the_notation_to_use() {
     let study = dir.path().join("study.toml");
     let mut text = std::fs::read_to_string(&study).unwrap();
     text.push_str(
-        "\n[resources.imaging-run]\ncpus = 0\nmemory = \"2 GB\"\ntime = \"10 min\"\n\n[resources.imaging]\ncpus = 1\n",
+        "\n[resources.imaging-run]\ncpus = 0\nmemory = \"2 GB\"\ntime = \"10 min\"\n\n[resources.imaging]\ncpus = 1\n\n[resources.publish]\nmemory = \"lots\"\n",
     );
     std::fs::write(&study, text).unwrap();
     insta::assert_snapshot!(fails(dir.path()));

@@ -241,6 +241,21 @@ pub fn bench_slurm(args: BenchSlurm) -> Result<()> {
     let submit_seconds = started.elapsed().as_secs_f64();
     let size = |p: &std::path::Path| std::fs::metadata(p).map_or(0, |m| m.len());
     let plan_bytes = size(&folder.dir.join("plan.json")) + size(&folder.dir.join("submission.json"));
+    // What one task reads: before slices, every task read the whole plan and submission; now
+    // it reads its own slice (mean over the tasks, and the largest).
+    let started = Instant::now();
+    folder.plan()?;
+    folder.submission()?;
+    let whole_plan_read_seconds = started.elapsed().as_secs_f64();
+    let started = Instant::now();
+    let mut slice_bytes_max = 0;
+    let tasks: usize = submission.arrays.iter().map(|a| a.tasks.len()).sum();
+    for (a, array) in submission.arrays.iter().enumerate() {
+        for t in 0..array.tasks.len() {
+            slice_bytes_max = slice_bytes_max.max(slurm::slice::read(&folder, a, t)?.1);
+        }
+    }
+    let slice_read_seconds = started.elapsed().as_secs_f64() / tasks.max(1) as f64;
     // Fill the cache as the tasks would (stand-in stages that write their outputs at once).
     let started = Instant::now();
     let stand_in = |node: &Node, _: &crate::stages::Context<'_>| -> Result<crate::stages::Outputs> {
@@ -269,8 +284,11 @@ pub fn bench_slurm(args: BenchSlurm) -> Result<()> {
         "submit_seconds": submit_seconds,
         "sbatch_calls": submission.sbatch_calls,
         "arrays": submission.arrays.len(),
-        "array_tasks": submission.arrays.iter().map(|a| a.tasks.len()).sum::<usize>(),
+        "array_tasks": tasks,
         "submission_bytes": plan_bytes,
+        "whole_plan_read_seconds": whole_plan_read_seconds,
+        "slice_read_seconds": slice_read_seconds,
+        "slice_bytes_max": slice_bytes_max,
         "fill_seconds": fill_seconds,
         "cache_bytes": cache_bytes,
         "noop_seconds": noop_seconds,

@@ -81,15 +81,25 @@ pub fn input_hashes(
     node: NodeIndex,
     record_of: &dyn Fn(NodeIndex) -> Option<Record>,
 ) -> Result<Option<Vec<(String, String, String)>>> {
+    node_input_hashes(plan.node(node), store, record_of)
+}
+
+/// [`input_hashes`] of a node on its own (a Slurm task holds its stages, not the whole plan):
+/// (input name, content hash, source as recorded in provenance).
+pub fn node_input_hashes(
+    node: &Node,
+    store: &Store,
+    record_of: &dyn Fn(NodeIndex) -> Option<Record>,
+) -> Result<Option<Vec<(String, String, String)>>> {
     let mut out = Vec::new();
-    for (name, source) in &plan.node(node).inputs {
+    for (name, source) in &node.inputs {
         match source {
             Source::File { path, written } | Source::Path { path, written } => {
                 let hash = store.hash_file(path).map_err(|e| match e {
                     Error::Io { source, .. } => Error::data(format!(
                         "input file `{written}` of stage {} cannot be read ({source}); \
                          was it moved or deleted after `check`?",
-                        plan.node(node).id
+                        node.id
                     )),
                     other => other,
                 })?;
@@ -111,18 +121,22 @@ pub fn input_hashes(
 /// Whether a cached record holds every output the plan publishes or passes on from this node.
 /// A record made by code that produced fewer outputs (a stage that gained one without a version
 /// bump) is not reused: it would publish an incomplete folder or starve a downstream stage.
-fn holds_all_outputs(plan: &Plan, i: NodeIndex, record: &Record) -> bool {
-    missing_outputs(plan, i, record).is_empty()
+fn holds_all_outputs(required: &[String], record: &Record) -> bool {
+    required.iter().all(|o| record.outputs.contains_key(o))
+}
+
+/// The outputs of a node that the plan publishes or passes on, sorted.
+pub fn required_outputs(plan: &Plan, i: NodeIndex) -> Vec<String> {
+    let published = plan.node(i).publish.iter().map(|(output, _)| output);
+    let wired = plan.graph.edges_directed(i, petgraph::Direction::Outgoing).map(|e| e.weight());
+    let mut required: Vec<String> = published.chain(wired).cloned().collect();
+    required.sort();
+    required.dedup();
+    required
 }
 
 fn missing_outputs(plan: &Plan, i: NodeIndex, record: &Record) -> Vec<String> {
-    let published = plan.node(i).publish.iter().map(|(output, _)| output);
-    let wired = plan.graph.edges_directed(i, petgraph::Direction::Outgoing).map(|e| e.weight());
-    let mut missing: Vec<String> =
-        published.chain(wired).filter(|o| !record.outputs.contains_key(*o)).cloned().collect();
-    missing.sort();
-    missing.dedup();
-    missing
+    required_outputs(plan, i).into_iter().filter(|o| !record.outputs.contains_key(o)).collect()
 }
 
 /// Whether a cached record describes exactly this node with these inputs: kind, code version,
@@ -140,7 +154,19 @@ fn describes(record: &Record, node: &Node, inputs: &[(String, String)]) -> bool 
 
 /// The usable cached record of a node: intact, describing this node, holding every output.
 fn cached_record(plan: &Plan, store: &Store, i: NodeIndex, inputs: &[(String, String)], fp: &str) -> Option<Record> {
-    store.complete_record(fp).filter(|r| describes(r, plan.node(i), inputs) && holds_all_outputs(plan, i, r))
+    cached_record_of(plan.node(i), &required_outputs(plan, i), store, inputs, fp)
+}
+
+/// [`cached_record`] of a node on its own, given the outputs the plan needs of it
+/// ([`required_outputs`]).
+pub fn cached_record_of(
+    node: &Node,
+    required: &[String],
+    store: &Store,
+    inputs: &[(String, String)],
+    fp: &str,
+) -> Option<Record> {
+    store.complete_record(fp).filter(|r| describes(r, node, inputs) && holds_all_outputs(required, r))
 }
 
 /// Why a node whose inputs are known has no usable cached record.
@@ -170,37 +196,58 @@ pub fn states(plan: &Plan, store: &Store) -> Result<States> {
 pub type States = Vec<(NodeIndex, Option<String>)>;
 
 /// [`states`], and the fingerprint of every cached stage.
+///
+/// Stages of one DAG level never depend on one another, so each level's records are read and
+/// verified in parallel (on rayon's global pool), a level at a time; the answer does not depend
+/// on the order they are read in. An error is that of the first failing stage (plan order) of
+/// the first level with one.
 pub fn states_and_fingerprints(plan: &Plan, store: &Store) -> Result<(States, BTreeMap<NodeIndex, String>)> {
-    let mut known: BTreeMap<NodeIndex, Record> = BTreeMap::new();
-    let mut out = Vec::new();
+    use rayon::prelude::*;
+    let level = plan.levels();
+    let mut waves: Vec<Vec<NodeIndex>> = vec![Vec::new(); level.iter().max().map_or(0, |m| m + 1)];
     for &i in &plan.order {
-        let node = plan.node(i);
-        let hashes = input_hashes(plan, store, i, &|n| known.get(&n).cloned())?;
-        let state = match hashes {
-            None => {
-                let upstream: Vec<String> = plan
-                    .dependencies(i)
-                    .into_iter()
-                    .filter(|d| !known.contains_key(d))
-                    .map(|d| format!("`{}`", plan.node(d).id))
-                    .collect();
-                Some(format!("stale: {} will rerun", upstream.join(", ")))
-            }
-            Some(hashes) => {
-                let pairs: Vec<(String, String)> = hashes.iter().map(|(n, h, _)| (n.clone(), h.clone())).collect();
-                let fp = fingerprint(node, &pairs);
-                if let Some(record) = cached_record(plan, store, i, &pairs, &fp) {
-                    known.insert(i, record);
-                    out.push((i, None));
-                    continue;
-                }
-                Some(format!("stale: {}", stale_reason(plan, store, i, &pairs, &fp)))
-            }
-        };
-        out.push((i, state));
+        waves[level[i.index()]].push(i);
     }
-    let fingerprints = known.into_iter().map(|(i, r)| (i, r.fingerprint)).collect();
+    let mut known: Vec<Option<Record>> = vec![None; plan.graph.node_count()];
+    let mut state: Vec<Option<String>> = vec![None; plan.graph.node_count()];
+    for wave in waves {
+        let found: Vec<Result<std::result::Result<Record, String>>> =
+            wave.par_iter().map(|&i| state_of(plan, store, i, &known)).collect();
+        for (&i, found) in wave.iter().zip(found) {
+            match found? {
+                Ok(record) => known[i.index()] = Some(record),
+                Err(why) => state[i.index()] = Some(why),
+            }
+        }
+    }
+    let out = plan.order.iter().map(|&i| (i, state[i.index()].take())).collect();
+    let fingerprints =
+        plan.order.iter().filter_map(|&i| known[i.index()].as_ref().map(|r| (i, r.fingerprint.clone()))).collect();
     Ok((out, fingerprints))
+}
+
+/// One stage's cached record, or why it is stale, given the records of the stages before it.
+fn state_of(
+    plan: &Plan,
+    store: &Store,
+    i: NodeIndex,
+    known: &[Option<Record>],
+) -> Result<std::result::Result<Record, String>> {
+    let Some(hashes) = input_hashes(plan, store, i, &|n| known[n.index()].clone())? else {
+        let upstream: Vec<String> = plan
+            .dependencies(i)
+            .into_iter()
+            .filter(|d| known[d.index()].is_none())
+            .map(|d| format!("`{}`", plan.node(d).id))
+            .collect();
+        return Ok(Err(format!("stale: {} will rerun", upstream.join(", "))));
+    };
+    let pairs: Vec<(String, String)> = hashes.iter().map(|(n, h, _)| (n.clone(), h.clone())).collect();
+    let fp = fingerprint(plan.node(i), &pairs);
+    Ok(match cached_record(plan, store, i, &pairs, &fp) {
+        Some(record) => Ok(record),
+        None => Err(format!("stale: {}", stale_reason(plan, store, i, &pairs, &fp))),
+    })
 }
 
 enum Message {

@@ -87,6 +87,16 @@ impl Plan {
         deps
     }
 
+    /// DAG level of every node (by node index): 0 without inputs from stages, else one more than
+    /// its deepest input. Nodes of one level never depend on one another.
+    pub fn levels(&self) -> Vec<usize> {
+        let mut level = vec![0; self.graph.node_count()];
+        for &i in &self.order {
+            level[i.index()] = self.dependencies(i).iter().map(|d| level[d.index()] + 1).max().unwrap_or(0);
+        }
+        level
+    }
+
     /// Graphviz rendering of the DAG.
     pub fn dot(&self, states: Option<&[String]>) -> String {
         let mut out = String::from("digraph neurospec {\n  rankdir=LR;\n  node [shape=box, fontname=\"Helvetica\"];\n");

@@ -10,6 +10,7 @@
 //! slurm/                  submitted plans and their task markers (`exec::slurm`)
 //! tmp/                    partial writes of older versions (swept like the others)
 //! lock                    held exclusively by a local run and while a Slurm run is submitted
+//! swept                   when the large folders were last swept for partial writes (Unix s)
 //! ```
 //!
 //! # Guarantees
@@ -27,7 +28,10 @@
 //! * **Garbage of killed writers.** A writer killed mid-write leaves a partial file. [`Store::open`]
 //!   deletes one only when it is provably abandoned: written by this host and its process no
 //!   longer exists, or (another host's) untouched for [`ABANDONED_AFTER`]. A live writer's temp
-//!   file is never deleted under it, whichever host it runs on.
+//!   file is never deleted under it, whichever host it runs on. The cache's own folder and
+//!   `tmp/` are swept on every open; the large folders (`records/`, `latest/`, `objects/*/`,
+//!   tens of thousands of entries for a large cohort) at most once per [`SWEEP_EVERY`], as
+//!   recorded in `swept`, so that a no-op rerun does not list them all.
 //! * **A record is written last.** A stage's record is written only after all its output objects
 //!   are in place; a record therefore proves its outputs were complete. This is what makes resume
 //!   after a crash safe: stages with records are reused, the rest rerun.
@@ -172,12 +176,18 @@ impl Store {
             &lock_path,
             &format!("waiting for another neurospec run that holds {}", lock_path.display()),
         )?;
-        let mut folders = vec![root.to_path_buf(), root.join("tmp"), root.join("records"), root.join("latest")];
-        if let Ok(entries) = fs::read_dir(root.join("objects")) {
-            folders.extend(entries.flatten().map(|e| e.path()));
-        }
-        for folder in folders {
-            sweep_partials(&folder);
+        sweep_partials(root);
+        sweep_partials(&root.join("tmp"));
+        if sweep_due(root) {
+            let mut folders = vec![root.join("records"), root.join("latest")];
+            if let Ok(entries) = fs::read_dir(root.join("objects")) {
+                folders.extend(entries.flatten().map(|e| e.path()));
+            }
+            for folder in folders {
+                sweep_partials(&folder);
+            }
+            let now = unix_now().to_string() + "\n";
+            write_atomic_in(root, &root.join(SWEPT), now.as_bytes())?;
         }
         Ok(Self::with_lock(root, Some(lock)))
     }
@@ -399,6 +409,26 @@ fn is_abandoned(name: &str, age: Option<std::time::Duration>) -> bool {
     }
 }
 
+/// The file that records when the large folders were last swept (seconds since the Unix epoch).
+const SWEPT: &str = "swept";
+
+/// How often [`Store::open`] lists the large folders (`records/`, `latest/`, `objects/*/`) for
+/// abandoned partial writes: listing 40,000 records on every open would cost most of a no-op
+/// rerun, and garbage of a killed writer only takes space until it is swept.
+pub const SWEEP_EVERY: std::time::Duration = std::time::Duration::from_secs(24 * 3600);
+
+fn unix_now() -> u64 {
+    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs())
+}
+
+/// Whether the large folders are due for a sweep: never swept, unreadable, or swept
+/// [`SWEEP_EVERY`] ago (or in the future, by another host's clock).
+fn sweep_due(root: &Path) -> bool {
+    let last = fs::read_to_string(root.join(SWEPT)).ok().and_then(|t| t.trim().parse::<u64>().ok());
+    let now = unix_now();
+    last.is_none_or(|t| t > now || now - t >= SWEEP_EVERY.as_secs())
+}
+
 /// Delete the abandoned partial writes in one folder (see the module doc).
 fn sweep_partials(folder: &Path) {
     let Ok(entries) = fs::read_dir(folder) else { return };
@@ -470,6 +500,25 @@ mod tests {
         assert!(user.exists());
         let name = other_host.file_name().unwrap().to_str().unwrap();
         assert!(is_abandoned(name, Some(ABANDONED_AFTER)), "a day-old file of another host is swept");
+    }
+
+    #[test]
+    fn the_large_folders_are_swept_at_most_once_a_day() {
+        let dir = tempfile::tempdir().unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        let dead = |folder: &str| dir.path().join(folder).join(format!("{PARTIAL_PREFIX}{}-9999999-x", this_host()));
+        for folder in ["records", "tmp"] {
+            fs::write(dead(folder), b"x").unwrap();
+        }
+        drop(Store::open(dir.path()).unwrap());
+        assert!(!dead("tmp").exists(), "tmp/ is swept on every open");
+        assert!(dead("records").exists(), "records/ was swept less than a day ago");
+        let a_day_ago = unix_now() - SWEEP_EVERY.as_secs();
+        fs::write(dir.path().join(SWEPT), format!("{a_day_ago}\n")).unwrap();
+        drop(Store::open(dir.path()).unwrap());
+        assert!(!dead("records").exists(), "a day later, records/ is swept");
+        let stamp: u64 = fs::read_to_string(dir.path().join(SWEPT)).unwrap().trim().parse().unwrap();
+        assert!(stamp >= a_day_ago + SWEEP_EVERY.as_secs(), "and the sweep is recorded");
     }
 
     #[test]

@@ -25,8 +25,9 @@
 //! # Tasks
 //!
 //! Each array task runs `neurospec exec` ([`task::run`]) on its slice against the shared cache,
-//! opened without the cache lock (`store::Store::open_shared`). For each of its stages it looks
-//! up its inputs' fingerprints — from `submission.json` for stages cached at submission, from the
+//! opened without the cache lock (`store::Store::open_shared`). It reads only its own slice of
+//! the plan (`tasks/<array>.slices`, see [`slice`]), never the whole plan. For each of its stages
+//! it looks up its inputs' fingerprints — from the slice for stages cached at submission, from the
 //! marker `done/<node>` that the task which ran an upstream stage wrote — computes the stage's
 //! own fingerprint, skips the stage if a verified record exists (another study or a killed
 //! earlier attempt made it), otherwise runs it exactly as the local executor does, and writes
@@ -39,6 +40,7 @@
 //!
 //! ```text
 //! plan.json                      the nodes (written once; its hash is the plan id)
+//! tasks/<array>.slices           each task's stages and what they read (`slice`): all a task reads
 //! submission.json                arrays, their tasks' stages, job ids, fingerprints cached at submission
 //! scripts/<array>.sh             the batch script of each array and of the publish job
 //! logs/<job>_<task>.out          Slurm's output of each task
@@ -48,10 +50,11 @@
 //! ```
 
 pub mod cluster;
+pub mod slice;
 pub mod status;
 pub mod task;
 
-use crate::design::{ResourceRequest, slurm_time};
+use crate::design::{PUBLISH_JOB, ResourceRequest, slurm_time};
 use crate::error::{Error, Result};
 use crate::plan::{Node, Plan};
 use crate::store::{self, Store};
@@ -66,10 +69,6 @@ use std::path::{Path, PathBuf};
 /// many small stages.
 pub const DEFAULT_MAX_ARRAY: usize = 1000;
 
-/// Resources of the publish job: it copies and hashes the published files and renders the
-/// report on one core.
-pub const PUBLISH_RESOURCES: Resolved = Resolved { cpus: 1, memory_mb: 4096, time_seconds: 2 * 3600 };
-
 /// A resource request with every field decided.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Resolved {
@@ -79,18 +78,24 @@ pub struct Resolved {
     pub time_seconds: u64,
 }
 
-/// Default resources of one stage instance of a kind. Chosen from the wall times in the records
-/// of the shipped ketamine study (49 subjects, this 2-core machine): an `imaging-run` takes
-/// 0.3–2 s, `group` (voxelwise permutations) the longest, every other kind seconds. Peak memory
-/// per kind has not been measured yet; the memory defaults are generous guesses, and the time
-/// defaults leave a wide margin, because an array task over its time limit is killed. One core
-/// each, which any node has: give `group`, `predict` and `associate` more with
-/// `[resources.<kind>] cpus`.
+/// Default resources of one stage instance of a kind (and of the publish job). Measured with
+/// `benches/stage_resources.py` (each stage as its own one-core task; peak RSS / longest wall on
+/// the shipped ketamine and amygdala-wellbeing studies, debug build, loaded 2-core machine):
+/// imaging-run 30 MB / 1.0 s, group 39 MB / 1.5 s, predict 55 MB / 24.8 s, factors 19 MB /
+/// 5.2 s, connectome 37 MB / 0.3 s, roc 30 MB / 0.3 s, dataset, split, load-table ≤ 22 MB /
+/// 0.1 s, publish 124 MB / 3.6 s. Memory keeps at least a 16× margin (1 GB floor); `imaging-run`
+/// and `group` keep 2 GB and 8 GB because their memory grows with the image grid (the simulated
+/// images are small). Times keep a wide margin (≥ 24× the measured), because a task over its
+/// limit is killed. One core each: give `group`, `predict` and `associate` more with
+/// `[resources.<kind>] cpus`. (The ukb-symptoms kinds — scores, associate, fdr, replicate — were
+/// not measured yet and keep their earlier defaults.)
 pub fn default_resources(kind: &str) -> Resolved {
     let (cpus, memory_mb, minutes) = match kind {
         "imaging-run" => (1, 2048, 10),
-        "group" | "predict" | "associate" => (1, 8192, 120),
-        "connectome" | "dataset" | "factors" | "roc" => (1, 8192, 30),
+        "group" | "associate" => (1, 8192, 120),
+        "predict" => (1, 1024, 120),
+        "connectome" | "dataset" | "factors" | "roc" | "split" | "load-table" => (1, 1024, 30),
+        PUBLISH_JOB => (1, 2048, 120),
         _ => (1, 4096, 30),
     };
     Resolved { cpus, memory_mb, time_seconds: minutes * 60 }
@@ -347,15 +352,6 @@ pub enum Submitted {
     },
 }
 
-/// DAG level of every node: 0 without inputs from stages, else one more than its deepest input.
-fn levels(plan: &Plan) -> Vec<usize> {
-    let mut level = vec![0; plan.graph.node_count()];
-    for &i in &plan.order {
-        level[i.index()] = plan.dependencies(i).iter().map(|d| level[d.index()] + 1).max().unwrap_or(0);
-    }
-    level
-}
-
 /// Group the stale nodes into arrays (by level, then kind name) and pack each into tasks.
 pub fn arrays(
     plan: &Plan,
@@ -363,7 +359,7 @@ pub fn arrays(
     max_tasks: usize,
     requested: &BTreeMap<String, ResourceRequest>,
 ) -> Vec<Array> {
-    let level = levels(plan);
+    let level = plan.levels();
     let mut groups: BTreeMap<(usize, &str), Vec<usize>> = BTreeMap::new();
     for &i in stale {
         groups.entry((level[i.index()], plan.node(i).kind.name())).or_default().push(i.index());
@@ -421,13 +417,13 @@ pub fn submit(plan: &Plan, store: &Store, options: &SubmitOptions, cluster: &dyn
     let plan_text = serde_json::to_vec(&PlanFile::of(plan)).expect("plans serialise");
     let id = store::hash_bytes(&plan_text)[..32].to_string();
     let folder = Folder::new(cache.join("slurm").join(&id));
-    for sub in ["scripts", "logs", "done", "failed"] {
+    for sub in ["scripts", "logs", "done", "failed", "tasks"] {
         let dir = folder.dir.join(sub);
         std::fs::create_dir_all(&dir).map_err(|e| Error::io(&dir, e))?;
     }
     // Markers of an earlier submission of the same plan: its failures are history, and what it
     // finished is found again through the cache (as cached stages below, or by its tasks).
-    for sub in ["done", "failed"] {
+    for sub in ["done", "failed", "tasks"] {
         clear_folder(&folder.dir.join(sub))?;
     }
     let _ = std::fs::remove_file(folder.dir.join("published"));
@@ -442,7 +438,12 @@ pub fn submit(plan: &Plan, store: &Store, options: &SubmitOptions, cluster: &dyn
         publish_job: String::new(),
         sbatch_calls: 0,
     };
-    // Written before the jobs exist, so that no task can start without it (job ids follow).
+    // Written before the jobs exist, so that no task can start without them (job ids follow).
+    for (a, array) in submission.arrays.iter().enumerate() {
+        let slices: Vec<slice::TaskSlice> =
+            array.tasks.iter().map(|nodes| slice::of(plan, nodes, &submission.cached)).collect();
+        slice::write(&folder, a, &slices)?;
+    }
     write_submission(&folder, &submission)?;
     submit_jobs(&folder, &mut submission, plan, options, cluster)?;
     write_submission(&folder, &submission)?;
@@ -502,13 +503,14 @@ fn submit_jobs(
         }
         let script = folder.dir.join("scripts").join("publish.sh");
         write_script(&script, &format!("exec {program} exec --submission {dir} --publish\n"))?;
+        let resources = resources_for(PUBLISH_JOB, &options.resources);
         let job = cluster::Job {
-            name: name("publish"),
+            name: name(PUBLISH_JOB),
             array: None,
             after: submission.arrays.iter().map(|a| a.job_id.clone()).collect(),
-            cpus: PUBLISH_RESOURCES.cpus,
-            memory_mb: PUBLISH_RESOURCES.memory_mb,
-            time: slurm_time(PUBLISH_RESOURCES.time_seconds),
+            cpus: resources.cpus,
+            memory_mb: resources.memory_mb,
+            time: slurm_time(resources.time_seconds),
             output: folder.dir.join("logs").join("%j.out"),
             script,
         };

@@ -81,3 +81,102 @@ fn a_written_plan_reads_back_with_the_same_nodes_wiring_and_order() {
         );
     }
 }
+
+#[test]
+fn each_task_reads_back_exactly_its_own_slice_and_a_damaged_file_is_named() {
+    let plan = study_shape(10);
+    let stale: Vec<NodeIndex> = plan.order[2..].to_vec();
+    let cached: BTreeMap<usize, String> = [(0, "fp0".to_string()), (1, "fp1".to_string())].into();
+    let arrays = arrays(&plan, &stale, 3, &BTreeMap::new());
+    let dir = tempfile::tempdir().unwrap();
+    let folder = Folder::new(dir.path());
+    for (a, array) in arrays.iter().enumerate() {
+        let slices: Vec<_> = array.tasks.iter().map(|nodes| slice::of(&plan, nodes, &cached)).collect();
+        slice::write(&folder, a, &slices).unwrap();
+    }
+    for (a, array) in arrays.iter().enumerate() {
+        for (t, nodes) in array.tasks.iter().enumerate() {
+            let (read, bytes) = slice::read(&folder, a, t).unwrap();
+            assert_eq!(read, slice::of(&plan, nodes, &cached));
+            assert_eq!(read.stages.iter().map(|s| s.index).collect::<Vec<_>>(), *nodes);
+            let file = std::fs::metadata(dir.path().join(format!("tasks/{a}.slices"))).unwrap().len();
+            assert!(array.tasks.len() == 1 || bytes < file, "a task reads only its part of the file");
+        }
+    }
+    // The connectome's task knows every run it reads, with the fingerprints cached at submission.
+    let (connectome, _) = slice::read(&folder, 1, 0).unwrap();
+    assert_eq!(connectome.stages[0].node.id, "connectome");
+    assert_eq!(connectome.stages[0].required, vec!["table".to_string()]);
+    assert_eq!(connectome.upstream.len(), 10);
+    assert_eq!(connectome.upstream[&0], slice::Upstream { id: "imaging/sub-0".into(), cached: Some("fp0".into()) });
+    assert_eq!(connectome.upstream[&5].cached, None, "its task's done marker has it");
+    let table = slice::read(&folder, 2, 0).unwrap().0;
+    assert_eq!(table.stages[0].required, vec!["table".to_string()], "published");
+    // No such task, and a damaged offset: errors that name the file and what to do.
+    let missing = slice::read(&folder, 1, 5).unwrap_err().to_string();
+    assert!(missing.contains("1.slices: task 5's slice is not in the file") && missing.contains("submit"), "{missing}");
+    let path = dir.path().join("tasks/0.slices");
+    let mut bytes = std::fs::read(&path).unwrap();
+    bytes[3] = b'z';
+    std::fs::write(&path, bytes).unwrap();
+    let damaged = slice::read(&folder, 0, 0).unwrap_err().to_string();
+    assert!(damaged.contains("0.slices: task 0's slice has an unreadable offset"), "{damaged}");
+}
+
+/// A cluster that records what is submitted to it.
+#[derive(Default)]
+struct Recording {
+    jobs: std::sync::Mutex<Vec<cluster::Job>>,
+}
+
+impl Cluster for Recording {
+    fn max_array_size(&self) -> Result<usize> {
+        Ok(1001)
+    }
+    fn sbatch(&self, job: &cluster::Job, _: &SubmitOptions) -> Result<String> {
+        let mut jobs = self.jobs.lock().unwrap();
+        jobs.push(job.clone());
+        Ok(format!("{}", 100 + jobs.len()))
+    }
+    fn cancel(&self, _: &[String]) -> Result<()> {
+        Ok(())
+    }
+    fn queue(&self, _: &[String]) -> Result<BTreeMap<String, cluster::QueueState>> {
+        Ok(BTreeMap::new())
+    }
+}
+
+#[test]
+fn the_publish_job_asks_for_resources_publish_and_each_array_has_its_slices() {
+    let mut plan = study_shape(4);
+    let dir = tempfile::tempdir().unwrap();
+    for r in 0..4 {
+        let path = dir.path().join(format!("r{r}"));
+        std::fs::write(&path, format!("run {r}")).unwrap();
+        plan.graph[NodeIndex::new(r)].inputs = vec![("bold".into(), Source::Path { path, written: format!("r{r}") })];
+    }
+    let store = Store::open(&dir.path().join("cache")).unwrap();
+    let mut resources = BTreeMap::new();
+    resources.insert(
+        PUBLISH_JOB.to_string(),
+        ResourceRequest { memory_mb: Some(1234), time_seconds: Some(600), ..Default::default() },
+    );
+    let options = SubmitOptions { resources, study_file: dir.path().join("s.toml"), ..Default::default() };
+    let cluster = Recording::default();
+    let Submitted::Jobs { folder, submission, .. } = submit(&plan, &store, &options, &cluster).unwrap() else {
+        panic!("nothing is cached yet");
+    };
+    let jobs = cluster.jobs.into_inner().unwrap();
+    let publish = jobs.last().unwrap();
+    assert_eq!(
+        (publish.name.as_str(), publish.memory_mb, publish.time.as_str()),
+        ("neurospec-s-publish", 1234, "0-00:10:00")
+    );
+    assert_eq!(publish.cpus, default_resources(PUBLISH_JOB).cpus, "unset fields keep the default");
+    for (a, array) in submission.arrays.iter().enumerate() {
+        for (t, nodes) in array.tasks.iter().enumerate() {
+            let (slice, _) = slice::read(&folder, a, t).unwrap();
+            assert_eq!(slice.stages.iter().map(|s| s.index).collect::<Vec<_>>(), *nodes);
+        }
+    }
+}

@@ -1,9 +1,10 @@
-//! `[resources.<stage kind>]`: what each stage instance of a kind asks a Slurm cluster for.
+//! `[resources.<stage kind>]`: what each stage instance of a kind asks a Slurm cluster for, and
+//! `[resources.publish]`: what the job that publishes the output folder asks for.
 //! Checked with the settings (it needs no file): the kind must exist and every value must be in
 //! Slurm's notation, so that a typo fails in `check`, not as an `sbatch` error after submission.
 
 use super::Checker;
-use crate::design::{ResourceRequest, STAGE_KINDS, parse_memory_mb, parse_time_seconds};
+use crate::design::{PUBLISH_JOB, ResourceRequest, STAGE_KINDS, parse_memory_mb, parse_time_seconds};
 use crate::error::did_you_mean;
 use crate::keys;
 use std::collections::BTreeMap;
@@ -13,14 +14,19 @@ pub const MAX_CPUS: u32 = 1024;
 
 pub(super) fn check(cx: &mut Checker<'_>) -> BTreeMap<String, ResourceRequest> {
     let mut requests = BTreeMap::new();
+    let known = || STAGE_KINDS.iter().copied().chain([PUBLISH_JOB]);
     for (kind, resources) in &cx.study.resources {
         let at = |field: &str| keys!["resources", kind.as_str(), field];
-        if !STAGE_KINDS.contains(&kind.as_str()) {
-            let hint = did_you_mean(kind, STAGE_KINDS.iter().copied()).map_or_else(
-                || format!("stage kinds are {}", STAGE_KINDS.join(", ")),
+        if !known().any(|k| k == kind) {
+            let hint = did_you_mean(kind, known()).map_or_else(
+                || format!("stage kinds are {}; `{PUBLISH_JOB}` is the job that publishes", STAGE_KINDS.join(", ")),
                 |b| format!("did you mean `{b}`?"),
             );
-            cx.err(keys!["resources", kind.as_str()], format!("`{kind}` is not a stage kind"), Some(hint));
+            cx.err(
+                keys!["resources", kind.as_str()],
+                format!("`{kind}` is neither a stage kind nor `{PUBLISH_JOB}`"),
+                Some(hint),
+            );
             continue;
         }
         let mut request = ResourceRequest { cpus: resources.cpus, ..ResourceRequest::default() };
