@@ -16,6 +16,7 @@ pub mod check;
 pub mod expr;
 pub mod load;
 pub mod schema;
+pub mod shape;
 pub mod terms;
 
 use schemars::JsonSchema;
@@ -178,6 +179,7 @@ pub struct GroupSpec {
     pub cluster_p: f64,
     /// Voxel neighbourhood for clusters: 6, 18 or 26.
     #[serde(default = "default_cluster_connectivity")]
+    #[schemars(schema_with = "schema::connectivity_schema")]
     pub connectivity: u8,
     /// Region set whose atlas labels name cluster peaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -518,6 +520,7 @@ pub struct Denoise {
     /// `simple`, `scrubbing` (with its censoring, unless thresholds are given here) and
     /// `compcor`, or a comma-separated column list.
     #[serde(default = "default_strategy")]
+    #[schemars(schema_with = "schema::strategy_schema")]
     pub strategy: String,
     /// Non-steady-state volumes dropped before cleaning: `"auto"` (those fMRIPrep flags in
     /// `non_steady_state_outlierNN`), a number of first volumes, or 0 (keep all).
