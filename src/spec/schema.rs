@@ -80,25 +80,17 @@ fn is_null_schema(schema: &Value) -> bool {
         || schema.get("enum").is_some_and(|e| e.as_array().is_some_and(|e| e.iter().all(Value::is_null)))
 }
 
-/// The schema of `[denoise] strategy`: its words (case-insensitive, as `Strategy::parse` reads
-/// them), `acompcorN`, `acompcor_all`, `acompcorN%`, or a comma-separated column list. A
-/// pattern, not an `anyOf`, so that a wrong value is one editor error.
+/// The schema of `[denoise] strategy`: its words, `acompcorN`, `acompcor_all`, `acompcorN%`, or
+/// a comma-separated column list. A pattern, not an `anyOf`, so that a wrong value is one editor
+/// error; written in the lower case the documentation uses (`Strategy::parse` also accepts other
+/// cases), which keeps the pattern an editor shows readable.
 pub fn strategy_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-    let words = ["none", "6p", "24p", "36p", "gsr", "simple", "scrubbing", "compcor"];
-    let ci = |word: &str| -> String {
-        word.chars()
-            .map(|c| if c.is_ascii_alphabetic() { format!("[{}{}]", c, c.to_ascii_uppercase()) } else { c.to_string() })
-            .collect()
-    };
-    let alternatives: Vec<String> = words.iter().map(|w| ci(w)).collect();
-    let pattern = format!(
-        "^({}|{}([-_:]?([0-9]+|{}|[0-9]+(\\.[0-9]+)?%))?|[^,]*,.*)$",
-        alternatives.join("|"),
-        ci("acompcor"),
-        ci("all")
-    );
-    schemars::json_schema!({ "type": "string", "pattern": pattern, "default": "24P" })
+    schemars::json_schema!({ "type": "string", "pattern": STRATEGY_PATTERN, "default": "24P" })
 }
+
+/// See [`strategy_schema`].
+pub const STRATEGY_PATTERN: &str =
+    "^(none|6P|24P|36P|gsr|simple|scrubbing|compcor|acompcor([0-9]+|_all|[0-9]+(\\.[0-9]+)?%)?|[^,]*,.*)$";
 
 /// The schema of a cluster connectivity: 6 (faces), 18 (faces and edges) or 26 (and corners).
 pub fn connectivity_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
