@@ -23,10 +23,15 @@ fn dockerfile_is_a_two_stage_locked_release_build() {
     assert!(froms[0].starts_with("rust:1.95") && froms[0].ends_with(" AS builder"), "{}", froms[0]);
     assert!(froms[1].contains("-slim"), "slim runtime: {}", froms[1]);
     let builder_end = instructions.iter().rposition(|(k, _)| k == "FROM").unwrap();
-    let build = instructions[..builder_end].iter().any(|(k, v)| k == "RUN" && v.contains("cargo build --release --locked"));
+    let build =
+        instructions[..builder_end].iter().any(|(k, v)| k == "RUN" && v.contains("cargo build --release --locked"));
     assert!(build, "the builder runs cargo build --release --locked");
     let runtime = &instructions[builder_end..];
-    assert!(runtime.iter().any(|(k, v)| k == "COPY" && v.starts_with("--from=builder") && v.contains("target/release/neurospec")));
+    assert!(
+        runtime
+            .iter()
+            .any(|(k, v)| k == "COPY" && v.starts_with("--from=builder") && v.contains("target/release/neurospec"))
+    );
     assert!(runtime.iter().any(|(k, v)| k == "ENTRYPOINT" && v.contains("neurospec")));
     assert!(!runtime.iter().any(|(k, v)| k == "RUN" && v.contains("cargo")), "no toolchain in the runtime");
     for (k, v) in &instructions[..builder_end] {
@@ -48,7 +53,13 @@ fn apptainer_definition_builds_the_same_way() {
     assert_eq!(text.matches("Bootstrap: docker").count(), 2);
     let section = |name: &str| -> Vec<String> {
         let start = text.find(&format!("\n{name}")).unwrap_or_else(|| panic!("no {name} section"));
-        text[start + 1..].lines().skip(1).take_while(|l| !l.starts_with('%') && !l.starts_with("Bootstrap")).map(|l| l.trim().to_string()).filter(|l| !l.is_empty()).collect()
+        text[start + 1..]
+            .lines()
+            .skip(1)
+            .take_while(|l| !l.starts_with('%') && !l.starts_with("Bootstrap"))
+            .map(|l| l.trim().to_string())
+            .filter(|l| !l.is_empty())
+            .collect()
     };
     assert!(section("%post").iter().any(|l| l.contains("cargo build --release --locked")));
     for line in section("%files") {

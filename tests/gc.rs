@@ -45,10 +45,22 @@ fn gc_keeps_current_plans_and_lock_named_records_and_reports_freed_bytes() {
     let out = neurospec(d, &["simulate", "ukb-symptoms", "--out", ".", "--subjects", "300"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     let study = std::fs::read_to_string(d.join("study.toml")).unwrap();
-    let study = study.replacen("permutations = 5000", "permutations = 100", 1).replacen("bootstrap = 1000", "bootstrap = 50", 1);
+    let study = study.replacen("permutations = 5000", "permutations = 100", 1).replacen(
+        "bootstrap = 1000",
+        "bootstrap = 50",
+        1,
+    );
     assert!(study.contains("permutations = 100") && study.contains("name = \"ukb-symptoms\""));
     std::fs::write(d.join("a.toml"), study.replacen("name = \"ukb-symptoms\"", "name = \"study-a\"", 1)).unwrap();
-    std::fs::write(d.join("b.toml"), study.replacen("name = \"ukb-symptoms\"", "name = \"study-b\"", 1).replacen("permutations = 100", "permutations = 120", 1)).unwrap();
+    std::fs::write(
+        d.join("b.toml"),
+        study.replacen("name = \"ukb-symptoms\"", "name = \"study-b\"", 1).replacen(
+            "permutations = 100",
+            "permutations = 120",
+            1,
+        ),
+    )
+    .unwrap();
     for s in ["a.toml", "b.toml"] {
         run_json(d, s, &["-j", "2"]);
     }
@@ -71,7 +83,10 @@ fn gc_keeps_current_plans_and_lock_named_records_and_reports_freed_bytes() {
     assert!(removed > 0, "a's superseded records should go");
     assert_eq!(freed(&gc.stdout), removed, "reported bytes = bytes of the files removed");
     assert_eq!(would, removed, "the dry run announced exactly this");
-    assert!(before.keys().filter(|p| p.starts_with("records")).count() > after.keys().filter(|p| p.starts_with("records")).count());
+    assert!(
+        before.keys().filter(|p| p.starts_with("records")).count()
+            > after.keys().filter(|p| p.starts_with("records")).count()
+    );
     assert!(all_cached(d, "a.toml"), "a's current plan must stay cached");
     assert!(all_cached(d, "b.toml"), "b's lock-named records must stay");
     // Nothing left to collect.

@@ -18,7 +18,9 @@ fn taplo() -> Option<PathBuf> {
             std::env::var("NEUROSPEC_REQUIRE_TOOLS").as_deref() != Ok("1"),
             "taplo is not installed and NEUROSPEC_REQUIRE_TOOLS=1 (npm install -g @taplo/cli)"
         );
-        eprintln!("SKIP: taplo not found (npm install -g @taplo/cli, or set NEUROSPEC_TAPLO); the editor check did not run");
+        eprintln!(
+            "SKIP: taplo not found (npm install -g @taplo/cli, or set NEUROSPEC_TAPLO); the editor check did not run"
+        );
         return None;
     }
     Some(candidate)

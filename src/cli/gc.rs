@@ -106,4 +106,3 @@ fn lock_files(folders: &[PathBuf]) -> Vec<PathBuf> {
     }
     found.into_iter().collect()
 }
-

@@ -301,5 +301,8 @@ fn dispatch(command: Command) -> Result<()> {
 /// The number of subjects of a preset's shipped study (`[simulate] subjects`).
 fn preset_subjects(preset: Preset) -> Result<usize> {
     let study: spec::Study = toml::from_str(crate::sim::embedded_study(preset)).expect("embedded studies parse");
-    study.simulate.map(|s| s.subjects).ok_or_else(|| Error::data(format!("{}'s study has no [simulate]", preset.name())))
+    study
+        .simulate
+        .map(|s| s.subjects)
+        .ok_or_else(|| Error::data(format!("{}'s study has no [simulate]", preset.name())))
 }

@@ -163,8 +163,10 @@ impl<'a> Walk<'a> {
             return format!("`{}`", constant.as_str().map_or_else(|| constant.to_string(), str::to_string));
         }
         if let Some(values) = node.get("enum").and_then(Value::as_array) {
-            let names: Vec<String> =
-                values.iter().map(|v| format!("`{}`", v.as_str().map_or_else(|| v.to_string(), str::to_string))).collect();
+            let names: Vec<String> = values
+                .iter()
+                .map(|v| format!("`{}`", v.as_str().map_or_else(|| v.to_string(), str::to_string)))
+                .collect();
             return format!("one of {}", names.join(", "));
         }
         let bound = |key: &str| node.get(key).and_then(Value::as_f64);
