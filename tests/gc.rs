@@ -47,7 +47,7 @@ fn gc_keeps_current_plans_and_lock_named_records_and_reports_freed_bytes() {
     let study = std::fs::read_to_string(d.join("study.toml")).unwrap();
     let study = study.replacen("permutations = 5000", "permutations = 100", 1).replacen(
         "bootstrap = 1000",
-        "bootstrap = 50",
+        "bootstrap = 0",
         1,
     );
     assert!(study.contains("permutations = 100") && study.contains("name = \"ukb-symptoms\""));

@@ -22,7 +22,11 @@ fn every_syntax_and_type_error_is_reported_at_once() {
     let out = common::neurospec(dir.path(), &["check", "study.toml"]);
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(stderr.matches("error:").count(), 5, "five mistakes, five errors:\n{stderr}");
+    // Five mistakes; TOML's parser reports the doubled `=` as two problems of line 76.
+    assert_eq!(stderr.matches("error:").count(), 6, "every mistake reported:\n{stderr}");
+    for named in ["study.seed", "simulate.subjects", "split.held_out_fraction", "association.permutations", ":76:"] {
+        assert!(stderr.contains(named), "`{named}` not reported:\n{stderr}");
+    }
     assert!(!stderr.contains("usize") && !stderr.contains("u64"), "serde's type names leak:\n{stderr}");
     insta::assert_snapshot!(stderr);
 }
