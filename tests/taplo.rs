@@ -12,7 +12,8 @@ use std::process::Command;
 
 fn taplo() -> Option<PathBuf> {
     let candidate = std::env::var_os("NEUROSPEC_TAPLO").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("taplo"));
-    let works = Command::new(&candidate).arg("--version").output().is_ok_and(|o| o.status.success());
+    // @taplo/cli 0.7.0 prints `taplo 0.9.0` for --version but exits 1.
+    let works = Command::new(&candidate).arg("--version").output().is_ok_and(|o| o.stdout.starts_with(b"taplo "));
     if !works {
         assert!(
             std::env::var("NEUROSPEC_REQUIRE_TOOLS").as_deref() != Ok("1"),
@@ -57,7 +58,7 @@ fn one_mistake_gives_one_editor_error_naming_it() {
     // (study, text to replace, replacement, what the one error must mention)
     let cases = [
         ("ketamine-amygdala", "strategy = \"24P\"", "strategy = \"25P\"", "25P"),
-        ("ketamine-amygdala", "[denoise]\n", "[denoise]\ndetrend = \"yes\"\n", "yes"),
+        ("ketamine-amygdala", "detrend = true", "detrend = \"yes\"", "yes"),
         ("amygdala-wellbeing", "[split]\n", "[split]\nheld_out_fracton = 0.2\n", "held_out_fracton"),
         ("amygdala-wellbeing", "method = \"grouped\"", "method = \"familywise\"", "familywise"),
         ("ukb-symptoms", "[association]\n", "[association]\npermutation_blokcs = \"site\"\n", "permutation_blokcs"),
@@ -69,8 +70,11 @@ fn one_mistake_gives_one_editor_error_naming_it() {
         assert!(text.contains(from), "{study}.toml has no `{from}`");
         let file = dir.path().join(format!("broken-{i}.toml"));
         std::fs::write(&file, text.replacen(from, to, 1)).unwrap();
-        let errors = lint(&taplo, &file);
-        assert_eq!(errors.len(), 1, "{study} with `{to}`: expected one error, got {errors:#?}");
+        let mut errors = lint(&taplo, &file);
+        // Taplo 0.9 repeats an unknown key's one message (once per sibling key of its table);
+        // what must not happen is several different errors for one mistake.
+        errors.dedup();
+        assert_eq!(errors.len(), 1, "{study} with `{to}`: expected one distinct error, got {errors:#?}");
         assert!(errors[0].contains(named), "{study} with `{to}`: the error does not name `{named}`: {}", errors[0]);
     }
 }
