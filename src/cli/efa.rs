@@ -12,14 +12,19 @@ pub struct EfaArgs {
     /// Item table (header row; every other column is an item).
     #[arg(long)]
     pub data: PathBuf,
-    /// A column that is not an item (e.g. the subject id).
+    /// The subject id column (not an item; it names the rows of scores.tsv). Default: a column
+    /// named participant_id, subject, sub or id (any case), else a first column of unique
+    /// non-numeric or `sub-` values; `--id-column none` treats every column as an item.
     #[arg(long)]
     pub id_column: Option<String>,
-    /// Number of factors, `parallel` (Horn's parallel analysis) or `map` (Velicer's MAP).
+    /// Number of factors: a whole number, `parallel` (Horn's parallel analysis) or `map`
+    /// (Velicer's MAP), as `[factors] count` in a study.
     #[arg(long, default_value = "parallel")]
     pub factors: String,
+    /// Extraction: minimum residual, maximum likelihood or principal axes.
     #[arg(long, value_enum, default_value_t = Extraction::MinRes)]
     pub method: Extraction,
+    /// Rotation of the extracted loadings (GPArotation's criteria).
     #[arg(long, value_enum, default_value_t = Rotation::Oblimin)]
     pub rotation: Rotation,
     /// Oblimin γ (read only with --rotation oblimin).
@@ -32,11 +37,13 @@ pub struct EfaArgs {
     /// column per factor) and one row per item; NA leaves a cell unspecified.
     #[arg(long)]
     pub target: Option<PathBuf>,
+    /// Factor score method (Thurstone regression, Bartlett, ten Berge).
     #[arg(long, value_enum, default_value_t = Scores::Regression)]
     pub scores: Scores,
     /// Simulated data sets for parallel analysis.
     #[arg(long, default_value_t = 1000)]
     pub sims: usize,
+    /// Seed of the parallel analysis' simulated data.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// Output folder (loadings.tsv, phi.tsv, scores.tsv, fit.json).
@@ -84,7 +91,17 @@ fn target(args: &EfaArgs, items: &[String], count: efa::Count) -> Result<Option<
 }
 
 pub fn run(args: &EfaArgs) -> Result<()> {
-    let (names, ids, values) = crate::tables::read::read_items(&args.data, args.id_column.as_deref())?;
+    let id_column = match args.id_column.as_deref() {
+        Some("none") => None,
+        Some(named) => Some(named.to_string()),
+        None => crate::tables::read::detect_id_column(&args.data)?,
+    };
+    if args.id_column.is_none()
+        && let Some(id) = &id_column
+    {
+        eprintln!("{}: `{id}` is the id column (not an item); --id-column to choose another", args.data.display());
+    }
+    let (names, ids, values) = crate::tables::read::read_items(&args.data, id_column.as_deref())?;
     let (n, p) = (ids.len(), names.len());
     let count = count(&args.factors)?;
     let target = target(args, &names, count)?;
@@ -105,7 +122,7 @@ pub fn run(args: &EfaArgs) -> Result<()> {
     std::fs::create_dir_all(&args.out).map_err(|e| Error::io(&args.out, e))?;
     write(&args.out, "loadings.tsv", &matrix_tsv("item", &names, &factors, &analysis.fit.loadings))?;
     write(&args.out, "phi.tsv", &matrix_tsv("factor", &factors, &factors, &analysis.fit.phi))?;
-    write(&args.out, "scores.tsv", &matrix_tsv("row", &ids, &factors, &scores))?;
+    write(&args.out, "scores.tsv", &matrix_tsv(id_column.as_deref().unwrap_or("row"), &ids, &factors, &scores))?;
     write(&args.out, "fit.json", &(serde_json::to_string_pretty(&analysis.summary).expect("json") + "\n"))?;
     eprintln!(
         "{}: {k} factors ({:?}, {:?}) from {n} rows × {p} items → {}",

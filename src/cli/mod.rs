@@ -11,6 +11,7 @@ mod bench;
 mod efa;
 mod extract;
 mod extract_batch;
+mod gc;
 mod slurm;
 mod study;
 
@@ -38,11 +39,16 @@ struct Cli {
 enum Command {
     /// Validate a study (syntax, types, files, columns, terms, split) without computing anything.
     Check {
-        /// The study file.
+        /// The study file (TOML; see studies/ukb-symptoms.toml).
         study: PathBuf,
+        /// Print one JSON object on stdout: `{"study", "ok", "stages", "warnings", "errors"}`
+        /// (each problem with file, line, column, message and hint).
+        #[arg(long)]
+        json: bool,
     },
     /// Show every stage instance and whether it is cached or stale (and why).
     Plan {
+        /// The study file.
         study: PathBuf,
         /// Print the DAG as Graphviz instead.
         #[arg(long)]
@@ -53,6 +59,7 @@ enum Command {
     },
     /// Run the stale stages and publish the outputs.
     Run {
+        /// The study file.
         study: PathBuf,
         /// Worker threads (default: all cores).
         #[arg(short = 'j', long)]
@@ -93,6 +100,7 @@ enum Command {
     /// Where a Slurm run of a study stands: stages done, running, failed, waiting; each failure's
     /// stage, error and Slurm log.
     Status {
+        /// The study file that was submitted.
         study: PathBuf,
         /// Cache folder (default: .neurospec beside the study).
         #[arg(long)]
@@ -104,6 +112,7 @@ enum Command {
         /// The submitted plan's folder (`<cache>/slurm/<plan id>`).
         #[arg(long)]
         submission: PathBuf,
+        /// Index of the array job in the submission.
         #[arg(long)]
         array: Option<usize>,
         /// Task index (default: $SLURM_ARRAY_TASK_ID).
@@ -136,24 +145,46 @@ enum Command {
     },
     /// Print the JSON Schema of study files.
     Schema,
+    /// Delete cache records and objects that the named studies no longer need, and report the
+    /// bytes freed. Keeps what their current plans use and every stage a published
+    /// `neurospec.lock` in their output folders names (unless --all).
+    Gc {
+        /// The studies that use the cache (their current plans are kept).
+        studies: Vec<PathBuf>,
+        /// Cache folder (default: .neurospec beside the studies).
+        #[arg(long = "cache", visible_alias = "cache-dir")]
+        cache: Option<PathBuf>,
+        /// Only report what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+        /// Also delete what published lock files name (keep only the current plans' needs; with
+        /// no study, empty the cache).
+        #[arg(long)]
+        all: bool,
+    },
     /// Exploratory factor analysis of an item table (TSV or CSV, one column per item).
     Efa(efa::EfaArgs),
     /// Region time series (and connectivity) for one BOLD image and a label atlas.
     Extract(extract::ExtractCommand),
     /// Write a synthetic cohort (tables, ground truth and a study file that reads them).
     Simulate {
+        /// The cohort to simulate (each matches a shipped study in studies/).
         #[arg(value_enum)]
         preset: Preset,
         /// Output folder.
         #[arg(long)]
         out: PathBuf,
+        /// Seed of every random draw (the same seed gives the same bytes).
         #[arg(long, default_value_t = 1)]
         seed: u64,
-        #[arg(long, default_value_t = 25_000)]
-        subjects: usize,
-        /// Table file format.
-        #[arg(long, value_enum, default_value_t = TableFormat::Tsv)]
-        format: TableFormat,
+        /// Number of subjects (default: the preset's shipped study: 25,000 for ukb-symptoms, 500
+        /// for amygdala-wellbeing, 49 for ketamine-response).
+        #[arg(long)]
+        subjects: Option<usize>,
+        /// Table file format (ukb-symptoms only; the imaging presets write TSV tables and NIfTI
+        /// images as fMRIPrep does).
+        #[arg(long, value_enum)]
+        format: Option<TableFormat>,
     },
     /// Time the voxelwise permutation engine on synthetic data (used by benches/voxelwise.py).
     #[command(name = "bench-voxelwise", hide = true)]
@@ -196,7 +227,7 @@ fn dispatch(command: Command) -> Result<()> {
     match command {
         Command::BenchVoxelwise(args) => bench::run(args),
         Command::BenchSlurm(args) => bench::bench_slurm(args),
-        Command::Check { study } => study::check(&study),
+        Command::Check { study, json } => study::check(&study, json),
         Command::Plan { study, dot, cache_dir } => study::plan_command(&study, dot, cache_dir),
         Command::Run {
             study,
@@ -247,10 +278,31 @@ fn dispatch(command: Command) -> Result<()> {
         Command::Efa(args) => efa::run(&args),
         Command::Extract(command) => extract::run(command),
         Command::Schema => out(&spec::schema::schema_json()),
+        Command::Gc { studies, cache, dry_run, all } => gc::run(&gc::GcOptions { cache, studies, dry_run, all }),
         Command::Simulate { preset, out: dir, seed, subjects, format } => {
+            if preset.writes_files() && format.is_some_and(|f| f != TableFormat::Tsv) {
+                return Err(Error::Usage(format!(
+                    "--format is for ukb-symptoms; {} writes TSV tables beside NIfTI images, as fMRIPrep does",
+                    preset.name()
+                )));
+            }
+            let format = format.unwrap_or(TableFormat::Tsv);
+            let subjects = match subjects {
+                Some(n) => n,
+                None => preset_subjects(preset)?,
+            };
             crate::sim::write_cohort(preset, subjects, seed, format, &dir)?;
             eprintln!("wrote a {} cohort of {subjects} subjects to {}", preset.name(), dir.display());
             Ok(())
         }
     }
+}
+
+/// The number of subjects of a preset's shipped study (`[simulate] subjects`).
+fn preset_subjects(preset: Preset) -> Result<usize> {
+    let study: spec::Study = toml::from_str(crate::sim::embedded_study(preset)).expect("embedded studies parse");
+    study
+        .simulate
+        .map(|s| s.subjects)
+        .ok_or_else(|| Error::data(format!("{}'s study has no [simulate]", preset.name())))
 }

@@ -51,7 +51,7 @@ pub(super) struct Scratch {
 }
 
 impl Scratch {
-    fn new(cache: Option<PathBuf>) -> Self {
+    pub(super) fn new(cache: Option<PathBuf>) -> Self {
         Scratch { cache, made: std::cell::OnceCell::new() }
     }
 
@@ -67,15 +67,50 @@ impl Scratch {
     }
 }
 
-pub fn check(path: &Path) -> Result<()> {
-    let scratch = Scratch::new(None);
-    let (_, resolved) = load_checked(path, Some(&scratch))?;
-    let plan = plan::compile(&resolved);
-    for warning in crate::exec::preflight::check_data(&plan)? {
-        eprintln!("{warning}");
+pub fn check(path: &Path, json: bool) -> Result<()> {
+    if !json {
+        let scratch = Scratch::new(None);
+        let (_, resolved) = load_checked(path, Some(&scratch))?;
+        let plan = plan::compile(&resolved);
+        for warning in crate::exec::preflight::check_data(&plan)? {
+            eprintln!("{warning}");
+        }
+        return out(&format!("{}: ok ({} stages)\n", path.display(), plan.order.len()));
     }
-    out(&format!("{}: ok ({} stages)\n", path.display(), plan.order.len()))?;
-    Ok(())
+    // `--json`: one object on stdout whatever happens; the exit code still says ok or not.
+    let scratch = Scratch::new(None);
+    let mut warnings: Vec<serde_json::Value> = Vec::new();
+    let result = load_checked(path, Some(&scratch)).and_then(|(_, resolved)| {
+        warnings.extend(resolved.warnings.iter().map(diagnostic_json));
+        let plan = plan::compile(&resolved);
+        let data = crate::exec::preflight::check_data(&plan)?;
+        warnings.extend(data.iter().map(|w| serde_json::json!({ "message": w.to_string() })));
+        Ok(plan.order.len())
+    });
+    let (stages, errors) = match &result {
+        Ok(n) => (Some(*n), Vec::new()),
+        Err(Error::Study(problems)) => (None, problems.iter().map(diagnostic_json).collect()),
+        Err(e) => (None, vec![serde_json::json!({ "message": e.to_string() })]),
+    };
+    let summary = serde_json::json!({
+        "study": path.display().to_string(),
+        "ok": result.is_ok(),
+        "stages": stages,
+        "warnings": warnings,
+        "errors": errors,
+    });
+    out(&format!("{summary}\n"))?;
+    result.map(|_| ())
+}
+
+fn diagnostic_json(d: &crate::error::Diagnostic) -> serde_json::Value {
+    serde_json::json!({
+        "file": d.file.display().to_string(),
+        "line": d.line,
+        "column": d.col,
+        "message": d.message,
+        "hint": d.hint,
+    })
 }
 
 pub(super) fn cache_dir(loaded: &LoadedStudy, explicit: Option<PathBuf>) -> PathBuf {

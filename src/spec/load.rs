@@ -69,29 +69,28 @@ pub fn load(path: &Path) -> Result<LoadedStudy> {
             ),
         ]));
     }
-    // Unknown keys anywhere in the file are reported together (serde would stop at the first).
-    if let Ok(document) = DeTable::parse(&source) {
-        let top = document.get_ref();
-        let meta = ["name", "seed", "subject_id", "description"];
-        if !top.iter().any(|(k, _)| k.get_ref() == "study")
-            && top.iter().any(|(k, _)| meta.contains(&k.get_ref().as_ref()))
-        {
-            let first =
-                top.iter().find(|(k, _)| meta.contains(&k.get_ref().as_ref())).map_or(0, |(k, _)| k.span().start);
-            return Err(Error::Study(vec![
-                Diagnostic::at_offset(
-                    path,
-                    &source,
-                    first,
-                    "`name`, `seed` and `subject_id` belong in a [study] section",
-                )
+    // Syntax errors, unknown keys, wrong types and missing keys anywhere in the file are
+    // reported together (the parser recovers; serde would stop at the first).
+    let (document, syntax) = DeTable::parse_recoverable(&source);
+    let top = document.get_ref();
+    let meta = ["name", "seed", "subject_id", "description"];
+    if syntax.is_empty()
+        && !top.iter().any(|(k, _)| k.get_ref() == "study")
+        && top.iter().any(|(k, _)| meta.contains(&k.get_ref().as_ref()))
+    {
+        let first = top.iter().find(|(k, _)| meta.contains(&k.get_ref().as_ref())).map_or(0, |(k, _)| k.span().start);
+        return Err(Error::Study(vec![
+            Diagnostic::at_offset(path, &source, first, "`name`, `seed` and `subject_id` belong in a [study] section")
                 .with_hint("add the line [study] above them"),
-            ]));
-        }
-        let unknown = unknown_keys(path, &source, top);
-        if !unknown.is_empty() {
-            return Err(Error::Study(unknown));
-        }
+        ]));
+    }
+    let mut problems: Vec<Diagnostic> = syntax.iter().map(|e| toml_diagnostic(path, &source, e)).collect();
+    // A document with syntax errors is partial: its missing keys are not news.
+    let shape = super::shape::problems(path, &source, top, &super::schema::schema_value());
+    problems.extend(shape.into_iter().filter(|d| syntax.is_empty() || !d.message.contains("lacks the required key")));
+    if !problems.is_empty() {
+        problems.sort_by_key(|d| (d.line, d.col));
+        return Err(Error::Study(problems));
     }
     let study: Study = toml::from_str(&source).map_err(|e| Error::Study(vec![toml_diagnostic(path, &source, &e)]))?;
     let dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
@@ -104,86 +103,6 @@ pub fn load(path: &Path) -> Result<LoadedStudy> {
         hash: blake3::hash(&bytes).to_hex().to_string(),
         redirect: None,
     })
-}
-
-/// Every key the study types do not know, found by walking the document against the JSON Schema
-/// generated from those types (so the two cannot disagree).
-fn unknown_keys(path: &Path, source: &str, document: &DeTable<'_>) -> Vec<Diagnostic> {
-    let schema = serde_json::to_value(schemars::schema_for!(Study)).expect("schema serialises");
-    let mut out = Vec::new();
-    walk_table(path, source, document, &schema, &schema, &mut out);
-    out.sort_by_key(|d| (d.line, d.col));
-    out
-}
-
-/// Follow `$ref` and pick the object alternative of `anyOf` / `oneOf` (e.g. `Option<T>`).
-fn resolve<'s>(root: &'s serde_json::Value, mut node: &'s serde_json::Value) -> &'s serde_json::Value {
-    for _ in 0..16 {
-        if let Some(reference) = node.get("$ref").and_then(|r| r.as_str()) {
-            let name = reference.trim_start_matches("#/$defs/");
-            node = &root["$defs"][name];
-            continue;
-        }
-        let alternatives = node.get("anyOf").or_else(|| node.get("oneOf")).and_then(|a| a.as_array());
-        if let Some(alternatives) = alternatives
-            && let Some(object) = alternatives.iter().find(|a| a.get("type").and_then(|t| t.as_str()) != Some("null"))
-        {
-            node = object;
-            continue;
-        }
-        break;
-    }
-    node
-}
-
-fn walk_table(
-    path: &Path,
-    source: &str,
-    table: &DeTable<'_>,
-    node: &serde_json::Value,
-    root: &serde_json::Value,
-    out: &mut Vec<Diagnostic>,
-) {
-    let node = resolve(root, node);
-    let properties = node.get("properties").and_then(|p| p.as_object());
-    let additional = node.get("additionalProperties");
-    for (key, value) in table.iter() {
-        let name: &str = key.get_ref();
-        let child = match (properties.and_then(|p| p.get(name)), additional) {
-            (Some(schema), _) => schema,
-            (None, Some(schema)) if schema.is_object() => schema,
-            (None, Some(serde_json::Value::Bool(false))) => {
-                let known: Vec<&str> = properties.map(|p| p.keys().map(String::as_str).collect()).unwrap_or_default();
-                let mut d = Diagnostic::at_offset(path, source, key.span().start, format!("unknown key `{name}`"));
-                d.hint = Some(match did_you_mean(name, known.iter().copied()) {
-                    Some(best) => format!("did you mean `{best}`? (expected one of: {})", known.join(", ")),
-                    None => format!("expected one of: {}", known.join(", ")),
-                });
-                out.push(d);
-                continue;
-            }
-            _ => continue,
-        };
-        walk_value(path, source, value.get_ref(), child, root, out);
-    }
-}
-
-fn walk_value(
-    path: &Path,
-    source: &str,
-    value: &DeValue<'_>,
-    node: &serde_json::Value,
-    root: &serde_json::Value,
-    out: &mut Vec<Diagnostic>,
-) {
-    let node = resolve(root, node);
-    if let Some(table) = value.as_table() {
-        walk_table(path, source, table, node, root, out);
-    } else if let (Some(array), Some(items)) = (value.as_array(), node.get("items")) {
-        for element in array.iter() {
-            walk_value(path, source, element.get_ref(), items, root, out);
-        }
-    }
 }
 
 fn toml_diagnostic(path: &Path, source: &str, e: &toml::de::Error) -> Diagnostic {

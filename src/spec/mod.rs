@@ -16,6 +16,7 @@ pub mod check;
 pub mod expr;
 pub mod load;
 pub mod schema;
+pub mod shape;
 pub mod terms;
 
 use schemars::JsonSchema;
@@ -137,6 +138,8 @@ pub struct SeedMapsSpec {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct GroupSpec {
+    /// `two-sample` (group of interest vs the rest, on `group`), `paired` (after − before over
+    /// two `sessions`, by sign flipping) or `correlation` (with `variable`).
     pub design: GroupDesign,
     /// Voxelwise: the seed whose seed-to-voxel maps are tested (needs [seed_maps]).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -168,6 +171,7 @@ pub struct GroupSpec {
     /// blocks of equal size; sign flips flip whole blocks).
     #[serde(default, skip_serializing_if = "BlockPermutation::is_default")]
     pub block_permutation: BlockPermutation,
+    /// Direction of the test: `two-sided` (default), `positive` or `negative`.
     #[serde(default)]
     pub tail: Tail,
     /// Cluster-forming threshold as |t| (voxelwise; default: p < 0.001 uncorrected).
@@ -178,6 +182,7 @@ pub struct GroupSpec {
     pub cluster_p: f64,
     /// Voxel neighbourhood for clusters: 6, 18 or 26.
     #[serde(default = "default_cluster_connectivity")]
+    #[schemars(schema_with = "schema::connectivity_schema")]
     pub connectivity: u8,
     /// Region set whose atlas labels name cluster peaks.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -280,6 +285,7 @@ pub struct RocSpec {
     /// blocks of equal size; sign flips flip whole blocks).
     #[serde(default, skip_serializing_if = "BlockPermutation::is_default")]
     pub block_permutation: BlockPermutation,
+    /// Confidence level of the AUC's intervals (e.g. 0.95).
     #[serde(default = "default_ci_level")]
     pub ci_level: f64,
 }
@@ -297,7 +303,10 @@ fn default_roc_resamples() -> usize {
 pub enum DerivedSpec {
     Expr(String),
     Full {
+        /// The expression (see docs/derived.md).
         expr: String,
+        /// Where the expression is undefined (division by zero, log of 0, …): `error` stops
+        /// naming the subject; `missing` leaves the value missing and counts it.
         #[serde(default)]
         undefined: UndefinedPolicy,
     },
@@ -502,6 +511,7 @@ fn default_min_kept() -> f64 {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SphereSpec {
+    /// The region's name (a column label in the time series and connectome).
     pub name: String,
     /// Centre in MNI mm.
     pub centre: [f64; 3],
@@ -518,6 +528,7 @@ pub struct Denoise {
     /// `simple`, `scrubbing` (with its censoring, unless thresholds are given here) and
     /// `compcor`, or a comma-separated column list.
     #[serde(default = "default_strategy")]
+    #[schemars(schema_with = "schema::strategy_schema")]
     pub strategy: String,
     /// Non-steady-state volumes dropped before cleaning: `"auto"` (those fMRIPrep flags in
     /// `non_steady_state_outlierNN`), a number of first volumes, or 0 (keep all).
@@ -543,8 +554,10 @@ pub struct Denoise {
     /// Band-pass [high-pass, low-pass] in Hz.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub band: Option<[f64; 2]>,
+    /// Remove each series' linear trend before filtering (nilearn's `detrend`).
     #[serde(default = "default_true")]
     pub detrend: bool,
+    /// Z-score each cleaned series (nilearn's `standardize="zscore_sample"`).
     #[serde(default = "default_true")]
     pub standardize: bool,
     /// A run with fewer volumes left is excluded (and listed).
@@ -892,6 +905,8 @@ pub struct IqrRule {
 #[derive(Debug, Clone, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SplitSpec {
+    /// How subjects are split: `random`, `column` (by its values), `stratified` (random within
+    /// the values of `column`) or `grouped` (whole groups, e.g. families, held out).
     pub method: SplitMethod,
     /// `random`, `stratified`, `grouped`: fraction of subjects held out (0 < f < 1).
     #[serde(default, skip_serializing_if = "Option::is_none")]

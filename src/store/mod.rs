@@ -59,6 +59,7 @@
 //! The mtime in `filehashes.json` is only a shortcut to avoid re-hashing unchanged raw files; the
 //! fingerprint always uses the content hash, never an mtime or an absolute path.
 
+pub mod gc;
 pub mod scratch;
 
 use crate::error::{Error, Result};

@@ -197,6 +197,30 @@ fn read_frame(bytes: Vec<u8>, origin: &str, format: TableFormat) -> Result<DataF
     }
 }
 
+/// Header names that mark a subject id column in an item table (compared ignoring case).
+pub const ID_COLUMN_NAMES: [&str; 4] = ["participant_id", "subject", "sub", "id"];
+
+/// The id column of an item table when none is declared: a column named as in
+/// [`ID_COLUMN_NAMES`], else a first column whose values are unique and not numbers (or all
+/// `sub-…` labels); `None` when every column looks like an item.
+pub fn detect_id_column(path: &Path) -> Result<Option<String>> {
+    let format = format_of(path, None)?;
+    let bytes = std::fs::read(path).map_err(|e| Error::io(path, e))?;
+    let origin = path.display().to_string();
+    let frame = read_frame(bytes, &origin, format)?;
+    let header: Vec<String> = frame.get_column_names().iter().map(|n| n.to_string()).collect();
+    if let Some(named) = header.iter().find(|h| ID_COLUMN_NAMES.iter().any(|id| h.eq_ignore_ascii_case(id))) {
+        return Ok(Some(named.clone()));
+    }
+    let Some(first) = frame.columns().first() else { return Ok(None) };
+    let Ok(column) = first.as_materialized_series().cast(&DataType::String) else { return Ok(None) };
+    let Ok(texts) = column.str() else { return Ok(None) };
+    let values: Vec<String> = texts.iter().map(|v| v.unwrap_or_default().trim().to_string()).collect();
+    let unique = values.iter().collect::<std::collections::BTreeSet<_>>().len() == values.len();
+    let labels = values.iter().all(|v| v.starts_with("sub-")) || values.iter().any(|v| v.parse::<f64>().is_err());
+    Ok((unique && labels && !values.is_empty()).then(|| header[0].clone()))
+}
+
 /// Items for factor analysis: every column but `id_column` must be a complete number (nothing
 /// is imputed). Returns the item names, the row ids (the id column, or 1-based row numbers) and
 /// the values, rows × items, row-major. A missing or non-numeric cell is an error naming its
