@@ -306,9 +306,9 @@ impl Lattice {
     pub fn build(mask: &MaskedGrid, connectivity: Connectivity) -> Result<Self> {
         let [nx, ny, nz] = mask.grid.shape.map(|n| n + 2);
         let len = nx * ny * nz;
-        if len >= u32::MAX as usize {
+        if len >= (u32::MAX >> 1) as usize {
             return Err(crate::error::Error::data(format!(
-                "the mask's grid {:?} has too many voxels for TFCE (at most 2³² − 1 with a one-voxel border)",
+                "the mask's grid {:?} has too many voxels for TFCE (at most 2³¹ − 1 with a one-voxel border)",
                 mask.grid.shape
             )));
         }
@@ -340,7 +340,7 @@ impl Lattice {
 }
 
 /// A root's record in the maximum's pass.
-#[derive(Clone, Copy, Default)]
+#[derive(Clone, Copy)]
 struct Root {
     size: u32,
     /// Levels below this one are not yet credited.
@@ -349,7 +349,7 @@ struct Root {
     best: f64,
 }
 
-/// Reusable buffers of the maximum's pass (one set per thread), indexed by padded cell.
+/// Reusable buffers of the maximum's pass (one set per thread): `parent` by padded cell.
 pub struct MaxScratch {
     parent: Vec<u32>,
     roots: Vec<Root>,
@@ -362,7 +362,7 @@ impl MaxScratch {
     pub fn new(lattice: &Lattice) -> Self {
         MaxScratch {
             parent: vec![NOT_ADDED; lattice.len],
-            roots: vec![Root::default(); lattice.len],
+            roots: Vec::with_capacity(lattice.cells.len()),
             level: vec![0; lattice.cells.len()],
             order: Vec::with_capacity(lattice.cells.len()),
             starts: Vec::new(),
@@ -455,42 +455,55 @@ fn one_sign_maximum(
             root.pending = down_to;
         }
     };
+    // A root's parent entry is ROOT | its record's index in `roots`, records being made in the
+    // order components start (sequential writes, recent ones in cache).
     let (parent, roots) = (&mut s.parent, &mut s.roots);
+    roots.clear();
+    let mut added = [0usize; 26];
     for l in (1..=k).rev() {
         let (start, end) = (s.starts[l + 1] as usize, s.starts[l] as usize);
         let l = l as u32;
         for &c in &s.order[start..end] {
             let c = c as usize;
-            parent[c] = c as u32;
-            roots[c] = Root { size: 1, pending: l, best: 0.0 };
-            let mut root = c;
+            // First gather the added neighbours without a branch (independent loads that the
+            // processor overlaps, and no mispredicted "added?" jumps), then join them.
+            let mut count = 0;
             for &d in &lattice.steps {
                 let u = c.wrapping_add_signed(d);
-                if parent[u] == NOT_ADDED {
-                    continue;
-                }
-                let other = find_root(parent, u);
+                added[count] = u;
+                count += usize::from(parent[u] != NOT_ADDED);
+            }
+            parent[c] = ROOT | roots.len() as u32;
+            roots.push(Root { size: 1, pending: l, best: 0.0 });
+            let (mut root, mut record) = (c, roots.len() - 1);
+            for &u in &added[..count] {
+                let (other, other_record) = find_root(parent, u);
                 if other == root {
                     continue;
                 }
-                credit(&mut roots[root], l);
-                credit(&mut roots[other], l);
-                let (big, small) = if roots[other].size >= roots[root].size { (other, root) } else { (root, other) };
-                let merged = roots[small];
+                credit(&mut roots[record], l);
+                credit(&mut roots[other_record], l);
+                let ((big, big_record), (small, small_record)) = if roots[other_record].size >= roots[record].size {
+                    ((other, other_record), (root, record))
+                } else {
+                    ((root, record), (other, other_record))
+                };
+                let merged = roots[small_record];
                 parent[small] = big as u32;
-                let into = &mut roots[big];
+                let into = &mut roots[big_record];
                 into.size += merged.size;
                 into.best = into.best.max(merged.best);
-                root = big;
+                (root, record) = (big, big_record);
             }
         }
     }
     let mut best = 0.0f64;
     for &c in &s.order {
-        let c = c as usize;
-        if parent[c] as usize == c {
-            credit(&mut roots[c], 0);
-            best = best.max(roots[c].best);
+        let entry = parent[c as usize];
+        if entry & ROOT != 0 {
+            let root = &mut roots[(entry & !ROOT) as usize];
+            credit(root, 0);
+            best = best.max(root.best);
         }
     }
     for &c in &s.order {
@@ -499,16 +512,22 @@ fn one_sign_maximum(
     best
 }
 
-/// Root of x with path halving (no offsets to carry).
-fn find_root(parent: &mut [u32], mut x: usize) -> usize {
+/// Flag of a root's parent entry (the rest is its record's index).
+const ROOT: u32 = 1 << 31;
+
+/// Root of x and its record, with path halving (no offsets to carry).
+fn find_root(parent: &mut [u32], mut x: usize) -> (usize, usize) {
     loop {
-        let p = parent[x] as usize;
-        let grand = parent[p] as usize;
-        if p == grand {
-            return p;
+        let p = parent[x];
+        if p & ROOT != 0 {
+            return (x, (p & !ROOT) as usize);
         }
-        parent[x] = grand as u32;
-        x = grand;
+        let grand = parent[p as usize];
+        if grand & ROOT != 0 {
+            return (p as usize, (grand & !ROOT) as usize);
+        }
+        parent[x] = grand;
+        x = grand as usize;
     }
 }
 
