@@ -9,6 +9,9 @@
 //! connectivity. TFCE(v) is the sum over the thresholds, signed (negative-side scores count
 //! negative). As nilearn and fslmaths, the sum is not multiplied by the step.
 //!
+//! One file because the map's pass and the maximum's pass share the levels, the crediting rule
+//! and the tests that hold them equal; split, each half would need the other to be read.
+//!
 //! # Algorithm
 //!
 //! Not one labelling per level: voxels are added from the highest level down, merging
