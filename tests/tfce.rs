@@ -3,7 +3,8 @@
 //! requirements.txt), and against a direct labelling per threshold.
 
 use neurospec::imaging::regions::Grid;
-use neurospec::stats::tfce::{Adjacency, Scratch, TfceParams, tfce_map};
+use neurospec::stats::tfce::{Adjacency, Lattice, MaxScratch, Scratch, Tfce, TfceParams, tfce_map, tfce_maximum};
+use neurospec::stats::voxelwise::Tail;
 use neurospec::stats::voxelwise::{Connectivity, MaskedGrid};
 use serde_json::Value;
 
@@ -130,5 +131,85 @@ fn tfce_matches_labelling_every_threshold() {
         let want = brute_force(&t, &mask, connectivity, params);
         let d = relative_max_diff(&got, &want);
         assert!(d < 1e-12, "{connectivity:?}: {d:e}");
+    }
+}
+
+/// The permutations' statistic (`tfce_maximum`, which never computes the map) is the largest
+/// |TFCE| (or TFCE, one-sided) of the exact map, to rounding: on the nilearn fixture's t map and
+/// on smoothed random maps over a holed, non-cubic mask touching the grid's faces (the padded
+/// lattice's border), for every connectivity, side, E and H, and a coarse and a fine step count.
+#[test]
+fn tfce_maximum_is_the_maps_maximum() {
+    let f = fixture();
+    let fixture_mask = mask(&f);
+    let grid = Grid { shape: [9, 7, 6], affine: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]] };
+    let holed: Vec<f64> = (0..grid.len()).map(|i| if i % 7 == 3 || i % 11 == 5 { 0.0 } else { 1.0 }).collect();
+    let holed = MaskedGrid::from_mask(grid, &holed).unwrap();
+    let mut rng = neurospec::stats::rng::Rng::derived(5, "tfce-maximum-test");
+    let mut cases = vec![(floats(&f["t"]), fixture_mask)];
+    for _ in 0..4 {
+        let raw: Vec<f64> = (0..holed.len()).map(|_| rng.normal()).collect();
+        // Neighbour averaging so that components are large and merge across levels.
+        let smooth: Vec<f64> =
+            (0..raw.len()).map(|v| 1.5 * (raw[v] + raw[(v + 1) % raw.len()] + raw[(v + 9) % raw.len()])).collect();
+        cases.push((smooth, holed.clone()));
+    }
+    let mut checked = 0;
+    for (t, mask) in &cases {
+        for connectivity in [Connectivity::Faces6, Connectivity::Edges18, Connectivity::Corners26] {
+            let lattice = Lattice::build(mask, connectivity).unwrap();
+            let mut scratch = MaxScratch::new(&lattice);
+            for params in [
+                TfceParams::default(),
+                TfceParams { e: 0.6, h: 1.5, steps: 100 },
+                TfceParams { e: 1.0, h: 3.0, steps: 7 },
+                TfceParams { e: 0.5, h: 2.0, steps: 5000 },
+            ] {
+                for two_sided in [true, false] {
+                    let map = ours(t, mask, connectivity, two_sided, params);
+                    let want = map.iter().map(|v| if two_sided { v.abs() } else { *v }).fold(0.0f64, f64::max);
+                    let got = tfce_maximum(t, two_sided, params, &lattice, &mut scratch);
+                    assert!(want > 0.0);
+                    assert!(
+                        (got - want).abs() <= 1e-12 * want,
+                        "{connectivity:?} {params:?} {two_sided}: {got} vs {want}"
+                    );
+                    checked += 1;
+                }
+            }
+        }
+    }
+    assert_eq!(checked, 5 * 3 * 4 * 2);
+    // Through `Tfce`, the negative tail is the positive tail of −t.
+    let (t, mask) = &cases[1];
+    for (tail, sign) in [(Tail::Negative, -1.0), (Tail::Positive, 1.0), (Tail::TwoSided, 0.0)] {
+        let tfce = Tfce::new(mask, Connectivity::Corners26, TfceParams::default(), tail).unwrap();
+        let (map, best) = tfce.map(t);
+        let want = map.iter().map(|v| if sign == 0.0 { v.abs() } else { sign * v }).fold(0.0f64, f64::max);
+        assert!((best - want).abs() <= 1e-15 * want);
+        assert!((tfce.maximum(t) - want).abs() <= 1e-12 * want, "{tail:?}");
+    }
+}
+
+/// Settings the method is not defined for, or that the 16-bit levels cannot hold, are refused.
+#[test]
+fn tfce_refuses_degenerate_settings() {
+    let grid = Grid { shape: [3, 3, 3], affine: [[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0], [0.0, 0.0, 1.0, 0.0]] };
+    let mask = MaskedGrid::from_mask(grid, &[1.0; 27]).unwrap();
+    let new = |e: f64, h: f64, steps: usize| {
+        Tfce::new(&mask, Connectivity::Faces6, TfceParams { e, h, steps }, Tail::TwoSided).err().map(|e| e.to_string())
+    };
+    assert!(new(0.5, 2.0, 65_535).is_none());
+    assert!(new(0.5, 2.0, 1).is_none());
+    for (e, h, steps, says) in [
+        (0.5, 2.0, 65_536, "between 1 and 65535 height steps, not 65536"),
+        (0.5, 2.0, 0, "not 0"),
+        (0.0, 2.0, 100, "exponent E must be a positive finite number, not 0"),
+        (0.5, -1.0, 100, "exponent H must be a positive finite number, not -1"),
+        (f64::NAN, 2.0, 100, "exponent E must be a positive finite number, not NaN"),
+        (0.5, f64::INFINITY, 100, "exponent H must be a positive finite number, not inf"),
+    ] {
+        let message = new(e, h, steps).unwrap_or_default();
+        assert!(message.contains(says), "{e} {h} {steps}: {message}");
     }
 }

@@ -9,6 +9,9 @@
 //! connectivity. TFCE(v) is the sum over the thresholds, signed (negative-side scores count
 //! negative). As nilearn and fslmaths, the sum is not multiplied by the step.
 //!
+//! One file because the map's pass and the maximum's pass share the levels, the crediting rule
+//! and the tests that hold them equal; split, each half would need the other to be read.
+//!
 //! # Algorithm
 //!
 //! Not one labelling per level: voxels are added from the highest level down, merging
@@ -20,6 +23,20 @@
 //! new parent's offset, so it does not inherit contributions made before the merge). Cost per
 //! map: one bucket sort by level and one union–find pass over the voxels above the first
 //! threshold, O(V · neighbours), independent of the number of steps.
+//!
+//! # The permutations' maximum
+//!
+//! The FWE null needs only max |TFCE| per permutation ([`Tfce::maximum`]), and that is found
+//! without any voxel's score: a voxel's TFCE is at most that of the highest voxel of its
+//! component at its own height (the two share every component below, and the higher one also
+//! scores above), so the maximum is reached at a voxel that started a component. Each root
+//! therefore keeps only `best`, the largest score of the component's starting voxels so far,
+//! credited lazily as above; a merge keeps the larger `best`. No offsets, no read-out pass. That
+//! pass also works on the mask's grid padded by one voxel ([`Lattice`]): a neighbour is a fixed
+//! offset of the voxel's cell and "already added?" is its union–find parent, so the inner loop
+//! reads one compact array instead of a neighbour list (26 × 4 bytes per voxel, which at MNI
+//! 2 mm no longer fits in cache and was most of the cost). The sums differ from the map's in the
+//! last bits only (a different rounding order); max-TFCE p counts ties within 1e-10 relative.
 
 use super::voxelwise::{Connectivity, MaskedGrid, Tail};
 use crate::error::Result;
@@ -38,6 +55,8 @@ pub struct TfceParams {
 pub const DEFAULT_E: f64 = 0.5;
 pub const DEFAULT_H: f64 = 2.0;
 pub const DEFAULT_STEPS: usize = 100;
+/// Most height steps the passes hold (a voxel's level is 16-bit).
+pub const MAX_STEPS: usize = u16::MAX as usize;
 
 impl Default for TfceParams {
     fn default() -> Self {
@@ -275,6 +294,246 @@ fn find(nodes: &mut [Node], mut x: usize) -> usize {
     }
 }
 
+/// The mask on its grid padded by one voxel on every side: each mask voxel's cell, and the
+/// neighbours as fixed cell offsets (no bounds checks: a padding cell is never added).
+pub struct Lattice {
+    /// Padded cell of each mask voxel (mask order, so cell order is mask order).
+    cells: Vec<u32>,
+    /// Number of cells of the padded grid.
+    len: usize,
+    /// Neighbour cell offsets under the analysis' connectivity.
+    steps: Vec<isize>,
+}
+
+impl Lattice {
+    pub fn build(mask: &MaskedGrid, connectivity: Connectivity) -> Result<Self> {
+        let [nx, ny, nz] = mask.grid.shape.map(|n| n + 2);
+        let len = nx * ny * nz;
+        if len >= (u32::MAX >> 1) as usize {
+            return Err(crate::error::Error::data(format!(
+                "the mask's grid {:?} has too many voxels for TFCE (at most 2³¹ − 1 with a one-voxel border)",
+                mask.grid.shape
+            )));
+        }
+        let cells = (0..mask.len())
+            .map(|v| {
+                let [i, j, k] = mask.ijk(v);
+                ((k + 1) * ny + (j + 1)) * nx + (i + 1)
+            })
+            .map(|c| c as u32)
+            .collect();
+        let reach = match connectivity {
+            Connectivity::Faces6 => 1,
+            Connectivity::Edges18 => 2,
+            Connectivity::Corners26 => 3,
+        };
+        let mut steps = Vec::new();
+        for dk in -1isize..=1 {
+            for dj in -1isize..=1 {
+                for di in -1isize..=1 {
+                    let manhattan = di.abs() + dj.abs() + dk.abs();
+                    if manhattan > 0 && manhattan <= reach {
+                        steps.push((dk * ny as isize + dj) * nx as isize + di);
+                    }
+                }
+            }
+        }
+        Ok(Lattice { cells, len, steps })
+    }
+}
+
+/// A root's record in the maximum's pass.
+#[derive(Clone, Copy)]
+struct Root {
+    size: u32,
+    /// Levels below this one are not yet credited.
+    pending: u32,
+    /// Largest score of the component's starting voxels, credited down to `pending`.
+    best: f64,
+}
+
+/// Reusable buffers of the maximum's pass (one set per thread): `parent` by padded cell.
+pub struct MaxScratch {
+    parent: Vec<u32>,
+    roots: Vec<Root>,
+    level: Vec<u16>,
+    order: Vec<u32>,
+    starts: Vec<u32>,
+}
+
+impl MaxScratch {
+    pub fn new(lattice: &Lattice) -> Self {
+        MaxScratch {
+            parent: vec![NOT_ADDED; lattice.len],
+            roots: Vec::with_capacity(lattice.cells.len()),
+            level: vec![0; lattice.cells.len()],
+            order: Vec::with_capacity(lattice.cells.len()),
+            starts: Vec::new(),
+        }
+    }
+}
+
+/// How many of `heights` (ascending) are ≤ value: `heights.partition_point(|&h| h <= value)`,
+/// from a guess by division corrected against the heights themselves (so exactly the same).
+fn reached(heights: &[f64], step: f64, value: f64) -> usize {
+    if !(value.is_finite() && value >= heights[0]) {
+        return 0;
+    }
+    let k = heights.len();
+    let mut l = ((value / step) as usize).min(k);
+    while l < k && heights[l] <= value {
+        l += 1;
+    }
+    while l > 0 && heights[l - 1] > value {
+        l -= 1;
+    }
+    l
+}
+
+/// max over voxels of `tfce_map`'s |TFCE| (two-sided) or TFCE (positive only), without the map.
+pub fn tfce_maximum(x: &[f64], two_sided: bool, params: TfceParams, lattice: &Lattice, s: &mut MaxScratch) -> f64 {
+    debug_assert_eq!(x.len(), lattice.cells.len());
+    let finite = || x.iter().copied().filter(|v| v.is_finite());
+    let max_pos = finite().fold(0.0f64, f64::max);
+    let max_neg = if two_sided { finite().fold(0.0f64, |m, v| m.max(-v)) } else { 0.0 };
+    let top = max_pos.max(max_neg);
+    if !(top > 0.0) || params.steps == 0 {
+        return 0.0;
+    }
+    let heights = levels(top, params.steps);
+    let mut prefix = Vec::with_capacity(heights.len() + 1);
+    prefix.push(0.0);
+    for h in &heights {
+        prefix.push(prefix.last().unwrap() + h.powf(params.h));
+    }
+    let mut best = 0.0f64;
+    for (sign, max) in [(1.0, max_pos), (-1.0, max_neg)] {
+        if max > 0.0 {
+            best = best.max(one_sign_maximum(x, sign, &heights, &prefix, params.e, lattice, s));
+        }
+    }
+    best
+}
+
+/// The largest score of one sign: union–find over the padded lattice keeping each root's best.
+fn one_sign_maximum(
+    x: &[f64],
+    sign: f64,
+    heights: &[f64],
+    prefix: &[f64],
+    e: f64,
+    lattice: &Lattice,
+    s: &mut MaxScratch,
+) -> f64 {
+    let k = heights.len();
+    let step = heights[0];
+    s.starts.clear();
+    s.starts.resize(k + 2, 0);
+    for (level, &raw) in s.level.iter_mut().zip(x) {
+        let l = reached(heights, step, sign * raw);
+        *level = l as u16;
+        s.starts[l] += 1;
+    }
+    // Buckets from the highest level down; bucket l occupies order[starts[l]..starts[l] + count].
+    let mut at = 0u32;
+    for l in (1..=k).rev() {
+        let count = s.starts[l];
+        s.starts[l] = at;
+        at += count;
+    }
+    s.order.clear();
+    s.order.resize(at as usize, 0);
+    for (&level, &cell) in s.level.iter().zip(&lattice.cells) {
+        if level > 0 {
+            let slot = &mut s.starts[level as usize];
+            s.order[*slot as usize] = cell;
+            *slot += 1;
+        }
+    }
+    // Now bucket l (cell order within it, as the map's pass) is order[starts[l + 1]..starts[l]].
+    let extent = |size: u32| if e == 0.5 { (size as f64).sqrt() } else { (size as f64).powf(e) };
+    let credit = |root: &mut Root, down_to: u32| {
+        if root.pending > down_to {
+            root.best += extent(root.size) * (prefix[root.pending as usize] - prefix[down_to as usize]);
+            root.pending = down_to;
+        }
+    };
+    // A root's parent entry is ROOT | its record's index in `roots`, records being made in the
+    // order components start (sequential writes, recent ones in cache).
+    let (parent, roots) = (&mut s.parent, &mut s.roots);
+    roots.clear();
+    let mut added = [0usize; 26];
+    for l in (1..=k).rev() {
+        let (start, end) = (s.starts[l + 1] as usize, s.starts[l] as usize);
+        let l = l as u32;
+        for &c in &s.order[start..end] {
+            let c = c as usize;
+            // First gather the added neighbours without a branch (independent loads that the
+            // processor overlaps, and no mispredicted "added?" jumps), then join them.
+            let mut count = 0;
+            for &d in &lattice.steps {
+                let u = c.wrapping_add_signed(d);
+                added[count] = u;
+                count += usize::from(parent[u] != NOT_ADDED);
+            }
+            parent[c] = ROOT | roots.len() as u32;
+            roots.push(Root { size: 1, pending: l, best: 0.0 });
+            let (mut root, mut record) = (c, roots.len() - 1);
+            for &u in &added[..count] {
+                let (other, other_record) = find_root(parent, u);
+                if other == root {
+                    continue;
+                }
+                credit(&mut roots[record], l);
+                credit(&mut roots[other_record], l);
+                let ((big, big_record), (small, small_record)) = if roots[other_record].size >= roots[record].size {
+                    ((other, other_record), (root, record))
+                } else {
+                    ((root, record), (other, other_record))
+                };
+                let merged = roots[small_record];
+                parent[small] = big as u32;
+                let into = &mut roots[big_record];
+                into.size += merged.size;
+                into.best = into.best.max(merged.best);
+                (root, record) = (big, big_record);
+            }
+        }
+    }
+    let mut best = 0.0f64;
+    for &c in &s.order {
+        let entry = parent[c as usize];
+        if entry & ROOT != 0 {
+            let root = &mut roots[(entry & !ROOT) as usize];
+            credit(root, 0);
+            best = best.max(root.best);
+        }
+    }
+    for &c in &s.order {
+        parent[c as usize] = NOT_ADDED;
+    }
+    best
+}
+
+/// Flag of a root's parent entry (the rest is its record's index).
+const ROOT: u32 = 1 << 31;
+
+/// Root of x and its record, with path halving (no offsets to carry).
+fn find_root(parent: &mut [u32], mut x: usize) -> (usize, usize) {
+    loop {
+        let p = parent[x];
+        if p & ROOT != 0 {
+            return (x, (p & !ROOT) as usize);
+        }
+        let grand = parent[p as usize];
+        if grand & ROOT != 0 {
+            return (p as usize, (grand & !ROOT) as usize);
+        }
+        parent[x] = grand;
+        x = grand as usize;
+    }
+}
+
 /// TFCE inference for one analysis: the adjacency of its mask and the parameters; `maximum` is
 /// the map statistic ([`super::voxelwise::MapStatistic`]) the permutations evaluate.
 pub struct Tfce {
@@ -283,6 +542,8 @@ pub struct Tfce {
     tail: Tail,
     /// One scratch per thread that asks, reused across maps.
     scratch: std::sync::Mutex<Vec<Scratch>>,
+    lattice: Lattice,
+    max_scratch: std::sync::Mutex<Vec<MaxScratch>>,
 }
 
 /// The observed TFCE map and its max-TFCE family-wise p.
@@ -295,8 +556,30 @@ pub struct TfceResult {
 }
 
 impl Tfce {
+    /// Fails on settings the method is not defined for (E or H not a positive finite number) or
+    /// that the passes cannot hold (0 or more than 65,535 height steps: levels are 16-bit).
     pub fn new(mask: &MaskedGrid, connectivity: Connectivity, params: TfceParams, tail: Tail) -> Result<Self> {
-        Ok(Tfce { adjacency: Adjacency::build(mask, connectivity)?, params, tail, scratch: Default::default() })
+        for (name, value) in [("E", params.e), ("H", params.h)] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(crate::error::Error::data(format!(
+                    "TFCE's exponent {name} must be a positive finite number, not {value}"
+                )));
+            }
+        }
+        if !(1..=MAX_STEPS).contains(&params.steps) {
+            return Err(crate::error::Error::data(format!(
+                "TFCE needs between 1 and {MAX_STEPS} height steps, not {}",
+                params.steps
+            )));
+        }
+        Ok(Tfce {
+            adjacency: Adjacency::build(mask, connectivity)?,
+            params,
+            tail,
+            scratch: Default::default(),
+            lattice: Lattice::build(mask, connectivity)?,
+            max_scratch: Default::default(),
+        })
     }
 
     /// The tail TFCE map of t (signed) and its largest tail statistic (|TFCE|, TFCE or −TFCE).
@@ -312,8 +595,27 @@ impl Tfce {
     }
 
     /// The largest tail TFCE of a t map: the statistic whose permutation maxima give FWE p.
+    /// Same value as `map(t).1` up to rounding (see the module doc), several times faster.
     pub fn maximum(&self, t: &[f64]) -> f64 {
-        self.map(t).1
+        let mut scratch = self
+            .max_scratch
+            .lock()
+            .map(|mut s| s.pop())
+            .ok()
+            .flatten()
+            .unwrap_or_else(|| MaxScratch::new(&self.lattice));
+        let best = match self.tail {
+            Tail::TwoSided => tfce_maximum(t, true, self.params, &self.lattice, &mut scratch),
+            Tail::Positive => tfce_maximum(t, false, self.params, &self.lattice, &mut scratch),
+            Tail::Negative => {
+                let flipped: Vec<f64> = t.iter().map(|v| -v).collect();
+                tfce_maximum(&flipped, false, self.params, &self.lattice, &mut scratch)
+            }
+        };
+        if let Ok(mut pool) = self.max_scratch.lock() {
+            pool.push(scratch);
+        }
+        best
     }
 
     /// The observed map and each voxel's max-TFCE FWE p from the null maxima (identity first).
