@@ -34,6 +34,10 @@ pub struct Lock {
     pub study: String,
     pub study_hash: String,
     pub stages: Vec<LockedStage>,
+    /// The column-dictionary sidecars written beside published tables: path → blake3 of the
+    /// bytes (they are made at publishing from the tables' headers, not by a stage).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub sidecars: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -90,7 +94,15 @@ fn contents(plan: &Plan, report: &RunReport, store: &Store) -> Result<Vec<(Strin
             outputs,
         });
     }
-    files.extend(column_sidecars(&files, store)?);
+    let sidecars = column_sidecars(&files, store)?;
+    let sidecar_hashes: BTreeMap<String, String> = sidecars
+        .iter()
+        .map(|(rel, content)| match content {
+            Content::Bytes(bytes) => (rel.clone(), crate::store::hash_bytes(bytes)),
+            Content::Object(hash) => (rel.clone(), hash.clone()),
+        })
+        .collect();
+    files.extend(sidecars);
     let mut generated_by = serde_json::json!({
         "Name": "neurospec",
         "Version": env!("CARGO_PKG_VERSION"),
@@ -114,6 +126,7 @@ fn contents(plan: &Plan, report: &RunReport, store: &Store) -> Result<Vec<(Strin
         study: plan.study_name.clone(),
         study_hash: plan.study_hash.clone(),
         stages,
+        sidecars: sidecar_hashes,
     };
     let lock = serde_json::to_string_pretty(&lock).expect("json") + "\n";
     files.push((LOCK_FILE.into(), Content::Bytes(lock.into_bytes())));

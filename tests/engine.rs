@@ -41,12 +41,12 @@ fn nothing_changed_runs_nothing_and_fdr_level_reruns_only_its_dependents() {
     let dir = tempfile::tempdir().unwrap();
     small_study(dir.path());
     let first = run_json(dir.path(), "study.toml", &[]);
-    assert_eq!(first["executed"], 15);
+    assert_eq!(first["executed"], 17);
     assert_eq!(first["failed"], 0);
 
     let again = run_json(dir.path(), "study.toml", &[]);
     assert_eq!(again["executed"], 0, "{again}");
-    assert_eq!(again["cached"], 15);
+    assert_eq!(again["cached"], 17);
 
     let study = dir.path().join("study.toml");
     let text = std::fs::read_to_string(&study).unwrap();
@@ -63,7 +63,9 @@ fn nothing_changed_runs_nothing_and_fdr_level_reruns_only_its_dependents() {
     std::fs::write(&study, text.replace("permutations = 199", "permutations = 299")).unwrap();
     let perms = run_json(dir.path(), "study.toml", &[]);
     let ran = executed(&perms);
-    assert!(ran.iter().all(|s| s.starts_with("associate/") || s.starts_with("fdr/") || s == "replicate"), "{ran:?}");
+    let downstream =
+        |s: &String| ["associate/", "fdr/", "differences/"].iter().any(|p| s.starts_with(p)) || s == "replicate";
+    assert!(ran.iter().all(downstream), "{ran:?}");
     assert_eq!(ran.iter().filter(|s| s.starts_with("associate/")).count(), 6);
 }
 
@@ -76,7 +78,9 @@ fn one_byte_of_an_input_table_reruns_its_dependents_only() {
     let text = std::fs::read_to_string(&study).unwrap();
     std::fs::write(
         &study,
-        text.replace("permutations = 5000", "permutations = 99").replace("bootstrap = 1000", "bootstrap = 0"),
+        text.replace("permutations = 5000", "permutations = 99")
+            .replace("bootstrap = 1000", "bootstrap = 0")
+            .replace("differences = [", "# differences = ["),
     )
     .unwrap();
     let first = run_json(dir.path(), "study.toml", &[]);
@@ -188,7 +192,7 @@ fn concurrent_runs_on_one_cache_are_safe() {
     // One run computed everything; the other waited for the lock and found it all cached.
     let mut executed = [a["executed"].as_u64().unwrap(), b["executed"].as_u64().unwrap()];
     executed.sort();
-    assert_eq!(executed, [0, 15]);
+    assert_eq!(executed, [0, 17]);
 }
 
 #[test]
@@ -202,6 +206,7 @@ fn explain_traces_an_output_back_to_the_raw_files() {
         &study,
         text.replace("permutations = 5000", "permutations = 0")
             .replace("bootstrap = 1000", "bootstrap = 0")
+            .replace("differences = [", "# differences = [")
             .replace("p = \"permutation\"", "p = \"parametric\""),
     )
     .unwrap();

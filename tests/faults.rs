@@ -103,6 +103,11 @@ fn assert_complete(folder: &Path) -> Vec<u8> {
             }
         }
     }
+    for (path, hash_of) in lock["sidecars"].as_object().into_iter().flatten() {
+        let bytes = files.get(path).unwrap_or_else(|| panic!("sidecar {path} is listed but missing"));
+        assert_eq!(hash(bytes), hash_of.as_str().unwrap(), "{path} does not match the lock");
+        expected.push(path.clone());
+    }
     expected.sort();
     // The report's files (views of the results and the study file) are not stage outputs.
     let present: Vec<String> = files.keys().filter(|f| !neurospec::report::is_companion(f)).cloned().collect();

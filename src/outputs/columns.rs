@@ -119,6 +119,8 @@ const ENTRIES: &[(&str, &str, Column)] = &[
     ("*_desc-motion_timeseries.tsv", "volume", unit("volume", "Volume index in the BOLD image, from 0", "volumes")),
     ("*_desc-motion_timeseries.tsv", "framewise_displacement", unit("framewise displacement", "Framewise displacement from the confounds file (Power et al. 2012); n/a for the first volume or without the column", "mm")),
     ("*_desc-motion_timeseries.tsv", "status", Column { long_name: "volume status", description: "What cleaning did with the volume", units: None, levels: &[("kept", "used"), ("non-steady-state", "dropped as a dummy scan"), ("censored", "censored for motion (scrubbing)")] }),
+    ("*_desc-edges_connectivity.tsv", "edge", col("edge", "The study's edge (region pair, as named in connectome.tsv without the `conn_` prefix)")),
+    ("*_desc-edges_connectivity.tsv", "value", col("edge value", "Connectivity of the edge in this run: Pearson correlation of the denoised region series, Fisher z-transformed when the study asks for it")),
     ("*_dseg.tsv", "label", col("label", "The region's value in the label image beside this table")),
     ("*_dseg.tsv", "region", col("region", "Region name")),
     ("*_dseg.tsv", "set", col("region set", "The study's region set ([regions.NAME]) the region belongs to")),

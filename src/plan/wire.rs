@@ -205,6 +205,9 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
         b.publish(node, "series_json", format!("{stem}_timeseries.json"));
         b.publish(node, "relmat", format!("{stem}_meas-pearsoncorrelation_relmat.tsv"));
         b.publish(node, "relmat_json", format!("{stem}_meas-pearsoncorrelation_relmat.json"));
+        // The study's edges of this run (Fisher z as the connectome averages them), which the
+        // report's QC-FC reads per run; the relmat above is the BEP017 view of all regions.
+        b.publish(node, "edges", format!("{stem}_desc-edges_connectivity.tsv"));
         b.publish(node, "report", format!("{folder}/{}{space}_desc-extraction_report.json", run.prefix));
         b.publish(node, "motion", format!("{folder}/{}_desc-motion_timeseries.tsv", run.prefix));
         if first_run {

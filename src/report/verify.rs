@@ -165,6 +165,18 @@ pub fn compare(original: &Path, rerun: &Path, study_hash: &str) -> Result<Vec<Di
             );
         }
     }
+    for (rel, hash) in &old.sidecars {
+        match std::fs::read(original.join(rel)) {
+            Err(_) => push(rel, "", "column sidecar missing from the published folder".into()),
+            Ok(bytes) if crate::store::hash_bytes(&bytes) != *hash => {
+                push(rel, "", "column sidecar differs from the lock (edited after the run)".into())
+            }
+            Ok(_) if new.sidecars.get(rel) != Some(hash) => {
+                push(rel, "", "column sidecar differs from the rerun's".into())
+            }
+            Ok(_) => {}
+        }
+    }
     let description = "dataset_description.json";
     if std::fs::read(original.join(description)).ok() != std::fs::read(rerun.join(description)).ok() {
         push(description, "", "differs from the rerun's".into());

@@ -110,8 +110,11 @@ pub fn check_subject_names(dir: &Path, space: &str) -> usize {
             None => assert_eq!(name.get("ses"), None, "{rel}: ses- entity outside a ses- folder"),
         }
         assert!(name.get("task").is_some(), "{rel}: no task-");
-        assert_eq!(name.get("space"), Some(space), "{rel}: space-");
-        if ["timeseries", "relmat"].contains(&name.suffix.as_str()) {
+        // Motion per volume is not in a space (as fMRIPrep's `desc-confounds_timeseries`).
+        let spatial = name.get("desc") != Some("motion");
+        let expected = if spatial { Some(space) } else { None };
+        assert_eq!(name.get("space"), expected, "{rel}: space-");
+        if spatial && ["timeseries", "relmat"].contains(&name.suffix.as_str()) {
             let atlas = name.get("atlas").unwrap_or_else(|| panic!("{rel}: no atlas-"));
             assert!(!["regions", "atlas"].contains(&atlas), "{rel}: atlas-{atlas} is not a name");
         }
