@@ -159,21 +159,12 @@ pub fn qcfc(folder: &Folder, runs: &[RunQc]) -> Vec<QcFc> {
     out
 }
 
-/// Pearson correlation (NaN when either side is constant or any value is not finite).
+/// Pearson correlation (NaN when either side is constant or any value is not finite, where
+/// `stats::predict::pearson`, which this calls otherwise, gives 0).
 pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
-    let n = a.len() as f64;
-    if a.len() != b.len() || a.len() < 3 || a.iter().chain(b).any(|v| !v.is_finite()) {
+    let constant = |v: &[f64]| v.iter().all(|x| *x == v[0]);
+    if a.len() != b.len() || a.len() < 3 || a.iter().chain(b).any(|v| !v.is_finite()) || constant(a) || constant(b) {
         return f64::NAN;
     }
-    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
-    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
-    for (x, y) in a.iter().zip(b) {
-        sab += (x - ma) * (y - mb);
-        saa += (x - ma) * (x - ma);
-        sbb += (y - mb) * (y - mb);
-    }
-    if saa <= 0.0 || sbb <= 0.0 {
-        return f64::NAN;
-    }
-    sab / (saa * sbb).sqrt()
+    crate::stats::predict::pearson(a, b)
 }
