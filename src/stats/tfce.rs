@@ -135,6 +135,17 @@ fn levels(max: f64, steps: usize) -> Vec<f64> {
     heights
 }
 
+/// The largest positive value, the largest negative magnitude (0 unless `two_sided`) and the
+/// height steps up to the larger of the two; `None` when nothing is above 0 (TFCE is 0 there).
+/// Shared by the exact map and the permutations' maximum, so both use the same heights.
+fn tails(x: &[f64], two_sided: bool, steps: usize) -> Option<(f64, f64, Vec<f64>)> {
+    let finite = || x.iter().copied().filter(|v| v.is_finite());
+    let max_pos = finite().fold(0.0f64, f64::max);
+    let max_neg = if two_sided { finite().fold(0.0f64, |m, v| m.max(-v)) } else { 0.0 };
+    let top = max_pos.max(max_neg);
+    (top > 0.0 && steps > 0).then(|| (max_pos, max_neg, levels(top, steps)))
+}
+
 /// The signed TFCE map of `x` (NaN = not analysed, never part of a component) into `out`.
 /// `two_sided` scores both signs; otherwise only positive values (as nilearn, which zeroes the
 /// negative ones). Returns max |TFCE|.
@@ -148,14 +159,7 @@ pub fn tfce_map(
 ) -> f64 {
     debug_assert_eq!(x.len(), adjacency.voxels());
     out.iter_mut().for_each(|v| *v = 0.0);
-    let finite = || x.iter().copied().filter(|v| v.is_finite());
-    let max_pos = finite().fold(0.0f64, f64::max);
-    let max_neg = if two_sided { finite().fold(0.0f64, |m, v| m.max(-v)) } else { 0.0 };
-    let top = max_pos.max(max_neg);
-    if !(top > 0.0) || params.steps == 0 {
-        return 0.0;
-    }
-    let heights = levels(top, params.steps);
+    let Some((max_pos, max_neg, heights)) = tails(x, two_sided, params.steps) else { return 0.0 };
     let mut best = 0.0f64;
     for (sign, max) in [(1.0, max_pos), (-1.0, max_neg)] {
         if max <= 0.0 {
@@ -393,14 +397,7 @@ fn reached(heights: &[f64], step: f64, value: f64) -> usize {
 /// max over voxels of `tfce_map`'s |TFCE| (two-sided) or TFCE (positive only), without the map.
 pub fn tfce_maximum(x: &[f64], two_sided: bool, params: TfceParams, lattice: &Lattice, s: &mut MaxScratch) -> f64 {
     debug_assert_eq!(x.len(), lattice.cells.len());
-    let finite = || x.iter().copied().filter(|v| v.is_finite());
-    let max_pos = finite().fold(0.0f64, f64::max);
-    let max_neg = if two_sided { finite().fold(0.0f64, |m, v| m.max(-v)) } else { 0.0 };
-    let top = max_pos.max(max_neg);
-    if !(top > 0.0) || params.steps == 0 {
-        return 0.0;
-    }
-    let heights = levels(top, params.steps);
+    let Some((max_pos, max_neg, heights)) = tails(x, two_sided, params.steps) else { return 0.0 };
     let mut prefix = Vec::with_capacity(heights.len() + 1);
     prefix.push(0.0);
     for h in &heights {
