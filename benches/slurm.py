@@ -34,6 +34,18 @@ STAND_INS = {
 }
 
 
+def install_stand_ins(work, stand_ins):
+    """Write the stand-in Slurm commands into WORK/bin (executable); return that folder."""
+    bin_dir = os.path.join(work, "bin")
+    os.makedirs(bin_dir)
+    for name, text in stand_ins.items():
+        path = os.path.join(bin_dir, name)
+        with open(path, "w") as f:
+            f.write(text)
+        os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+    return bin_dir
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--neurospec", default=os.path.join(REPO, "target/debug/neurospec"))
@@ -41,13 +53,7 @@ def main():
     args = ap.parse_args()
     work = tempfile.mkdtemp(prefix="neurospec-slurm-bench-")
     try:
-        bin_dir = os.path.join(work, "bin")
-        os.makedirs(bin_dir)
-        for name, text in STAND_INS.items():
-            path = os.path.join(bin_dir, name)
-            with open(path, "w") as f:
-                f.write(text)
-            os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+        bin_dir = install_stand_ins(work, STAND_INS)
         rows = []
         for runs in args.runs:
             run_dir = os.path.join(work, f"runs-{runs}")

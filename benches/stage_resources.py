@@ -19,13 +19,14 @@ import argparse
 import json
 import os
 import shutil
-import stat
 import subprocess
 import sys
 import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+from slurm import install_stand_ins  # noqa: E402  (the same stand-in set-up as benches/slurm.py)
 REPO = os.path.dirname(HERE)
 
 STAND_INS = {
@@ -96,13 +97,7 @@ def main():
     neurospec = os.path.abspath(args.neurospec)
     work = tempfile.mkdtemp(prefix="neurospec-stage-resources-")
     try:
-        bin_dir = os.path.join(work, "bin")
-        os.makedirs(bin_dir)
-        for name, text in STAND_INS.items():
-            path = os.path.join(bin_dir, name)
-            with open(path, "w") as f:
-                f.write(text)
-            os.chmod(path, os.stat(path).st_mode | stat.S_IXUSR)
+        bin_dir = install_stand_ins(work, STAND_INS)
         overall = {}
         for study in args.study:
             name, rows = measure_study(neurospec, study, replacements, work)
