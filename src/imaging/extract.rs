@@ -76,6 +76,28 @@ pub fn open_bold(path: &Path) -> Result<(VolumeReader, Grid)> {
     Ok((reader, grid))
 }
 
+/// The mean of every voxel over the volumes not dropped (`dropped[t]`, e.g. the non-steady-state
+/// ones), before any cleaning: the run's reference image (as fMRIPrep's `boldref` averages the
+/// steady-state volumes). Summed in f64 in volume order, so the result does not depend on
+/// threads; a non-finite voxel stays non-finite.
+pub fn mean_volume(path: &Path, dropped: &[bool]) -> Result<Vec<f32>> {
+    let mut reader = VolumeReader::open(path)?;
+    let mut volume = vec![0.0f64; reader.header.volume_len()];
+    let mut sum = vec![0.0f64; volume.len()];
+    let (mut t, mut used) = (0usize, 0usize);
+    while reader.next_volume(&mut volume)? {
+        if !dropped.get(t).copied().unwrap_or(false) {
+            sum.iter_mut().zip(&volume).for_each(|(s, v)| *s += v);
+            used += 1;
+        }
+        t += 1;
+    }
+    if used == 0 {
+        return Err(Error::data(format!("{}: every volume is dropped; no reference image", path.display())));
+    }
+    Ok(sum.into_iter().map(|s| (s / used as f64) as f32).collect())
+}
+
 /// Mean of each region in every volume. A NaN or infinite voxel inside a region is an error
 /// naming the voxel, volume and region.
 pub fn region_means(mut reader: VolumeReader, grid: &Grid, regions: &[Region]) -> Result<TimeSeries> {

@@ -158,7 +158,8 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
     let atlas = crate::design::bids_label(im.sets.iter().map(|(name, _)| name.as_str()));
     let mut runs = Vec::new();
     for (index, run) in im.runs.iter().enumerate() {
-        let first_run = index == 0;
+        // The first run on each distinct BOLD grid publishes that grid's regions and reference.
+        let grid_reference = !im.grids[..index].contains(&im.grids[index]);
         let key = run_key(run);
         // Runs of several sessions pooled into one subject keep their session folder.
         let pooled = im.runs.iter().filter(|r| r.subject == run.subject).count() > 1;
@@ -182,6 +183,7 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
             edges: im.edges.clone(),
             fisher_z: im.fisher_z,
             seed_maps: im.seed_maps.as_ref().map(|m| m.0.clone()).unwrap_or_default(),
+            reference: grid_reference,
         };
         let node = b.add(id, Kind::ImagingRun, params, None);
         let study_dir = b.resolved.study.dir.clone();
@@ -210,11 +212,12 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
         b.publish(node, "edges", format!("{stem}_desc-edges_connectivity.tsv"));
         b.publish(node, "report", format!("{folder}/{}{space}_desc-extraction_report.json", run.prefix));
         b.publish(node, "motion", format!("{folder}/{}_desc-motion_timeseries.tsv", run.prefix));
-        if first_run {
-            // The regions resampled to the BOLD grid, published once (every run computes them,
-            // on its own grid): the first run's, which the report draws and names.
+        if grid_reference {
+            // The regions resampled to the BOLD grid and the grid's reference image (the run's
+            // mean volume), published once per distinct grid (every run computes the regions).
             b.publish(node, "regions", format!("{stem}_dseg.tsv"));
             b.publish(node, "labels", format!("{stem}_dseg.nii.gz"));
+            b.publish(node, "boldref", format!("{folder}/{}{space}_desc-mean_boldref.nii.gz", run.prefix));
         }
         for seed in im.seed_maps.iter().flat_map(|m| &m.0) {
             let map = format!("{folder}/{}{space}_seed-{}_desc-fisherz_map.nii.gz", run.prefix, seed.replace('_', ""));

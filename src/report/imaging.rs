@@ -155,12 +155,31 @@ fn regions(folder: &Folder) -> Option<Section> {
     Some(Section { id: "regions", title: "Regions".into(), body, figures })
 }
 
-/// Orthogonal slices of each region set on the first run's BOLD grid (its published label image).
+/// The published files of each distinct BOLD grid, in plan order: (label image, regions table,
+/// reference image if published, the stage that made them).
+fn grid_files(folder: &Folder) -> Vec<(String, String, Option<String>, String)> {
+    let path = |s: &crate::outputs::LockedStage, name: &str| s.outputs.get(name).and_then(|o| o.path.clone());
+    folder
+        .lock
+        .stages
+        .iter()
+        .filter(|s| s.kind == "imaging-run")
+        .filter_map(|s| Some((path(s, "labels")?, path(s, "regions")?, path(s, "boldref"), s.id.clone())))
+        .collect()
+}
+
+/// Orthogonal slices of each region set over the first grid's reference image (the mean BOLD
+/// volume of the first run on that grid), from its published label image; other grids linked.
 fn region_figures(folder: &Folder, body: &mut String) -> Option<Vec<Figure>> {
-    let table_file = folder.published("sub-", "_dseg.tsv").into_iter().next()?;
-    let image_file = table_file.replace(".tsv", ".nii.gz");
-    let table = folder.tsv(&table_file)?;
-    let (header, labels) = crate::imaging::nifti::read_3d(&folder.dir.join(&image_file)).ok()?;
+    let grids = grid_files(folder);
+    let (image_file, table_file, reference_file, stage) = grids.first()?;
+    let table = folder.tsv(table_file)?;
+    let (header, labels) = crate::imaging::nifti::read_3d(&folder.dir.join(image_file)).ok()?;
+    let reference = reference_file
+        .as_ref()
+        .and_then(|f| crate::imaging::nifti::read_3d(&folder.dir.join(f)).ok())
+        .filter(|(h, _)| h.shape3() == header.shape3())
+        .map(|(_, values)| values);
     let mut sets: Vec<(String, Vec<(usize, String)>)> = Vec::new();
     for r in 0..table.rows.len() {
         let set = table.text(r, "set").to_string();
@@ -170,21 +189,60 @@ fn region_figures(folder: &Folder, body: &mut String) -> Option<Vec<Figure>> {
             None => sets.push((set, vec![entry])),
         }
     }
+    let run = stage.trim_start_matches("imaging/");
     let _ = write!(
         body,
-        "<p>The regions as resampled to the BOLD grid of the first run (<a href=\"{}\">label image</a>, \
-         <a href=\"{}\">labels with centroids</a>); where regions overlap, the later one is drawn.</p>",
-        esc(&image_file),
-        esc(&table_file)
+        "<p>The regions as resampled to the BOLD grid of {} (<a href=\"{}\">label image</a>, \
+         <a href=\"{}\">labels with centroids</a>), drawn over {}; where regions overlap, the later one is drawn.</p>",
+        esc(run),
+        esc(image_file),
+        esc(table_file),
+        match (reference_file, &reference) {
+            (Some(f), Some(_)) => format!(
+                "that run's <a href=\"{}\">mean BOLD volume</a> (after the non-steady-state volumes, before \
+                 censoring and denoising) in grey",
+                esc(f)
+            ),
+            _ => "the extent of the grid (no reference image was published)".to_string(),
+        }
     );
+    if grids.len() > 1 {
+        let _ = write!(
+            body,
+            "<p class=\"warn\">The runs lie on {} distinct BOLD grids (shape and affine); the slices show the first. \
+             The others' regions: {}.</p>",
+            grids.len(),
+            grids[1..]
+                .iter()
+                .map(|(image, table, reference, stage)| {
+                    let reference = reference
+                        .as_ref()
+                        .map(|r| format!(", <a href=\"{}\">mean BOLD</a>", esc(r)))
+                        .unwrap_or_default();
+                    format!(
+                        "{} (<a href=\"{}\">label image</a>, <a href=\"{}\">labels</a>{reference})",
+                        esc(stage.trim_start_matches("imaging/")),
+                        esc(image),
+                        esc(table)
+                    )
+                })
+                .collect::<Vec<_>>()
+                .join("; ")
+        );
+    }
     Some(
         sets.iter()
             .map(|(set, regions)| {
                 let title = format!("Region set {set} on the BOLD grid");
+                let volume = super::slices::LabelVolume {
+                    shape: header.shape3(),
+                    labels: &labels,
+                    reference: reference.as_deref(),
+                };
                 Figure {
                     name: format!("regions_{set}"),
                     caption: title.clone(),
-                    svg: super::slices::region_slices(&title, header.shape3(), &labels, regions),
+                    svg: super::slices::region_slices(&title, &volume, regions),
                 }
             })
             .collect(),

@@ -8,6 +8,7 @@
 
 use super::charts::esc;
 use base64::Engine as _;
+use std::collections::BTreeSet;
 use std::fmt::Write as _;
 use std::io::Write as _;
 
@@ -243,27 +244,56 @@ fn label_colour(label: usize) -> [u8; 3] {
     COLOURS[(label + COLOURS.len() - 1) % COLOURS.len()]
 }
 
-/// One region set drawn as orthogonal slices of the label image (three, or up to six while a
-/// region of the set is in none of them). `labels` is the label
-/// image (flat, i fastest) of `shape`; `set` lists the set's regions (label, name). Each slice is
-/// placed where it shows the most of the set's labels not yet shown by the previous ones, so
-/// that together they show every region they can. Voxels of other sets are dim grey, the rest of
-/// the grid dark. The SVG lists the labels the slices show (`data-labels-shown`).
-pub fn region_slices(title: &str, shape: [usize; 3], labels: &[f64], set: &[(usize, String)]) -> String {
+/// A label image and, when published, the reference image it is drawn over (both flat, i
+/// fastest, on the same grid).
+pub struct LabelVolume<'a> {
+    pub shape: [usize; 3],
+    pub labels: &'a [f64],
+    /// The grid's mean BOLD volume.
+    pub reference: Option<&'a [f64]>,
+}
+
+/// The grey window of a reference image: the 2nd and 98th percentiles of its finite non-zero
+/// voxels (so a few bright voxels do not flatten the rest); None without such voxels.
+pub fn reference_window(values: &[f64]) -> Option<(f64, f64)> {
+    let mut inside: Vec<f64> = values.iter().copied().filter(|v| v.is_finite() && *v != 0.0).collect();
+    if inside.is_empty() {
+        return None;
+    }
+    inside.sort_by(f64::total_cmp);
+    let at = |q: f64| inside[((q * (inside.len() - 1) as f64).round() as usize).min(inside.len() - 1)];
+    Some((at(0.02), at(0.98)))
+}
+
+/// The grey level of a reference voxel: black where the image is zero or not finite, else
+/// 40–240 linearly across `window` (clamped).
+pub fn reference_grey(value: f64, window: (f64, f64)) -> u8 {
+    if !value.is_finite() || value == 0.0 {
+        return 0;
+    }
+    let (lo, hi) = window;
+    let x = if hi > lo { ((value - lo) / (hi - lo)).clamp(0.0, 1.0) } else { 0.5 };
+    (40.0 + 200.0 * x).round() as u8
+}
+
+/// The slices that show a set: axial, coronal, sagittal, each placed where it shows the most of
+/// the set's labels not yet shown by the previous ones; then up to three more while a region is
+/// still unseen. Returns the (axis, index) planes and the labels they show.
+fn choose_planes(
+    shape: [usize; 3],
+    at: &dyn Fn(usize, usize, usize) -> usize,
+    ours: &BTreeSet<usize>,
+) -> (Vec<(usize, usize)>, BTreeSet<usize>) {
     let [nx, ny, nz] = shape;
-    let at = |i: usize, j: usize, k: usize| labels[i + nx * (j + ny * k)] as usize;
-    let ours: std::collections::BTreeSet<usize> = set.iter().map(|s| s.0).collect();
-    // (axis, index) of the three slices: the plane that adds the most unseen labels of the set.
-    let mut shown: std::collections::BTreeSet<usize> = std::collections::BTreeSet::new();
+    let mut shown = BTreeSet::new();
     let mut planes = Vec::new();
-    // Axial, coronal, sagittal; then up to three more slices while a region is still unseen.
     for (step, axis) in [2usize, 1, 0, 2, 1, 0].into_iter().enumerate() {
         if step >= 3 && shown.len() == ours.len() {
             break;
         }
         let n = shape[axis];
-        let in_plane = |s: usize| -> std::collections::BTreeSet<usize> {
-            let mut out = std::collections::BTreeSet::new();
+        let in_plane = |s: usize| -> BTreeSet<usize> {
+            let mut out = BTreeSet::new();
             let (a, b) = match axis {
                 0 => (ny, nz),
                 1 => (nx, nz),
@@ -293,6 +323,23 @@ pub fn region_slices(title: &str, shape: [usize; 3], labels: &[f64], set: &[(usi
         shown.extend(in_plane(best));
         planes.push((axis, best));
     }
+    (planes, shown)
+}
+
+/// One region set drawn as orthogonal slices of the label image (see [`choose_planes`]), each
+/// region in its own colour over the grid's reference image in grey ([`reference_grey`]; voxels
+/// of other sets show the reference). Without a reference, other sets are dim grey and the rest
+/// of the grid dark. `set` lists the set's regions (label, name). The SVG lists the labels the
+/// slices show (`data-labels-shown`), the planes, the pixels per voxel (`data-scale`) and the
+/// grey window (`data-window`), so the picture can be recomputed from the published images.
+pub fn region_slices(title: &str, volume: &LabelVolume<'_>, set: &[(usize, String)]) -> String {
+    let shape = volume.shape;
+    let [nx, ny, nz] = shape;
+    let index = |i: usize, j: usize, k: usize| i + nx * (j + ny * k);
+    let at = |i: usize, j: usize, k: usize| volume.labels[index(i, j, k)] as usize;
+    let ours: BTreeSet<usize> = set.iter().map(|s| s.0).collect();
+    let (planes, shown) = choose_planes(shape, &at, &ours);
+    let window = volume.reference.and_then(reference_window);
     let scale = (160 / nx.max(ny).max(nz)).clamp(1, 8);
     let dims = |axis: usize| match axis {
         0 => (ny, nz),
@@ -307,17 +354,17 @@ pub fn region_slices(title: &str, shape: [usize; 3], labels: &[f64], set: &[(usi
         let (a, b) = dims(axis);
         for u in 0..a {
             for v in 0..b {
-                let l = match axis {
-                    0 => at(s, u, v),
-                    1 => at(u, s, v),
-                    _ => at(u, v, s),
+                let (i, j, k) = match axis {
+                    0 => (s, u, v),
+                    1 => (u, s, v),
+                    _ => (u, v, s),
                 };
-                let colour = if ours.contains(&l) {
-                    label_colour(l)
-                } else if l != 0 {
-                    [110, 110, 110]
-                } else {
-                    [30, 30, 30]
+                let l = at(i, j, k);
+                let colour = match (ours.contains(&l), volume.reference.zip(window)) {
+                    (true, _) => label_colour(l),
+                    (false, Some((reference, window))) => [reference_grey(reference[index(i, j, k)], window); 3],
+                    (false, None) if l != 0 => [110, 110, 110],
+                    (false, None) => [30, 30, 30],
                 };
                 for dy in 0..scale {
                     for dx in 0..scale {
@@ -332,24 +379,29 @@ pub fn region_slices(title: &str, shape: [usize; 3], labels: &[f64], set: &[(usi
     let png = base64::engine::general_purpose::STANDARD.encode(png_rgb(w, h, &rgb));
     let legend_h = 16 * set.len();
     let total_h = h + 38 + legend_h;
+    let plane_list =
+        |sep: &str| planes.iter().map(|(a, s)| format!("{}={s}", ["i", "j", "k"][*a])).collect::<Vec<_>>().join(sep);
     let mut svg = String::new();
     let _ = write!(
         svg,
         "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{width}\" height=\"{total_h}\" viewBox=\"0 0 {width} {total_h}\" \
          font-family=\"sans-serif\" font-size=\"11\" class=\"regions\" data-regions=\"{}\" data-labels-shown=\"{}\" \
-         data-planes=\"{}\"><rect width=\"100%\" height=\"100%\" fill=\"white\"/><text x=\"4\" y=\"14\" font-size=\"13\">{}</text>\
+         data-planes=\"{}\" data-scale=\"{scale}\"{}><rect width=\"100%\" height=\"100%\" fill=\"white\"/>\
+         <text x=\"4\" y=\"14\" font-size=\"13\">{}</text>\
          <image x=\"0\" y=\"20\" width=\"{w}\" height=\"{h}\" href=\"data:image/png;base64,{png}\"/>",
         set.len(),
         shown.iter().map(|l| l.to_string()).collect::<Vec<_>>().join(","),
-        planes.iter().map(|(a, s)| format!("{}={s}", ["i", "j", "k"][*a])).collect::<Vec<_>>().join(","),
+        plane_list(","),
+        window.map(|(lo, hi)| format!(" data-window=\"{lo},{hi}\"")).unwrap_or_default(),
         esc(title),
         width = w.max(260),
     );
     let _ = write!(
         svg,
-        "<text x=\"4\" y=\"{}\">slices {}; dark: the BOLD grid, grey: other region sets</text>",
+        "<text x=\"4\" y=\"{}\">slices {}; {}</text>",
         h + 34,
-        planes.iter().map(|(a, s)| format!("{}={s}", ["i", "j", "k"][*a])).collect::<Vec<_>>().join(", ")
+        plane_list(", "),
+        if window.is_some() { "grey: the mean BOLD volume" } else { "dark: the BOLD grid, grey: other region sets" }
     );
     for (row, (label, name)) in set.iter().enumerate() {
         let [r, g, b] = label_colour(*label);

@@ -6,7 +6,9 @@
 //! dropped as non-steady-state or censored), `regions` (TSV: each region's label in `labels`, set,
 //! voxel counts and centroid in world mm on the BOLD grid) and `labels` (NIfTI: the resampled
 //! regions as labels on the BOLD grid, a later region overwriting an earlier one where they
-//! overlap), and with seeds `seedmaps`: each seed's Fisher-z map at the mask's voxels (input `seedmask`, on
+//! overlap), with `reference` (the first run of each distinct BOLD grid) `boldref` (NIfTI: the
+//! mean of the volumes after the non-steady-state ones, before censoring and denoising, with the
+//! BOLD image's xform code; the report draws the regions over it), and with seeds `seedmaps`: each seed's Fisher-z map at the mask's voxels (input `seedmask`, on
 //! the BOLD grid), encoded by [`encode_maps`], and each map as a NIfTI image (`map:SEED`;
 //! empty when the run is excluded). Published beside the series: `relmat` (BEP017: the square
 //! Pearson correlation matrix of every extracted region, first column `region` naming the row's
@@ -27,7 +29,7 @@ use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["bold", "confounds", "seedmask", "region:*"];
 /// Output names this stage writes (`*` ends a family).
@@ -43,6 +45,7 @@ pub const OUTPUTS: &[&str] = &[
     "motion",
     "regions",
     "labels",
+    "boldref",
 ];
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -58,6 +61,9 @@ pub struct Params {
     /// Seeds of seed-to-voxel maps (region names).
     #[serde(default)]
     pub seed_maps: Vec<String>,
+    /// This run stands for its BOLD grid: it also writes `boldref`, its mean volume.
+    #[serde(default)]
+    pub reference: bool,
 }
 
 /// Seed maps as bytes: u32 seeds, u32 voxels (little-endian), then f32 values seed by seed.
@@ -159,9 +165,14 @@ fn label_image(regions: &[Region], grid: &Grid) -> Result<Vec<u8>> {
             labels[v as usize] = (i + 1) as f32;
         }
     }
+    write_nifti(grid, &labels, crate::imaging::nifti::Coding::PLAIN)
+}
+
+/// A 3D image on the BOLD grid as NIfTI bytes (gzip).
+fn write_nifti(grid: &Grid, values: &[f32], coding: crate::imaging::nifti::Coding) -> Result<Vec<u8>> {
     let dir = tempfile::tempdir().map_err(|e| Error::io(std::env::temp_dir(), e))?;
-    let path = dir.path().join("labels.nii.gz");
-    crate::imaging::nifti::write_f32(&path, &grid.shape, grid.affine, None, &labels)?;
+    let path = dir.path().join("image.nii.gz");
+    crate::imaging::nifti::write_f32_coded(&path, &grid.shape, grid.affine, None, values, coding)?;
     std::fs::read(&path).map_err(|e| Error::io(&path, e))
 }
 
@@ -319,8 +330,21 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             |r| serde_json::json!({"region": r.name, "voxels_before": r.voxels_before, "voxels_after": r.voxels.len()}),
         )
         .collect();
+    let reference_coding = crate::imaging::nifti::Coding::like(&reader.header, crate::imaging::nifti::Intent::NONE);
     let output = process_run(&bold, reader, &grid, &regions, &settings)
         .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e)))?;
+    let dummy = match &output {
+        Processed::Cleaned(o) => &o.motion.dummy,
+        Processed::Excluded { motion, .. } => &motion.dummy,
+    };
+    let reference = if p.reference {
+        let mean = crate::imaging::extract::mean_volume(&bold, dummy)
+            .map_err(|e| Error::data(format!("subject {}: {}", p.subject, e)))?;
+        Some(("boldref".to_string(), write_nifti(&grid, &mean, reference_coding)?))
+    } else {
+        None
+    };
+    let region_outputs: Vec<(String, Vec<u8>)> = region_outputs.into_iter().chain(reference).collect();
     let output = match output {
         Processed::Cleaned(output) => output,
         Processed::Excluded { counts, reason, motion } => {

@@ -39,7 +39,7 @@ pub(super) fn resolve(cx: &mut Checker<'_>) -> Option<ResolvedImaging> {
     if cx.has_errors() {
         return None;
     }
-    let region_names = build_on_grids(cx, &runs, &files.real);
+    let (region_names, grids) = build_on_grids(cx, &runs, &files.real);
     let mut all: Vec<String> = region_names.iter().flat_map(|(_, n)| n.clone()).collect();
     let mut seen = BTreeSet::new();
     if let Some(dup) = all.iter().find(|n| !seen.insert((*n).clone())) {
@@ -57,6 +57,7 @@ pub(super) fn resolve(cx: &mut Checker<'_>) -> Option<ResolvedImaging> {
     }
     Some(ResolvedImaging {
         runs,
+        grids,
         excluded,
         sets: files.sets,
         region_files: files.inputs,
@@ -359,10 +360,15 @@ fn label_table(cx: &mut Checker<'_>, set: &str, spec: &RegionSet, labels: &str) 
 }
 
 /// Build every set on each distinct BOLD grid: lost regions fail here, by name. Returns each
-/// set's region names, in order.
-fn build_on_grids(cx: &mut Checker<'_>, runs: &[Run], real: &[(String, RegionSources)]) -> Vec<(String, Vec<String>)> {
+/// set's region names, in order, and each run's grid (its index among the distinct grids).
+fn build_on_grids(
+    cx: &mut Checker<'_>,
+    runs: &[Run],
+    real: &[(String, RegionSources)],
+) -> (Vec<(String, Vec<String>)>, Vec<usize>) {
     let mut region_names: Vec<(String, Vec<String>)> = Vec::new();
     let mut grids: Vec<Grid> = Vec::new();
+    let mut run_grids = Vec::with_capacity(runs.len());
     for run in runs {
         let grid = match crate::imaging::extract::open_bold(&run.bold) {
             Ok((reader, g)) => {
@@ -383,12 +389,15 @@ fn build_on_grids(cx: &mut Checker<'_>, runs: &[Run], real: &[(String, RegionSou
             }
             Err(e) => {
                 cx.err(keys!["imaging"], e.to_string(), None);
+                run_grids.push(usize::MAX);
                 continue;
             }
         };
-        if grids.iter().any(|g| g.matches(&grid, crate::imaging::regions::GRID_TOLERANCE)) {
+        if let Some(seen) = grids.iter().position(|g| g.matches(&grid, crate::imaging::regions::GRID_TOLERANCE)) {
+            run_grids.push(seen);
             continue;
         }
+        run_grids.push(grids.len());
         for (set, sources) in real {
             match sources.build(&grid, &run.bold, Resampling::Nearest) {
                 Ok(regions) => {
@@ -414,7 +423,7 @@ fn build_on_grids(cx: &mut Checker<'_>, runs: &[Run], real: &[(String, RegionSou
         }
         grids.push(grid);
     }
-    region_names
+    (region_names, run_grids)
 }
 
 /// Connectivity edges: within a set, every pair once; between two sets, every combination.

@@ -227,6 +227,9 @@ pub struct ResolvedPrediction {
 pub struct ResolvedImaging {
     /// One run per included subject.
     pub runs: Vec<crate::imaging::discover::Run>,
+    /// Per run (aligned with `runs`): its BOLD grid (shape and affine) as the index among the
+    /// study's distinct grids, numbered in order of first appearance (from the headers read).
+    pub grids: Vec<usize>,
     /// Subject folders without a usable run (listed, when the study allows exclusion).
     pub excluded: Vec<String>,
     /// Region sets with their sources; file paths are replaced by input names (`region:SET:…`),
