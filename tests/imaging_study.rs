@@ -224,3 +224,67 @@ fn sessions_are_discovered_and_paired_per_subject() {
     assert!(out.join(series).is_file());
     common::bids::check_folder(&out, Some(SPACE));
 }
+
+/// The first run on each distinct BOLD grid publishes that grid's regions, label image and mean
+/// BOLD volume (the voxel mean of the volumes after the non-steady-state ones, before cleaning);
+/// a run on a grid already published adds none; the report draws the first grid and links the
+/// others.
+#[test]
+fn each_bold_grid_publishes_its_regions_and_mean_volume() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    layout(d);
+    // sub-02 (an int16 copy) becomes the float fixture one voxel (3 mm) further along x (sform
+    // and qform): a second grid. sub-03 shares sub-01's grid.
+    let func = d.join("fmriprep/sub-02/func");
+    std::fs::remove_file(func.join(format!("sub-02_task-rest_space-{SPACE}_desc-preproc_bold.nii.gz"))).unwrap();
+    let mut shifted = std::fs::read(fixture("bold.nii")).unwrap();
+    for at in [268, 292] {
+        let x = f32::from_le_bytes(shifted[at..at + 4].try_into().unwrap()) + 3.0;
+        shifted[at..at + 4].copy_from_slice(&x.to_le_bytes());
+    }
+    std::fs::write(func.join(format!("sub-02_task-rest_space-{SPACE}_desc-preproc_bold.nii")), &shifted).unwrap();
+    let study = STUDY.replace("band = [0.01, 0.1]", "band = [0.01, 0.1]\ndummy_scans = 2");
+    std::fs::write(d.join("study.toml"), study).unwrap();
+    run_json(d, "study.toml", &[]);
+    let out = d.join("derivatives/nuclei");
+    let name =
+        |subject: &str, suffix: &str| format!("sub-{subject}/func/sub-{subject}_task-rest_space-{SPACE}_{suffix}");
+    for subject in ["01", "02"] {
+        for suffix in ["desc-mean_boldref.nii.gz", "atlas-nucleiRois_dseg.nii.gz", "atlas-nucleiRois_dseg.tsv"] {
+            assert!(out.join(name(subject, suffix)).is_file(), "{} not published", name(subject, suffix));
+        }
+    }
+    let published = common::bids::files(&out);
+    assert!(!published.iter().any(|f| f.starts_with("sub-03/") && (f.contains("boldref") || f.contains("dseg"))));
+
+    // The mean volume, recomputed from the fixture's float32 voxels (volumes 3 to 80).
+    let raw = std::fs::read(fixture("bold.nii")).unwrap();
+    let dim: Vec<usize> =
+        (0..4).map(|i| i16::from_le_bytes(raw[42 + 2 * i..44 + 2 * i].try_into().unwrap()) as usize).collect();
+    assert_eq!(i16::from_le_bytes(raw[70..72].try_into().unwrap()), 16, "float32 fixture");
+    let offset = f32::from_le_bytes(raw[108..112].try_into().unwrap()) as usize;
+    let voxels = dim[0] * dim[1] * dim[2];
+    let value = |t: usize, v: usize| {
+        let at = offset + 4 * (t * voxels + v);
+        f64::from(f32::from_le_bytes(raw[at..at + 4].try_into().unwrap()))
+    };
+    for subject in ["01", "02"] {
+        let (header, mean) =
+            neurospec::imaging::nifti::read_3d(&out.join(name(subject, "desc-mean_boldref.nii.gz"))).unwrap();
+        assert_eq!(header.shape3(), [dim[0], dim[1], dim[2]]);
+        let (bold, _) =
+            neurospec::imaging::nifti::read_3d(&out.join(name(subject, "atlas-nucleiRois_dseg.nii.gz"))).unwrap();
+        assert_eq!(header.affine, bold.affine, "sub-{subject}: the reference is on its label image's grid");
+        let expected_x = if subject == "01" { -18.0 } else { -15.0 };
+        assert_eq!(header.affine[0][3], expected_x, "sub-{subject}: its own BOLD grid");
+        for (v, got) in mean.iter().enumerate() {
+            let expected = (2..dim[3]).map(|t| value(t, v)).sum::<f64>() / (dim[3] - 2) as f64;
+            assert!((got - expected).abs() <= 1e-6 * expected.abs().max(1.0), "voxel {v}: {got} vs {expected}");
+        }
+    }
+    let report = std::fs::read_to_string(out.join("report.html")).unwrap();
+    assert!(report.contains("lie on 2 distinct BOLD grids"), "the report names the grids");
+    assert!(report.contains(&name("02", "desc-mean_boldref.nii.gz")), "the second grid's reference is linked");
+    common::bids::check_folder(&out, Some(SPACE));
+}

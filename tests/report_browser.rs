@@ -282,27 +282,97 @@ fn check_qcfc(probe: &serde_json::Value, out: &Path) {
 }
 
 /// Each region set's slices show every region of the set in its own colour (the figure's PNG is
-/// decoded), and the set's regions are those of the published regions table.
+/// decoded) over the first grid's published mean BOLD volume in grey: every pixel outside the
+/// set's regions is the reference voxel's grey (recomputed from the published image and the
+/// figure's window), the grey varies where the reference is non-zero, and it is black outside.
 fn check_region_slices(out: &Path) {
     use base64::Engine as _;
-    let table = std::fs::read_dir(out.join("figures")).unwrap();
+    let lock: serde_json::Value = serde_json::from_slice(&std::fs::read(out.join("neurospec.lock")).unwrap()).unwrap();
+    let grid = lock["stages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["kind"] == "imaging-run" && s["outputs"]["labels"]["path"].is_string())
+        .expect("a published label image");
+    let published =
+        |name: &str| out.join(grid["outputs"][name]["path"].as_str().unwrap_or_else(|| panic!("no {name}")));
+    let (header, labels) = neurospec::imaging::nifti::read_3d(&published("labels")).unwrap();
+    let (reference_header, reference) = neurospec::imaging::nifti::read_3d(&published("boldref")).unwrap();
+    assert_eq!(reference_header.shape3(), header.shape3());
+    assert_eq!(reference_header.affine, header.affine, "the reference is on the label image's grid");
+    let [nx, ny, _] = header.shape3();
     let mut checked = 0;
-    for entry in table {
+    for entry in std::fs::read_dir(out.join("figures")).unwrap() {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
         if !name.starts_with("regions_") {
             continue;
         }
         let svg = std::fs::read_to_string(&path).unwrap();
-        let regions: usize = svg.split("data-regions=\"").nth(1).unwrap().split('"').next().unwrap().parse().unwrap();
+        let attr = |key: &str| -> &str {
+            svg.split(&format!("{key}=\""))
+                .nth(1)
+                .unwrap_or_else(|| panic!("{name}: no {key}"))
+                .split('"')
+                .next()
+                .unwrap()
+        };
+        let regions: usize = attr("data-regions").parse().unwrap();
+        let scale: usize = attr("data-scale").parse().unwrap();
+        let window: Vec<f64> = attr("data-window").split(',').map(|v| v.parse().unwrap()).collect();
         let png = svg.split("base64,").nth(1).unwrap().split('"').next().unwrap();
-        let (_, _, pixels) = decode_png(&base64::engine::general_purpose::STANDARD.decode(png).unwrap());
-        let mut colours: Vec<[u8; 3]> =
-            pixels.into_iter().filter(|p| ![[255, 255, 255], [30, 30, 30], [110, 110, 110]].contains(p)).collect();
+        let (w, _, pixels) = decode_png(&base64::engine::general_purpose::STANDARD.decode(png).unwrap());
+        let is_grey = |p: &[u8; 3]| p[0] == p[1] && p[1] == p[2];
+        let mut colours: Vec<[u8; 3]> = pixels.iter().copied().filter(|p| !is_grey(p)).collect();
         colours.sort_unstable();
         colours.dedup();
         assert!(regions > 0);
         assert_eq!(colours.len(), regions, "{name}: {} region colours drawn for {regions} regions", colours.len());
+        // Each plane, left to right: a voxel not coloured is the reference's grey.
+        let (mut ox, mut greys, mut compared) = (0, std::collections::BTreeSet::new(), 0);
+        for plane in attr("data-planes").split(',') {
+            let (axis, index) = plane.split_once('=').unwrap();
+            let s: usize = index.parse().unwrap();
+            let axis = ["i", "j", "k"].iter().position(|a| *a == axis).unwrap();
+            let shape = header.shape3();
+            let (a, b) = match axis {
+                0 => (shape[1], shape[2]),
+                1 => (shape[0], shape[2]),
+                _ => (shape[0], shape[1]),
+            };
+            for u in 0..a {
+                for v in 0..b {
+                    let (i, j, k) = match axis {
+                        0 => (s, u, v),
+                        1 => (u, s, v),
+                        _ => (u, v, s),
+                    };
+                    let pixel = pixels[((b - 1 - v) * scale) * w + ox + u * scale];
+                    if !is_grey(&pixel) {
+                        assert!(labels[i + nx * (j + ny * k)] != 0.0, "{name}: a colour outside every region");
+                        continue;
+                    }
+                    let value = reference[i + nx * (j + ny * k)];
+                    let expected = if value == 0.0 || !value.is_finite() {
+                        0.0
+                    } else {
+                        40.0 + 200.0 * ((value - window[0]) / (window[1] - window[0])).clamp(0.0, 1.0)
+                    };
+                    assert!(
+                        (f64::from(pixel[0]) - expected).abs() <= 0.5 + 1e-9,
+                        "{name}: voxel ({i}, {j}, {k}) drawn grey {} for reference {value} (expected {expected})",
+                        pixel[0]
+                    );
+                    if value != 0.0 {
+                        greys.insert(pixel[0]);
+                    }
+                    compared += 1;
+                }
+            }
+            ox += a * scale + 4;
+        }
+        assert!(compared > 0, "{name}: no reference pixel");
+        assert!(greys.len() >= 5, "{name}: the reference shows only {} grey levels inside the brain", greys.len());
         checked += 1;
     }
     assert!(checked >= 2, "a slice figure per region set");
