@@ -4,7 +4,9 @@
 //! and the significant clusters outlined in black. The montage is one RGB PNG (written
 //! here with flate2, already a dependency, so no image crate is needed), embedded as a data URI in
 //! an SVG that also lists the thresholded voxels (`data-voxels`, i,j,k) so the figure can be
-//! checked against the map.
+//! checked against the map. Region sets are drawn the same way ([`region_slices`]): orthogonal
+//! slices of the published label image, each region in its colour, over the grid's published
+//! mean BOLD volume in grey.
 
 use super::charts::esc;
 use base64::Engine as _;
