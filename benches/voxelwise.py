@@ -6,9 +6,12 @@ Usage (from the repository root, after `cargo build --release`):
         [--subjects 49] [--voxels 230000] [--permutations 5000] [--covariates 2] \
         [--numpy-permutations 200] [--threads 2] [--seed 1] [--binary target/release/neurospec] [--tfce]
   --tfce compares max-T + cluster with and without TFCE instead of against numpy (the permutations
-  compute only max |TFCE| each, stats::tfce::tfce_maximum; the observed map once, exactly). Dev
-  build, loaded 2-core machine: 64 permutations, 1 thread: 1.23 s vs 7.78 s (6.3x); 128, 2 threads:
-  1.93 s vs 15.8 s (8.2x; 17.9x before the map-free maximum). Timings vary ~30% under load.
+  compute only max |TFCE| each, stats::tfce::tfce_maximum; the observed map once, exactly; TFCE's
+  set-up is inside the timed part). It also prints CPU seconds (getrusage), which a loaded
+  machine distorts less than wall time, and a blake3 of the permutations' maxima for bitwise
+  comparisons across builds and thread counts. Dev build, 2 threads, 512 permutations, load 4-6:
+  before the bitmap 9.0x time / 11.3x CPU, after 4.4x / 6.6x; the same binary at 1024
+  permutations a minute later gave 8.5x / 10.9x: on this shared machine the ratio moves by 2x.
 
 Both sides build the same synthetic study from the same recipe (not the same random numbers:
 neurospec draws from its own ChaCha streams, numpy from default_rng(seed)):
@@ -172,7 +175,9 @@ def tfce_cost(args):
     print(f"max-T + cluster:        {base['seconds']:.2f} s ({per(base):.1f} ms per permutation), peak RSS {base_rss:.0f} MB")
     print(f"max-T + cluster + TFCE: {tfce['seconds']:.2f} s ({per(tfce):.1f} ms per permutation), peak RSS {tfce_rss:.0f} MB, "
           f"{tfce['voxels_tfce_p_fwe_05']} voxels with TFCE p_FWE <= 0.05")
-    print(f"ratio (with TFCE / without): {tfce['seconds'] / base['seconds']:.1f}x time")
+    print(f"ratio (with TFCE / without): {tfce['seconds'] / base['seconds']:.1f}x time, "
+          f"{tfce['cpu_seconds'] / base['cpu_seconds']:.1f}x CPU ({base['cpu_seconds']:.2f} s vs "
+          f"{tfce['cpu_seconds']:.2f} s of CPU; CPU time is what a loaded machine distorts least)")
     print(json.dumps({"without": base, "with_tfce": tfce}))
 
 

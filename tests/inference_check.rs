@@ -77,6 +77,15 @@ fn inference_options_are_checked_where_they_are_written() {
         ],
         &[],
     );
+    report += "\n== TFCE exponents that are not positive finite numbers ==\n";
+    report += &check_fails(
+        "ketamine-amygdala.toml",
+        &[(
+            "[group.change_pre]\ndesign = \"correlation\"",
+            "[group.change_pre]\ntfce = true\ntfce_e = 0.0\ntfce_h = -2.0\ndesign = \"correlation\"",
+        )],
+        &[],
+    );
     report += "\n== NBS needs one threshold ==\n";
     report += &check_fails(
         "ketamine-amygdala.toml",
