@@ -343,8 +343,9 @@ pub fn latest(cache: &Path, study_file: &Path) -> Option<Folder> {
 /// What [`submit`] did.
 #[derive(Debug)]
 pub enum Submitted {
-    /// Every stage is cached: nothing was submitted.
-    Nothing,
+    /// Every stage is cached: nothing was submitted. The verified record of every stage (what
+    /// a local run's report of cached stages holds).
+    Nothing { records: BTreeMap<NodeIndex, store::Record> },
     Jobs {
         folder: Folder,
         submission: Submission,
@@ -402,7 +403,9 @@ pub fn arrays(
 
 /// Check, write and submit the stale part of a plan (see the module doc).
 pub fn submit(plan: &Plan, store: &Store, options: &SubmitOptions, cluster: &dyn Cluster) -> Result<Submitted> {
-    let (states, cached) = crate::exec::states_and_fingerprints(plan, store)?;
+    let (states, records) = crate::exec::states_and_records(plan, store)?;
+    // What finding the states hashed is kept for the tasks (and the next submission).
+    store.save_file_hashes()?;
     let stale: Vec<NodeIndex> = states.iter().filter(|(_, s)| s.is_some()).map(|(i, _)| *i).collect();
     let cache = store.root();
     // A previous submission of this study that is still queued would race this one.
@@ -412,7 +415,7 @@ pub fn submit(plan: &Plan, store: &Store, options: &SubmitOptions, cluster: &dyn
         cluster.cancel(&sub.job_ids())?;
     }
     if stale.is_empty() {
-        return Ok(Submitted::Nothing);
+        return Ok(Submitted::Nothing { records });
     }
     let plan_text = serde_json::to_vec(&PlanFile::of(plan)).expect("plans serialise");
     let id = store::hash_bytes(&plan_text)[..32].to_string();
@@ -428,7 +431,7 @@ pub fn submit(plan: &Plan, store: &Store, options: &SubmitOptions, cluster: &dyn
     }
     let _ = std::fs::remove_file(folder.dir.join("published"));
     store::write_atomic_in(&folder.dir, &folder.dir.join("plan.json"), &plan_text)?;
-    let cached = cached.into_iter().map(|(i, fp)| (i.index(), fp)).collect();
+    let cached = records.into_iter().map(|(i, r)| (i.index(), r.fingerprint)).collect();
     let max_tasks = options.max_array.unwrap_or(DEFAULT_MAX_ARRAY).min(cluster.max_array_size()?).max(1);
     let mut submission = Submission {
         study_file: options.study_file.clone(),
