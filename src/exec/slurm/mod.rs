@@ -79,24 +79,28 @@ pub struct Resolved {
 }
 
 /// Default resources of one stage instance of a kind (and of the publish job). Measured with
-/// `benches/stage_resources.py` (each stage as its own one-core task; peak RSS / longest wall on
-/// the shipped ketamine and amygdala-wellbeing studies, debug build, loaded 2-core machine):
-/// imaging-run 30 MB / 1.0 s, group 39 MB / 1.5 s, predict 55 MB / 24.8 s, factors 19 MB /
-/// 5.2 s, connectome 37 MB / 0.3 s, roc 30 MB / 0.3 s, dataset, split, load-table ≤ 22 MB /
-/// 0.1 s, publish 124 MB / 3.6 s. Memory keeps at least a 16× margin (1 GB floor); `imaging-run`
-/// and `group` keep 2 GB and 8 GB because their memory grows with the image grid (the simulated
-/// images are small). Times keep a wide margin (≥ 24× the measured), because a task over its
-/// limit is killed. One core each: give `group`, `predict` and `associate` more with
-/// `[resources.<kind>] cpus`. (The ukb-symptoms kinds — scores, associate, fdr, replicate — were
-/// not measured yet and keep their earlier defaults.)
+/// `benches/stage_resources.py` (each stage as its own one-core task; largest peak RSS / longest
+/// wall over the three shipped studies, debug build, loaded 2-core machine): imaging-run 30 MB /
+/// 1.0 s, group 39 MB / 1.5 s, predict 55 MB / 24.8 s, factors 19 MB / 5.2 s, connectome 37 MB /
+/// 0.3 s, roc 30 MB / 0.3 s; on ukb-symptoms (25,000 people, 5,000 permutations) associate
+/// 243 MB / 9.0 s, dataset 182 MB / 1.5 s, load-table 130 MB / 0.3 s, simulate 104 MB / 0.8 s,
+/// split 91 MB / 0.2 s, scores 29 MB / 0.2 s, differences 26 MB / 0.2 s, replicate 18 MB,
+/// fdr 17 MB (< 0.1 s); publish 124 MB / 3.6 s. Memory is 16× the measured peak rounded up to
+/// a whole GB (1 GB floor); `imaging-run` and `group` keep 2 GB and 8 GB because their memory
+/// grows with the image grid (the simulated images are small). Time is at least 24× the
+/// measured (30 min floor), because a task over its limit is killed. One core each: give
+/// `group`, `predict` and `associate` more with `[resources.<kind>] cpus`.
 pub fn default_resources(kind: &str) -> Resolved {
     let (cpus, memory_mb, minutes) = match kind {
         "imaging-run" => (1, 2048, 10),
-        "group" | "associate" => (1, 8192, 120),
+        "group" => (1, 8192, 120),
+        "associate" => (1, 4096, 30),
+        "dataset" | "load-table" => (1, 3072, 30),
+        "simulate" | "split" => (1, 2048, 30),
         "predict" => (1, 1024, 120),
-        "connectome" | "dataset" | "factors" | "roc" | "split" | "load-table" => (1, 1024, 30),
         PUBLISH_JOB => (1, 2048, 120),
-        _ => (1, 4096, 30),
+        // connectome, factors, roc, scores, fdr, differences, replicate
+        _ => (1, 1024, 30),
     };
     Resolved { cpus, memory_mb, time_seconds: minutes * 60 }
 }
