@@ -149,7 +149,7 @@ fn a_study_input_edited_with_its_size_and_mtime_kept_reruns_its_stage() {
     let text = std::fs::read_to_string(&study).unwrap();
     std::fs::write(
         &study,
-        text.replace("permutations = 5000", "permutations = 19")
+        text.replace("permutations = 5000", "permutations = 99")
             .replace("bootstrap = 1000", "bootstrap = 0")
             .replace("differences = [", "# differences = ["),
     )
