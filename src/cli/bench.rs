@@ -198,7 +198,8 @@ pub fn bench_slurm(args: BenchSlurm) -> Result<()> {
     };
     if noop_only {
         let (noop_seconds, nothing) = noop(&plan, &cache, &options)?;
-        let summary = serde_json::json!({"runs": runs, "noop_seconds": noop_seconds, "noop_submitted_nothing": nothing});
+        let summary =
+            serde_json::json!({"runs": runs, "noop_seconds": noop_seconds, "noop_submitted_nothing": nothing});
         println!("{summary}");
         return Ok(());
     }

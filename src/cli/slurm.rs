@@ -99,7 +99,10 @@ pub fn run(path: &Path, options: &super::study::RunOptions, choices: &SlurmChoic
 }
 
 /// The report of a plan whose stages are all cached.
-fn cached_report(plan: &plan::Plan, mut records: std::collections::BTreeMap<petgraph::graph::NodeIndex, crate::store::Record>) -> Result<RunReport> {
+fn cached_report(
+    plan: &plan::Plan,
+    mut records: std::collections::BTreeMap<petgraph::graph::NodeIndex, crate::store::Record>,
+) -> Result<RunReport> {
     let mut outcomes = Vec::new();
     for &i in &plan.order {
         let record = records

@@ -141,7 +141,8 @@ fn parse(text: &str, into: &mut HashMap<String, Entry>) {
         if hash.len() != 64 || !hash.bytes().all(|b| b.is_ascii_hexdigit()) {
             continue;
         }
-        let (Ok(size), Ok(mtime_ns), Ok(ctime_ns), Ok(inode)) = (size.parse(), mtime.parse(), ctime.parse(), inode.parse())
+        let (Ok(size), Ok(mtime_ns), Ok(ctime_ns), Ok(inode)) =
+            (size.parse(), mtime.parse(), ctime.parse(), inode.parse())
         else {
             continue;
         };

@@ -349,7 +349,9 @@ pub fn latest(cache: &Path, study_file: &Path) -> Option<Folder> {
 pub enum Submitted {
     /// Every stage is cached: nothing was submitted. The verified record of every stage (what
     /// a local run's report of cached stages holds).
-    Nothing { records: BTreeMap<NodeIndex, store::Record> },
+    Nothing {
+        records: BTreeMap<NodeIndex, store::Record>,
+    },
     Jobs {
         folder: Folder,
         submission: Submission,
