@@ -2,12 +2,15 @@
 """Benchmark: submitting a large plan to Slurm. A synthetic plan of N per-run stages (one tiny
 input file each) fanning into a connectome and a table, at N = 500, 5,000 and 40,000:
 building the plan, submitting it to an empty cache (`sbatch` calls, arrays, array tasks, size
-of the submitted plan), and submitting again once every stage is cached (a no-op: nothing is
-submitted). Stand-ins for sbatch, scontrol (MaxArraySize = 1001, Slurm's default), squeue and
+of the submitted plan), and submitting again once every stage is cached, twice (no-ops: nothing is
+submitted; the first also merges the tasks' stat-cache journals, the second is the steady state). Stand-ins for sbatch, scontrol (MaxArraySize = 1001, Slurm's default), squeue and
 scancel are put on PATH; each sbatch call is counted, so the submission cost measured is
 neurospec's own, not the controller's.
 
     python benches/slurm.py [--neurospec target/debug/neurospec] [--runs 500 5000 40000]
+
+To profile the no-op alone: `neurospec bench-slurm --runs N --dir DIR` once (it leaves DIR
+filled), then `neurospec bench-slurm --runs N --dir DIR --noop-only` (stand-ins on PATH for both).
 
 Targets (issue 13): submit < 30 s and no-op rerun < 2 s at 40,000 runs.
 """
@@ -72,12 +75,12 @@ def main():
             shutil.rmtree(run_dir)
         base = rows[0]
         print(f"{'runs':>7} {'stages':>7} {'compile s':>9} {'submit s':>9} {'sbatch':>6} {'arrays':>6} "
-              f"{'tasks':>6} {'plan MB':>8} {'cache MB':>9} {'no-op s':>8}  (ratio to {base['runs']} runs: submit, no-op)")
+              f"{'tasks':>6} {'plan MB':>8} {'cache MB':>9} {'no-op s':>8} {'again s':>8}  (ratio to {base['runs']} runs: submit, no-op)")
         for r in rows:
             print(f"{r['runs']:>7} {r['stages']:>7} {r['compile_seconds']:>9.3f} {r['submit_seconds']:>9.3f} "
                   f"{r['sbatch_seen']:>6} {r['arrays']:>6} {r['array_tasks']:>6} {r['submission_bytes'] / 1e6:>8.2f} "
-                  f"{r['cache_bytes'] / 1e6:>9.1f} {r['noop_seconds']:>8.3f}  "
-                  f"(x{r['submit_seconds'] / base['submit_seconds']:.1f}, x{r['noop_seconds'] / base['noop_seconds']:.1f})")
+                  f"{r['cache_bytes'] / 1e6:>9.1f} {r['noop_seconds']:>8.3f} {r['noop_again_seconds']:>8.3f}  "
+                  f"(x{r['submit_seconds'] / base['submit_seconds']:.1f}, x{r['noop_again_seconds'] / base['noop_again_seconds']:.1f})")
             assert r["noop_submitted_nothing"], "a no-op rerun submitted jobs"
         print(f"\n{'runs':>7} {'whole plan read s':>17} {'task slice read s':>17} {'largest slice MB':>16}  "
               "(what one array task reads: before, the whole plan; now, its slice)")

@@ -107,3 +107,68 @@ fn gc_needs_a_study_or_all() {
     assert_eq!(out.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&out.stderr).contains("name the studies"));
 }
+
+/// Stand-ins for the Slurm commands in `dir/bin` (sbatch prints a job id and runs nothing), and
+/// the PATH that finds them first.
+fn slurm_stand_ins(dir: &Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for (name, text) in [
+        ("sbatch", "#!/bin/sh\necho 4242\n"),
+        ("scontrol", "#!/bin/sh\necho 'MaxArraySize = 1001'\n"),
+        ("squeue", "#!/bin/sh\nexit 0\n"),
+        ("scancel", "#!/bin/sh\nexit 0\n"),
+    ] {
+        std::fs::write(bin.join(name), text).unwrap();
+        std::fs::set_permissions(bin.join(name), std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+    format!("{}:{}", bin.display(), std::env::var("PATH").unwrap_or_default())
+}
+
+#[test]
+fn gc_refuses_while_a_slurm_submission_has_not_published_and_proceeds_once_it_has() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = neurospec(d, &["simulate", "ukb-symptoms", "--out", ".", "--subjects", "300"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let study = std::fs::read_to_string(d.join("study.toml")).unwrap();
+    let study = study
+        .replacen("permutations = 5000", "permutations = 99", 1)
+        .replacen("bootstrap = 1000", "bootstrap = 0", 1)
+        .replacen("differences = [", "# differences = [", 1);
+    std::fs::write(d.join("study.toml"), study).unwrap();
+    let path = slurm_stand_ins(d);
+    let with_stand_ins = |args: &[&str]| {
+        std::process::Command::new(bin()).args(args).current_dir(d).env("PATH", &path).output().unwrap()
+    };
+    let submitted = with_stand_ins(&["run", "study.toml", "--executor", "slurm", "--json"]);
+    assert!(submitted.status.success(), "{}", String::from_utf8_lossy(&submitted.stderr));
+    let summary: serde_json::Value = serde_json::from_slice(&submitted.stdout).unwrap();
+    let folder = summary["submission"].as_str().unwrap().to_string();
+
+    let cache = d.join(".neurospec");
+    let before = files(&cache);
+    let gc = neurospec(d, &["gc", "study.toml"]);
+    assert_eq!(gc.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&gc.stderr);
+    let plan_id = Path::new(&folder).file_name().unwrap().to_str().unwrap();
+    assert!(stderr.contains("may still be writing") && stderr.contains(plan_id), "{stderr}");
+    assert_eq!(files(&cache), before, "a refused gc deletes nothing");
+
+    // The jobs run (here, one after another, as Slurm would) and the publish job publishes.
+    let submission: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(Path::new(&folder).join("submission.json")).unwrap()).unwrap();
+    for (a, array) in submission["arrays"].as_array().unwrap().iter().enumerate() {
+        for t in 0..array["tasks"].as_array().unwrap().len() {
+            let (a, t) = (a.to_string(), t.to_string());
+            let task = with_stand_ins(&["exec", "--submission", &folder, "--array", &a, "--task", &t]);
+            assert!(task.status.success(), "{}", String::from_utf8_lossy(&task.stderr));
+        }
+    }
+    let publish = with_stand_ins(&["exec", "--submission", &folder, "--publish"]);
+    assert!(publish.status.success(), "{}", String::from_utf8_lossy(&publish.stderr));
+    let gc = neurospec(d, &["gc", "study.toml"]);
+    assert!(gc.status.success(), "{}", String::from_utf8_lossy(&gc.stderr));
+    assert!(all_cached(d, "study.toml"));
+}

@@ -189,62 +189,25 @@ pub struct BenchSlurm {
     /// Work folder (input files, cache).
     #[arg(long)]
     dir: std::path::PathBuf,
+    /// Only time a no-op submission against the cache a previous `--keep` run left in `--dir`
+    /// (for profiling the no-op alone).
+    #[arg(long)]
+    noop_only: bool,
 }
 
 /// A synthetic plan shaped like a large imaging study: `runs` per-run stages (`imaging-run`,
 /// each reading its own small file), fanning into one `connectome` and one `load-table` after
 /// it. Times: building the plan, submitting it to an empty cache, filling the cache (every array
-/// task run here in turn, with stand-in stages), and submitting again (a no-op). Prints one JSON
-/// line.
+/// task run here in turn, with stand-in stages), and submitting again, twice (no-ops). Prints one
+/// JSON line.
 pub fn bench_slurm(args: BenchSlurm) -> Result<()> {
     use crate::exec::slurm::{self, Submitted, cluster::Slurm};
-    use crate::plan::{Node, Source};
+    use crate::plan::Node;
     use crate::stages::Kind;
-    let BenchSlurm { runs, dir } = args;
-    let inputs = dir.join("runs");
-    std::fs::create_dir_all(&inputs).map_err(|e| Error::io(&inputs, e))?;
-    for r in 0..runs {
-        let path = inputs.join(format!("run-{r}.txt"));
-        if !path.exists() {
-            std::fs::write(&path, format!("run {r}\n")).map_err(|e| Error::io(&path, e))?;
-        }
-    }
+    let BenchSlurm { runs, dir, noop_only } = args;
+    write_inputs(runs, &dir)?;
     let started = Instant::now();
-    let mut nodes: Vec<Node> = (0..runs)
-        .map(|r| {
-            let path = inputs.join(format!("run-{r}.txt"));
-            Node {
-                id: format!("imaging/sub-{r:05}"),
-                kind: Kind::ImagingRun,
-                params: serde_json::json!({ "run": r }),
-                seed: None,
-                inputs: vec![("bold".into(), Source::Path { written: path.display().to_string(), path })],
-                publish: vec![],
-            }
-        })
-        .collect();
-    let edges = (0..runs).map(|r| {
-        (format!("edges:{r}"), Source::Stage { node: petgraph::graph::NodeIndex::new(r), output: "edges".into() })
-    });
-    nodes.push(Node {
-        id: "connectome".into(),
-        kind: Kind::Connectome,
-        params: serde_json::json!({}),
-        seed: None,
-        inputs: edges.collect(),
-        publish: vec![],
-    });
-    let table = Source::Stage { node: petgraph::graph::NodeIndex::new(runs), output: "table".into() };
-    nodes.push(Node {
-        id: "table/connectome".into(),
-        kind: Kind::LoadTable,
-        params: serde_json::json!({}),
-        seed: None,
-        inputs: vec![("table".into(), table)],
-        publish: vec![("table".into(), "connectome.tsv".into())],
-    });
-    let plan = crate::plan::from_nodes(nodes, dir.join("out"), "bench".into(), "bench".into())
-        .ok_or_else(|| Error::data("the synthetic plan does not wire"))?;
+    let plan = synthetic_plan(runs, &dir)?;
     let compile_seconds = started.elapsed().as_secs_f64();
     let cache = dir.join("cache");
     let options = slurm::SubmitOptions {
@@ -253,6 +216,13 @@ pub fn bench_slurm(args: BenchSlurm) -> Result<()> {
         program: std::env::current_exe().map_err(|e| Error::io("neurospec", e))?,
         ..Default::default()
     };
+    if noop_only {
+        let (noop_seconds, nothing) = noop(&plan, &cache, &options)?;
+        let summary =
+            serde_json::json!({"runs": runs, "noop_seconds": noop_seconds, "noop_submitted_nothing": nothing});
+        println!("{summary}");
+        return Ok(());
+    }
     let started = Instant::now();
     let store = crate::store::Store::open(&cache)?;
     let Submitted::Jobs { folder, submission, .. } = slurm::submit(&plan, &store, &options, &Slurm)? else {
@@ -292,10 +262,10 @@ pub fn bench_slurm(args: BenchSlurm) -> Result<()> {
     }
     let fill_seconds = started.elapsed().as_secs_f64();
     drop(store);
-    let started = Instant::now();
-    let store = crate::store::Store::open(&cache)?;
-    let noop = slurm::submit(&plan, &store, &options, &Slurm)?;
-    let noop_seconds = started.elapsed().as_secs_f64();
+    // The first no-op after the tasks also merges their stat-cache journals; the second is a
+    // steady state.
+    let (noop_seconds, nothing) = noop(&plan, &cache, &options)?;
+    let (noop_again_seconds, again_nothing) = noop(&plan, &cache, &options)?;
     let cache_bytes = folder_bytes(&cache);
     let summary = serde_json::json!({
         "runs": runs,
@@ -312,10 +282,80 @@ pub fn bench_slurm(args: BenchSlurm) -> Result<()> {
         "fill_seconds": fill_seconds,
         "cache_bytes": cache_bytes,
         "noop_seconds": noop_seconds,
-        "noop_submitted_nothing": matches!(noop, Submitted::Nothing),
+        "noop_again_seconds": noop_again_seconds,
+        "noop_submitted_nothing": nothing && again_nothing,
     });
     println!("{summary}");
     Ok(())
+}
+
+/// A no-op submission as `run --executor slurm` makes it: open the cache (with its lock), find
+/// every stage cached, submit nothing. Its time, and whether it indeed submitted nothing.
+fn noop(
+    plan: &crate::plan::Plan,
+    cache: &std::path::Path,
+    options: &crate::exec::slurm::SubmitOptions,
+) -> Result<(f64, bool)> {
+    use crate::exec::slurm::{self, Submitted, cluster::Slurm};
+    let started = Instant::now();
+    let store = crate::store::Store::open(cache)?;
+    let noop = slurm::submit(plan, &store, options, &Slurm)?;
+    Ok((started.elapsed().as_secs_f64(), matches!(noop, Submitted::Nothing { .. })))
+}
+
+/// The input files of [`bench_slurm`]'s plan (`dir/runs/run-<r>.txt`), written if missing.
+fn write_inputs(runs: usize, dir: &std::path::Path) -> Result<()> {
+    let inputs = dir.join("runs");
+    std::fs::create_dir_all(&inputs).map_err(|e| Error::io(&inputs, e))?;
+    for r in 0..runs {
+        let path = inputs.join(format!("run-{r}.txt"));
+        if !path.exists() {
+            std::fs::write(&path, format!("run {r}\n")).map_err(|e| Error::io(&path, e))?;
+        }
+    }
+    Ok(())
+}
+
+/// The synthetic plan of [`bench_slurm`].
+fn synthetic_plan(runs: usize, dir: &std::path::Path) -> Result<crate::plan::Plan> {
+    use crate::plan::{Node, Source};
+    use crate::stages::Kind;
+    let inputs = dir.join("runs");
+    let mut nodes: Vec<Node> = (0..runs)
+        .map(|r| {
+            let path = inputs.join(format!("run-{r}.txt"));
+            Node {
+                id: format!("imaging/sub-{r:05}"),
+                kind: Kind::ImagingRun,
+                params: serde_json::json!({ "run": r }),
+                seed: None,
+                inputs: vec![("bold".into(), Source::Path { written: path.display().to_string(), path })],
+                publish: vec![],
+            }
+        })
+        .collect();
+    let edges = (0..runs).map(|r| {
+        (format!("edges:{r}"), Source::Stage { node: petgraph::graph::NodeIndex::new(r), output: "edges".into() })
+    });
+    nodes.push(Node {
+        id: "connectome".into(),
+        kind: Kind::Connectome,
+        params: serde_json::json!({}),
+        seed: None,
+        inputs: edges.collect(),
+        publish: vec![],
+    });
+    let table = Source::Stage { node: petgraph::graph::NodeIndex::new(runs), output: "table".into() };
+    nodes.push(Node {
+        id: "table/connectome".into(),
+        kind: Kind::LoadTable,
+        params: serde_json::json!({}),
+        seed: None,
+        inputs: vec![("table".into(), table)],
+        publish: vec![("table".into(), "connectome.tsv".into())],
+    });
+    crate::plan::from_nodes(nodes, dir.join("out"), "bench".into(), "bench".into())
+        .ok_or_else(|| Error::data("the synthetic plan does not wire"))
 }
 
 fn folder_bytes(dir: &std::path::Path) -> u64 {

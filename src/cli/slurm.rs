@@ -57,10 +57,10 @@ pub fn run(path: &Path, options: &super::study::RunOptions, choices: &SlurmChoic
         program: std::env::current_exe().map_err(|e| Error::io("neurospec", e))?,
     };
     match slurm::submit(&plan, &store, &submit, &Slurm)? {
-        Submitted::Nothing => {
+        Submitted::Nothing { records } => {
             // Everything is cached: publish here, as a local run would (a no-op when the folder
             // already holds this run).
-            let report = cached_report(&plan, &store)?;
+            let report = cached_report(&plan, records)?;
             let dir = publish(&loaded, &plan, &store, &report, started.elapsed().as_secs_f64())?;
             if !options.json {
                 eprintln!("every stage is cached: nothing submitted");
@@ -99,13 +99,14 @@ pub fn run(path: &Path, options: &super::study::RunOptions, choices: &SlurmChoic
 }
 
 /// The report of a plan whose stages are all cached.
-fn cached_report(plan: &plan::Plan, store: &Store) -> Result<RunReport> {
-    let (_, fingerprints) = crate::exec::states_and_fingerprints(plan, store)?;
+fn cached_report(
+    plan: &plan::Plan,
+    mut records: std::collections::BTreeMap<petgraph::graph::NodeIndex, crate::store::Record>,
+) -> Result<RunReport> {
     let mut outcomes = Vec::new();
     for &i in &plan.order {
-        let record = fingerprints
-            .get(&i)
-            .and_then(|fp| store.record(fp))
+        let record = records
+            .remove(&i)
             .ok_or_else(|| Error::data(format!("stage {} is no longer cached; run again", plan.node(i).id)))?;
         outcomes.push((i, Outcome::Cached(record)));
     }

@@ -75,21 +75,22 @@ impl RunReport {
 }
 
 /// Input hashes of a node, if all its upstream records are known.
-pub fn input_hashes(
+pub fn input_hashes<'r>(
     plan: &Plan,
     store: &Store,
     node: NodeIndex,
-    record_of: &dyn Fn(NodeIndex) -> Option<Record>,
+    record_of: &dyn Fn(NodeIndex) -> Option<&'r Record>,
 ) -> Result<Option<Vec<(String, String, String)>>> {
     node_input_hashes(plan.node(node), store, record_of)
 }
 
 /// [`input_hashes`] of a node on its own (a Slurm task holds its stages, not the whole plan):
 /// (input name, content hash, source as recorded in provenance).
-pub fn node_input_hashes(
+/// The upstream records are borrowed, not cloned: a connectome reads 40,000 of them.
+pub fn node_input_hashes<'r>(
     node: &Node,
     store: &Store,
-    record_of: &dyn Fn(NodeIndex) -> Option<Record>,
+    record_of: &dyn Fn(NodeIndex) -> Option<&'r Record>,
 ) -> Result<Option<Vec<(String, String, String)>>> {
     let mut out = Vec::new();
     for (name, source) in &node.inputs {
@@ -189,19 +190,25 @@ fn stale_reason(plan: &Plan, store: &Store, i: NodeIndex, inputs: &[(String, Str
 
 /// The state of every stage before running: cached, or stale with a reason.
 pub fn states(plan: &Plan, store: &Store) -> Result<States> {
-    Ok(states_and_fingerprints(plan, store)?.0)
+    Ok(states_and_records(plan, store)?.0)
 }
 
 /// Each stage's state: `None` when cached, else why it is stale.
 pub type States = Vec<(NodeIndex, Option<String>)>;
 
 /// [`states`], and the fingerprint of every cached stage.
+pub fn states_and_fingerprints(plan: &Plan, store: &Store) -> Result<(States, BTreeMap<NodeIndex, String>)> {
+    let (states, records) = states_and_records(plan, store)?;
+    Ok((states, records.into_iter().map(|(i, r)| (i, r.fingerprint)).collect()))
+}
+
+/// [`states`], and the verified record of every cached stage.
 ///
 /// Stages of one DAG level never depend on one another, so each level's records are read and
 /// verified in parallel (on rayon's global pool), a level at a time; the answer does not depend
 /// on the order they are read in. An error is that of the first failing stage (plan order) of
 /// the first level with one.
-pub fn states_and_fingerprints(plan: &Plan, store: &Store) -> Result<(States, BTreeMap<NodeIndex, String>)> {
+pub fn states_and_records(plan: &Plan, store: &Store) -> Result<(States, BTreeMap<NodeIndex, Record>)> {
     use rayon::prelude::*;
     let level = plan.levels();
     let mut waves: Vec<Vec<NodeIndex>> = vec![Vec::new(); level.iter().max().map_or(0, |m| m + 1)];
@@ -221,9 +228,8 @@ pub fn states_and_fingerprints(plan: &Plan, store: &Store) -> Result<(States, BT
         }
     }
     let out = plan.order.iter().map(|&i| (i, state[i.index()].take())).collect();
-    let fingerprints =
-        plan.order.iter().filter_map(|&i| known[i.index()].as_ref().map(|r| (i, r.fingerprint.clone()))).collect();
-    Ok((out, fingerprints))
+    let records = plan.order.iter().filter_map(|&i| known[i.index()].take().map(|r| (i, r))).collect();
+    Ok((out, records))
 }
 
 /// One stage's cached record, or why it is stale, given the records of the stages before it.
@@ -233,7 +239,7 @@ fn state_of(
     i: NodeIndex,
     known: &[Option<Record>],
 ) -> Result<std::result::Result<Record, String>> {
-    let Some(hashes) = input_hashes(plan, store, i, &|n| known[n.index()].clone())? else {
+    let Some(hashes) = input_hashes(plan, store, i, &|n| known[n.index()].as_ref())? else {
         let upstream: Vec<String> = plan
             .dependencies(i)
             .into_iter()
@@ -327,7 +333,7 @@ pub fn run_with(plan: &Plan, store: &Store, options: &Options, runner: Runner<'_
                         continue;
                     }
                     let record_of = |n: NodeIndex| match outcomes.get(&n) {
-                        Some(Outcome::Cached(r) | Outcome::Executed(r)) => Some(r.clone()),
+                        Some(Outcome::Cached(r) | Outcome::Executed(r)) => Some(r),
                         _ => None,
                     };
                     let hashes = match input_hashes(plan, store, i, &record_of) {

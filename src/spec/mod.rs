@@ -101,14 +101,16 @@ pub struct Study {
     #[serde(default)]
     pub outputs: Outputs,
     /// Cluster resources per stage kind for `run --executor slurm`, e.g. `[resources.imaging-run]
-    /// cpus = 1, memory = "2G", time = "00:10:00"`. Unset fields keep the measured defaults.
+    /// cpus = 1, memory = "2G", time = "00:10:00"`, and for the job that publishes the output
+    /// folder, `[resources.publish]`. Unset fields keep the measured defaults.
     /// A local run ignores this section, and it never enters a fingerprint.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub resources: BTreeMap<String, Resources>,
 }
 
-/// What one stage instance of a kind asks the cluster for. A Slurm array task that packs several
-/// stages asks for their summed `time`.
+/// What one stage instance of a kind (or, as `[resources.publish]`, the job that publishes the
+/// output folder) asks the cluster for. A Slurm array task that packs several stages asks for
+/// their summed `time`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {

@@ -9,7 +9,7 @@
 //!
 //! Safety against concurrent writers: gc holds the cache lock (so no local run is writing), and
 //! it refuses while a Slurm submission in `slurm/` has not published (its array tasks write
-//! without the lock); `slurm/`, `scratch/`, `filehashes.json` and `lock` are never touched.
+//! without the lock); `slurm/`, `scratch/`, `filehashes/` and `lock` are never touched.
 
 use super::{PARTIAL_PREFIX, Record, is_abandoned, lock_exclusive};
 use crate::error::{Error, Result};

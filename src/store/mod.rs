@@ -6,7 +6,7 @@
 //! objects/ab/cdef…        stage outputs, named by the blake3 hash of their bytes
 //! records/<fingerprint>   one provenance record (JSON) per executed stage instance
 //! latest/<stage key>      the fingerprint a stage id last ran with (to explain staleness)
-//! filehashes.json         stat cache: (path, size, mtime) → content hash of raw input files
+//! filehashes/             stat cache: path, size, mtime, ctime, inode → content hash of raw input files
 //! slurm/                  submitted plans and their task markers (`exec::slurm`)
 //! tmp/                    partial writes of older versions (swept like the others)
 //! lock                    held exclusively by a local run and while a Slurm run is submitted
@@ -23,8 +23,9 @@
 //!   and a local run beside them may all write at once, without a common lock: a stage's objects
 //!   are named by their content and its record by its fingerprint, and stages are deterministic,
 //!   so two writers of one name write the same object (or an equally valid record of the same
-//!   result) and the last rename wins harmlessly. Only the stat cache `filehashes.json` is
-//!   last-writer-wins; losing an entry costs a re-hash, never a wrong hash.
+//!   result) and the last rename wins harmlessly. The stat cache `filehashes/` keeps one journal
+//!   per writer without the lock, merged by the next lock holder ([`filehashes`]); losing an
+//!   entry would cost a re-hash, never a wrong hash.
 //! * **Garbage of killed writers.** A writer killed mid-write leaves a partial file. [`Store::open`]
 //!   deletes one only when it is provably abandoned: written by this host and its process no
 //!   longer exists, or (another host's) untouched for [`ABANDONED_AFTER`]. A live writer's temp
@@ -56,9 +57,11 @@
 //! * **Permissions from the umask.** Objects, records and folders are created 0666 / 0777
 //!   narrowed by the umask (0644 / 0755 under the usual 022), so a lab's group can share a cache.
 //!
-//! The mtime in `filehashes.json` is only a shortcut to avoid re-hashing unchanged raw files; the
-//! fingerprint always uses the content hash, never an mtime or an absolute path.
+//! The stat cache `filehashes/` is only a shortcut to avoid re-hashing unchanged raw files (see
+//! [`filehashes`] for what it keys on and why a hit is safe); the fingerprint always uses the
+//! content hash, never an mtime or an absolute path.
 
+pub mod filehashes;
 pub mod gc;
 pub mod scratch;
 
@@ -68,7 +71,6 @@ use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
 
 /// A provenance record: everything about how one stage instance produced its outputs.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -148,7 +150,7 @@ pub struct RecordOutput {
 pub struct Store {
     root: PathBuf,
     _lock: Option<File>,
-    file_hashes: Mutex<BTreeMap<String, (u64, i128, String)>>,
+    file_hashes: filehashes::FileHashes,
 }
 
 /// blake3 hex digest of bytes.
@@ -179,6 +181,9 @@ impl Store {
         )?;
         sweep_partials(root);
         sweep_partials(&root.join("tmp"));
+        sweep_partials(&root.join(filehashes::FOLDER));
+        // The stat cache of versions before `filehashes/` (read by none since).
+        let _ = fs::remove_file(root.join("filehashes.json"));
         if sweep_due(root) {
             let mut folders = vec![root.join("records"), root.join("latest")];
             if let Ok(entries) = fs::read_dir(root.join("objects")) {
@@ -208,11 +213,8 @@ impl Store {
     }
 
     fn with_lock(root: &Path, lock: Option<File>) -> Store {
-        let file_hashes = fs::read(root.join("filehashes.json"))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
-        Store { root: root.to_path_buf(), _lock: lock, file_hashes: Mutex::new(file_hashes) }
+        let file_hashes = filehashes::FileHashes::new(root.join(filehashes::FOLDER));
+        Store { root: root.to_path_buf(), _lock: lock, file_hashes }
     }
 
     pub fn root(&self) -> &Path {
@@ -324,33 +326,15 @@ impl Store {
         self.record(fingerprint.trim())
     }
 
-    /// Content hash of a raw input file, re-hashed only when its size or mtime changed.
+    /// Content hash of a raw input file, re-hashed unless the stat cache says the file is
+    /// unchanged (size, mtime, ctime and inode: see [`filehashes`]).
     pub fn hash_file(&self, path: &Path) -> Result<String> {
-        let meta = fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        let mtime = meta
-            .modified()
-            .ok()
-            .and_then(|t| t.duration_since(std::time::UNIX_EPOCH).ok())
-            .map_or(0, |d| d.as_nanos() as i128);
-        let key = fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf()).display().to_string();
-        if let Some((size, time, hash)) = self.file_hashes.lock().expect("no panics hold this").get(&key)
-            && *size == meta.len()
-            && *time == mtime
-        {
-            return Ok(hash.clone());
-        }
-        let mut hasher = blake3::Hasher::new();
-        let file = File::open(path).map_err(|e| Error::io(path, e))?;
-        hasher.update_reader(file).map_err(|e| Error::io(path, e))?;
-        let hash = hasher.finalize().to_hex().to_string();
-        self.file_hashes.lock().expect("no panics hold this").insert(key, (meta.len(), mtime, hash.clone()));
-        Ok(hash)
+        self.file_hashes.hash(path)
     }
 
-    /// Persist the stat cache of file hashes.
+    /// Persist what the stat cache of file hashes learnt (nothing when it learnt nothing).
     pub fn save_file_hashes(&self) -> Result<()> {
-        let bytes = serde_json::to_vec(&*self.file_hashes.lock().expect("no panics hold this")).expect("serialise");
-        self.write_atomic(&self.root.join("filehashes.json"), &bytes)
+        self.file_hashes.save(self._lock.is_some())
     }
 }
 

@@ -79,24 +79,28 @@ pub struct Resolved {
 }
 
 /// Default resources of one stage instance of a kind (and of the publish job). Measured with
-/// `benches/stage_resources.py` (each stage as its own one-core task; peak RSS / longest wall on
-/// the shipped ketamine and amygdala-wellbeing studies, debug build, loaded 2-core machine):
-/// imaging-run 30 MB / 1.0 s, group 39 MB / 1.5 s, predict 55 MB / 24.8 s, factors 19 MB /
-/// 5.2 s, connectome 37 MB / 0.3 s, roc 30 MB / 0.3 s, dataset, split, load-table ≤ 22 MB /
-/// 0.1 s, publish 124 MB / 3.6 s. Memory keeps at least a 16× margin (1 GB floor); `imaging-run`
-/// and `group` keep 2 GB and 8 GB because their memory grows with the image grid (the simulated
-/// images are small). Times keep a wide margin (≥ 24× the measured), because a task over its
-/// limit is killed. One core each: give `group`, `predict` and `associate` more with
-/// `[resources.<kind>] cpus`. (The ukb-symptoms kinds — scores, associate, fdr, replicate — were
-/// not measured yet and keep their earlier defaults.)
+/// `benches/stage_resources.py` (each stage as its own one-core task; largest peak RSS / longest
+/// wall over the three shipped studies, debug build, loaded 2-core machine): imaging-run 30 MB /
+/// 1.0 s, group 39 MB / 1.5 s, predict 55 MB / 24.8 s, factors 19 MB / 5.2 s, connectome 37 MB /
+/// 0.3 s, roc 30 MB / 0.3 s; on ukb-symptoms (25,000 people, 5,000 permutations) associate
+/// 243 MB / 9.0 s, dataset 182 MB / 1.5 s, load-table 130 MB / 0.3 s, simulate 104 MB / 0.8 s,
+/// split 91 MB / 0.2 s, scores 29 MB / 0.2 s, differences 26 MB / 0.2 s, replicate 18 MB,
+/// fdr 17 MB (< 0.1 s); publish 124 MB / 3.6 s. Memory is 16× the measured peak rounded up to
+/// a whole GB (1 GB floor); `imaging-run` and `group` keep 2 GB and 8 GB because their memory
+/// grows with the image grid (the simulated images are small). Time is at least 24× the
+/// measured (30 min floor), because a task over its limit is killed. One core each: give
+/// `group`, `predict` and `associate` more with `[resources.<kind>] cpus`.
 pub fn default_resources(kind: &str) -> Resolved {
     let (cpus, memory_mb, minutes) = match kind {
         "imaging-run" => (1, 2048, 10),
-        "group" | "associate" => (1, 8192, 120),
+        "group" => (1, 8192, 120),
+        "associate" => (1, 4096, 30),
+        "dataset" | "load-table" => (1, 3072, 30),
+        "simulate" | "split" => (1, 2048, 30),
         "predict" => (1, 1024, 120),
-        "connectome" | "dataset" | "factors" | "roc" | "split" | "load-table" => (1, 1024, 30),
         PUBLISH_JOB => (1, 2048, 120),
-        _ => (1, 4096, 30),
+        // connectome, factors, roc, scores, fdr, differences, replicate
+        _ => (1, 1024, 30),
     };
     Resolved { cpus, memory_mb, time_seconds: minutes * 60 }
 }
@@ -343,8 +347,11 @@ pub fn latest(cache: &Path, study_file: &Path) -> Option<Folder> {
 /// What [`submit`] did.
 #[derive(Debug)]
 pub enum Submitted {
-    /// Every stage is cached: nothing was submitted.
-    Nothing,
+    /// Every stage is cached: nothing was submitted. The verified record of every stage (what
+    /// a local run's report of cached stages holds).
+    Nothing {
+        records: BTreeMap<NodeIndex, store::Record>,
+    },
     Jobs {
         folder: Folder,
         submission: Submission,
@@ -402,7 +409,9 @@ pub fn arrays(
 
 /// Check, write and submit the stale part of a plan (see the module doc).
 pub fn submit(plan: &Plan, store: &Store, options: &SubmitOptions, cluster: &dyn Cluster) -> Result<Submitted> {
-    let (states, cached) = crate::exec::states_and_fingerprints(plan, store)?;
+    let (states, records) = crate::exec::states_and_records(plan, store)?;
+    // What finding the states hashed is kept for the tasks (and the next submission).
+    store.save_file_hashes()?;
     let stale: Vec<NodeIndex> = states.iter().filter(|(_, s)| s.is_some()).map(|(i, _)| *i).collect();
     let cache = store.root();
     // A previous submission of this study that is still queued would race this one.
@@ -412,7 +421,7 @@ pub fn submit(plan: &Plan, store: &Store, options: &SubmitOptions, cluster: &dyn
         cluster.cancel(&sub.job_ids())?;
     }
     if stale.is_empty() {
-        return Ok(Submitted::Nothing);
+        return Ok(Submitted::Nothing { records });
     }
     let plan_text = serde_json::to_vec(&PlanFile::of(plan)).expect("plans serialise");
     let id = store::hash_bytes(&plan_text)[..32].to_string();
@@ -428,7 +437,7 @@ pub fn submit(plan: &Plan, store: &Store, options: &SubmitOptions, cluster: &dyn
     }
     let _ = std::fs::remove_file(folder.dir.join("published"));
     store::write_atomic_in(&folder.dir, &folder.dir.join("plan.json"), &plan_text)?;
-    let cached = cached.into_iter().map(|(i, fp)| (i.index(), fp)).collect();
+    let cached = records.into_iter().map(|(i, r)| (i.index(), r.fingerprint)).collect();
     let max_tasks = options.max_array.unwrap_or(DEFAULT_MAX_ARRAY).min(cluster.max_array_size()?).max(1);
     let mut submission = Submission {
         study_file: options.study_file.clone(),

@@ -89,7 +89,7 @@ fn run_stage(stage: &SliceStage, records: &mut Records<'_>, runner: Runner<'_>) 
         records.read(d)?;
     }
     let known = &records.known;
-    let hashes = node_input_hashes(&stage.node, records.store, &|n| known.get(&n.index()).cloned())?
+    let hashes = node_input_hashes(&stage.node, records.store, &|n| known.get(&n.index()))?
         .expect("every input's record was read above");
     let node = &stage.node;
     let pairs: Vec<(String, String)> = hashes.iter().map(|(n, h, _)| (n.clone(), h.clone())).collect();
