@@ -57,7 +57,8 @@ pub const MIN_SPLIT_SIDE: usize = 10;
 pub struct SplitAssignment(HashMap<String, Sample>);
 
 impl SplitAssignment {
-    /// Parse `split.tsv`; a row naming an unknown sample is an error.
+    /// Parse `split.tsv` (`participant_id` with `sub-`, read as the subject's label); a row
+    /// naming an unknown sample is an error.
     pub fn parse(text: &str) -> Result<SplitAssignment> {
         let mut map = HashMap::new();
         for (line, row) in text.lines().enumerate().skip(1) {
@@ -72,7 +73,7 @@ impl SplitAssignment {
                     )));
                 }
             };
-            map.insert(id.to_string(), sample);
+            map.insert(crate::tables::subject_label(id).to_string(), sample);
         }
         Ok(SplitAssignment(map))
     }
@@ -144,12 +145,13 @@ mod tests {
 
     #[test]
     fn split_assignment_reads_both_sides_and_selects_rows() {
-        let s = SplitAssignment::parse("subject\tsample\na\tdiscovery\nb\theld-out\nc\tdiscovery\n").unwrap();
+        let s = SplitAssignment::parse("participant_id\tsample\nsub-a\tdiscovery\nsub-b\theld-out\nsub-c\tdiscovery\n")
+            .unwrap();
         let ids: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
         assert_eq!(SplitAssignment::rows(Some(&s), &ids, Sample::Discovery), vec![0, 2]);
         assert_eq!(SplitAssignment::rows(Some(&s), &ids, Sample::HeldOut), vec![1]);
         assert_eq!(SplitAssignment::rows(Some(&s), &ids, Sample::All), vec![0, 1, 2, 3]);
-        assert!(SplitAssignment::parse("subject\tsample\na\tneither\n").is_err());
+        assert!(SplitAssignment::parse("participant_id\tsample\nsub-a\tneither\n").is_err());
     }
 
     #[test]

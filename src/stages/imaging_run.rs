@@ -27,7 +27,7 @@ use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub const VERSION: u32 = 5;
+pub const VERSION: u32 = 6;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["bold", "confounds", "seedmask", "region:*"];
 /// Output names this stage writes (`*` ends a family).
