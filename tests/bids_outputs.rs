@@ -41,7 +41,7 @@ fn every_published_table_of_the_embedded_study_has_a_column_dictionary() {
     let sidecar: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("association/discovery.json")).unwrap()).unwrap();
     assert!(sidecar["q"]["Description"].as_str().unwrap().contains("Benjamini"));
-    assert_eq!(sidecar["significant"]["Levels"]["true"], "yes");
+    assert_eq!(sidecar["significant"]["Levels"]["TRUE"], "yes");
     // The subject column is participant_id with sub-, whatever the input's id column (`eid`).
     let split = std::fs::read_to_string(out.join("split.tsv")).unwrap();
     assert!(split.starts_with("participant_id\tsample\nsub-"), "{}", &split[..40]);

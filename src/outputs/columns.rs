@@ -7,7 +7,7 @@
 //! such as `conn_*` edges or a score's name). The first matching entry wins, so specific entries
 //! come before general ones. Conventions every table follows (and `tests/bids_outputs.rs` checks):
 //! the subject column is `participant_id` holding `sub-<label>`, a yes/no column holds
-//! `true`/`false`, and a missing cell is `n/a`. `tests/bids_outputs.rs` checks that no column of a shipped study's
+//! `TRUE`/`FALSE`, and a missing cell is `n/a`. `tests/bids_outputs.rs` checks that no column of a shipped study's
 //! published tables falls through to [`UNDESCRIBED`].
 
 /// One column's description, as BIDS spells the keys.
@@ -54,7 +54,7 @@ const fn unit(long_name: &'static str, description: &'static str, units: &'stati
 }
 
 /// The one boolean spelling of published tables (`crate::tables::boolean`).
-const BOOLEAN: &[(&str, &str)] = &[("true", "yes"), ("false", "no")];
+const BOOLEAN: &[(&str, &str)] = &[("TRUE", "yes"), ("FALSE", "no")];
 const SAMPLE: &[(&str, &str)] = &[
     ("discovery", "the discovery (training) sample"),
     ("held-out", "the held-out (test) sample, used once"),

@@ -45,10 +45,10 @@ pub fn participant_id(id: &str) -> String {
     format!("sub-{}", subject_label(id))
 }
 
-/// A yes/no cell of a published table: `true`/`false`, which pandas and polars read as booleans
-/// and R's `read.delim` as logicals.
+/// A yes/no cell of a published table: `TRUE`/`FALSE`, the one spelling that pandas, polars
+/// and R's `read.delim` all read as booleans (R reads `true`/`false` as text).
 pub fn boolean(value: bool) -> &'static str {
-    if value { "true" } else { "false" }
+    if value { "TRUE" } else { "FALSE" }
 }
 
 /// A cell as a number: finite numbers only (`inf` and `nan` are not values a study can use;

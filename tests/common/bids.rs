@@ -156,7 +156,7 @@ pub fn check_sidecars(dir: &Path) -> usize {
 }
 
 /// The table conventions of every TSV (BIDS): one subject column, `participant_id`, first and
-/// holding `sub-<label>`; no empty cell (missing is `n/a`); one boolean spelling (`true`/`false`,
+/// holding `sub-<label>`; no empty cell (missing is `n/a`); one boolean spelling (`TRUE`/`FALSE`,
 /// and a sidecar's boolean `Levels` say so). Returns the number of cells checked.
 pub fn check_table_conventions(dir: &Path) -> usize {
     let mut cells = 0;
@@ -176,10 +176,10 @@ pub fn check_table_conventions(dir: &Path) -> usize {
             .map(|h| {
                 let levels = json[*h]["Levels"].as_object();
                 let keys: Vec<&str> = levels.map(|l| l.keys().map(String::as_str).collect()).unwrap_or_default();
-                for spelling in ["1", "0", "yes", "no", "True", "False", "TRUE", "FALSE"] {
+                for spelling in ["1", "0", "yes", "no", "True", "False", "true", "false"] {
                     assert!(!keys.contains(&spelling), "{rel}: `{h}` is a boolean spelled `{spelling}`");
                 }
-                keys == ["false", "true"] || keys == ["true", "false"]
+                keys == ["FALSE", "TRUE"] || keys == ["TRUE", "FALSE"]
             })
             .collect();
         for (line, row) in text.lines().enumerate().skip(1) {
@@ -188,7 +188,7 @@ pub fn check_table_conventions(dir: &Path) -> usize {
             for (c, cell) in row.iter().enumerate() {
                 assert!(!cell.is_empty(), "{rel}:{}: `{}` is empty (missing is n/a)", line + 1, header[c]);
                 if boolean[c] {
-                    assert!(["true", "false", "n/a"].contains(cell), "{rel}:{}: `{}` = {cell}", line + 1, header[c]);
+                    assert!(["TRUE", "FALSE", "n/a"].contains(cell), "{rel}:{}: `{}` = {cell}", line + 1, header[c]);
                 }
                 cells += 1;
             }
