@@ -57,7 +57,8 @@ pub const MIN_SPLIT_SIDE: usize = 10;
 pub struct SplitAssignment(HashMap<String, Sample>);
 
 impl SplitAssignment {
-    /// Parse `split.tsv`; a row naming an unknown sample is an error.
+    /// Parse `split.tsv` (`participant_id` with `sub-`, read as the subject's label); a row
+    /// naming an unknown sample is an error.
     pub fn parse(text: &str) -> Result<SplitAssignment> {
         let mut map = HashMap::new();
         for (line, row) in text.lines().enumerate().skip(1) {
@@ -72,7 +73,7 @@ impl SplitAssignment {
                     )));
                 }
             };
-            map.insert(id.to_string(), sample);
+            map.insert(crate::tables::subject_label(id).to_string(), sample);
         }
         Ok(SplitAssignment(map))
     }
@@ -88,6 +89,78 @@ impl SplitAssignment {
             (_, Sample::All) | (None, _) => (0..ids.len()).collect(),
             (Some(s), _) => (0..ids.len()).filter(|&i| s.of(&ids[i]) == Some(sample)).collect(),
         }
+    }
+}
+
+/// A dataset the study's inputs come from (`[study] sources`), listed first in
+/// `dataset_description.json`'s `SourceDatasets`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(untagged)]
+pub enum SourceDataset {
+    /// A DOI (`10.18112/openneuro.ds000030.v1.0.0`, `doi:` optional) or a URL (`https://…`).
+    Link(String),
+    /// A named source with its DOI, its URL, or both.
+    Entry(SourceEntry),
+}
+
+/// A named source dataset.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SourceEntry {
+    /// What the dataset is called (e.g. `UK Biobank imaging, application 12345`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Where it is (`http://` or `https://`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Its DOI (`10.PREFIX/SUFFIX`; `doi:` optional).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub doi: Option<String>,
+}
+
+/// Whether `text` is a DOI: `10.` + a registrant code of digits (and dots), `/`, a suffix
+/// without spaces; `doi:` in front is allowed.
+pub fn is_doi(text: &str) -> bool {
+    let text = text.strip_prefix("doi:").unwrap_or(text);
+    let Some((prefix, suffix)) = text.split_once('/') else { return false };
+    let registrant = prefix.strip_prefix("10.").unwrap_or("");
+    !registrant.is_empty()
+        && registrant.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && !suffix.is_empty()
+        && !suffix.chars().any(char::is_whitespace)
+}
+
+/// Whether `text` is a web address (`http://` or `https://` and a host).
+pub fn is_url(text: &str) -> bool {
+    let rest = text.strip_prefix("https://").or_else(|| text.strip_prefix("http://")).unwrap_or("");
+    !rest.is_empty() && !text.chars().any(char::is_whitespace)
+}
+
+impl SourceDataset {
+    /// The BIDS `SourceDatasets` entry: `DOI` as `doi:…`, `URL`, and neurospec's `Name`.
+    pub fn to_bids(&self) -> serde_json::Value {
+        let doi = |d: &str| format!("doi:{}", d.strip_prefix("doi:").unwrap_or(d));
+        let mut map = serde_json::Map::new();
+        match self {
+            SourceDataset::Link(text) if is_doi(text) => {
+                map.insert("DOI".into(), doi(text).into());
+            }
+            SourceDataset::Link(text) => {
+                map.insert("URL".into(), text.clone().into());
+            }
+            SourceDataset::Entry(e) => {
+                if let Some(name) = &e.name {
+                    map.insert("Name".into(), name.clone().into());
+                }
+                if let Some(d) = &e.doi {
+                    map.insert("DOI".into(), doi(d).into());
+                }
+                if let Some(url) = &e.url {
+                    map.insert("URL".into(), url.clone().into());
+                }
+            }
+        }
+        serde_json::Value::Object(map)
     }
 }
 
@@ -143,13 +216,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn sources_become_bids_source_datasets() {
+        assert!(is_doi("10.18112/openneuro.ds000030.v1.0.0") && is_doi("doi:10.1000/x"));
+        assert!(!is_doi("10.x/y") && !is_doi("10.1000/") && !is_doi("https://doi.org/10.1000/x"));
+        assert!(is_url("https://openneuro.org/datasets/ds000030") && !is_url("openneuro.org") && !is_url("https://"));
+        let doi = SourceDataset::Link("10.18112/openneuro.ds000030.v1.0.0".into());
+        assert_eq!(doi.to_bids(), serde_json::json!({"DOI": "doi:10.18112/openneuro.ds000030.v1.0.0"}));
+        let entry = SourceDataset::Entry(SourceEntry {
+            name: Some("UCLA CNP".into()),
+            url: Some("https://openneuro.org/datasets/ds000030".into()),
+            doi: Some("doi:10.18112/openneuro.ds000030.v1.0.0".into()),
+        });
+        assert_eq!(
+            entry.to_bids(),
+            serde_json::json!({"Name": "UCLA CNP", "DOI": "doi:10.18112/openneuro.ds000030.v1.0.0", "URL": "https://openneuro.org/datasets/ds000030"})
+        );
+    }
+
+    #[test]
     fn split_assignment_reads_both_sides_and_selects_rows() {
-        let s = SplitAssignment::parse("subject\tsample\na\tdiscovery\nb\theld-out\nc\tdiscovery\n").unwrap();
+        let s = SplitAssignment::parse("participant_id\tsample\nsub-a\tdiscovery\nsub-b\theld-out\nsub-c\tdiscovery\n")
+            .unwrap();
         let ids: Vec<String> = ["a", "b", "c", "d"].iter().map(|s| s.to_string()).collect();
         assert_eq!(SplitAssignment::rows(Some(&s), &ids, Sample::Discovery), vec![0, 2]);
         assert_eq!(SplitAssignment::rows(Some(&s), &ids, Sample::HeldOut), vec![1]);
         assert_eq!(SplitAssignment::rows(Some(&s), &ids, Sample::All), vec![0, 1, 2, 3]);
-        assert!(SplitAssignment::parse("subject\tsample\na\tneither\n").is_err());
+        assert!(SplitAssignment::parse("participant_id\tsample\nsub-a\tneither\n").is_err());
     }
 
     #[test]

@@ -140,6 +140,7 @@ const CODE_URL: &str = env!("CARGO_PKG_REPOSITORY");
 /// The input data folders of the run, as written in the study (relative to its folder): for a
 /// file inside a BIDS-style dataset, the folder above its `sub-*` folders; otherwise the
 /// file's folder. Sorted, each once.
+/// `[study] sources` first, then the local folders the inputs were read from.
 fn source_datasets(plan: &Plan) -> Vec<serde_json::Value> {
     let mut roots = std::collections::BTreeSet::new();
     for node in plan.graph.node_weights() {
@@ -153,7 +154,8 @@ fn source_datasets(plan: &Plan) -> Vec<serde_json::Value> {
             }
         }
     }
-    roots.into_iter().map(|url| serde_json::json!({ "URL": url })).collect()
+    let declared = plan.sources.iter().map(crate::design::SourceDataset::to_bids);
+    declared.chain(roots.into_iter().map(|url| serde_json::json!({ "URL": url }))).collect()
 }
 
 /// A JSON sidecar for every published TSV without one of its own (`x.tsv` → `x.json`),

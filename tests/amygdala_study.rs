@@ -104,7 +104,7 @@ fn the_study_recovers_the_planted_dimensions_and_edges() {
         participants.rows.iter().map(|r| (r[0].as_str(), r[participants.col("family_id")].as_str())).collect();
     let mut side: BTreeMap<&str, &str> = BTreeMap::new();
     for r in &split.rows {
-        let f = family[r[0].as_str()];
+        let f = family[r[0].trim_start_matches("sub-")];
         assert_eq!(*side.entry(f).or_insert(r[1].as_str()), r[1].as_str(), "family {f} straddles the split");
     }
 

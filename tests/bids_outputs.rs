@@ -31,6 +31,7 @@ fn every_published_table_of_the_embedded_study_has_a_column_dictionary() {
             ("subjects = 25000", "subjects = 3000"),
             ("permutations = 5000", "permutations = 99"),
             ("bootstrap = 1000", "bootstrap = 100"),
+            ("subject_id = \"eid\"", SOURCES),
         ],
     );
     run_json(dir.path(), "study.toml", &[]);
@@ -40,9 +41,35 @@ fn every_published_table_of_the_embedded_study_has_a_column_dictionary() {
     let sidecar: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("association/discovery.json")).unwrap()).unwrap();
     assert!(sidecar["q"]["Description"].as_str().unwrap().contains("Benjamini"));
-    assert_eq!(sidecar["significant"]["Levels"]["1"], "true");
-    // Simulated tables are no source dataset; the description lists none.
+    assert_eq!(sidecar["significant"]["Levels"]["TRUE"], "yes");
+    // The subject column is participant_id with sub-, whatever the input's id column (`eid`).
+    let split = std::fs::read_to_string(out.join("split.tsv")).unwrap();
+    assert!(split.starts_with("participant_id\tsample\nsub-"), "{}", &split[..40]);
+    // `[study] sources` are the source datasets (simulated tables add no folder of their own).
     let description: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("dataset_description.json")).unwrap()).unwrap();
-    assert_eq!(description["SourceDatasets"], serde_json::json!([]));
+    assert_eq!(
+        description["SourceDatasets"],
+        serde_json::json!([
+            {"DOI": "doi:10.18112/openneuro.ds000030.v1.0.0"},
+            {"Name": "UK Biobank", "URL": "https://www.ukbiobank.ac.uk"},
+        ])
+    );
+}
+
+const SOURCES: &str = "subject_id = \"eid\"\nsources = [\"10.18112/openneuro.ds000030.v1.0.0\", \
+                       { name = \"UK Biobank\", url = \"https://www.ukbiobank.ac.uk\" }]";
+
+#[test]
+fn a_source_that_is_neither_doi_nor_url_is_a_located_error() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = "subject_id = \"eid\"\nsources = [\"openneuro ds000030\", { name = \"UKB\", doi = \"https://doi.org/10.1/x\" }, { name = \"none\" }]";
+    embedded_study(dir.path(), &[("subject_id = \"eid\"", bad)]);
+    let out = neurospec(dir.path(), &["check", "study.toml"]);
+    assert!(!out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let text = String::from_utf8_lossy(&out.stderr).to_string() + &String::from_utf8_lossy(&out.stdout);
+    assert!(text.contains("`openneuro ds000030` is neither a DOI nor a web address"), "{text}");
+    assert!(text.contains("`https://doi.org/10.1/x` is not a DOI"), "{text}");
+    assert!(text.contains("a source needs a `doi` or a `url`"), "{text}");
+    assert!(text.contains("study.toml:"), "located: {text}");
 }

@@ -114,5 +114,5 @@ fn division_by_zero_is_an_error_naming_the_subject_or_missing_by_policy() {
     run_json(dir.path(), "study.toml", &[]);
     let exclusions = Tsv::read(&dir.path().join("derivatives/derived/exclusions.tsv"));
     assert_eq!(exclusions.rows.len(), 1, "{:?}", exclusions.rows);
-    assert_eq!(exclusions.rows[0][..3], ["S3", "missing_value", "response"]);
+    assert_eq!(exclusions.rows[0][..3], ["sub-S3", "missing_value", "response"]);
 }

@@ -436,8 +436,20 @@ fn fmriprep_folders_are_discovered_and_written_bids_style() {
         .is_file()
     );
     assert!(out.join("dataset_description.json").is_file());
-    // Every name parses as BIDS, with sub/ses/task/space/atlas/meas in order.
-    assert_eq!(common::bids::check_subject_names(&out, "MNI152NLin2009cAsym"), 4);
+    // Every name parses as BIDS, with sub/ses/task/space/atlas/meas in order: two runs' series
+    // and matrices, each with its JSON sidecar.
+    assert_eq!(common::bids::check_subject_names(&out, "MNI152NLin2009cAsym"), 8);
+    // The sidecars are the study's: BEP017 keys, TR (from the BOLD sidecar), the denoising.
+    assert_eq!(common::bids::check_connectivity(&out), 2);
+    let sidecar: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(out.join("sub-01/func/sub-01_task-rest_space-MNI152NLin2009cAsym_atlas-labels_timeseries.json"))
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(sidecar["RepetitionTime"], 2.0);
+    assert_eq!(sidecar["Denoising"]["Strategy"], "24P");
+    assert_eq!(sidecar["Denoising"]["HighPass"], 0.01);
+    assert_eq!(sidecar["NumberOfVolumesKept"], sidecar["NumberOfVolumes"]);
 }
 
 #[test]

@@ -128,10 +128,13 @@ fn images_of_one_run_must_be_chosen_and_several_runs_combine_as_mean_fisher_z() 
     assert_eq!(connectome.rows.len(), 2);
     assert_eq!(connectome.num(0, name), (z1 + z2) / 2.0);
     let table = Tsv::read(&derivatives.join("imaging_runs.tsv"));
-    assert_eq!(table.header, ["subject", "session", "run", "volumes", "dummy_scans", "censored", "kept", "status"]);
+    assert_eq!(
+        table.header,
+        ["participant_id", "session", "run", "volumes", "dummy_scans", "censored", "kept", "status"]
+    );
     let runs: Vec<(&str, &str)> =
-        (0..table.rows.len()).map(|r| (table.text(r, "subject"), table.text(r, "run"))).collect();
-    assert_eq!(runs, [("01", "run-1"), ("01", "run-2"), ("02", "")]);
+        (0..table.rows.len()).map(|r| (table.text(r, "participant_id"), table.text(r, "run"))).collect();
+    assert_eq!(runs, [("sub-01", "run-1"), ("sub-01", "run-2"), ("sub-02", "n/a")]);
     // runs = [1]: sub-01's value is its first run's, unchanged.
     let out = study(dir.path(), "res = \"2\"\nruns = [1]");
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
@@ -166,8 +169,8 @@ fn dropped_and_censored_volumes_are_counted_and_short_runs_listed() {
     run_json(dir.path(), "study.toml", &[]);
     let derivatives = dir.path().join("derivatives/runs");
     let table = Tsv::read(&derivatives.join("imaging_runs.tsv"));
-    let row = |s: &str| (0..table.rows.len()).find(|&r| table.text(r, "subject") == s).unwrap();
-    let (one, two) = (row("01"), row("02"));
+    let row = |s: &str| (0..table.rows.len()).find(|&r| table.text(r, "participant_id") == s).unwrap();
+    let (one, two) = (row("sub-01"), row("sub-02"));
     let counts = |r: usize| ["volumes", "dummy_scans", "censored", "kept"].map(|c| table.num(r, c));
     assert_eq!(counts(one), [80.0, 0.0, 14.0, 66.0]);
     assert_eq!(counts(two), [80.0, 6.0, 10.0, 64.0]);
@@ -179,7 +182,7 @@ fn dropped_and_censored_volumes_are_counted_and_short_runs_listed() {
     );
     let connectome = Tsv::read(&derivatives.join("connectome.tsv"));
     assert_eq!(connectome.rows.len(), 1);
-    assert_eq!(connectome.rows[0][0], "01");
+    assert_eq!(connectome.rows[0][0], "sub-01");
 }
 
 /// The study with its `[denoise]` replaced (the `#SETTINGS` block holds `[imaging]` choices and

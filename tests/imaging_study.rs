@@ -87,7 +87,7 @@ fn a_study_extracts_every_subject_and_builds_the_connectome() {
     assert_eq!(
         connectome.header,
         [
-            "eid",
+            "participant_id",
             "conn_amygdala_lh__precuneus",
             "conn_amygdala_lh__insula_lh",
             "conn_amygdala_rh__precuneus",
@@ -111,8 +111,12 @@ fn a_study_extracts_every_subject_and_builds_the_connectome() {
     for row in 0..3 {
         let ours = connectome.num(row, "conn_amygdala_lh__precuneus");
         // Subject 02's image is the same data quantised to int16 (steps of 0.01).
-        let tolerance = if connectome.text(row, "eid") == "02" { 1e-3 } else { 1e-5 };
-        assert!((ours - expected).abs() < tolerance, "subject {}: {ours} vs {expected}", connectome.text(row, "eid"));
+        let tolerance = if connectome.text(row, "participant_id") == "sub-02" { 1e-3 } else { 1e-5 };
+        assert!(
+            (ours - expected).abs() < tolerance,
+            "subject {}: {ours} vs {expected}",
+            connectome.text(row, "participant_id")
+        );
     }
     let runs = Tsv::read(&out.join("imaging_runs.tsv"));
     let status = runs.col("status");
@@ -218,7 +222,7 @@ fn sessions_are_discovered_and_paired_per_subject() {
     }
     let runs = Tsv::read(&out.join("imaging_runs.tsv"));
     let status = runs.col("status");
-    assert!(runs.rows.iter().any(|r| r[0] == "03" && r[status].contains("no usable run")), "{:?}", runs.rows);
+    assert!(runs.rows.iter().any(|r| r[0] == "sub-03" && r[status].contains("no usable run")), "{:?}", runs.rows);
     let series =
         format!("sub-01/ses-post/func/sub-01_ses-post_task-rest_space-{SPACE}_atlas-nucleiRois_timeseries.tsv");
     assert!(out.join(series).is_file());

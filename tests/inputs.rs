@@ -67,7 +67,7 @@ fn split_by_column_holds_out_the_named_values() {
     let mut held = 0;
     for r in 0..split.rows.len() {
         let is_held = split.text(r, "sample") == "held-out";
-        assert_eq!(is_held, sex[split.text(r, "subject")] == "1");
+        assert_eq!(is_held, sex[split.text(r, "participant_id").trim_start_matches("sub-")] == "1");
         held += usize::from(is_held);
     }
     assert!(held > 100 && held < split.rows.len() - 100);
@@ -145,7 +145,7 @@ fn grouped_splits_keep_families_together_and_stratified_splits_keep_proportions(
     let mut side: std::collections::HashMap<&str, &str> = Default::default();
     let mut held = 0;
     for r in 0..split.rows.len() {
-        let f = family[split.text(r, "subject")];
+        let f = family[split.text(r, "participant_id").trim_start_matches("sub-")];
         let s = split.text(r, "sample");
         assert_eq!(*side.entry(f).or_insert(s), s, "family {f} straddles the split");
         held += usize::from(s == "held-out");
@@ -159,7 +159,9 @@ fn grouped_splits_keep_families_together_and_stratified_splits_keep_proportions(
     let sex: std::collections::HashMap<&str, &str> =
         (0..p.rows.len()).map(|r| (p.text(r, "eid"), p.text(r, "sex"))).collect();
     for value in ["0", "1"] {
-        let members: Vec<usize> = (0..split.rows.len()).filter(|&r| sex[split.text(r, "subject")] == value).collect();
+        let members: Vec<usize> = (0..split.rows.len())
+            .filter(|&r| sex[split.text(r, "participant_id").trim_start_matches("sub-")] == value)
+            .collect();
         let held = members.iter().filter(|&&r| split.text(r, "sample") == "held-out").count();
         let expected = (members.len() as f64 * 0.25).round() as usize;
         assert_eq!(held, expected, "sex {value}: {held} of {} held out", members.len());

@@ -74,9 +74,9 @@ fn the_planted_cluster_is_found_at_its_location_with_fwe_control() {
     let roc = Tsv::read(&out.join("roc/lb_precuneus.tsv"));
     assert_eq!(roc.rows.len(), 2);
     assert_eq!(roc.rows[0][roc.col("evaluation")], "in-sample");
-    assert_eq!(roc.rows[0][roc.col("circular")], "yes");
+    assert_eq!(roc.rows[0][roc.col("circular")], "TRUE");
     assert_eq!(roc.rows[1][roc.col("evaluation")], "cross-validated");
-    assert_eq!(roc.rows[1][roc.col("circular")], "no");
+    assert_eq!(roc.rows[1][roc.col("circular")], "FALSE");
     let (in_sample, cv) = (roc.num(0, "auc"), roc.num(1, "auc"));
     assert!(in_sample > 0.65 && roc.num(0, "p_perm") < 0.05, "in-sample AUC {in_sample}");
     assert!(cv <= in_sample, "cross-validated AUC {cv} above the circular {in_sample}");
@@ -84,7 +84,7 @@ fn the_planted_cluster_is_found_at_its_location_with_fwe_control() {
     // The value taken from the voxelwise cluster: circular in-sample, refitted per fold.
     let roc = Tsv::read(&out.join("roc/lb_cluster.tsv"));
     assert_eq!(roc.rows.len(), 2);
-    assert_eq!(roc.rows[0][roc.col("circular")], "yes");
+    assert_eq!(roc.rows[0][roc.col("circular")], "TRUE");
     assert!(roc.rows[0][roc.col("value")].contains("largest cluster of `responders_pre`"), "{:?}", roc.rows[0]);
     assert_eq!(roc.rows[1][roc.col("evaluation")], "cross-validated");
     let (in_sample, cv) = (roc.num(0, "auc"), roc.num(1, "auc"));

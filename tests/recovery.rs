@@ -41,10 +41,10 @@ fn planted_effects_are_recovered_and_nulls_are_controlled() {
                 "{key:?}: planted β {beta:.4} outside its bootstrap CI [{lo:.4}, {hi:.4}]"
             );
             assert!(discovery.num(r, "beta") < 0.0, "{key:?}: planted effects are negative");
-            detected += usize::from(discovery.text(r, "significant") == "1");
+            detected += usize::from(discovery.text(r, "significant") == "TRUE");
         } else {
             nulls += 1;
-            null_hits += usize::from(discovery.text(r, "significant") == "1");
+            null_hits += usize::from(discovery.text(r, "significant") == "TRUE");
             null_nominal += usize::from(discovery.num(r, "p_perm") < 0.05);
         }
     }
@@ -60,11 +60,11 @@ fn planted_effects_are_recovered_and_nulls_are_controlled() {
 
     // Replication bookkeeping agrees with the two result tables.
     let replication = Tsv::read(&out.join("replication.tsv"));
-    let hits = (0..discovery.rows.len()).filter(|&r| discovery.text(r, "significant") == "1").count();
+    let hits = (0..discovery.rows.len()).filter(|&r| discovery.text(r, "significant") == "TRUE").count();
     assert_eq!(replication.rows.len(), hits);
     let summary: serde_json::Value =
         serde_json::from_slice(&std::fs::read(out.join("replication_summary.json")).unwrap()).unwrap();
-    let replicated = (0..replication.rows.len()).filter(|&r| replication.text(r, "replicated") == "1").count();
+    let replicated = (0..replication.rows.len()).filter(|&r| replication.text(r, "replicated") == "TRUE").count();
     assert_eq!(summary["replicated"], replicated);
     assert_eq!(summary["discovery_hits"], hits);
 
@@ -109,7 +109,7 @@ fn differences_recover_planted_contrasts(
         assert_eq!(differences.num(r, "resamples"), 1000.0);
         let planted = truth[&key(a)] - truth[&key(b)];
         let (lo, hi) = (differences.num(r, "ci_low"), differences.num(r, "ci_high"));
-        let excludes = differences.text(r, "ci_excludes_zero") == "1";
+        let excludes = differences.text(r, "ci_excludes_zero") == "TRUE";
         assert_eq!(excludes, lo > 0.0 || hi < 0.0);
         if planted != 0.0 {
             assert!(lo <= planted && planted <= hi, "{feature} {a} − {b}: planted {planted} outside [{lo}, {hi}]");

@@ -92,7 +92,7 @@ fn the_report_is_self_contained_agrees_with_the_tables_and_is_rebuilt_from_the_f
     // The forest plot has one row per significant discovery feature (up to 40), by q.
     let discovery = Tsv::read(&out.join("association/discovery.tsv"));
     let significant: BTreeSet<String> = (0..discovery.rows.len())
-        .filter(|&r| discovery.text(r, "significant") == "1")
+        .filter(|&r| discovery.text(r, "significant") == "TRUE")
         .map(|r| format!("{} ~ {}", discovery.text(r, "outcome"), discovery.text(r, "feature")))
         .collect();
     assert!(!significant.is_empty(), "the planted effects are significant at this size");

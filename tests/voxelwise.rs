@@ -274,6 +274,7 @@ fn planted_cluster_is_found() {
     let path = dir.path().join("t.nii.gz");
     let coding = neurospec::imaging::nifti::Coding {
         xform_code: 4,
+        qform: None,
         intent: neurospec::imaging::nifti::Intent::t(result.df as f64),
     };
     write_masked_f32(&path, grid.shape, grid.affine, &mask.voxels, &result.t, 0.0, coding).unwrap();

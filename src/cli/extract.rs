@@ -11,7 +11,7 @@ use crate::imaging::connectivity::{
 };
 use crate::imaging::extract::open_bold;
 use crate::imaging::regions::{MapRule, MapRuleSpec, Region, RegionSources, Resampling, read_label_table};
-use crate::imaging::run::{Processed, RunSettings, clean_spec, process_run, seed_map_values};
+use crate::imaging::run::{MatrixMeasure, Processed, RunSettings, Sidecar, clean_spec, process_run, seed_map_values};
 use crate::store::write_atomic_in;
 use std::path::{Path, PathBuf};
 
@@ -344,9 +344,13 @@ pub struct ExtractArgs {
 }
 
 pub(super) fn write(path: &Path, text: &str) -> Result<()> {
+    write_bytes(path, text.as_bytes())
+}
+
+fn write_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
-    write_atomic_in(dir, path, text.as_bytes())
+    write_atomic_in(dir, path, bytes)
 }
 
 /// The command's regions, in order: atlas labels, probabilistic maps, spheres, masks. Names
@@ -426,8 +430,13 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
             counts.volumes
         );
     }
+    // The same sidecars as a study's runs: TR, denoising, dropped and censored volumes.
+    let about = Sidecar { settings: &settings, tr: run.tr, counts: &run.counts, status: "included" };
+    let series_json = about.series(Some(&run), &run.series.names);
+    let relmat_json = args.connectivity.map(|m| about.relmat(Some(&run), &matrix_measure(m, args.fisher_z)));
     let (series, matrix, columns, keep, t) = (run.series, run.confounds, run.n_confounds, run.keep, run.counts.volumes);
     write(&args.out, &series.to_tsv())?;
+    write_bytes(&sidecar_path(&args.out), &series_json)?;
     if let Some(path) = &args.regions_out {
         let mut text = String::from("region\tvoxels_before\tvoxels_after\n");
         for region in &regions {
@@ -486,6 +495,9 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
         };
         let matrix = if args.fisher_z { fisher_z(&matrix, r) } else { matrix };
         write(path, &matrix_tsv(&series.names, &matrix))?;
+        if let Some(json) = &relmat_json {
+            write_bytes(&sidecar_path(path), json)?;
+        }
     }
     if let Some(dir) = &args.seed_maps_out {
         let rows = seed_rows.clone().ok_or_else(|| Error::Usage("--seed-maps-out needs --seeds".into()))?;
@@ -500,6 +512,39 @@ pub fn extract(args: &ExtractArgs) -> Result<()> {
         args.out.display()
     );
     Ok(())
+}
+
+/// The JSON sidecar beside a TSV (`x_timeseries.tsv` → `x_timeseries.json`).
+fn sidecar_path(tsv: &Path) -> std::path::PathBuf {
+    tsv.with_extension("json")
+}
+
+/// BEP017's description of an `extract --connectivity` matrix.
+fn matrix_measure(measure: Measure, fisher_z: bool) -> MatrixMeasure<'static> {
+    let (name, description) = match (measure, fisher_z) {
+        (Measure::Pearson, false) => return MatrixMeasure::PEARSON,
+        (Measure::Pearson, true) => (
+            "Pearson correlation, Fisher z",
+            "Fisher z-transformed Pearson correlation of two regions' denoised mean BOLD series over the kept volumes (diagonal set to 0)",
+        ),
+        (Measure::Correlation, false) => (
+            "Ledoit-Wolf correlation",
+            "Correlation from the Ledoit-Wolf shrunk covariance of the z-scored denoised series (nilearn's \"correlation\")",
+        ),
+        (Measure::Correlation, true) => (
+            "Ledoit-Wolf correlation, Fisher z",
+            "Fisher z-transformed correlation from the Ledoit-Wolf shrunk covariance of the z-scored denoised series (diagonal set to 0)",
+        ),
+        (Measure::Partial, false) => (
+            "partial correlation",
+            "Partial correlation from the Ledoit-Wolf shrunk covariance of the z-scored denoised series (nilearn's \"partial correlation\")",
+        ),
+        (Measure::Partial, true) => (
+            "partial correlation, Fisher z",
+            "Fisher z-transformed partial correlation from the Ledoit-Wolf shrunk covariance (diagonal set to 0)",
+        ),
+    };
+    MatrixMeasure { name, description, valid_diagonal: !fisher_z }
 }
 
 /// Fisher-z correlation of each seed's cleaned series with every voxel's, cleaned the same way.

@@ -138,7 +138,14 @@ pub fn matrix_tsv(names: &[String], matrix: &[f64]) -> String {
     for a in 0..r {
         out.push_str(&names[a]);
         for b in 0..r {
-            out.push_str(&format!("\t{}", matrix[a * r + b]));
+            let value = matrix[a * r + b];
+            // A constant region has no correlation: BIDS' `n/a`, not `NaN`.
+            if value.is_nan() {
+                out.push('\t');
+                out.push_str(crate::tables::MISSING);
+            } else {
+                out.push_str(&format!("\t{value}"));
+            }
         }
         out.push('\n');
     }

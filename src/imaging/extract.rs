@@ -46,7 +46,11 @@ impl TimeSeries {
                 if i > 0 {
                     out.push('\t');
                 }
-                out.push_str(&format!("{v}"));
+                if v.is_nan() {
+                    out.push_str(crate::tables::MISSING);
+                } else {
+                    out.push_str(&format!("{v}"));
+                }
             }
             out.push('\n');
         }

@@ -11,7 +11,7 @@
 //! when `qform_code > 0`, else a plain voxel-size scaling — nibabel's order of preference.
 
 use crate::error::{Error, Result};
-pub use coding::{Coding, Intent};
+pub use coding::{Coding, Intent, Qform};
 
 mod coding;
 use flate2::read::MultiGzDecoder;
@@ -78,6 +78,9 @@ pub struct Header {
     /// The xform code of the affine used: `sform_code` when positive, else `qform_code`, else 0
     /// (4 = MNI-152, as fMRIPrep codes template-space images).
     pub xform_code: i16,
+    /// The qform, when the header has one that agrees with the sform (as nibabel and fMRIPrep
+    /// write them): written images on this grid carry it too.
+    pub qform: Option<Qform>,
 }
 
 impl Header {
@@ -257,10 +260,17 @@ fn build(
     let mut px = [1.0; 7];
     px.copy_from_slice(&pixdim[1..8]);
     let zooms = [px[0].abs(), px[1].abs(), px[2].abs()].map(|z| if z > 0.0 { z } else { 1.0 });
+    let quaternion = (qform_code > 0).then(|| quaternion_affine(quatern, zooms, pixdim[0]));
+    let agrees = |q: &[[f64; 4]; 3]| q.iter().flatten().zip(srow.iter().flatten()).all(|(a, b)| (a - b).abs() < 1e-4);
+    let qform = quaternion.filter(|q| sform_code <= 0 || agrees(q)).map(|_| Qform {
+        code: qform_code as i16,
+        quatern,
+        qfac: if pixdim[0] < 0.0 { -1.0 } else { 1.0 },
+    });
     let affine = if sform_code > 0 {
         srow
-    } else if qform_code > 0 {
-        quaternion_affine(quatern, zooms, pixdim[0])
+    } else if let Some(q) = quaternion {
+        q
     } else {
         [[zooms[0], 0.0, 0.0, 0.0], [0.0, zooms[1], 0.0, 0.0], [0.0, 0.0, zooms[2], 0.0]]
     };
@@ -276,6 +286,7 @@ fn build(
         big_endian,
         time_unit: xyzt_units & 0x38,
         xform_code: if sform_code > 0 { sform_code as i16 } else { qform_code.max(0) as i16 },
+        qform,
     })
 }
 
@@ -438,7 +449,8 @@ pub fn write_f32(path: &Path, dim: &[usize], affine: [[f64; 4]; 3], tr: Option<f
 }
 
 /// [`write_f32`] with the affine's xform code and the values' intent given: the affine is the
-/// sform with `coding.xform_code` (qform_code 0), the intent goes to `intent_code`,
+/// sform with `coding.xform_code` (and the source's qform with its code when `coding.qform`
+/// has one, else qform_code 0), the intent goes to `intent_code`,
 /// `intent_p1` and `intent_name`.
 pub fn write_f32_coded(
     path: &Path,
@@ -461,7 +473,7 @@ pub fn write_f32_coded(
     }
     put_i16(&mut header, 70, 16);
     put_i16(&mut header, 72, 32);
-    put_f32(&mut header, 76, 1.0);
+    put_f32(&mut header, 76, coding.qform.map_or(1.0, |q| q.qfac) as f32);
     for c in 0..3 {
         let zoom = affine.iter().map(|row| row[c] * row[c]).sum::<f64>().sqrt();
         put_f32(&mut header, 80 + 4 * c, zoom as f32);
@@ -475,6 +487,12 @@ pub fn write_f32_coded(
     let name = coding.intent.name.as_bytes();
     header[328..328 + name.len().min(15)].copy_from_slice(&name[..name.len().min(15)]);
     put_i16(&mut header, 254, coding.xform_code);
+    if let Some(q) = coding.qform {
+        put_i16(&mut header, 252, q.code);
+        for (i, v) in q.quatern.iter().enumerate() {
+            put_f32(&mut header, 256 + 4 * i, *v as f32);
+        }
+    }
     for (r, row) in affine.iter().enumerate() {
         for (c, value) in row.iter().enumerate() {
             put_f32(&mut header, 280 + 16 * r + 4 * c, *value as f32);

@@ -357,3 +357,102 @@ pub fn seed_map_values(
         })
         .collect())
 }
+
+/// The connectivity measure a BEP017 matrix sidecar names.
+pub struct MatrixMeasure<'a> {
+    /// BEP017 `Measure` (e.g. "Pearson correlation").
+    pub name: &'a str,
+    /// BEP017 `MeasureDescription`.
+    pub description: &'a str,
+    /// Whether the diagonal holds a value (false after a Fisher z transform sets it to 0).
+    pub valid_diagonal: bool,
+}
+
+impl MatrixMeasure<'static> {
+    /// The Pearson correlation of the study's runs and `extract --connectivity pearson`.
+    pub const PEARSON: MatrixMeasure<'static> = MatrixMeasure {
+        name: "Pearson correlation",
+        description: "Pearson correlation coefficient of two regions' denoised mean BOLD series over the kept volumes",
+        valid_diagonal: true,
+    };
+}
+
+/// What the JSON sidecars of a run's series and matrix record (the study's published runs and
+/// `neurospec extract`'s files alike): repetition time, the denoising, the non-steady-state and
+/// censored volumes (0-based indices into the image) and how many were kept.
+pub struct Sidecar<'a> {
+    pub settings: &'a RunSettings<'a>,
+    /// Repetition time (s), when known.
+    pub tr: Option<f64>,
+    pub counts: &'a VolumeCounts,
+    /// `included`, or `excluded: REASON`.
+    pub status: &'a str,
+}
+
+impl Sidecar<'_> {
+    /// Keys shared by both sidecars (BIDS names; `Denoising` is neurospec's own block).
+    fn common(&self, output: Option<&RunOutput>) -> serde_json::Map<String, serde_json::Value> {
+        let s = self.settings;
+        let mut map = serde_json::Map::new();
+        let mut put = |k: &str, v: serde_json::Value| {
+            map.insert(k.to_string(), v);
+        };
+        put("RepetitionTime", self.tr.into());
+        put("SamplingFrequency", self.tr.map(|tr| 1.0 / tr).into());
+        put(
+            "Denoising",
+            serde_json::json!({
+                "Strategy": s.strategy.unwrap_or("none"),
+                "Regressors": output.map(|o| o.regressors.clone()).unwrap_or_default(),
+                "HighPass": s.band.map(|b| b.0).filter(|v| *v > 0.0),
+                "LowPass": s.band.map(|b| b.1).filter(|v| v.is_finite() && *v > 0.0),
+                "Detrend": s.detrend,
+                "Standardize": s.standardise,
+                "DummyScans": serde_json::to_value(s.dummy_scans).unwrap_or(serde_json::Value::Null),
+                "FDThreshold": s.censoring.fd_threshold,
+                "StdDVARSThreshold": s.censoring.std_dvars_threshold,
+                "MotionOutliers": s.censoring.motion_outliers,
+                "MinSegment": s.censoring.min_segment,
+            }),
+        );
+        put("NumberOfVolumes", self.counts.volumes.into());
+        put("DummyVolumes", output.map(|o| o.dummy_volumes.clone()).unwrap_or_default().into());
+        put("CensoredVolumes", output.map(|o| o.censored_volumes.clone()).unwrap_or_default().into());
+        put("NumberOfVolumesKept", self.counts.kept.into());
+        put("Status", self.status.into());
+        map
+    }
+
+    /// The series' sidecar: the common keys and a description of each region's column.
+    pub fn series(&self, output: Option<&RunOutput>, names: &[String]) -> Vec<u8> {
+        let mut map = self.common(output);
+        for name in names {
+            map.insert(
+                name.clone(),
+                serde_json::json!({
+                    "LongName": name,
+                    "Description": format!("Mean BOLD signal of region `{name}` in each kept volume, after denoising"),
+                    "Units": if self.settings.standardise { "z" } else { "arbitrary" },
+                }),
+            );
+        }
+        serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("json")
+    }
+
+    /// The matrix's sidecar: the common keys and BEP017's.
+    pub fn relmat(&self, output: Option<&RunOutput>, measure: &MatrixMeasure<'_>) -> Vec<u8> {
+        let mut map = self.common(output);
+        let bep017 = serde_json::json!({
+            "Measure": measure.name,
+            "MeasureDescription": measure.description,
+            "Weighted": true,
+            "Directed": false,
+            "ValidDiagonal": measure.valid_diagonal,
+            "StorageFormat": "Full",
+        });
+        if let serde_json::Value::Object(keys) = bep017 {
+            map.extend(keys);
+        }
+        serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("json")
+    }
+}

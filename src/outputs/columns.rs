@@ -5,7 +5,9 @@
 //! without a sidecar of its own, from [`describe`]: an entry matches a table (by a pattern of its
 //! path in the output folder) and a column (by name, or a pattern for columns the study names,
 //! such as `conn_*` edges or a score's name). The first matching entry wins, so specific entries
-//! come before general ones. `tests/bids_outputs.rs` checks that no column of a shipped study's
+//! come before general ones. Conventions every table follows (and `tests/bids_outputs.rs` checks):
+//! the subject column is `participant_id` holding `sub-<label>`, a yes/no column holds
+//! `TRUE`/`FALSE`, and a missing cell is `n/a`. `tests/bids_outputs.rs` checks that no column of a shipped study's
 //! published tables falls through to [`UNDESCRIBED`].
 
 /// One column's description, as BIDS spells the keys.
@@ -51,8 +53,8 @@ const fn unit(long_name: &'static str, description: &'static str, units: &'stati
     Column { long_name, description, units: Some(units), levels: &[] }
 }
 
-const BOOLEAN: &[(&str, &str)] = &[("1", "true"), ("0", "false")];
-const YES_NO: &[(&str, &str)] = &[("yes", "true"), ("no", "false")];
+/// The one boolean spelling of published tables (`crate::tables::boolean`).
+const BOOLEAN: &[(&str, &str)] = &[("TRUE", "yes"), ("FALSE", "no")];
 const SAMPLE: &[(&str, &str)] = &[
     ("discovery", "the discovery (training) sample"),
     ("held-out", "the held-out (test) sample, used once"),
@@ -64,8 +66,7 @@ const SAMPLE: &[(&str, &str)] = &[
 #[rustfmt::skip]
 const ENTRIES: &[(&str, &str, Column)] = &[
     // Identifiers, wherever they appear.
-    ("*", "subject", col("participant", "Participant identifier, as in the input tables (without the `sub-` prefix)")),
-    ("*", "participant_id", col("participant", "Participant identifier, as in the input tables")),
+    ("*", "participant_id", col("participant", "Participant identifier as BIDS writes it: `sub-` followed by the id of the input tables (without their own `sub-`, if any)")),
     ("*", "session", col("session", "Imaging session label (`ses-` entity without the prefix); n/a when the run has none")),
     ("*", "run", col("run", "Run label (`run-` entity without the prefix); n/a when the run has none")),
     ("*", "sample", Column { long_name: "sample", description: "Which side of the split the participant is on", units: None, levels: SAMPLE }),
@@ -73,11 +74,10 @@ const ENTRIES: &[(&str, &str, Column)] = &[
     ("*_covariate_levels.tsv", "term", col("covariate term", "The covariate term as written in the study (e.g. `C(site)`)")),
     ("*_covariate_levels.tsv", "column", col("column", "The table column the term reads")),
     ("*_covariate_levels.tsv", "level", col("level", "A level of the categorical column")),
-    ("*_covariate_levels.tsv", "reference", Column { long_name: "reference level", description: "Whether this level is the reference (no indicator column)", units: None, levels: YES_NO }),
+    ("*_covariate_levels.tsv", "reference", Column { long_name: "reference level", description: "Whether this level is the reference (no indicator column)", units: None, levels: BOOLEAN }),
     ("*_covariate_levels.tsv", "subjects", unit("participants", "Participants at this level in the sample", "participants")),
     // Connectome and imaging runs.
     ("connectome.tsv", "conn_*", unit("connectivity edge", "Connectivity of the edge `conn_A__B` (region A to region B; `__SESSION` appended per session): Pearson correlation of the denoised region series, Fisher z-transformed when the study asks for it, averaged over a participant's runs as mean Fisher z", "Fisher z (or r)")),
-    ("connectome.tsv", "*", col("participant", "Participant identifier, in the study's id column ([study] subject_id) and spelling")),
     ("imaging_runs.tsv", "volumes", unit("volumes", "Volumes in the BOLD image", "volumes")),
     ("imaging_runs.tsv", "dummy_scans", unit("non-steady-state volumes", "Non-steady-state volumes dropped before cleaning", "volumes")),
     ("imaging_runs.tsv", "censored", unit("censored volumes", "Further volumes censored for motion (scrubbing)", "volumes")),
@@ -96,9 +96,9 @@ const ENTRIES: &[(&str, &str, Column)] = &[
     // Exclusions.
     ("exclusions.tsv", "reason", col("reason", "Why the participant was excluded (e.g. `missing_value`, `outlier_iqr`, `no_imaging`)")),
     ("exclusions.tsv", "column", col("column", "The column that caused the exclusion; n/a when the reason concerns no column")),
-    ("exclusions.tsv", "value", col("value", "The offending value as read; empty when missing")),
+    ("exclusions.tsv", "value", col("value", "The offending value as read; n/a when missing")),
     ("exclusion_summary.tsv", "reason", col("reason", "Exclusion reason; `available` counts the participants present before any exclusion")),
-    ("exclusion_summary.tsv", "column", col("column", "The column of the reason; empty when the reason concerns no column")),
+    ("exclusion_summary.tsv", "column", col("column", "The column of the reason; n/a when the reason concerns no column")),
     ("exclusion_summary.tsv", "subjects", unit("participants", "Participants with this reason", "participants")),
     // Between-outcome differences and region means (before the general association entries).
     ("association/*_differences.tsv", "outcome_a", col("outcome a", "The first outcome of the pair; the difference is beta_a − beta_b")),
@@ -208,7 +208,7 @@ const ENTRIES: &[(&str, &str, Column)] = &[
     ("prediction/*_metrics.tsv", "p_r2", col("permutation p of R²", "Permutation p-value of R²")),
     ("prediction/*_metrics.tsv", "p_mae", col("permutation p of MAE", "Permutation p-value of the mean absolute error (smaller is better)")),
     ("prediction/*_metrics.tsv", "permutations", unit("permutations", "Permutations run for the p-values", "permutations")),
-    ("prediction/*_metrics.tsv", "note", col("note", "What to keep in mind reading this row; empty when nothing")),
+    ("prediction/*_metrics.tsv", "note", col("note", "What to keep in mind reading this row; n/a when nothing")),
     ("prediction/*_edges.tsv", "feature", col("feature", "The edge (feature) column")),
     ("prediction/*_edges.tsv", "selected_positive", col("selected positive", "Share of cross-validation folds in which CPM selected the edge in its positive network")),
     ("prediction/*_edges.tsv", "selected_negative", col("selected negative", "Share of cross-validation folds in which CPM selected the edge in its negative network")),
@@ -225,10 +225,10 @@ const ENTRIES: &[(&str, &str, Column)] = &[
     ("roc/*", "auc", col("AUC", "Area under the ROC curve")),
     ("roc/*", "delong_ci_low", col("DeLong CI lower bound", "Lower bound of DeLong's confidence interval of the AUC")),
     ("roc/*", "delong_ci_high", col("DeLong CI upper bound", "Upper bound of DeLong's confidence interval of the AUC")),
-    ("roc/*", "bootstrap_ci_low", col("bootstrap CI lower bound", "Lower bound of the bootstrap confidence interval of the AUC; empty when not computed")),
-    ("roc/*", "bootstrap_ci_high", col("bootstrap CI upper bound", "Upper bound of the bootstrap confidence interval of the AUC; empty when not computed")),
+    ("roc/*", "bootstrap_ci_low", col("bootstrap CI lower bound", "Lower bound of the bootstrap confidence interval of the AUC; n/a when not computed")),
+    ("roc/*", "bootstrap_ci_high", col("bootstrap CI upper bound", "Upper bound of the bootstrap confidence interval of the AUC; n/a when not computed")),
     ("roc/*", "p_perm", col("permutation p", "Permutation p-value of the AUC")),
-    ("roc/*", "circular", Column { long_name: "circular", description: "Whether the value was selected on the same participants (optimistic)", units: None, levels: YES_NO }),
+    ("roc/*", "circular", Column { long_name: "circular", description: "Whether the value was selected on the same participants (optimistic)", units: None, levels: BOOLEAN }),
     ("roc/*", "note", col("note", "What to keep in mind reading this row")),
     // Group analyses: clusters, edges, components.
     ("group/*_clusters.tsv", "cluster", col("cluster", "Cluster number, largest first")),
@@ -243,7 +243,7 @@ const ENTRIES: &[(&str, &str, Column)] = &[
     ("group/*_clusters.tsv", "peak_y", unit("peak y", "World coordinate y of the peak", "mm")),
     ("group/*_clusters.tsv", "peak_z", unit("peak z", "World coordinate z of the peak", "mm")),
     ("group/*_clusters.tsv", "p_fwe", col("cluster FWE p", "Cluster-extent p-value, family-wise corrected by permutation")),
-    ("group/*_clusters.tsv", "label", col("peak label", "Atlas region at the peak; empty when outside every region")),
+    ("group/*_clusters.tsv", "label", col("peak label", "Atlas region at the peak; n/a when outside every region")),
     ("group/*_edges.tsv", "edge", col("edge", "Connectome edge column")),
     ("group/*_edges.tsv", "n", unit("participants", "Participants in the model", "participants")),
     ("group/*_edges.tsv", "beta", col("beta", "The contrast's coefficient for the edge")),
@@ -299,7 +299,7 @@ mod tests {
     fn specific_entries_win_over_general_ones() {
         assert_eq!(describe("factors/loadings.tsv", "item").long_name, "item");
         assert_eq!(describe("factors/loadings.tsv", "F1").long_name, "factor loading");
-        assert_eq!(describe("prediction/F1_covariate_levels.tsv", "reference").levels, YES_NO);
+        assert_eq!(describe("prediction/F1_covariate_levels.tsv", "reference").levels, BOOLEAN);
         assert_eq!(describe("nowhere.tsv", "mystery"), UNDESCRIBED);
     }
 }

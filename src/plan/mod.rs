@@ -71,6 +71,8 @@ pub struct Plan {
     pub output_dir: PathBuf,
     pub study_hash: String,
     pub study_name: String,
+    /// `[study] sources`, for `dataset_description.json`.
+    pub sources: Vec<crate::design::SourceDataset>,
 }
 
 impl Plan {
@@ -127,7 +129,9 @@ impl Plan {
 pub fn compile(resolved: &Resolved) -> Plan {
     let graph = wire::build(resolved);
     let study = &resolved.study;
-    finish(graph, study.output_dir.clone(), study.hash.clone(), study.name.clone())
+    let mut plan = finish(graph, study.output_dir.clone(), study.hash.clone(), study.name.clone());
+    plan.sources = study.sources.clone();
+    plan
 }
 
 /// The plan a compiled plan's nodes (in index order) describe: the same graph, edges and order.
@@ -185,5 +189,5 @@ fn finish(graph: DiGraph<Node, String>, output_dir: PathBuf, study_hash: String,
             }
         }
     }
-    Plan { graph, order, output_dir, study_hash, study_name }
+    Plan { graph, order, output_dir, study_hash, study_name, sources: Vec::new() }
 }

@@ -150,7 +150,6 @@ fn imaging(b: &mut Builder<'_>, im: &ResolvedImaging) -> (RunNodes, NodeIndex) {
         fisher_z: im.fisher_z,
         edges: im.edges.iter().map(|(a, c)| crate::design::edge_column(a, c)).collect(),
         without_runs: im.excluded.clone(),
-        id_column: b.resolved.study.subject_id.clone(),
     };
     let connectome = b.add("connectome", Kind::Connectome, params, None);
     b.publish(connectome, "tsv", "connectome.tsv");

@@ -342,7 +342,10 @@ fn categorical(folder: &Folder, text: &mut String, prefix: &str) {
             continue;
         }
         let rows: Vec<usize> = (0..t.rows.len()).filter(|&q| t.text(q, "term") == term).collect();
-        let reference = rows.iter().find(|&&q| t.text(q, "reference") == "yes").map_or("?", |&q| t.text(q, "level"));
+        let reference = rows
+            .iter()
+            .find(|&&q| t.text(q, "reference") == crate::tables::boolean(true))
+            .map_or("?", |&q| t.text(q, "level"));
         let levels: Vec<String> =
             rows.iter().map(|&q| format!("{} (n = {})", t.text(q, "level"), t.text(q, "subjects"))).collect();
         let _ = write!(

@@ -112,11 +112,11 @@ pub fn flow_counts(folder: &Folder) -> Option<Flow> {
         // A subject with several runs is without imaging only when none of its runs is included.
         let included: Vec<&str> = (0..runs.rows.len())
             .filter(|&r| runs.text(r, "status") == "included")
-            .map(|r| runs.text(r, "subject"))
+            .map(|r| runs.text(r, crate::tables::PARTICIPANT_ID))
             .collect();
         let mut subjects: Vec<&str> = (0..runs.rows.len())
             .filter(|&r| runs.text(r, "status").starts_with("excluded"))
-            .map(|r| runs.text(r, "subject"))
+            .map(|r| runs.text(r, crate::tables::PARTICIPANT_ID))
             .filter(|s| !included.contains(s))
             .collect();
         subjects.dedup();

@@ -13,7 +13,7 @@ pub fn sections(folder: &Folder) -> Vec<Option<Section>> {
 }
 
 fn significant(t: &Tsv, r: usize) -> bool {
-    t.text(r, "significant") == "1"
+    t.text(r, "significant") == crate::tables::boolean(true)
 }
 
 fn association(folder: &Folder) -> Option<Section> {
@@ -97,20 +97,19 @@ fn association(folder: &Folder) -> Option<Section> {
     }
     association_extras(folder, &mut body);
     if let Some(rep) = folder.tsv("replication.tsv") {
-        let replicated = (0..rep.rows.len())
-            .filter(|&r| rep.text(r, "replicated") == "1" || rep.text(r, "replicated") == "true")
-            .count();
+        let replicated =
+            (0..rep.rows.len()).filter(|&r| rep.text(r, "replicated") == crate::tables::boolean(true)).count();
         let _ = write!(
             body,
             "<h3>Replication</h3><p>{replicated} of {} discovery findings replicated in the held-out sample.</p>",
             rep.rows.len()
         );
         let yes: Vec<(f64, f64)> = (0..rep.rows.len())
-            .filter(|&r| matches!(rep.text(r, "replicated"), "1" | "true"))
+            .filter(|&r| rep.text(r, "replicated") == crate::tables::boolean(true))
             .map(|r| (rep.value(r, "beta_discovery"), rep.value(r, "beta_held_out")))
             .collect();
         let no: Vec<(f64, f64)> = (0..rep.rows.len())
-            .filter(|&r| !matches!(rep.text(r, "replicated"), "1" | "true"))
+            .filter(|&r| rep.text(r, "replicated") != crate::tables::boolean(true))
             .map(|r| (rep.value(r, "beta_discovery"), rep.value(r, "beta_held_out")))
             .collect();
         body.push_str(&super::figure_marker("replication"));
@@ -148,7 +147,8 @@ fn association_extras(folder: &Folder, body: &mut String) {
     };
     for file in folder.published("association/", "_differences.tsv") {
         let Some(t) = folder.tsv(&file) else { continue };
-        let hits: Vec<usize> = (0..t.rows.len()).filter(|&r| t.text(r, "ci_excludes_zero") == "1").collect();
+        let hits: Vec<usize> =
+            (0..t.rows.len()).filter(|&r| t.text(r, "ci_excludes_zero") == crate::tables::boolean(true)).collect();
         let _ = write!(
             body,
             "<h3>Differences between outcomes ({})</h3><p>{} of {} differences β_a − β_b have a bootstrap interval \
@@ -382,7 +382,8 @@ pub fn roc_curve(scores: &[f64], labels: &[bool]) -> (Vec<(f64, f64)>, f64) {
 
 fn roc_curves(folder: &Folder, name: &str, t: &Tsv, body: &mut String) -> Option<Figure> {
     let scores = folder.tsv(&format!("roc/{name}_scores.tsv"))?;
-    let labels: Vec<bool> = (0..scores.rows.len()).map(|r| scores.value(r, "label") == 1.0).collect();
+    let labels: Vec<bool> =
+        (0..scores.rows.len()).map(|r| scores.text(r, "label") == crate::tables::boolean(true)).collect();
     let mut series = Vec::new();
     let mut attributes = Vec::new();
     for (k, (evaluation, column)) in
@@ -401,7 +402,7 @@ fn roc_curves(folder: &Folder, name: &str, t: &Tsv, body: &mut String) -> Option
             Some(r) => (t.value(r, "delong_ci_low"), t.value(r, "delong_ci_high"), "DeLong"),
             None => (f64::NAN, f64::NAN, ""),
         };
-        let circular = row.is_some_and(|r| t.text(r, "circular") == "yes");
+        let circular = row.is_some_and(|r| t.text(r, "circular") == crate::tables::boolean(true));
         attributes.push((if k == 0 { "data-auc-in-sample" } else { "data-auc-cross-validated" }, area.to_string()));
         series.push(Series {
             name: format!(
@@ -450,7 +451,7 @@ fn roc(folder: &Folder) -> Option<Section> {
         figures.extend(roc_curves(folder, name, &t, &mut body));
         body.push_str(&table_html(&t, 10, "data roc"));
         for r in 0..t.rows.len() {
-            let circular = t.text(r, "circular") == "yes";
+            let circular = t.text(r, "circular") == crate::tables::boolean(true);
             rows.push(ForestRow {
                 label: format!("{name} {}{}", t.text(r, "evaluation"), if circular { " (circular)" } else { "" }),
                 estimate: t.value(r, "auc"),

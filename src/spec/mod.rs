@@ -768,6 +768,10 @@ pub struct StudyMeta {
     /// Name of the subject identifier column in every table (a table may override it).
     #[serde(default = "default_subject_id")]
     pub subject_id: String,
+    /// The datasets the inputs come from, for `dataset_description.json`'s `SourceDatasets`:
+    /// each a DOI or URL string, or `{ name, url, doi }`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<crate::design::SourceDataset>,
 }
 
 fn default_subject_id() -> String {

@@ -16,7 +16,7 @@ use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicU64, Ordering};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "split"];
 /// Output names this stage writes (`*` ends a family).

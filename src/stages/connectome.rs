@@ -15,7 +15,7 @@ use crate::tables::{Cell, Table, Tsv, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const VERSION: u32 = 3;
+pub const VERSION: u32 = 4;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["edges:*", "report:*"];
 /// Output names this stage writes (`*` ends a family).
@@ -36,8 +36,6 @@ pub struct Params {
     pub edges: Vec<String>,
     /// Subjects without a usable run (excluded at discovery).
     pub without_runs: Vec<String>,
-    /// Name of the subject id column.
-    pub id_column: String,
 }
 
 /// One run's edge values, or `None` when it was excluded (its row is written to `summary`).
@@ -57,7 +55,7 @@ fn run_edges(
     };
     let count = |name: &str| Cell::Int(report[name].as_i64().unwrap_or(0));
     summary.row(&[
-        Cell::Text(subject),
+        Cell::Text(&crate::tables::participant_id(subject)),
         Cell::Text(session.unwrap_or("")),
         Cell::Text(run),
         count("volumes"),
@@ -93,8 +91,16 @@ fn mean_fisher_z(runs: &[Vec<f64>], fisher_z: bool) -> Vec<f64> {
 
 pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let p: Params = ctx.params()?;
-    let mut summary =
-        TsvWriter::new(&["subject", "session", "run", "volumes", "dummy_scans", "censored", "kept", "status"]);
+    let mut summary = TsvWriter::new(&[
+        crate::tables::PARTICIPANT_ID,
+        "session",
+        "run",
+        "volumes",
+        "dummy_scans",
+        "censored",
+        "kept",
+        "status",
+    ]);
     let sessions: Vec<Option<&str>> =
         if p.sessions.is_empty() { vec![None] } else { p.sessions.iter().map(|s| Some(s.as_str())).collect() };
     let mut ids = Vec::new();
@@ -130,7 +136,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     }
     for subject in &p.without_runs {
         summary.row(&[
-            Cell::Text(subject),
+            Cell::Text(&crate::tables::participant_id(subject)),
             Cell::Text(""),
             Cell::Text(""),
             Cell::Int(0),
@@ -147,7 +153,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     }
     Ok(Outputs::from([
         ("table".to_string(), crate::tables::encode(&table)),
-        ("tsv".to_string(), table.to_tsv(&p.id_column).into_bytes()),
+        ("tsv".to_string(), table.to_published_tsv().into_bytes()),
         ("summary".to_string(), summary.finish().into_bytes()),
     ]))
 }

@@ -239,7 +239,7 @@ pub fn exchange(dataset: &Table, blocks: Option<&(String, BlockPermutation)>, ro
     Exchange::from_labels(&labels, &ids, *mode).map_err(|e| Error::data(format!("permutation blocks `{column}`: {e}")))
 }
 
-/// The codings as a table: term, column, level, reference (yes/no), subjects.
+/// The codings as a table: term, column, level, reference (true/false), subjects.
 pub fn levels_tsv(levels: &[Levels], sample: &str) -> Vec<u8> {
     let mut w = TsvWriter::new(&["term", "column", "sample", "level", "reference", "subjects"]);
     for l in levels {
@@ -249,7 +249,7 @@ pub fn levels_tsv(levels: &[Levels], sample: &str) -> Vec<u8> {
                 Cell::Text(&l.column),
                 Cell::Text(sample),
                 Cell::Text(level),
-                Cell::Text(if *level == l.reference { "yes" } else { "no" }),
+                Cell::Text(crate::tables::boolean(*level == l.reference)),
                 Cell::Int(*n as i64),
             ]);
         }

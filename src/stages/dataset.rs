@@ -17,7 +17,7 @@ use crate::tables::{Cell, Column, ColumnData, Table, Tsv, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["scores", "table:*"];
 /// Output names this stage writes (`*` ends a family).
@@ -43,10 +43,12 @@ pub struct Params {
     pub tables: Vec<String>,
 }
 
-/// Parse the scores TSV written by the scores stage back into a table.
+/// Parse the scores TSV written by the scores stage back into a table (ids as labels, without
+/// the published `sub-`).
 pub fn scores_table(text: &str) -> Table {
     let tsv = Tsv::parse(text);
-    let mut table = Table::new("scores", tsv.rows.iter().map(|r| r[0].clone()).collect());
+    let ids = tsv.rows.iter().map(|r| crate::tables::subject_label(&r[0]).to_string()).collect();
+    let mut table = Table::new("scores", ids);
     for (c, name) in tsv.header.iter().enumerate().skip(1) {
         table.push_numeric(name.clone(), (0..tsv.rows.len()).map(|r| tsv.num(r, c)).collect());
     }
@@ -194,11 +196,16 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         }
     }
 
-    let mut list = TsvWriter::new(&["subject", "reason", "column", "value"]);
+    let mut list = TsvWriter::new(&[crate::tables::PARTICIPANT_ID, "reason", "column", "value"]);
     let mut counts: BTreeMap<(&str, String), usize> = BTreeMap::new();
     for (s, e) in excluded.iter().enumerate() {
         if let Some((reason, column, v)) = e {
-            list.row(&[Cell::Text(&ids[s]), Cell::Text(reason), Cell::Text(column), Cell::Num(*v)]);
+            list.row(&[
+                Cell::Text(&crate::tables::participant_id(&ids[s])),
+                Cell::Text(reason),
+                Cell::Text(column),
+                Cell::Num(*v),
+            ]);
             *counts.entry((reason, column.clone())).or_default() += 1;
         }
     }

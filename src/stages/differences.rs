@@ -11,7 +11,7 @@ use crate::stats::quantile::percentile_interval;
 use crate::tables::{Cell, Tsv, TsvWriter};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["stats:*", "bootstrap:*"];
 /// Output names this stage writes (`*` ends a family).
@@ -85,7 +85,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
                 Cell::Num(low),
                 Cell::Num(high),
                 Cell::Int(used as i64),
-                Cell::Int(i64::from(low > 0.0 || high < 0.0)),
+                Cell::Text(crate::tables::boolean(low > 0.0 || high < 0.0)),
             ]);
         }
     }

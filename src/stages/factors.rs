@@ -17,7 +17,7 @@ use crate::stats::dense::M;
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "split"];
 /// Output names this stage writes (`*` ends a family).
@@ -116,10 +116,14 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         .mul(&analysis.weights);
 
     let mut table = TsvWriter::new(
-        &std::iter::once("subject").chain(["sample"]).chain(names.iter().map(String::as_str)).collect::<Vec<_>>(),
+        &std::iter::once(crate::tables::PARTICIPANT_ID)
+            .chain(["sample"])
+            .chain(names.iter().map(String::as_str))
+            .collect::<Vec<_>>(),
     );
     for (i, (id, part)) in dataset.ids.iter().zip(&sample).enumerate() {
-        let mut row = vec![Cell::Text(id), Cell::Text(part)];
+        let participant = crate::tables::participant_id(id);
+        let mut row = vec![Cell::Text(&participant), Cell::Text(part)];
         row.extend((0..k).map(|j| Cell::Num(scores.at(i, j))));
         table.row(&row);
     }

@@ -11,7 +11,7 @@ use crate::tables::Tsv;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["stats:*"];
 /// Output names this stage writes (`*` ends a family).
@@ -76,9 +76,15 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         line.push_str(&families[i]);
         for value in [p_used[i], q[i]] {
             line.push('\t');
-            crate::tables::push_number(&mut line, value);
+            if value.is_nan() {
+                line.push_str(crate::tables::MISSING);
+            } else {
+                crate::tables::push_number(&mut line, value);
+            }
         }
-        line.push_str(if q[i] <= params.q { "\t1\n" } else { "\t0\n" });
+        line.push('\t');
+        line.push_str(crate::tables::boolean(q[i] <= params.q));
+        line.push('\n');
         out.push_str(&line);
     }
     Ok(Outputs::from([("results".to_string(), out.into_bytes())]))

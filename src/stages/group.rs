@@ -25,7 +25,7 @@ use crate::stats::voxelwise::{
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "maps:*", "mask", "peak_atlas"];
 /// Output names this stage writes (`*` ends a family).

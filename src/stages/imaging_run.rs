@@ -23,13 +23,15 @@ use super::{Context, Outputs};
 use crate::error::{Error, Result};
 use crate::imaging::connectivity::pearson;
 use crate::imaging::regions::{Grid, Region, RegionSources, Resampling};
-use crate::imaging::run::{Processed, RunOutput, RunSettings, VolumeCounts, process_run};
+use crate::imaging::run::{MatrixMeasure, Processed, RunSettings, Sidecar, VolumeCounts, process_run};
 use crate::spec::Denoise;
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-pub const VERSION: u32 = 6;
+/// 7: the mean BOLD reference per grid (6 in one branch) and the BIDS table conventions (6 in
+/// the other), merged.
+pub const VERSION: u32 = 7;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["bold", "confounds", "seedmask", "region:*"];
 /// Output names this stage writes (`*` ends a family).
@@ -176,81 +178,6 @@ fn write_nifti(grid: &Grid, values: &[f32], coding: crate::imaging::nifti::Codin
     std::fs::read(&path).map_err(|e| Error::io(&path, e))
 }
 
-/// What the JSON sidecars of a run's series and matrix record.
-struct Sidecar<'a> {
-    denoise: &'a Denoise,
-    /// Repetition time (s), when known.
-    tr: Option<f64>,
-    counts: &'a VolumeCounts,
-    status: &'a str,
-}
-
-impl Sidecar<'_> {
-    /// Keys shared by both sidecars (BIDS names; `Denoising` is neurospec's own block).
-    fn common(&self, output: Option<&RunOutput>) -> serde_json::Map<String, serde_json::Value> {
-        let d = self.denoise;
-        let mut map = serde_json::Map::new();
-        let mut put = |k: &str, v: serde_json::Value| {
-            map.insert(k.to_string(), v);
-        };
-        put("RepetitionTime", self.tr.into());
-        put("SamplingFrequency", self.tr.map(|tr| 1.0 / tr).into());
-        put(
-            "Denoising",
-            serde_json::json!({
-                "Strategy": d.strategy,
-                "Regressors": output.map(|o| o.regressors.clone()).unwrap_or_default(),
-                "HighPass": d.band.map(|b| b[0]).filter(|v| *v > 0.0),
-                "LowPass": d.band.map(|b| b[1]).filter(|v| v.is_finite() && *v > 0.0),
-                "Detrend": d.detrend,
-                "Standardize": d.standardize,
-                "DummyScans": serde_json::to_value(d.dummy_scans).unwrap_or(serde_json::Value::Null),
-                "FDThreshold": d.fd_threshold,
-                "StdDVARSThreshold": d.std_dvars_threshold,
-                "MotionOutliers": d.motion_outliers,
-                "MinSegment": d.min_segment,
-            }),
-        );
-        put("NumberOfVolumes", self.counts.volumes.into());
-        put("DummyVolumes", output.map(|o| o.dummy_volumes.clone()).unwrap_or_default().into());
-        put("CensoredVolumes", output.map(|o| o.censored_volumes.clone()).unwrap_or_default().into());
-        put("NumberOfVolumesKept", self.counts.kept.into());
-        put("Status", self.status.into());
-        map
-    }
-
-    fn series(&self, output: Option<&RunOutput>, names: &[String]) -> Vec<u8> {
-        let mut map = self.common(output);
-        for name in names {
-            map.insert(
-                name.clone(),
-                serde_json::json!({
-                    "LongName": name,
-                    "Description": format!("Mean BOLD signal of region `{name}` in each kept volume, after denoising"),
-                    "Units": if self.denoise.standardize { "z" } else { "arbitrary" },
-                }),
-            );
-        }
-        serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("json")
-    }
-
-    fn relmat(&self, output: Option<&RunOutput>) -> Vec<u8> {
-        let mut map = self.common(output);
-        let bep017 = serde_json::json!({
-            "Measure": "Pearson correlation",
-            "MeasureDescription": "Pearson correlation coefficient of two regions' denoised mean BOLD series over the kept volumes",
-            "Weighted": true,
-            "Directed": false,
-            "ValidDiagonal": true,
-            "StorageFormat": "Full",
-        });
-        if let serde_json::Value::Object(keys) = bep017 {
-            map.extend(keys);
-        }
-        serde_json::to_vec_pretty(&serde_json::Value::Object(map)).expect("json")
-    }
-}
-
 /// The mask's voxels (flat indices) on the BOLD grid.
 pub fn mask_voxels(mask: &std::path::Path, grid: &crate::imaging::regions::Grid) -> Result<Vec<usize>> {
     let (header, values) = crate::imaging::nifti::read_3d(mask)?;
@@ -350,7 +277,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         Processed::Excluded { counts, reason, motion } => {
             let status = format!("excluded: {reason}");
             let report = run_report(&p.subject, &counts, &status, voxel_counts);
-            let about = Sidecar { denoise: &p.denoise, tr: p.tr.or(volumes_tr), counts: &counts, status: &status };
+            let about = Sidecar { settings: &settings, tr: p.tr.or(volumes_tr), counts: &counts, status: &status };
             return Ok([
                 ("motion".to_string(), motion_tsv(&motion)),
                 ("series".to_string(), Vec::new()),
@@ -359,7 +286,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
                 ("seedmaps".to_string(), Vec::new()),
                 ("relmat".to_string(), Vec::new()),
                 ("series_json".to_string(), about.series(None, &[])),
-                ("relmat_json".to_string(), about.relmat(None)),
+                ("relmat_json".to_string(), about.relmat(None, &MatrixMeasure::PEARSON)),
             ]
             .into_iter()
             .chain(p.seed_maps.iter().map(|s| (format!("map:{s}"), Vec::new())))
@@ -381,9 +308,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         edges.push_str(&format!("{}\t{value}\n", crate::design::edge_column(a, b)));
     }
     let report = run_report(&p.subject, &output.counts, "included", voxel_counts);
-    let about = Sidecar { denoise: &p.denoise, tr: output.tr, counts: &output.counts, status: "included" };
+    let about = Sidecar { settings: &settings, tr: output.tr, counts: &output.counts, status: "included" };
     let series_json = about.series(Some(&output), &series.names);
-    let relmat_json = about.relmat(Some(&output));
+    let relmat_json = about.relmat(Some(&output), &MatrixMeasure::PEARSON);
     let relmat = crate::imaging::connectivity::matrix_tsv(&series.names, &matrix).into_bytes();
     let mut images: Vec<(String, Vec<u8>)> = Vec::new();
     let seedmaps = if p.seed_maps.is_empty() {

@@ -15,7 +15,7 @@ use crate::stats::predict::{self, Data, Settings};
 use crate::tables::{Cell, ColumnData, Table, TsvWriter};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "split"];
 /// Output names this stage writes (`*` ends a family).
@@ -224,17 +224,20 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     }
 
     let model_names: Vec<&str> = result.models.iter().map(|m| m.model.name()).collect();
-    let header: Vec<&str> = ["subject", "sample", "target"].into_iter().chain(model_names.iter().copied()).collect();
+    let header: Vec<&str> =
+        [crate::tables::PARTICIPANT_ID, "sample", "target"].into_iter().chain(model_names.iter().copied()).collect();
     let mut predictions = TsvWriter::new(&header);
     for (i, &row) in cv.rows.iter().enumerate() {
-        let mut cells = vec![Cell::Text(&dataset.ids[row]), Cell::Text(cv_sample.name()), Cell::Num(result.targets[i])];
+        let participant = crate::tables::participant_id(&dataset.ids[row]);
+        let mut cells = vec![Cell::Text(&participant), Cell::Text(cv_sample.name()), Cell::Num(result.targets[i])];
         cells.extend(result.models.iter().map(|m| Cell::Num(m.predictions[i])));
         predictions.row(&cells);
     }
     if let Some((test, outcome)) = &held {
         for (i, &row) in test.rows.iter().enumerate() {
+            let participant = crate::tables::participant_id(&dataset.ids[row]);
             let mut cells =
-                vec![Cell::Text(&dataset.ids[row]), Cell::Text(Sample::HeldOut.name()), Cell::Num(outcome.targets[i])];
+                vec![Cell::Text(&participant), Cell::Text(Sample::HeldOut.name()), Cell::Num(outcome.targets[i])];
             cells.extend(outcome.results.iter().map(|t| Cell::Num(t.predictions[i])));
             predictions.row(&cells);
         }

@@ -12,7 +12,7 @@ use crate::tables::{Cell, Tsv, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::collections::{BTreeMap, HashMap};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["discovery", "held_out"];
 /// Output names this stage writes (`*` ends a family).
@@ -34,8 +34,9 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let held_index: HashMap<(String, String), usize> =
         (0..held_out.rows.len()).map(|r| (key(&held_out, r), r)).collect();
 
-    let hits: Vec<usize> =
-        (0..discovery.rows.len()).filter(|&r| discovery.rows[r][c(&discovery, "significant")] == "1").collect();
+    let hits: Vec<usize> = (0..discovery.rows.len())
+        .filter(|&r| discovery.rows[r][c(&discovery, "significant")] == crate::tables::boolean(true))
+        .collect();
     let matched: Vec<Option<usize>> = hits.iter().map(|&r| held_index.get(&key(&discovery, r)).copied()).collect();
     let p_held: Vec<f64> =
         matched.iter().map(|m| m.map_or(f64::NAN, |h| held_out.num(h, c(&held_out, "p_fdr")))).collect();
@@ -86,7 +87,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             Cell::Num(beta_h),
             Cell::Num(p_held[i]),
             Cell::Num(adjusted[i]),
-            Cell::Int(i64::from(replicated)),
+            Cell::Text(crate::tables::boolean(replicated)),
         ]);
     }
     let rate =

@@ -19,7 +19,7 @@ use crate::stats::voxelwise::Tail;
 use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 2;
+pub const VERSION: u32 = 3;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset", "maps:*", "mask"];
 /// Output names this stage writes (`*` ends a family).
@@ -196,7 +196,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
         Cell::Num(in_sample.bootstrap_ci.0),
         Cell::Num(in_sample.bootstrap_ci.1),
         Cell::Num(in_sample.p_perm),
-        Cell::Text(if in_sample.circular { "yes" } else { "no" }),
+        Cell::Text(crate::tables::boolean(in_sample.circular)),
         Cell::Text(&note),
     ]);
     let mut out_of_fold: Option<(Vec<f64>, Vec<usize>)> = None;
@@ -267,13 +267,15 @@ fn scores_table(
     scores: &[f64],
     out_of_fold: Option<&(Vec<f64>, Vec<usize>)>,
 ) -> Vec<u8> {
-    let mut header = vec!["subject", "label", "in_sample_score"];
+    let mut header = vec![crate::tables::PARTICIPANT_ID, "label", "in_sample_score"];
     if out_of_fold.is_some() {
         header.extend(["cross_validated_score", "fold"]);
     }
     let mut table = TsvWriter::new(&header);
     for (i, id) in ids.iter().enumerate() {
-        let mut cells = vec![Cell::Text(id), Cell::Int(i64::from(labels[i])), Cell::Num(scores[i])];
+        let participant = crate::tables::participant_id(id);
+        let mut cells =
+            vec![Cell::Text(&participant), Cell::Text(crate::tables::boolean(labels[i])), Cell::Num(scores[i])];
         if let Some((cv, fold)) = out_of_fold {
             cells.extend([Cell::Num(cv[i]), Cell::Int(fold[i] as i64 + 1)]);
         }
@@ -316,7 +318,7 @@ fn cross_validated_row(
         Cell::Num(f64::NAN),
         Cell::Num(f64::NAN),
         Cell::Num(p_cv),
-        Cell::Text("no"),
+        Cell::Text(crate::tables::boolean(false)),
         Cell::Text(&note),
     ]);
     Ok(())

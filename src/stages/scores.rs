@@ -6,7 +6,7 @@ use crate::behaviour::scoring::ScoreDefinition;
 use crate::error::Result;
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["table:*"];
 /// Output names this stage writes (`*` ends a family).
@@ -24,7 +24,7 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
     let refs: Vec<&crate::tables::Table> = tables.iter().collect();
     let (scores, reports) = crate::behaviour::scoring::score(&refs, &p.scores)?;
     Ok(Outputs::from([
-        ("scores".to_string(), scores.to_tsv("subject").into_bytes()),
+        ("scores".to_string(), scores.to_published_tsv().into_bytes()),
         ("report".to_string(), crate::behaviour::scoring::report_tsv(&reports).into_bytes()),
     ]))
 }

@@ -17,7 +17,7 @@ use crate::stats::rng::Rng;
 use crate::tables::{Cell, ColumnData, TsvWriter};
 use serde::{Deserialize, Serialize};
 
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["dataset"];
 /// Output names this stage writes (`*` ends a family).
@@ -127,9 +127,12 @@ pub fn run(ctx: &Context<'_>) -> Result<Outputs> {
             n - held
         )));
     }
-    let mut w = TsvWriter::new(&["subject", "sample"]);
+    let mut w = TsvWriter::new(&[crate::tables::PARTICIPANT_ID, "sample"]);
     for (id, h) in dataset.ids.iter().zip(&held_out) {
-        w.row(&[Cell::Text(id), Cell::Text(if *h { Sample::HeldOut } else { Sample::Discovery }.name())]);
+        w.row(&[
+            Cell::Text(&crate::tables::participant_id(id)),
+            Cell::Text(if *h { Sample::HeldOut } else { Sample::Discovery }.name()),
+        ]);
     }
     Ok(Outputs::from([("split".to_string(), w.finish().into_bytes())]))
 }

@@ -33,6 +33,24 @@ pub fn subject_label(id: &str) -> &str {
     id.strip_prefix("sub-").filter(|rest| !rest.is_empty()).unwrap_or(id)
 }
 
+/// The subject column of every published table (BIDS' `participants.tsv` name).
+pub const PARTICIPANT_ID: &str = "participant_id";
+
+/// A missing cell in a published table (BIDS spells it `n/a`; pandas, polars and R read it with
+/// `na_values="n/a"` / `null_values="n/a"` / `na = "n/a"`).
+pub const MISSING: &str = "n/a";
+
+/// A subject as published: BIDS' `sub-<label>`, whichever spelling the input tables used.
+pub fn participant_id(id: &str) -> String {
+    format!("sub-{}", subject_label(id))
+}
+
+/// A yes/no cell of a published table: `TRUE`/`FALSE`, the one spelling that pandas, polars
+/// and R's `read.delim` all read as booleans (R reads `true`/`false` as text).
+pub fn boolean(value: bool) -> &'static str {
+    if value { "TRUE" } else { "FALSE" }
+}
+
 /// A cell as a number: finite numbers only (`inf` and `nan` are not values a study can use;
 /// declare missing codes in the table's `missing_values`).
 pub fn number(cell: &str) -> Option<f64> {
@@ -117,7 +135,15 @@ impl Table {
         self.ids.iter().enumerate().map(|(i, id)| (id.as_str(), i)).collect()
     }
 
-    /// The table as TSV text (id column first, numbers in shortest round-trip form, missing empty).
+    /// The table as published: [`PARTICIPANT_ID`] first with `sub-` ids, missing cells `n/a`.
+    pub fn to_published_tsv(&self) -> String {
+        let mut published = self.clone();
+        published.ids = self.ids.iter().map(|id| participant_id(id)).collect();
+        published.to_tsv(PARTICIPANT_ID).split('\n').map(missing_as_na).collect::<Vec<_>>().join("\n")
+    }
+
+    /// The table as input TSV text for `neurospec simulate` (id column first, numbers in
+    /// shortest round-trip form, missing empty).
     pub fn to_tsv(&self, id_name: &str) -> String {
         let mut out = String::with_capacity(self.rows() * (self.columns.len() + 1) * 8);
         out.push_str(id_name);
@@ -141,6 +167,14 @@ impl Table {
     }
 }
 
+/// A TSV line with every empty cell written as [`MISSING`].
+fn missing_as_na(line: &str) -> String {
+    if line.is_empty() {
+        return String::new();
+    }
+    line.split('\t').map(|cell| if cell.is_empty() { MISSING } else { cell }).collect::<Vec<_>>().join("\t")
+}
+
 /// Append a number in shortest round-trip form; NaN (missing) as an empty cell.
 pub fn push_number(out: &mut String, x: f64) {
     if x.is_nan() {
@@ -153,7 +187,8 @@ pub fn push_number(out: &mut String, x: f64) {
     }
 }
 
-/// A TSV document built row by row (for result tables).
+/// A TSV document built row by row (for result tables): a missing number (NaN) or an empty
+/// text is written as [`MISSING`].
 pub struct TsvWriter {
     out: String,
     columns: usize,
@@ -171,7 +206,9 @@ impl TsvWriter {
                 self.out.push('\t');
             }
             match cell {
+                Cell::Text("") => self.out.push_str(MISSING),
                 Cell::Text(s) => self.out.push_str(s),
+                Cell::Num(x) if x.is_nan() => self.out.push_str(MISSING),
                 Cell::Num(x) => push_number(&mut self.out, *x),
                 Cell::Int(n) => {
                     let _ = write!(self.out, "{n}");
@@ -210,9 +247,11 @@ impl Tsv {
         self.header.iter().position(|h| h == name)
     }
 
-    /// Text of the cell in column `name` (empty when the column or cell is absent).
+    /// Text of the cell in column `name` (empty when the column or cell is absent, or the cell
+    /// is [`MISSING`]).
     pub fn text(&self, row: usize, name: &str) -> &str {
-        self.col(name).and_then(|c| self.rows[row].get(c)).map_or("", |s| s.as_str())
+        let cell = self.col(name).and_then(|c| self.rows[row].get(c)).map_or("", |s| s.as_str());
+        if cell == MISSING { "" } else { cell }
     }
 
     /// Number in column `name` (NaN when absent or not a number).
@@ -225,7 +264,7 @@ impl Tsv {
         (0..self.rows.len()).map(|r| self.value(r, name)).collect()
     }
 
-    /// Cell as a number (empty = NaN).
+    /// Cell as a number (empty or `n/a` = NaN).
     pub fn num(&self, row: usize, col: usize) -> f64 {
         let s = &self.rows[row][col];
         if s.is_empty() { f64::NAN } else { s.parse().unwrap_or(f64::NAN) }

@@ -155,6 +155,53 @@ pub fn check_sidecars(dir: &Path) -> usize {
     checked
 }
 
+/// The table conventions of every TSV (BIDS): one subject column, `participant_id`, first and
+/// holding `sub-<label>`; no empty cell (missing is `n/a`); one boolean spelling (`TRUE`/`FALSE`,
+/// and a sidecar's boolean `Levels` say so). Returns the number of cells checked.
+pub fn check_table_conventions(dir: &Path) -> usize {
+    let mut cells = 0;
+    for rel in files(dir).iter().filter(|f| f.ends_with(".tsv")) {
+        let text = std::fs::read_to_string(dir.join(rel)).unwrap();
+        let Some(header) = text.lines().next() else { continue };
+        let header: Vec<&str> = header.split('\t').collect();
+        for name in ["subject", "sub", "eid", "id"] {
+            assert!(!header.contains(&name), "{rel}: subject column `{name}` instead of participant_id");
+        }
+        let id = header.iter().position(|h| *h == "participant_id");
+        assert!(id.is_none_or(|i| i == 0), "{rel}: participant_id is not the first column");
+        let json: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(dir.join(rel.replace(".tsv", ".json"))).unwrap()).unwrap();
+        let boolean: Vec<bool> = header
+            .iter()
+            .map(|h| {
+                let levels = json[*h]["Levels"].as_object();
+                let keys: Vec<&str> = levels.map(|l| l.keys().map(String::as_str).collect()).unwrap_or_default();
+                for spelling in ["1", "0", "yes", "no", "True", "False", "true", "false"] {
+                    assert!(!keys.contains(&spelling), "{rel}: `{h}` is a boolean spelled `{spelling}`");
+                }
+                keys == ["FALSE", "TRUE"] || keys == ["TRUE", "FALSE"]
+            })
+            .collect();
+        for (line, row) in text.lines().enumerate().skip(1) {
+            let row: Vec<&str> = row.split('\t').collect();
+            assert_eq!(row.len(), header.len(), "{rel}:{}: {} cells for {} columns", line + 1, row.len(), header.len());
+            for (c, cell) in row.iter().enumerate() {
+                assert!(!cell.is_empty(), "{rel}:{}: `{}` is empty (missing is n/a)", line + 1, header[c]);
+                if boolean[c] {
+                    assert!(["TRUE", "FALSE", "n/a"].contains(cell), "{rel}:{}: `{}` = {cell}", line + 1, header[c]);
+                }
+                cells += 1;
+            }
+            if let Some(i) = id {
+                let label =
+                    row[i].strip_prefix("sub-").unwrap_or_else(|| panic!("{rel}:{}: id without sub-", line + 1));
+                assert!(!label.is_empty() && !label.starts_with("sub-"), "{rel}:{}: id `{}`", line + 1, row[i]);
+            }
+        }
+    }
+    cells
+}
+
 /// BEP017 matrices: square, header = row names, symmetric, unit diagonal; the sidecars of
 /// series and matrices say the TR, the denoising and the censored volumes.
 pub fn check_connectivity(dir: &Path) -> usize {
@@ -221,5 +268,6 @@ pub fn check_folder(dir: &Path, space: Option<&str>) {
         assert!(check_connectivity(dir) > 0, "no connectivity matrix");
     }
     assert!(check_sidecars(dir) > 0, "no table");
+    assert!(check_table_conventions(dir) > 0, "no table cell");
     check_description(dir);
 }

@@ -58,7 +58,7 @@ impl Tsv {
     }
     pub fn num(&self, row: usize, name: &str) -> f64 {
         let s = &self.rows[row][self.col(name)];
-        if s.is_empty() { f64::NAN } else { s.parse().unwrap() }
+        if s.is_empty() || s == "n/a" { f64::NAN } else { s.parse().unwrap() }
     }
     pub fn text(&self, row: usize, name: &str) -> &str {
         &self.rows[row][self.col(name)]

@@ -142,6 +142,9 @@ pub struct PlanFile {
     pub study_hash: String,
     pub output_dir: PathBuf,
     pub nodes: Vec<Node>,
+    /// `[study] sources`, for the publish job's `dataset_description.json`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sources: Vec<crate::design::SourceDataset>,
 }
 
 impl PlanFile {
@@ -151,13 +154,18 @@ impl PlanFile {
             study_hash: plan.study_hash.clone(),
             output_dir: plan.output_dir.clone(),
             nodes: plan.graph.node_indices().map(|i| plan.node(i).clone()).collect(),
+            sources: plan.sources.clone(),
         }
     }
 
     fn into_plan(self, path: &Path) -> Result<Plan> {
-        crate::plan::from_nodes(self.nodes, self.output_dir, self.study_hash, self.study_name).ok_or_else(|| {
-            Error::data(format!("{}: the plan's wiring is damaged; submit the study again", path.display()))
-        })
+        let sources = self.sources;
+        let mut plan = crate::plan::from_nodes(self.nodes, self.output_dir, self.study_hash, self.study_name)
+            .ok_or_else(|| {
+                Error::data(format!("{}: the plan's wiring is damaged; submit the study again", path.display()))
+            })?;
+        plan.sources = sources;
+        Ok(plan)
     }
 }
 

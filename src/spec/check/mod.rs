@@ -24,6 +24,7 @@ mod prediction;
 mod resources;
 mod scores;
 mod sizes;
+mod sources;
 mod split;
 mod tables;
 
@@ -73,6 +74,8 @@ pub struct StudyInfo {
     /// The folder relative paths are resolved against (the study file's folder).
     pub dir: PathBuf,
     pub output_dir: PathBuf,
+    /// `[study] sources`, checked.
+    pub sources: Vec<crate::design::SourceDataset>,
 }
 
 /// A simulator whose tables are made inside the DAG (presets that write files are materialised
@@ -300,6 +303,7 @@ fn resolve_sections(cx: &mut Checker<'_>) -> Resolved {
     let study = cx.study;
     confinement::check(cx);
     limits::check(cx);
+    sources::check(cx);
     let resources = resources::check(cx);
     let imaging = if cx.has_errors() { None } else { imaging::resolve(cx) };
     let tables = tables::resolve(cx, imaging.as_ref());
@@ -311,6 +315,7 @@ fn resolve_sections(cx: &mut Checker<'_>) -> Resolved {
             hash: cx.loaded.hash.clone(),
             dir: cx.loaded.dir.clone(),
             output_dir: cx.loaded.output_dir(),
+            sources: study.study.sources.clone(),
         },
         simulation: study.simulate.as_ref().filter(|sim| !sim.preset.writes_files()).map(|sim| Simulation {
             preset: sim.preset,
