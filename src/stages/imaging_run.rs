@@ -29,8 +29,6 @@ use crate::tables::{Cell, TsvWriter};
 use serde::{Deserialize, Serialize};
 use std::path::PathBuf;
 
-/// 7: the mean BOLD reference per grid (6 in one branch) and the BIDS table conventions (6 in
-/// the other), merged.
 pub const VERSION: u32 = 7;
 /// Input names this stage reads (`*` ends a family, e.g. `table:*`).
 pub const INPUTS: &[&str] = &["bold", "confounds", "seedmask", "region:*"];
