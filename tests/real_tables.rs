@@ -133,5 +133,5 @@ permutations = 0
     run_json(dir.path(), "study.toml", &[]);
     let levels =
         std::fs::read_to_string(dir.path().join("derivatives/real-tables/prediction/y_covariate_levels.tsv")).unwrap();
-    assert!(levels.contains("C(site)\tsite\tall\tCheadle\tyes\t60"), "{levels}");
+    assert!(levels.contains("C(site)\tsite\tall\tCheadle\tTRUE\t60"), "{levels}");
 }

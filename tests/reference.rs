@@ -144,10 +144,10 @@ permutations = 99
     assert!(levels.starts_with("term\tcolumn\tsample\tlevel\treference\tsubjects\n"), "{levels}");
     let site = "C(site, ref=\"Reading\")";
     for line in [
-        format!("{site}\tsite\tall\tReading\tyes\t60"),
-        format!("{site}\tsite\tall\tCheadle\tno\t60"),
-        format!("{site}\tsite\tall\tSt Albans\tno\t50"),
-        "C(sex)\tsex\tall\tF\tyes\t".to_string(),
+        format!("{site}\tsite\tall\tReading\tTRUE\t60"),
+        format!("{site}\tsite\tall\tCheadle\tFALSE\t60"),
+        format!("{site}\tsite\tall\tSt Albans\tFALSE\t50"),
+        "C(sex)\tsex\tall\tF\tTRUE\t".to_string(),
     ] {
         assert!(levels.contains(&line), "missing `{line}` in\n{levels}");
     }
