@@ -161,6 +161,21 @@ fn render<'a>(entries: impl Iterator<Item = (&'a String, &'a Entry)>) -> Vec<u8>
     text.into_bytes()
 }
 
+/// Replace `dest` by a temporary file renamed over it, without `fsync`: unlike a record, the
+/// stat cache may lose entries in a crash (every line is validated when read, so a torn or
+/// empty file costs one more hash per input, never a wrong one). An `fsync` here waited for
+/// everything the array tasks had just written (ext4 commits its whole journal), which made the
+/// first no-op after a 40,000-run submission take 4.7 s instead of 1.3 s.
+fn write_unsynced(dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    fs::create_dir_all(dir).map_err(|e| Error::io(dir, e))?;
+    let prefix = super::partial_prefix();
+    let mut tmp = super::temp_builder(&prefix, 0o666).tempfile_in(dir).map_err(|e| Error::io(dir, e))?;
+    tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
+    tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
+    Ok(())
+}
+
 impl FileHashes {
     /// The stat cache in `dir` (`<cache>/filehashes`); nothing is read yet.
     pub fn new(dir: PathBuf) -> FileHashes {
@@ -230,7 +245,7 @@ impl FileHashes {
             }
             let mut entries: Vec<(&String, &Entry)> = state.entries.iter().collect();
             entries.sort_by(|a, b| a.0.cmp(b.0));
-            super::write_atomic_in(&self.dir, &self.dir.join(MAIN), &render(entries.into_iter()))?;
+            write_unsynced(&self.dir, &self.dir.join(MAIN), &render(entries.into_iter()))?;
             for journal in state.journals.drain(..) {
                 match fs::remove_file(&journal) {
                     Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(Error::io(&journal, e)),
