@@ -433,11 +433,19 @@ fn sweep_partials(folder: &Path) {
 /// Write `bytes` to `dest` atomically: a temp file in `tmp_dir` (use `dest`'s own folder where
 /// the file system may be NFS or Lustre), fsync, rename.
 pub fn write_atomic_in(tmp_dir: &Path, dest: &Path, bytes: &[u8]) -> Result<()> {
+    replace_in(tmp_dir, dest, bytes, true)
+}
+
+/// As [`write_atomic_in`]; `durable` = false skips the `fsync` before the rename, for files a
+/// crash may tear (readers must validate what they read).
+fn replace_in(tmp_dir: &Path, dest: &Path, bytes: &[u8], durable: bool) -> Result<()> {
     fs::create_dir_all(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
     let prefix = partial_prefix();
     let mut tmp = temp_builder(&prefix, 0o666).tempfile_in(tmp_dir).map_err(|e| Error::io(tmp_dir, e))?;
     tmp.write_all(bytes).map_err(|e| Error::io(tmp.path(), e))?;
-    tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
+    if durable {
+        tmp.as_file().sync_data().map_err(|e| Error::io(dest, e))?;
+    }
     tmp.persist(dest).map_err(|e| Error::io(dest, e.error))?;
     Ok(())
 }
