@@ -72,17 +72,7 @@ fn nothing_changed_runs_nothing_and_fdr_level_reruns_only_its_dependents() {
 #[test]
 fn one_byte_of_an_input_table_reruns_its_dependents_only() {
     let dir = tempfile::tempdir().unwrap();
-    let out = neurospec(dir.path(), &["simulate", "ukb-symptoms", "--out", ".", "--subjects", "2000"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let study = dir.path().join("study.toml");
-    let text = std::fs::read_to_string(&study).unwrap();
-    std::fs::write(
-        &study,
-        text.replace("permutations = 5000", "permutations = 99")
-            .replace("bootstrap = 1000", "bootstrap = 0")
-            .replace("differences = [", "# differences = ["),
-    )
-    .unwrap();
+    simulated_ukb(dir.path(), 2000, QUICK_UKB);
     let first = run_json(dir.path(), "study.toml", &[]);
     assert_eq!(first["executed"], first["stages"], "{first}");
 
@@ -198,18 +188,16 @@ fn concurrent_runs_on_one_cache_are_safe() {
 #[test]
 fn explain_traces_an_output_back_to_the_raw_files() {
     let dir = tempfile::tempdir().unwrap();
-    let out = neurospec(dir.path(), &["simulate", "ukb-symptoms", "--out", ".", "--subjects", "500"]);
-    assert!(out.status.success());
-    let study = dir.path().join("study.toml");
-    let text = std::fs::read_to_string(&study).unwrap();
-    std::fs::write(
-        &study,
-        text.replace("permutations = 5000", "permutations = 0")
-            .replace("bootstrap = 1000", "bootstrap = 0")
-            .replace("differences = [", "# differences = [")
-            .replace("p = \"permutation\"", "p = \"parametric\""),
-    )
-    .unwrap();
+    simulated_ukb(
+        dir.path(),
+        500,
+        &[
+            ("permutations = 5000", "permutations = 0"),
+            ("bootstrap = 1000", "bootstrap = 0"),
+            ("differences = [", "# differences = ["),
+            ("p = \"permutation\"", "p = \"parametric\""),
+        ],
+    );
     run_json(dir.path(), "study.toml", &[]);
     let out = neurospec(dir.path(), &["explain", "derivatives/ukb-symptoms/replication.tsv"]);
     let text = String::from_utf8_lossy(&out.stdout).to_string();

@@ -143,17 +143,7 @@ fn writers_without_the_lock_keep_each_others_entries_and_a_lock_holder_merges_th
 #[test]
 fn a_study_input_edited_with_its_size_and_mtime_kept_reruns_its_stage() {
     let dir = tempfile::tempdir().unwrap();
-    let out = neurospec(dir.path(), &["simulate", "ukb-symptoms", "--out", ".", "--subjects", "600"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let study = dir.path().join("study.toml");
-    let text = std::fs::read_to_string(&study).unwrap();
-    std::fs::write(
-        &study,
-        text.replace("permutations = 5000", "permutations = 99")
-            .replace("bootstrap = 1000", "bootstrap = 0")
-            .replace("differences = [", "# differences = ["),
-    )
-    .unwrap();
+    simulated_ukb(dir.path(), 600, QUICK_UKB);
     run_json(dir.path(), "study.toml", &[]);
     settle();
     // This run finds everything cached and enters the (now settled) input files.

@@ -42,13 +42,15 @@ fn all_cached(dir: &Path, study: &str) -> bool {
 fn gc_keeps_current_plans_and_lock_named_records_and_reports_freed_bytes() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = neurospec(d, &["simulate", "ukb-symptoms", "--out", ".", "--subjects", "300"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let study = std::fs::read_to_string(d.join("study.toml")).unwrap();
-    let study = study
-        .replacen("permutations = 5000", "permutations = 100", 1)
-        .replacen("bootstrap = 1000", "bootstrap = 0", 1)
-        .replacen("differences = [", "# differences = [", 1);
+    let study = simulated_ukb(
+        d,
+        300,
+        &[
+            ("permutations = 5000", "permutations = 100"),
+            ("bootstrap = 1000", "bootstrap = 0"),
+            ("differences = [", "# differences = ["),
+        ],
+    );
     assert!(study.contains("permutations = 100") && study.contains("name = \"ukb-symptoms\""));
     std::fs::write(d.join("a.toml"), study.replacen("name = \"ukb-symptoms\"", "name = \"study-a\"", 1)).unwrap();
     std::fs::write(
@@ -130,14 +132,7 @@ fn slurm_stand_ins(dir: &Path) -> String {
 fn gc_refuses_while_a_slurm_submission_has_not_published_and_proceeds_once_it_has() {
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path();
-    let out = neurospec(d, &["simulate", "ukb-symptoms", "--out", ".", "--subjects", "300"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let study = std::fs::read_to_string(d.join("study.toml")).unwrap();
-    let study = study
-        .replacen("permutations = 5000", "permutations = 99", 1)
-        .replacen("bootstrap = 1000", "bootstrap = 0", 1)
-        .replacen("differences = [", "# differences = [", 1);
-    std::fs::write(d.join("study.toml"), study).unwrap();
+    simulated_ukb(d, 300, QUICK_UKB);
     let path = slurm_stand_ins(d);
     let with_stand_ins = |args: &[&str]| {
         std::process::Command::new(bin()).args(args).current_dir(d).env("PATH", &path).output().unwrap()

@@ -77,6 +77,29 @@ pub fn embedded_study(dir: &Path, replacements: &[(&str, &str)]) -> PathBuf {
     path
 }
 
+/// What makes the simulated ukb-symptoms study quick: 99 permutations, no bootstrap (and so no
+/// between-symptom differences, which need it).
+pub const QUICK_UKB: &[(&str, &str)] = &[
+    ("permutations = 5000", "permutations = 99"),
+    ("bootstrap = 1000", "bootstrap = 0"),
+    ("differences = [", "# differences = ["),
+];
+
+/// `neurospec simulate ukb-symptoms` for `subjects` people into `dir` (data files and
+/// `study.toml`), then the study's settings replaced (`from` → `to`, each must occur once);
+/// returns the study's text, also written back to `study.toml`.
+pub fn simulated_ukb(dir: &Path, subjects: usize, replacements: &[(&str, &str)]) -> String {
+    let out = neurospec(dir, &["simulate", "ukb-symptoms", "--out", ".", "--subjects", &subjects.to_string()]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let mut text = std::fs::read_to_string(dir.join("study.toml")).unwrap();
+    for (from, to) in replacements {
+        assert_eq!(text.matches(from).count(), 1, "study has not one `{from}`");
+        text = text.replacen(from, to, 1);
+    }
+    std::fs::write(dir.join("study.toml"), &text).unwrap();
+    text
+}
+
 /// Every file under `dir` (relative path → bytes), except provenance records (they hold timings)
 /// and the report's views (they hold the run's date and which stages were cached).
 pub fn outputs(dir: &Path) -> std::collections::BTreeMap<String, Vec<u8>> {
