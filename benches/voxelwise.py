@@ -9,9 +9,10 @@ Usage (from the repository root, after `cargo build --release`):
   compute only max |TFCE| each, stats::tfce::tfce_maximum; the observed map once, exactly; TFCE's
   set-up is inside the timed part). It also prints CPU seconds (getrusage), which a loaded
   machine distorts less than wall time, and a blake3 of the permutations' maxima for bitwise
-  comparisons across builds and thread counts. Dev build, 2 threads, 512 permutations, load 4-6:
-  before the bitmap 9.0x time / 11.3x CPU, after 4.4x / 6.6x; the same binary at 1024
-  permutations a minute later gave 8.5x / 10.9x: on this shared machine the ratio moves by 2x.
+  comparisons across builds and thread counts. Dev build, 2 threads, 5000 permutations, quiet
+  machine: before the bitmap 10.0 s vs 111.2 s (11.1x time, 12.0x CPU), after 9.2 s vs 77.4 s
+  (8.4x time, 9.0x CPU); the issue's target is 5x. Small runs mislead: at 512 permutations and
+  load 4-6 the same binary gave 4.4x, at 1024 a minute later 8.5x.
 
 Both sides build the same synthetic study from the same recipe (not the same random numbers:
 neurospec draws from its own ChaCha streams, numpy from default_rng(seed)):
