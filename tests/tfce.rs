@@ -154,6 +154,33 @@ fn tfce_maximum_is_the_maps_maximum() {
             (0..raw.len()).map(|v| 1.5 * (raw[v] + raw[(v + 1) % raw.len()] + raw[(v + 9) % raw.len()])).collect();
         cases.push((smooth, holed.clone()));
     }
+    // A larger smooth map (three box passes along each axis) over a ball: the components merge
+    // into one giant below the percolation height, which the pass handles on its own path.
+    let grid = Grid { shape: [26, 22, 20], affine: [[2.0, 0.0, 0.0, 0.0], [0.0, 2.0, 0.0, 0.0], [0.0, 0.0, 2.0, 0.0]] };
+    let [nx, ny, nz] = grid.shape;
+    let ball: Vec<f64> = (0..grid.len())
+        .map(|i| {
+            let (x, y, z) = ((i % nx) as f64 - 12.5, ((i / nx) % ny) as f64 - 10.5, (i / (nx * ny)) as f64 - 9.5);
+            if (x / 12.0).powi(2) + (y / 10.0).powi(2) + (z / 9.0).powi(2) <= 1.0 { 1.0 } else { 0.0 }
+        })
+        .collect();
+    let ball = MaskedGrid::from_mask(grid, &ball).unwrap();
+    let mut volume: Vec<f64> = (0..nx * ny * nz).map(|_| rng.normal()).collect();
+    for stride in [1, nx, nx * ny] {
+        for _ in 0..3 {
+            let before = volume.clone();
+            for (i, v) in volume.iter_mut().enumerate() {
+                *v = before[i.saturating_sub(stride)] + before[i] + before[(i + stride).min(before.len() - 1)];
+            }
+        }
+    }
+    let t = (0..ball.len())
+        .map(|v| {
+            let [i, j, k] = ball.ijk(v);
+            volume[(k * ny + j) * nx + i] / 8.0
+        })
+        .collect();
+    cases.push((t, ball));
     let mut checked = 0;
     for (t, mask) in &cases {
         for connectivity in [Connectivity::Faces6, Connectivity::Edges18, Connectivity::Corners26] {
@@ -179,7 +206,7 @@ fn tfce_maximum_is_the_maps_maximum() {
             }
         }
     }
-    assert_eq!(checked, 5 * 3 * 4 * 2);
+    assert_eq!(checked, 6 * 3 * 4 * 2);
     // Through `Tfce`, the negative tail is the positive tail of −t.
     let (t, mask) = &cases[1];
     for (tail, sign) in [(Tail::Negative, -1.0), (Tail::Positive, 1.0), (Tail::TwoSided, 0.0)] {

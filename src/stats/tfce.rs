@@ -326,12 +326,12 @@ pub struct Lattice {
     cells: Vec<u32>,
     /// Number of cells of the padded grid.
     len: usize,
-    /// The neighbourhood as rows along x: for each (dj, dk), the offset of the row's cell at
-    /// di = −1 and which of its three cells (di = −1, 0, +1 as bits 0, 1, 2) are neighbours
-    /// under the analysis' connectivity. Rows with no neighbour are left out.
-    rows: Vec<(isize, u8)>,
-    /// Cell offset of bit 3·r + j of the rows' combined window (row r, di = j − 1).
+    /// Cell offset of each row along x of the 3 × 3 × 3 block around a cell, at its cell di = −1:
+    /// row r = 3(dk + 1) + (dj + 1).
+    rows: [isize; 9],
+    /// Cell offset of bit 3r + j of the block (row r, di = j − 1).
     offsets: [isize; 27],
+    connectivity: Connectivity,
 }
 
 impl Lattice {
@@ -351,36 +351,18 @@ impl Lattice {
             })
             .map(|c| c as u32)
             .collect();
-        let reach = match connectivity {
-            Connectivity::Faces6 => 1,
-            Connectivity::Edges18 => 2,
-            Connectivity::Corners26 => 3,
-        };
-        let neighbour = |d: [isize; 3]| {
-            let manhattan: isize = d.iter().map(|c| c.abs()).sum();
-            d.iter().all(|c| c.abs() <= 1) && manhattan > 0 && manhattan <= reach
-        };
-        let mut rows = Vec::new();
+        let mut rows = [0isize; 9];
+        let mut offsets = [0isize; 27];
         for dk in -1isize..=1 {
             for dj in -1isize..=1 {
-                let mut bits = 0u8;
-                for di in -1isize..=1 {
-                    if neighbour([di, dj, dk]) {
-                        bits |= 1 << (di + 1);
-                    }
-                }
-                if bits != 0 {
-                    rows.push(((dk * ny as isize + dj) * nx as isize - 1, bits));
+                let row = (3 * (dk + 1) + (dj + 1)) as usize;
+                rows[row] = (dk * ny as isize + dj) * nx as isize - 1;
+                for j in 0..3 {
+                    offsets[3 * row + j] = rows[row] + j as isize;
                 }
             }
         }
-        let mut offsets = [0isize; 27];
-        for (r, &(offset, _)) in rows.iter().enumerate() {
-            for j in 0..3 {
-                offsets[3 * r + j] = offset + j as isize;
-            }
-        }
-        Ok(Lattice { cells, len, rows, offsets })
+        Ok(Lattice { cells, len, rows, offsets, connectivity })
     }
 }
 
@@ -392,16 +374,22 @@ struct Root {
     pending: u32,
     /// Largest score of the component's starting voxels, credited down to `pending`.
     best: f64,
+    /// The component's cells as a list through `MaxScratch::next` (kept for components other
+    /// than the giant: they are walked once, when they join it).
+    head: u32,
+    tail: u32,
 }
 
 /// Reusable buffers of the maximum's pass (one set per thread): `parent` by padded cell.
 pub struct MaxScratch {
     parent: Vec<u32>,
-    /// One bit per padded cell: added yet? (1/32 of `parent`, so the neighbour tests stay in
-    /// cache; `parent` is read only for the neighbours that were added.) Two spare bytes let a
-    /// row's three bits be read as one 16-bit window.
+    /// Per padded cell, which cells of the row along x centred on it are added (bits 0, 1, 2 =
+    /// di −1, 0, +1): adding a cell sets three bits, and a voxel's 27-cell block is then nine
+    /// byte loads (a bitmap needed two loads and two shifts per row).
     added: Vec<u8>,
     roots: Vec<Root>,
+    /// Next cell of the same component's list, by padded cell.
+    next: Vec<u32>,
     /// Each voxel's bucket: 0 below the first height, l for a positive voxel at level l,
     /// k + l for a negative one (two-sided).
     level: Vec<u32>,
@@ -415,8 +403,9 @@ impl MaxScratch {
     pub fn new(lattice: &Lattice) -> Self {
         MaxScratch {
             parent: vec![NOT_ADDED; lattice.len],
-            added: vec![0; lattice.len / 8 + 2],
+            added: vec![0; lattice.len],
             roots: Vec::with_capacity(lattice.cells.len()),
+            next: vec![NOT_ADDED; lattice.len],
             level: vec![0; lattice.cells.len()],
             order: Vec::with_capacity(lattice.cells.len()),
             starts: Vec::new(),
@@ -457,7 +446,12 @@ pub fn tfce_maximum(x: &[f64], two_sided: bool, params: TfceParams, lattice: &La
     for sign in 0..2 {
         let buckets = (1..=k).rev().map(|l| l + sign * k);
         if buckets.clone().any(|b| s.ends[b] > s.starts[b]) {
-            best = best.max(sign_maximum(buckets, &prefix, params.e, lattice, s));
+            let one = match lattice.connectivity {
+                Connectivity::Faces6 => sign_maximum::<Faces>(buckets, &prefix, params.e, lattice, s),
+                Connectivity::Edges18 => sign_maximum::<Edges>(buckets, &prefix, params.e, lattice, s),
+                Connectivity::Corners26 => sign_maximum::<Corners>(buckets, &prefix, params.e, lattice, s),
+            };
+            best = best.max(one);
         }
     }
     best
@@ -500,8 +494,8 @@ fn bucket(x: &[f64], two_sided: bool, heights: &[f64], lattice: &Lattice, s: &mu
 
 /// The largest score of one sign, its buckets given from the highest level down (bucket of
 /// level l = l or k + l): union–find over the padded lattice keeping each root's best.
-fn sign_maximum(
-    buckets: impl Iterator<Item = usize>,
+fn sign_maximum<S: Shape>(
+    buckets: impl Iterator<Item = usize> + Clone,
     prefix: &[f64],
     e: f64,
     lattice: &Lattice,
@@ -515,50 +509,122 @@ fn sign_maximum(
             root.pending = down_to;
         }
     };
+    // The first component to reach 1/64 of this sign's voxels becomes the giant: below the
+    // percolation height nearly every voxel joins it.
+    let voxels: u32 = buckets.clone().map(|b| s.ends[b] - s.starts[b]).sum();
+    let giant_size = (voxels / 64).max(2);
     // A root's parent entry is ROOT | its record's index in `roots`, records being made in the
     // order components start (sequential writes, recent ones in cache). A record merged into
     // another gets size 0.
-    let (parent, roots, bitmap) = (&mut s.parent, &mut s.roots, &mut s.added);
+    let MaxScratch { parent, roots, next, added, .. } = s;
     roots.clear();
-    bitmap.fill(0);
+    added.fill(0);
+    // The giant's root cell (usize::MAX until there is one); it changes only when the giant
+    // merges into a larger component. Every cell of the giant is marked IN_GIANT.
+    let mut giant = usize::MAX;
+    let walk = |added: &mut Vec<u8>, next: &Vec<u32>, head: u32| {
+        let mut u = head;
+        while u != NOT_ADDED {
+            mark(added, u as usize, IN_GIANT);
+            u = next[u as usize];
+        }
+    };
     for b in buckets {
         let l = ((b - 1) % k + 1) as u32;
         for &c in &s.order[s.starts[b] as usize..s.ends[b] as usize] {
             let c = c as usize;
-            // The added neighbours as one bit mask: a 16-bit window of the bitmap (in cache)
-            // per row of three cells. Its bits, lowest first, are the neighbours in the map's
-            // pass' order, so the unions (and the sums) are the same.
-            let mut near = 0u32;
-            for (r, &(offset, bits)) in lattice.rows.iter().enumerate() {
-                let first = c.wrapping_add_signed(offset);
-                let window = u16::from_le_bytes([bitmap[first >> 3], bitmap[(first >> 3) + 1]]);
-                near |= u32::from((window >> (first & 7)) as u8 & bits) << (3 * r);
-            }
-            bitmap[c >> 3] |= 1 << (c & 7);
-            parent[c] = ROOT | roots.len() as u32;
-            roots.push(Root { size: 1, pending: l, best: 0.0 });
-            let (mut root, mut record) = (c, roots.len() - 1);
-            while near != 0 {
-                let u = c.wrapping_add_signed(lattice.offsets[near.trailing_zeros() as usize]);
-                near &= near - 1;
-                let (other, other_record) = find_root(parent, u);
-                if other == root {
-                    continue;
+            // The block's row bytes side by side, six bits per row (added; in the giant).
+            let mut block = 0u64;
+            for (row, bits) in S::ROWS.into_iter().enumerate() {
+                if bits != 0 {
+                    let cells = added[c.wrapping_add_signed(lattice.rows[row] + 1)] & (bits | bits << 3) as u8;
+                    block |= u64::from(cells) << (6 * row);
                 }
+            }
+            let near = block & ROW_ADDED;
+            let outside = near & !(block >> 3);
+            if near == 0 {
+                // c starts a component: the only voxels whose scores can be the maximum.
+                mark(added, c, ADDED);
+                parent[c] = ROOT | roots.len() as u32;
+                next[c] = NOT_ADDED;
+                roots.push(Root { size: 1, pending: l, best: 0.0, head: c as u32, tail: c as u32 });
+                continue;
+            }
+            if outside == 0 {
+                // Every added neighbour is in the giant: c joins it, nothing merges. (The same
+                // credit and size as the general case below, without a find.)
+                let record = (parent[giant] & !ROOT) as usize;
                 credit(&mut roots[record], l);
-                credit(&mut roots[other_record], l);
-                let ((big, big_record), (small, small_record)) = if roots[other_record].size >= roots[record].size {
-                    ((other, other_record), (root, record))
-                } else {
-                    ((root, record), (other, other_record))
+                roots[record].size += 1;
+                parent[c] = giant as u32;
+                mark(added, c, ADDED | IN_GIANT);
+                continue;
+            }
+            // c joins the first component it touches and merges the others into it. Neighbours
+            // in the giant are one component; of the others, those that touch each other
+            // (without c) are one component already: one find per group of them.
+            let (near, outside) = (squeeze(near), squeeze(outside));
+            let (mut root, mut record) = (usize::MAX, 0);
+            let mut join =
+                |other: usize, other_record: usize, roots: &mut Vec<Root>, parent: &mut Vec<u32>, giant: &mut usize| {
+                    credit(&mut roots[other_record], l);
+                    if root == usize::MAX {
+                        roots[other_record].size += 1;
+                        parent[c] = other as u32;
+                        (root, record) = (other, other_record);
+                        return;
+                    }
+                    if other == root {
+                        return;
+                    }
+                    credit(&mut roots[record], l);
+                    let ((big, big_record), (small, small_record)) = if roots[other_record].size >= roots[record].size {
+                        ((other, other_record), (root, record))
+                    } else {
+                        ((root, record), (other, other_record))
+                    };
+                    let merged = roots[small_record];
+                    roots[small_record].size = 0;
+                    parent[small] = big as u32;
+                    let into = &mut roots[big_record];
+                    into.size += merged.size;
+                    into.best = into.best.max(merged.best);
+                    if big == *giant {
+                        walk(added, next, merged.head);
+                    } else if small == *giant {
+                        walk(added, next, into.head);
+                        *giant = big;
+                    } else {
+                        next[merged.tail as usize] = into.head;
+                        into.head = merged.head;
+                    }
+                    (root, record) = (big, big_record);
                 };
-                let merged = roots[small_record];
-                roots[small_record].size = 0;
-                parent[small] = big as u32;
-                let into = &mut roots[big_record];
-                into.size += merged.size;
-                into.best = into.best.max(merged.best);
-                (root, record) = (big, big_record);
+            if near != outside {
+                join(giant, (parent[giant] & !ROOT) as usize, roots, parent, &mut giant);
+            }
+            let mut rest = outside;
+            while rest != 0 {
+                let group = touching::<S>(rest);
+                rest &= !group;
+                // Any member will do; a face neighbour along x shares c's cache line.
+                let pick = if group & ALONG_X != 0 { group & ALONG_X } else { group };
+                let u = c.wrapping_add_signed(lattice.offsets[pick.trailing_zeros() as usize]);
+                let (other, other_record) = find_root(parent, u);
+                join(other, other_record, roots, parent, &mut giant);
+            }
+            if root == giant {
+                mark(added, c, ADDED | IN_GIANT);
+                continue;
+            }
+            mark(added, c, ADDED);
+            let into = &mut roots[record];
+            next[c] = into.head;
+            into.head = c as u32;
+            if giant == usize::MAX && into.size >= giant_size {
+                giant = root;
+                walk(added, next, into.head);
             }
         }
     }
@@ -568,6 +634,116 @@ fn sign_maximum(
         best = best.max(root.best);
     }
     best
+}
+
+/// Flags of a cell in `MaxScratch::added`, as bits of the row bytes centred on it and on its
+/// two neighbours along x: added, and known to be in the giant component.
+const ADDED: u8 = 0b000_111;
+const IN_GIANT: u8 = 0b111_000;
+
+/// Sets `flags` of cell c: bit 3f + j of the byte of the row centred on c − (j − 1).
+fn mark(added: &mut [u8], c: usize, flags: u8) {
+    added[c - 1] |= flags & 0b100_100;
+    added[c] |= flags & 0b010_010;
+    added[c + 1] |= flags & 0b001_001;
+}
+
+/// A block's row bytes six bits apart: the added cells' bits of each row.
+const ROW_ADDED: u64 = 0o07_07_07_07_07_07_07_07_07;
+
+/// The added bits of the rows six bits apart (as [`ROW_ADDED`]) squeezed to three bits apart:
+/// the block's 27-bit layout.
+fn squeeze(x: u64) -> u32 {
+    let x = (x | (x >> 3)) & 0x003f_03f0_3f03_f03f;
+    let x = (x | (x >> 6)) & 0x0fff_000f_ff00_0fff;
+    let x = (x | (x >> 12)) & 0x0fff_0000_00ff_ffff;
+    ((x | (x >> 24)) & u64::from(BLOCK)) as u32
+}
+
+/// The 3 × 3 × 3 block around a cell as 27 bits, bit 9(dk + 1) + 3(dj + 1) + (di + 1): in octal,
+/// one digit per row along x and three digits per plane.
+const BLOCK: u32 = 0o777_777_777;
+/// The two face neighbours along x (di = ∓1 of the centre row).
+const ALONG_X: u32 = 0o000_050_000;
+
+/// One step along x, y and z in both directions (the block's edges stop the shifts).
+fn step_x(b: u32) -> u32 {
+    ((b & 0o333_333_333) << 1) | ((b & 0o666_666_666) >> 1)
+}
+fn step_y(b: u32) -> u32 {
+    ((b & 0o077_077_077) << 3) | ((b & 0o770_770_770) >> 3)
+}
+fn step_z(b: u32) -> u32 {
+    ((b << 9) & BLOCK) | (b >> 9)
+}
+
+/// A connectivity as the passes use it: which cells of each row of the block are neighbours,
+/// and one dilation of a set of the block's cells. Known at compile time, so the row loop is
+/// unrolled and the dilation inlined (a third of the pass' instructions were these two).
+trait Shape {
+    /// Per row r of the block, its neighbour cells (bits 0, 1, 2 = di −1, 0, +1).
+    const ROWS: [u32; 9];
+    fn dilate(b: u32) -> u32;
+}
+
+/// The rows of the block within Manhattan distance `reach` of its centre (centre excluded).
+const fn rows_within(reach: i32) -> [u32; 9] {
+    let mut rows = [0u32; 9];
+    let mut row = 0;
+    while row < 9 {
+        let (dj, dk) = ((row % 3) as i32 - 1, (row / 3) as i32 - 1);
+        let mut di: i32 = -1;
+        while di <= 1 {
+            let manhattan = di.abs() + dj.abs() + dk.abs();
+            if manhattan > 0 && manhattan <= reach {
+                rows[row] |= 1 << (di + 1);
+            }
+            di += 1;
+        }
+        row += 1;
+    }
+    rows
+}
+
+struct Faces;
+struct Edges;
+struct Corners;
+
+impl Shape for Faces {
+    const ROWS: [u32; 9] = rows_within(1);
+    fn dilate(b: u32) -> u32 {
+        b | step_x(b) | step_y(b) | step_z(b)
+    }
+}
+
+impl Shape for Edges {
+    const ROWS: [u32; 9] = rows_within(2);
+    fn dilate(b: u32) -> u32 {
+        let (x, y) = (b | step_x(b), b | step_y(b));
+        x | step_y(x) | step_z(x) | step_z(y)
+    }
+}
+
+impl Shape for Corners {
+    const ROWS: [u32; 9] = rows_within(3);
+    fn dilate(b: u32) -> u32 {
+        let x = b | step_x(b);
+        let xy = x | step_y(x);
+        xy | step_z(xy)
+    }
+}
+
+/// The bits of `near` connected to its lowest bit through bits of `near` (a flood fill by
+/// whole-set dilations within the block).
+fn touching<S: Shape>(near: u32) -> u32 {
+    let mut group = near & near.wrapping_neg();
+    loop {
+        let grown = S::dilate(group) & near;
+        if grown == group {
+            return group;
+        }
+        group = grown;
+    }
 }
 
 /// Flag of a root's parent entry (the rest is its record's index).
