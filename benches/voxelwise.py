@@ -9,10 +9,11 @@ Usage (from the repository root, after `cargo build --release`):
   compute only max |TFCE| each, stats::tfce::tfce_maximum; the observed map once, exactly; TFCE's
   set-up is inside the timed part). It also prints CPU seconds (getrusage), which a loaded
   machine distorts less than wall time, and a blake3 of the permutations' maxima for bitwise
-  comparisons across builds and thread counts. Dev build, 2 threads, 5000 permutations, quiet
-  machine: before the bitmap 10.0 s vs 111.2 s (11.1x time, 12.0x CPU), after 9.2 s vs 77.4 s
-  (8.4x time, 9.0x CPU); the issue's target is 5x. Small runs mislead: at 512 permutations and
-  load 4-6 the same binary gave 4.4x, at 1024 a minute later 8.5x.
+  comparisons across builds and thread counts. Release build, 2 threads, 5000 permutations,
+  load 1-2: before the row bytes / touching groups / giant component 9.0 s vs 81.7 s (9.0x time,
+  9.2x CPU), after 7.8 s vs 53.7 s (6.9x time, 7.3x CPU), the same null-maxima digest
+  (576d9a0f...); the issue's target is 5x. Small runs mislead: the observed map, the set-up and
+  the base's serial part weigh more there; the full size is the figure that counts.
 
 Both sides build the same synthetic study from the same recipe (not the same random numbers:
 neurospec draws from its own ChaCha streams, numpy from default_rng(seed)):
