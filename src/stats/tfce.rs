@@ -29,27 +29,34 @@
 //! The FWE null needs only max |TFCE| per permutation ([`Tfce::maximum`]), and that is found
 //! without any voxel's score: a voxel's TFCE is at most that of the highest voxel of its
 //! component at its own height (the two share every component below, and the higher one also
-//! scores above), so the maximum is reached at a voxel that started a component. Each root
-//! therefore keeps only `best`, the largest score of the component's starting voxels so far,
+//! scores above), so the maximum is reached at a voxel that started a component. Each component
+//! record therefore keeps only `best`, the largest score of its starting voxels so far,
 //! credited lazily as above; a merge keeps the larger `best`. No offsets, no read-out pass, and
 //! records only for starting voxels (a voxel that touches a component joins it). Within a level
 //! the order of voxels and unions changes neither the sizes nor the sums, so the pass is free to
 //! take shortcuts:
 //! - It works on the mask's grid padded by one voxel ([`Lattice`]): a neighbour is a fixed offset
 //!   of the voxel's cell, with no bounds to test.
-//! - One byte per cell says which cells of the row along x centred on it are added: a voxel's
-//!   3 × 3 × 3 block is nine byte loads (a bitmap took two loads and two shifts per row).
-//! - Added neighbours that touch each other without the voxel are one component already, so
-//!   there is one find per group of them (a flood fill over the block's 27 bits), not one per
-//!   neighbour.
+//! - One byte per cell says which cells of the row along y centred on it are added: the bytes
+//!   of a row along x are consecutive, so a voxel's 3 × 3 × 3 block is three 4-byte loads, one
+//!   per plane, already in the bit layout the flood fill below works on.
+//! - Added neighbours that touch each other without the voxel are one component already (a
+//!   flood fill over the block's 27 bits), so there is one lookup per group of them. When they
+//!   are all one group (most voxels above the percolation height) the voxel joins that
+//!   component with one lookup and no merge.
+//! - The lookup is direct: each cell of a component holds its record's index, relabelled when
+//!   the component merges into a larger one (the smaller side, so each cell O(log n) times; a
+//!   list through the cells finds them). No find walks a chain of parents.
 //! - The first component to reach 1/64 of the sign's voxels is the giant, and every cell of it
-//!   is marked so in the row bytes (components keep a list of their cells, walked once when they
-//!   join the giant). A voxel whose added neighbours are all marked joins the giant with no find
-//!   and no flood fill: below the percolation height that is most voxels (62% of them in the
-//!   bench's null maps).
+//!   is marked so in the row bytes (a component's list is walked once, when it joins it); the
+//!   giant absorbs whatever merges with it. A voxel whose added neighbours are all marked joins
+//!   the giant with no lookup and no flood fill: below the percolation height that is most voxels
+//!   (70% of them in the bench's null maps), and the giant is credited once per level.
+//! - The bucket sort reads each level off value × 1/step (checked against the heights only
+//!   near an integer) and keeps two independent sets of counters, for two halves of the voxels.
 //!
 //! Both signs are sorted into buckets in one pass over the map. The connectivity is a type
-//! (`Shape`), so the row loop is unrolled. This replaced a neighbour list (26 × 4 bytes per
+//! (`Shape`), so the plane loop is unrolled. This replaced a neighbour list (26 × 4 bytes per
 //! voxel, which at MNI 2 mm no longer fits in cache). The sums differ from the map's in the last
 //! bits only (a different rounding order); max-TFCE p counts ties within 1e-10 relative. The
 //! shortcuts leave the permutations' maxima bitwise unchanged (`bench-voxelwise` prints their
@@ -338,11 +345,13 @@ pub struct Lattice {
     cells: Vec<u32>,
     /// Number of cells of the padded grid.
     len: usize,
-    /// Cell offset of each row along x of the 3 × 3 × 3 block around a cell, at its cell di = −1:
-    /// row r = 3(dk + 1) + (dj + 1).
-    rows: [isize; 9],
-    /// Cell offset of bit 3r + j of the block (row r, di = j − 1).
-    offsets: [isize; 27],
+    /// Cells per row along x (the stride along y).
+    row: usize,
+    /// Cell offset of the first of the four bytes loaded per plane of the 3 × 3 × 3 block
+    /// around a cell (dk = −1, 0, +1; di = −1 … +2, dj = 0).
+    planes: [isize; 3],
+    /// Cell offset of each bit of the block's layout ([`bit`]).
+    offsets: [isize; 64],
     connectivity: Connectivity,
 }
 
@@ -363,47 +372,48 @@ impl Lattice {
             })
             .map(|c| c as u32)
             .collect();
-        let mut rows = [0isize; 9];
-        let mut offsets = [0isize; 27];
-        for dk in -1isize..=1 {
-            for dj in -1isize..=1 {
-                let row = (3 * (dk + 1) + (dj + 1)) as usize;
-                rows[row] = (dk * ny as isize + dj) * nx as isize - 1;
-                for j in 0..3 {
-                    offsets[3 * row + j] = rows[row] + j as isize;
+        let (row, plane) = (nx as isize, (nx * ny) as isize);
+        let mut offsets = [0isize; 64];
+        for dk in -1..=1 {
+            for di in -1..=1 {
+                for dj in -1..=1 {
+                    offsets[bit(dk, di, dj)] = dk * plane + dj * row + di;
                 }
             }
         }
-        Ok(Lattice { cells, len, rows, offsets, connectivity })
+        Ok(Lattice { cells, len, row: nx, planes: [-plane - 1, -1, plane - 1], offsets, connectivity })
     }
 }
 
-/// A root's record in the maximum's pass.
+/// A component's record in the maximum's pass.
 #[derive(Clone, Copy)]
 struct Root {
+    /// Number of voxels (0 once merged into another component).
     size: u32,
     /// Levels below this one are not yet credited.
     pending: u32,
     /// Largest score of the component's starting voxels, credited down to `pending`.
     best: f64,
-    /// The component's cells as a list through `MaxScratch::next` (kept for components other
-    /// than the giant: they are walked once, when they join it).
+    /// The component's cells as a list through `MaxScratch::cell` (first and last), for
+    /// components other than the giant: walked to relabel them when they merge into a larger
+    /// one, or to mark them when they join the giant.
     head: u32,
     tail: u32,
 }
 
-/// Reusable buffers of the maximum's pass (one set per thread): `parent` by padded cell.
+/// Reusable buffers of the maximum's pass (one set per thread).
 pub struct MaxScratch {
-    parent: Vec<u32>,
-    /// Per padded cell, which cells of the row along x centred on it are added (bits 0, 1, 2 =
-    /// di −1, 0, +1): adding a cell sets three bits, and a voxel's 27-cell block is then nine
-    /// byte loads (a bitmap needed two loads and two shifts per row).
+    /// Per padded cell of a component other than the giant: its record's index in `roots`, and
+    /// the next cell of the component's list (side by side: one cache line for both).
+    cell: Vec<[u32; 2]>,
+    /// Per padded cell, which cells of the row along y centred on it are added (bits 0, 1, 2 =
+    /// dj −1, 0, +1) and which of them are in the giant (bits 3, 4, 5). Adding a cell sets
+    /// bits in three bytes, and a voxel's 3 × 3 × 3 block is then three loads of four bytes,
+    /// one per plane (the bytes of di = −1 … +1 in a row along x are consecutive).
     added: Vec<u8>,
     roots: Vec<Root>,
-    /// Next cell of the same component's list, by padded cell.
-    next: Vec<u32>,
-    /// Each voxel's bucket: 0 below the first height, l for a positive voxel at level l,
-    /// k + l for a negative one (two-sided).
+    /// Each voxel's bucket: its level l (0 below the first height) if positive, k + 1 + l if
+    /// negative.
     level: Vec<u32>,
     order: Vec<u32>,
     /// Where each bucket begins in `order`, and (after the fill) where it ends.
@@ -414,10 +424,11 @@ pub struct MaxScratch {
 impl MaxScratch {
     pub fn new(lattice: &Lattice) -> Self {
         MaxScratch {
-            parent: vec![NOT_ADDED; lattice.len],
+            cell: vec![[NOT_ADDED; 2]; lattice.len],
+            // The plane loads read one byte past the block (di = +2); a cell of the mask is at
+            // least one row and plane inside the padded grid, so that byte is in the grid too.
             added: vec![0; lattice.len],
             roots: Vec::with_capacity(lattice.cells.len()),
-            next: vec![NOT_ADDED; lattice.len],
             level: vec![0; lattice.cells.len()],
             order: Vec::with_capacity(lattice.cells.len()),
             starts: Vec::new(),
@@ -443,6 +454,21 @@ fn reached(heights: &[f64], per_step: f64, value: f64) -> usize {
     l
 }
 
+/// `reached` without its corrections where none can apply. value × 1/step differs from the
+/// number of heights ≤ value by rounding only (relative 1e-15; the heights are i × step), so
+/// unless it is within 1e-9 of an integer its integer part is that number. Near one, past the
+/// last height, and for ∞ and NaN, `reached` decides.
+fn level_of(heights: &[f64], per_step: f64, value: f64) -> usize {
+    let y = value * per_step;
+    let g = y as i32;
+    let fraction = y - f64::from(g);
+    if fraction > 1e-9 && fraction < 1.0 - 1e-9 && (g as usize) < heights.len() {
+        g as usize
+    } else {
+        reached(heights, per_step, value)
+    }
+}
+
 /// max over voxels of `tfce_map`'s |TFCE| (two-sided) or TFCE (positive only), without the map.
 pub fn tfce_maximum(x: &[f64], two_sided: bool, params: TfceParams, lattice: &Lattice, s: &mut MaxScratch) -> f64 {
     debug_assert_eq!(x.len(), lattice.cells.len());
@@ -452,11 +478,11 @@ pub fn tfce_maximum(x: &[f64], two_sided: bool, params: TfceParams, lattice: &La
     for h in &heights {
         prefix.push(prefix.last().unwrap() + h.powf(params.h));
     }
-    bucket(x, two_sided, &heights, lattice, s);
+    bucket(x, &heights, lattice, s);
     let k = heights.len();
     let mut best = 0.0f64;
-    for sign in 0..2 {
-        let buckets = (1..=k).rev().map(|l| l + sign * k);
+    for sign in 0..1 + usize::from(two_sided) {
+        let buckets = (1..=k).rev().map(|l| l + sign * (k + 1));
         if buckets.clone().any(|b| s.ends[b] > s.starts[b]) {
             let one = match lattice.connectivity {
                 Connectivity::Faces6 => sign_maximum::<Faces>(buckets, &prefix, params.e, lattice, s),
@@ -469,43 +495,75 @@ pub fn tfce_maximum(x: &[f64], two_sided: bool, params: TfceParams, lattice: &La
     best
 }
 
-/// Sorts the voxels above the first height into buckets by sign and level, both signs in one
-/// pass over x; within a bucket, cell order (so the same order as the map's pass).
-fn bucket(x: &[f64], two_sided: bool, heights: &[f64], lattice: &Lattice, s: &mut MaxScratch) {
+/// Sorts the voxels into buckets by sign and level, both signs in one pass over x; within a
+/// bucket, cell order (so the same order as the map's pass). Bucket l holds the positive
+/// voxels at level l, bucket k + 1 + l the negative ones; buckets 0 and k + 1 (below the first
+/// height) are sorted too, last, but no pass visits them, nor the negative ones when one-sided.
+fn bucket(x: &[f64], heights: &[f64], lattice: &Lattice, s: &mut MaxScratch) {
     let k = heights.len();
     let per_step = 1.0 / heights[0];
+    let width = 2 * k + 2;
+    let bucket_of = |raw: f64| level_of(heights, per_step, raw.abs()) + if raw < 0.0 { k + 1 } else { 0 };
+    // The voxels in two halves, each with its own counts and cursors: two independent chains
+    // of increments instead of one (neighbouring voxels often share a bucket, and an increment
+    // waits for the one before it to the same counter). The first half's voxels come first in
+    // each bucket, so each bucket is still in cell order.
+    let half = x.len() / 2;
     s.starts.clear();
-    s.starts.resize(2 * k + 1, 0);
-    for (level, &raw) in s.level.iter_mut().zip(x) {
-        let l = reached(heights, per_step, raw.abs());
-        // No branch on the sign (random in a permutation's map): negative levels shift by k,
-        // and count only when two-sided.
-        let negative = raw < 0.0;
-        let b = (l + usize::from(negative) * k) * usize::from(l > 0 && (!negative || two_sided));
-        *level = b as u32;
-        s.starts[b] += 1;
+    s.starts.resize(2 * width, 0);
+    let (count_a, count_b) = s.starts.split_at_mut(width);
+    let (level_a, level_b) = s.level.split_at_mut(half);
+    let (x_a, x_b) = x.split_at(half);
+    for ((la, lb), (&ra, &rb)) in level_a.iter_mut().zip(level_b.iter_mut()).zip(x_a.iter().zip(x_b)) {
+        let (ba, bb) = (bucket_of(ra), bucket_of(rb));
+        (*la, *lb) = (ba as u32, bb as u32);
+        count_a[ba] += 1;
+        count_b[bb] += 1;
     }
-    // Positive buckets from the highest level down, then the negative ones.
+    if x_b.len() > x_a.len() {
+        let b = bucket_of(x[x.len() - 1]);
+        s.level[x.len() - 1] = b as u32;
+        count_b[b] += 1;
+    }
+    // Counts become cursors: positive buckets from the highest level down, then the negative
+    // ones, then the two below the first height.
+    let mut starts = vec![0u32; width];
+    let mut cursors = vec![0u32; 2 * width];
     let mut at = 0u32;
-    for b in (1..=k).rev().chain((k + 1..=2 * k).rev()) {
-        let count = s.starts[b];
-        s.starts[b] = at;
-        at += count;
+    for b in (1..=k).rev().chain((k + 2..=2 * k + 1).rev()).chain([0, k + 1]) {
+        starts[b] = at;
+        cursors[b] = at;
+        at += s.starts[b];
+        cursors[width + b] = at;
+        at += s.starts[width + b];
     }
-    s.ends.clone_from(&s.starts);
     s.order.clear();
     s.order.resize(at as usize, 0);
-    for (&b, &cell) in s.level.iter().zip(&lattice.cells) {
-        if b > 0 {
-            let slot = &mut s.ends[b as usize];
-            s.order[*slot as usize] = cell;
-            *slot += 1;
-        }
+    let (cursor_a, cursor_b) = cursors.split_at_mut(width);
+    let (cells_a, cells_b) = lattice.cells.split_at(half);
+    let (level_a, level_b) = s.level.split_at(half);
+    for ((&ba, &bb), (&ca, &cb)) in level_a.iter().zip(level_b).zip(cells_a.iter().zip(cells_b)) {
+        let slot = &mut cursor_a[ba as usize];
+        s.order[*slot as usize] = ca;
+        *slot += 1;
+        let slot = &mut cursor_b[bb as usize];
+        s.order[*slot as usize] = cb;
+        *slot += 1;
     }
+    if cells_b.len() > cells_a.len() {
+        let slot = &mut cursor_b[s.level[x.len() - 1] as usize];
+        s.order[*slot as usize] = cells_b[cells_b.len() - 1];
+        *slot += 1;
+    }
+    s.starts = starts;
+    // The second half's cursors now stand where the buckets end.
+    s.ends.clear();
+    s.ends.extend_from_slice(cursor_b);
 }
 
 /// The largest score of one sign, its buckets given from the highest level down (bucket of
-/// level l = l or k + l): union–find over the padded lattice keeping each root's best.
+/// level l = l or k + 1 + l): a union–find whose components carry their own records, keeping
+/// each one's best.
 fn sign_maximum<S: Shape>(
     buckets: impl Iterator<Item = usize> + Clone,
     prefix: &[f64],
@@ -525,118 +583,130 @@ fn sign_maximum<S: Shape>(
     // percolation height nearly every voxel joins it.
     let voxels: u32 = buckets.clone().map(|b| s.ends[b] - s.starts[b]).sum();
     let giant_size = (voxels / 64).max(2);
-    // A root's parent entry is ROOT | its record's index in `roots`, records being made in the
-    // order components start (sequential writes, recent ones in cache). A record merged into
-    // another gets size 0.
-    let MaxScratch { parent, roots, next, added, .. } = s;
+    let row = lattice.row;
+    // Records are made in the order components start (sequential writes, recent ones in
+    // cache); a record merged into another gets size 0.
+    let MaxScratch { cell, roots, added, .. } = s;
     roots.clear();
     added.fill(0);
-    // The giant's root cell (usize::MAX until there is one); it changes only when the giant
-    // merges into a larger component. Every cell of the giant is marked IN_GIANT.
-    let mut giant = usize::MAX;
-    let walk = |added: &mut Vec<u8>, next: &Vec<u32>, head: u32| {
+    // The giant's record (NONE until there is one). Every cell of the giant is marked in
+    // `added`; its cells' records are not kept up to date (no find ever reads them).
+    const NONE: usize = usize::MAX;
+    let mut giant = NONE;
+    // Marks every cell of a list as in the giant.
+    let into_giant = |added: &mut [u8], cell: &[[u32; 2]], head: u32| {
         let mut u = head;
         while u != NOT_ADDED {
-            mark(added, u as usize, IN_GIANT);
-            u = next[u as usize];
+            mark(added, u as usize, row, IN_GIANT);
+            u = cell[u as usize][1];
         }
     };
     for b in buckets {
-        let l = ((b - 1) % k + 1) as u32;
+        let l = (b % (k + 1)) as u32;
+        // The giant is credited down to this level once, here: every voxel that joins it below
+        // only adds to its size (a merge credits at this level too).
+        if giant != NONE {
+            credit(&mut roots[giant], l);
+        }
         for &c in &s.order[s.starts[b] as usize..s.ends[b] as usize] {
             let c = c as usize;
-            // The block's row bytes side by side, six bits per row (added; in the giant).
-            let mut block = 0u64;
-            for (row, bits) in S::ROWS.into_iter().enumerate() {
-                if bits != 0 {
-                    let cells = added[c.wrapping_add_signed(lattice.rows[row] + 1)] & (bits | bits << 3) as u8;
-                    block |= u64::from(cells) << (6 * row);
-                }
+            // The added neighbours, and those of them not marked as in the giant.
+            let (mut near, mut outside) = (0u64, 0u64);
+            for (dk, mask) in S::PLANES.into_iter().enumerate() {
+                let at = c.wrapping_add_signed(lattice.planes[dk]);
+                let word = u32::from_le_bytes(added[at..at + 4].try_into().unwrap()) & mask;
+                let here = word & 0x07_07_07;
+                near |= u64::from(here) << (PLANE * dk);
+                outside |= u64::from(here & !(word >> 3)) << (PLANE * dk);
             }
-            let near = block & ROW_ADDED;
-            let outside = near & !(block >> 3);
             if near == 0 {
                 // c starts a component: the only voxels whose scores can be the maximum.
-                mark(added, c, ADDED);
-                parent[c] = ROOT | roots.len() as u32;
-                next[c] = NOT_ADDED;
+                mark(added, c, row, ADDED);
+                cell[c] = [roots.len() as u32, NOT_ADDED];
                 roots.push(Root { size: 1, pending: l, best: 0.0, head: c as u32, tail: c as u32 });
                 continue;
             }
             if outside == 0 {
-                // Every added neighbour is in the giant: c joins it, nothing merges. (The same
-                // credit and size as the general case below, without a find.)
-                let record = (parent[giant] & !ROOT) as usize;
-                credit(&mut roots[record], l);
-                roots[record].size += 1;
-                parent[c] = giant as u32;
-                mark(added, c, ADDED | IN_GIANT);
+                // Every added neighbour is in the giant: c joins it, nothing merges.
+                roots[giant].size += 1;
+                mark(added, c, row, ADDED | IN_GIANT);
                 continue;
             }
-            // c joins the first component it touches and merges the others into it. Neighbours
-            // in the giant are one component; of the others, those that touch each other
-            // (without c) are one component already: one find per group of them.
-            let (near, outside) = (squeeze(near), squeeze(outside));
-            let (mut root, mut record) = (usize::MAX, 0);
-            let mut join =
-                |other: usize, other_record: usize, roots: &mut Vec<Root>, parent: &mut Vec<u32>, giant: &mut usize| {
-                    credit(&mut roots[other_record], l);
-                    if root == usize::MAX {
-                        roots[other_record].size += 1;
-                        parent[c] = other as u32;
-                        (root, record) = (other, other_record);
+            // Added neighbours that touch each other without c are one component already.
+            let first = touching::<S>(outside);
+            // Any member of a group will do; a face neighbour along x shares c's cache line.
+            let pick = |group: u64| {
+                let one = if group & ALONG_X != 0 { group & ALONG_X } else { group };
+                c.wrapping_add_signed(lattice.offsets[one.trailing_zeros() as usize])
+            };
+            let record = if near == first {
+                // One component, not the giant (most voxels above the percolation height).
+                let record = cell[pick(first)][0] as usize;
+                credit(&mut roots[record], l);
+                roots[record].size += 1;
+                record
+            } else {
+                // c joins the first component it touches and merges the others into it: the
+                // giant absorbs, otherwise the larger one absorbs the smaller, whose cells are
+                // relabelled (each cell O(log n) times) or marked as in the giant.
+                let mut record = NONE;
+                let mut join = |other: usize, roots: &mut Vec<Root>, cell: &mut Vec<[u32; 2]>, giant: usize| {
+                    credit(&mut roots[other], l);
+                    if record == NONE {
+                        roots[other].size += 1;
+                        record = other;
                         return;
                     }
-                    if other == root {
+                    if other == record {
                         return;
                     }
                     credit(&mut roots[record], l);
-                    let ((big, big_record), (small, small_record)) = if roots[other_record].size >= roots[record].size {
-                        ((other, other_record), (root, record))
+                    let (into, from) = if other == giant || (record != giant && roots[other].size >= roots[record].size)
+                    {
+                        (other, record)
                     } else {
-                        ((root, record), (other, other_record))
+                        (record, other)
                     };
-                    let merged = roots[small_record];
-                    roots[small_record].size = 0;
-                    parent[small] = big as u32;
-                    let into = &mut roots[big_record];
-                    into.size += merged.size;
-                    into.best = into.best.max(merged.best);
-                    if big == *giant {
-                        walk(added, next, merged.head);
-                    } else if small == *giant {
-                        walk(added, next, into.head);
-                        *giant = big;
+                    let merged = roots[from];
+                    roots[from].size = 0;
+                    if into == giant {
+                        into_giant(added, cell, merged.head);
                     } else {
-                        next[merged.tail as usize] = into.head;
-                        into.head = merged.head;
+                        let mut u = merged.head;
+                        while u != NOT_ADDED {
+                            cell[u as usize][0] = into as u32;
+                            u = cell[u as usize][1];
+                        }
+                        cell[merged.tail as usize][1] = roots[into].head;
+                        roots[into].head = merged.head;
                     }
-                    (root, record) = (big, big_record);
+                    let target = &mut roots[into];
+                    target.size += merged.size;
+                    target.best = target.best.max(merged.best);
+                    record = into;
                 };
-            if near != outside {
-                join(giant, (parent[giant] & !ROOT) as usize, roots, parent, &mut giant);
-            }
-            let mut rest = outside;
-            while rest != 0 {
-                let group = touching::<S>(rest);
-                rest &= !group;
-                // Any member will do; a face neighbour along x shares c's cache line.
-                let pick = if group & ALONG_X != 0 { group & ALONG_X } else { group };
-                let u = c.wrapping_add_signed(lattice.offsets[pick.trailing_zeros() as usize]);
-                let (other, other_record) = find_root(parent, u);
-                join(other, other_record, roots, parent, &mut giant);
-            }
-            if root == giant {
-                mark(added, c, ADDED | IN_GIANT);
+                if near != outside {
+                    join(giant, roots, cell, giant);
+                }
+                let mut rest = outside;
+                while rest != 0 {
+                    let group = touching::<S>(rest);
+                    rest &= !group;
+                    join(cell[pick(group)][0] as usize, roots, cell, giant);
+                }
+                record
+            };
+            if record == giant {
+                mark(added, c, row, ADDED | IN_GIANT);
                 continue;
             }
-            mark(added, c, ADDED);
+            mark(added, c, row, ADDED);
             let into = &mut roots[record];
-            next[c] = into.head;
+            cell[c] = [record as u32, into.head];
             into.head = c as u32;
-            if giant == usize::MAX && into.size >= giant_size {
-                giant = root;
-                walk(added, next, into.head);
+            if giant == NONE && into.size >= giant_size {
+                giant = record;
+                into_giant(added, cell, into.head);
             }
         }
     }
@@ -648,73 +718,85 @@ fn sign_maximum<S: Shape>(
     best
 }
 
-/// Flags of a cell in `MaxScratch::added`, as bits of the row bytes centred on it and on its
-/// two neighbours along x: added, and known to be in the giant component.
+/// Flags of a cell in `MaxScratch::added`, as bits of the bytes of the rows along y centred on
+/// it and on its two neighbours along y: added, and known to be in the giant component.
 const ADDED: u8 = 0b000_111;
 const IN_GIANT: u8 = 0b111_000;
 
-/// Sets `flags` of cell c: bit 3f + j of the byte of the row centred on c − (j − 1).
-fn mark(added: &mut [u8], c: usize, flags: u8) {
-    added[c - 1] |= flags & 0b100_100;
+/// Sets `flags` of cell c (`row` cells per row): bit 3f + j of the byte centred on c − (j − 1)·row.
+fn mark(added: &mut [u8], c: usize, row: usize, flags: u8) {
+    added[c - row] |= flags & 0b100_100;
     added[c] |= flags & 0b010_010;
-    added[c + 1] |= flags & 0b001_001;
+    added[c + row] |= flags & 0b001_001;
 }
 
-/// A block's row bytes six bits apart: the added cells' bits of each row.
-const ROW_ADDED: u64 = 0o07_07_07_07_07_07_07_07_07;
+/// The block's layout as the plane loads give it: plane dk + 1 at bit PLANE·(dk + 1), in it one
+/// byte per di (8 bits apart), in each byte bit dj + 1 (the flags' bits 3 … 5, in-giant, are
+/// dropped once read). 63 bits, so a u64.
+const PLANE: usize = 21;
 
-/// The added bits of the rows six bits apart (as [`ROW_ADDED`]) squeezed to three bits apart:
-/// the block's 27-bit layout.
-fn squeeze(x: u64) -> u32 {
-    let x = (x | (x >> 3)) & 0x003f_03f0_3f03_f03f;
-    let x = (x | (x >> 6)) & 0x0fff_000f_ff00_0fff;
-    let x = (x | (x >> 12)) & 0x0fff_0000_00ff_ffff;
-    ((x | (x >> 24)) & u64::from(BLOCK)) as u32
+const fn bit(dk: isize, di: isize, dj: isize) -> usize {
+    PLANE * (dk + 1) as usize + 8 * (di + 1) as usize + (dj + 1) as usize
 }
 
-/// The 3 × 3 × 3 block around a cell as 27 bits, bit 9(dk + 1) + 3(dj + 1) + (di + 1): in octal,
-/// one digit per row along x and three digits per plane.
-const BLOCK: u32 = 0o777_777_777;
-/// The two face neighbours along x (di = ∓1 of the centre row).
-const ALONG_X: u32 = 0o000_050_000;
+/// The bits of the block's cells whose coordinate `axis` (0 = k, 1 = i, 2 = j) plus `by` is
+/// still within the block.
+const fn movable(axis: usize, by: isize) -> u64 {
+    let mut bits = 0u64;
+    let mut cell = 0;
+    while cell < 27 {
+        let d = [cell / 9 - 1, cell / 3 % 3 - 1, cell % 3 - 1];
+        if (d[axis] + by).abs() <= 1 {
+            bits |= 1 << bit(d[0], d[1], d[2]);
+        }
+        cell += 1;
+    }
+    bits
+}
+
+/// The block's 27 cells.
+const BLOCK: u64 = movable(0, 0);
+/// The two face neighbours along x (di = ∓1 in the centre plane and row).
+const ALONG_X: u64 = 1 << bit(0, -1, 0) | 1 << bit(0, 1, 0);
 
 /// One step along x, y and z in both directions (the block's edges stop the shifts).
-fn step_x(b: u32) -> u32 {
-    ((b & 0o333_333_333) << 1) | ((b & 0o666_666_666) >> 1)
+fn step_x(b: u64) -> u64 {
+    const UP: u64 = movable(1, 1);
+    const DOWN: u64 = movable(1, -1);
+    ((b & UP) << 8) | ((b & DOWN) >> 8)
 }
-fn step_y(b: u32) -> u32 {
-    ((b & 0o077_077_077) << 3) | ((b & 0o770_770_770) >> 3)
+fn step_y(b: u64) -> u64 {
+    const UP: u64 = movable(2, 1);
+    const DOWN: u64 = movable(2, -1);
+    ((b & UP) << 1) | ((b & DOWN) >> 1)
 }
-fn step_z(b: u32) -> u32 {
-    ((b << 9) & BLOCK) | (b >> 9)
+fn step_z(b: u64) -> u64 {
+    ((b << PLANE) & BLOCK) | (b >> PLANE)
 }
 
-/// A connectivity as the passes use it: which cells of each row of the block are neighbours,
-/// and one dilation of a set of the block's cells. Known at compile time, so the row loop is
-/// unrolled and the dilation inlined (a third of the pass' instructions were these two).
+/// A connectivity as the passes use it: which bits of each plane's loaded word are
+/// neighbours, and one dilation of a set of the block's cells. Known at compile time, so the
+/// plane loop is unrolled and the dilation inlined.
 trait Shape {
-    /// Per row r of the block, its neighbour cells (bits 0, 1, 2 = di −1, 0, +1).
-    const ROWS: [u32; 9];
-    fn dilate(b: u32) -> u32;
+    /// Per plane (dk = −1, 0, +1), the neighbours' bits of its loaded word (both flags).
+    const PLANES: [u32; 3];
+    fn dilate(b: u64) -> u64;
 }
 
-/// The rows of the block within Manhattan distance `reach` of its centre (centre excluded).
-const fn rows_within(reach: i32) -> [u32; 9] {
-    let mut rows = [0u32; 9];
-    let mut row = 0;
-    while row < 9 {
-        let (dj, dk) = ((row % 3) as i32 - 1, (row / 3) as i32 - 1);
-        let mut di: i32 = -1;
-        while di <= 1 {
-            let manhattan = di.abs() + dj.abs() + dk.abs();
-            if manhattan > 0 && manhattan <= reach {
-                rows[row] |= 1 << (di + 1);
-            }
-            di += 1;
+/// The planes' neighbour bits within Manhattan distance `reach` of the centre (centre excluded).
+const fn planes_within(reach: isize) -> [u32; 3] {
+    let mut planes = [0u32; 3];
+    let mut cell: isize = 0;
+    while cell < 27 {
+        let (dk, di, dj) = (cell / 9 - 1, cell / 3 % 3 - 1, cell % 3 - 1);
+        let manhattan = dk.abs() + di.abs() + dj.abs();
+        if manhattan > 0 && manhattan <= reach {
+            let at = 8 * (di + 1) + (dj + 1);
+            planes[(dk + 1) as usize] |= (1 << at) | (1 << (at + 3));
         }
-        row += 1;
+        cell += 1;
     }
-    rows
+    planes
 }
 
 struct Faces;
@@ -722,23 +804,23 @@ struct Edges;
 struct Corners;
 
 impl Shape for Faces {
-    const ROWS: [u32; 9] = rows_within(1);
-    fn dilate(b: u32) -> u32 {
+    const PLANES: [u32; 3] = planes_within(1);
+    fn dilate(b: u64) -> u64 {
         b | step_x(b) | step_y(b) | step_z(b)
     }
 }
 
 impl Shape for Edges {
-    const ROWS: [u32; 9] = rows_within(2);
-    fn dilate(b: u32) -> u32 {
+    const PLANES: [u32; 3] = planes_within(2);
+    fn dilate(b: u64) -> u64 {
         let (x, y) = (b | step_x(b), b | step_y(b));
         x | step_y(x) | step_z(x) | step_z(y)
     }
 }
 
 impl Shape for Corners {
-    const ROWS: [u32; 9] = rows_within(3);
-    fn dilate(b: u32) -> u32 {
+    const PLANES: [u32; 3] = planes_within(3);
+    fn dilate(b: u64) -> u64 {
         let x = b | step_x(b);
         let xy = x | step_y(x);
         xy | step_z(xy)
@@ -747,7 +829,7 @@ impl Shape for Corners {
 
 /// The bits of `near` connected to its lowest bit through bits of `near` (a flood fill by
 /// whole-set dilations within the block).
-fn touching<S: Shape>(near: u32) -> u32 {
+fn touching<S: Shape>(near: u64) -> u64 {
     let mut group = near & near.wrapping_neg();
     if group == near {
         return group;
@@ -758,25 +840,6 @@ fn touching<S: Shape>(near: u32) -> u32 {
             return group;
         }
         group = grown;
-    }
-}
-
-/// Flag of a root's parent entry (the rest is its record's index).
-const ROOT: u32 = 1 << 31;
-
-/// Root of x and its record, with path halving (no offsets to carry).
-fn find_root(parent: &mut [u32], mut x: usize) -> (usize, usize) {
-    loop {
-        let p = parent[x];
-        if p & ROOT != 0 {
-            return (x, (p & !ROOT) as usize);
-        }
-        let grand = parent[p as usize];
-        if grand & ROOT != 0 {
-            return (p as usize, (grand & !ROOT) as usize);
-        }
-        parent[x] = grand;
-        x = grand as usize;
     }
 }
 
@@ -911,4 +974,41 @@ pub fn family_wise_p(map: &[f64], tail: Tail, null_max: &[f64], permutations: us
             (sorted.len() - sorted.partition_point(|&m| m < at)) as f64 / (permutations + 1) as f64
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The bucket sort's shortcut counts the same heights as a binary search, at the heights
+    /// themselves, one ulp either side, between them, past the top, and for ∞ and NaN.
+    #[test]
+    fn level_of_counts_the_heights_a_search_counts() {
+        for top in [1.0, 3.7, 6.224415580130333, 1e-300, 1e300, 123456.789] {
+            for steps in [1, 2, 3, 100, 999, MAX_STEPS] {
+                let heights = levels(top, steps);
+                let per_step = 1.0 / heights[0];
+                let mut values = vec![0.0, -0.0, f64::INFINITY, f64::NAN, f64::MIN_POSITIVE, 2.0 * top];
+                for (i, &h) in heights.iter().enumerate().step_by((steps / 500).max(1)) {
+                    values.extend([h, h.next_up(), h.next_down(), h * (1.0 + 1e-12), h * (1.0 - 1e-12)]);
+                    if let Some(&next) = heights.get(i + 1) {
+                        values.push(0.5 * (h + next));
+                    }
+                }
+                for value in values {
+                    let searched = if value.is_finite() { heights.partition_point(|&h| h <= value) } else { 0 };
+                    assert_eq!(
+                        level_of(&heights, per_step, value),
+                        searched,
+                        "top {top}, {steps} steps, value {value:e}"
+                    );
+                    assert_eq!(
+                        reached(&heights, per_step, value),
+                        searched,
+                        "top {top}, {steps} steps, value {value:e}"
+                    );
+                }
+            }
+        }
+    }
 }
