@@ -45,8 +45,8 @@
 //!   are all one group (most voxels above the percolation height) the voxel joins that
 //!   component with one lookup and no merge.
 //! - The lookup is direct: each cell of a component holds its record's index, relabelled when
-//!   the component merges into a larger one (the smaller side, so each cell O(log n) times; a
-//!   list through the cells finds them). No find walks a chain of parents.
+//!   the component merges into a larger one (the smaller side, so each cell O(log n) times;
+//!   each record keeps its cells in a contiguous list). No find walks a chain of parents.
 //! - The first component to reach 1/64 of the sign's voxels is the giant, and every cell of it
 //!   is marked so in the row bytes (a component's list is walked once, when it joins it); the
 //!   giant absorbs whatever merges with it. A voxel whose added neighbours are all marked joins
@@ -394,18 +394,16 @@ struct Root {
     pending: u32,
     /// Largest score of the component's starting voxels, credited down to `pending`.
     best: f64,
-    /// The component's cells as a list through `MaxScratch::cell` (first and last), for
-    /// components other than the giant: walked to relabel them when they merge into a larger
-    /// one, or to mark them when they join the giant.
-    head: u32,
-    tail: u32,
 }
 
 /// Reusable buffers of the maximum's pass (one set per thread).
 pub struct MaxScratch {
-    /// Per padded cell of a component other than the giant: its record's index in `roots`, and
-    /// the next cell of the component's list (side by side: one cache line for both).
-    cell: Vec<[u32; 2]>,
+    /// Per padded cell of a component other than the giant: its record's index in `roots`.
+    cell: Vec<u32>,
+    /// Each record's cells, for components other than the giant: relabelled when the component
+    /// merges into a larger one, marked when it joins the giant. Contiguous, so neither walk
+    /// chases pointers; kept across passes (a list that grew large is freed once emptied).
+    lists: Vec<Vec<u32>>,
     /// Per padded cell, which cells of the row along y centred on it are added (bits 0, 1, 2 =
     /// dj −1, 0, +1) and which of them are in the giant (bits 3, 4, 5). Adding a cell sets
     /// bits in three bytes, and a voxel's 3 × 3 × 3 block is then three loads of four bytes,
@@ -424,7 +422,8 @@ pub struct MaxScratch {
 impl MaxScratch {
     pub fn new(lattice: &Lattice) -> Self {
         MaxScratch {
-            cell: vec![[NOT_ADDED; 2]; lattice.len],
+            cell: vec![NOT_ADDED; lattice.len],
+            lists: Vec::new(),
             // The plane loads read one byte past the block (di = +2); a cell of the mask is at
             // least one row and plane inside the padded grid, so that byte is in the grid too.
             added: vec![0; lattice.len],
@@ -537,7 +536,7 @@ fn bucket(x: &[f64], heights: &[f64], lattice: &Lattice, s: &mut MaxScratch) {
         cursors[width + b] = at;
         at += s.starts[width + b];
     }
-    s.order.clear();
+    // Every voxel gets a slot, so `order` is overwritten whole: no need to zero it first.
     s.order.resize(at as usize, 0);
     let (cursor_a, cursor_b) = cursors.split_at_mut(width);
     let (cells_a, cells_b) = lattice.cells.split_at(half);
@@ -586,20 +585,19 @@ fn sign_maximum<S: Shape>(
     let row = lattice.row;
     // Records are made in the order components start (sequential writes, recent ones in
     // cache); a record merged into another gets size 0.
-    let MaxScratch { cell, roots, added, .. } = s;
+    let MaxScratch { cell, roots, added, lists, .. } = s;
     roots.clear();
     added.fill(0);
     // The giant's record (NONE until there is one). Every cell of the giant is marked in
     // `added`; its cells' records are not kept up to date (no find ever reads them).
     const NONE: usize = usize::MAX;
     let mut giant = NONE;
-    // Marks every cell of a list as in the giant.
-    let into_giant = |added: &mut [u8], cell: &[[u32; 2]], head: u32| {
-        let mut u = head;
-        while u != NOT_ADDED {
+    // Marks every cell of a list as in the giant, and empties it.
+    let into_giant = |added: &mut [u8], list: &mut Vec<u32>| {
+        for &u in list.iter() {
             mark(added, u as usize, row, IN_GIANT);
-            u = cell[u as usize][1];
         }
+        empty(list);
     };
     for b in buckets {
         let l = (b % (k + 1)) as u32;
@@ -622,8 +620,14 @@ fn sign_maximum<S: Shape>(
             if near == 0 {
                 // c starts a component: the only voxels whose scores can be the maximum.
                 mark(added, c, row, ADDED);
-                cell[c] = [roots.len() as u32, NOT_ADDED];
-                roots.push(Root { size: 1, pending: l, best: 0.0, head: c as u32, tail: c as u32 });
+                let record = roots.len();
+                cell[c] = record as u32;
+                if lists.len() == record {
+                    lists.push(Vec::new());
+                }
+                lists[record].clear();
+                lists[record].push(c as u32);
+                roots.push(Root { size: 1, pending: l, best: 0.0 });
                 continue;
             }
             if outside == 0 {
@@ -641,7 +645,7 @@ fn sign_maximum<S: Shape>(
             };
             let record = if near == first {
                 // One component, not the giant (most voxels above the percolation height).
-                let record = cell[pick(first)][0] as usize;
+                let record = cell[pick(first)] as usize;
                 credit(&mut roots[record], l);
                 roots[record].size += 1;
                 record
@@ -650,7 +654,7 @@ fn sign_maximum<S: Shape>(
                 // giant absorbs, otherwise the larger one absorbs the smaller, whose cells are
                 // relabelled (each cell O(log n) times) or marked as in the giant.
                 let mut record = NONE;
-                let mut join = |other: usize, roots: &mut Vec<Root>, cell: &mut Vec<[u32; 2]>, giant: usize| {
+                let mut join = |other: usize, roots: &mut Vec<Root>, cell: &mut Vec<u32>, giant: usize| {
                     credit(&mut roots[other], l);
                     if record == NONE {
                         roots[other].size += 1;
@@ -669,17 +673,17 @@ fn sign_maximum<S: Shape>(
                     };
                     let merged = roots[from];
                     roots[from].size = 0;
+                    let mut moved = std::mem::take(&mut lists[from]);
                     if into == giant {
-                        into_giant(added, cell, merged.head);
+                        into_giant(added, &mut moved);
                     } else {
-                        let mut u = merged.head;
-                        while u != NOT_ADDED {
-                            cell[u as usize][0] = into as u32;
-                            u = cell[u as usize][1];
+                        for &u in &moved {
+                            cell[u as usize] = into as u32;
                         }
-                        cell[merged.tail as usize][1] = roots[into].head;
-                        roots[into].head = merged.head;
+                        lists[into].extend_from_slice(&moved);
+                        empty(&mut moved);
                     }
+                    lists[from] = moved;
                     let target = &mut roots[into];
                     target.size += merged.size;
                     target.best = target.best.max(merged.best);
@@ -692,7 +696,7 @@ fn sign_maximum<S: Shape>(
                 while rest != 0 {
                     let group = touching::<S>(rest);
                     rest &= !group;
-                    join(cell[pick(group)][0] as usize, roots, cell, giant);
+                    join(cell[pick(group)] as usize, roots, cell, giant);
                 }
                 record
             };
@@ -701,12 +705,11 @@ fn sign_maximum<S: Shape>(
                 continue;
             }
             mark(added, c, row, ADDED);
-            let into = &mut roots[record];
-            cell[c] = [record as u32, into.head];
-            into.head = c as u32;
-            if giant == NONE && into.size >= giant_size {
+            cell[c] = record as u32;
+            lists[record].push(c as u32);
+            if giant == NONE && roots[record].size >= giant_size {
                 giant = record;
-                into_giant(added, cell, into.head);
+                into_giant(added, &mut lists[record]);
             }
         }
     }
@@ -716,6 +719,16 @@ fn sign_maximum<S: Shape>(
         best = best.max(root.best);
     }
     best
+}
+
+/// Empties a record's list, freeing it if it grew large (the lists are kept across passes; a
+/// large one would otherwise stay allocated under whichever record reuses it).
+fn empty(list: &mut Vec<u32>) {
+    if list.capacity() > 1024 {
+        *list = Vec::new();
+    } else {
+        list.clear();
+    }
 }
 
 /// Flags of a cell in `MaxScratch::added`, as bits of the bytes of the rows along y centred on
