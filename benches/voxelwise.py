@@ -9,10 +9,11 @@ Usage (from the repository root, after `cargo build --release`):
   compute only max |TFCE| each, stats::tfce::tfce_maximum; the observed map once, exactly; TFCE's
   set-up is inside the timed part). It also prints CPU seconds (getrusage), which a loaded
   machine distorts less than wall time, and a blake3 of the permutations' maxima for bitwise
-  comparisons across builds and thread counts. Release build, 2 threads, 5000 permutations,
-  load 1-2: before the row bytes / touching groups / giant component 9.0 s vs 81.7 s (9.0x time,
-  9.2x CPU), after 7.8 s vs 53.7 s (6.9x time, 7.3x CPU), the same null-maxima digest
-  (576d9a0f...); the issue's target is 5x. Small runs mislead: the observed map, the set-up and
+  comparisons across builds and thread counts. It alternates --repeat runs of each and compares
+  the fastest (the machine's speed drifts). Release build, 2 threads, 5000 permutations, same
+  half hour: previous pass (f21a2ce) 10.2 s vs 97.6 s (9.6x); this pass 9.7 s vs 47.7 s (4.9x
+  on the fastest runs, 4.8-5.4x per pair), the same null-maxima digest (576d9a0f...); the
+  issue's target is 5x. Small runs mislead: the observed map, the set-up and
   the base's serial part weigh more there; the full size is the figure that counts.
 
 Both sides build the same synthetic study from the same recipe (not the same random numbers:
