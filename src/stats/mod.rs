@@ -14,6 +14,28 @@ pub mod roc;
 pub mod tfce;
 pub mod voxelwise;
 
+/// Reusable buffers for the threads that ask: `take` one (or make one when none is free), use
+/// it, `give` it back. Holds as many as were ever in use at once.
+pub struct Pool<T>(std::sync::Mutex<Vec<T>>);
+
+impl<T> Default for Pool<T> {
+    fn default() -> Self {
+        Pool(Default::default())
+    }
+}
+
+impl<T> Pool<T> {
+    pub fn take(&self, make: impl FnOnce() -> T) -> T {
+        self.0.lock().ok().and_then(|mut free| free.pop()).unwrap_or_else(make)
+    }
+
+    pub fn give(&self, item: T) {
+        if let Ok(mut free) = self.0.lock() {
+            free.push(item);
+        }
+    }
+}
+
 /// Two-sided p-value of a t statistic with `df` degrees of freedom, from the regularised
 /// incomplete beta function: p = I_{df/(df+t²)}(df/2, 1/2). Accurate in the far tail, where
 /// `1 - cdf` would cancel.

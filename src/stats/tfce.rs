@@ -62,6 +62,7 @@
 //! shortcuts leave the permutations' maxima bitwise unchanged (`bench-voxelwise` prints their
 //! blake3).
 
+use super::Pool;
 use super::voxelwise::{Connectivity, MaskedGrid, Tail};
 use crate::error::Result;
 
@@ -863,9 +864,9 @@ pub struct Tfce {
     params: TfceParams,
     tail: Tail,
     /// One scratch per thread that asks, reused across maps.
-    scratch: std::sync::Mutex<Vec<Scratch>>,
+    scratch: Pool<Scratch>,
     lattice: Lattice,
-    max_scratch: std::sync::Mutex<Vec<MaxScratch>>,
+    max_scratch: Pool<MaxScratch>,
 }
 
 /// The observed TFCE map and its max-TFCE family-wise p.
@@ -906,26 +907,17 @@ impl Tfce {
 
     /// The tail TFCE map of t (signed) and its largest tail statistic (|TFCE|, TFCE or −TFCE).
     pub fn map(&self, t: &[f64]) -> (Vec<f64>, f64) {
-        let mut scratch =
-            self.scratch.lock().map(|mut s| s.pop()).ok().flatten().unwrap_or_else(|| Scratch::new(t.len()));
+        let mut scratch = self.scratch.take(|| Scratch::new(t.len()));
         let mut map = vec![0.0; t.len()];
         let best = tail_map(t, self.tail, self.params, &self.adjacency, &mut scratch, &mut map);
-        if let Ok(mut pool) = self.scratch.lock() {
-            pool.push(scratch);
-        }
+        self.scratch.give(scratch);
         (map, best)
     }
 
     /// The largest tail TFCE of a t map: the statistic whose permutation maxima give FWE p.
     /// Same value as `map(t).1` up to rounding (see the module doc), several times faster.
     pub fn maximum(&self, t: &[f64]) -> f64 {
-        let mut scratch = self
-            .max_scratch
-            .lock()
-            .map(|mut s| s.pop())
-            .ok()
-            .flatten()
-            .unwrap_or_else(|| MaxScratch::new(&self.lattice));
+        let mut scratch = self.max_scratch.take(|| MaxScratch::new(&self.lattice));
         let best = match self.tail {
             Tail::TwoSided => tfce_maximum(t, true, self.params, &self.lattice, &mut scratch),
             Tail::Positive => tfce_maximum(t, false, self.params, &self.lattice, &mut scratch),
@@ -934,9 +926,7 @@ impl Tfce {
                 tfce_maximum(&flipped, false, self.params, &self.lattice, &mut scratch)
             }
         };
-        if let Ok(mut pool) = self.max_scratch.lock() {
-            pool.push(scratch);
-        }
+        self.max_scratch.give(scratch);
         best
     }
 

@@ -577,7 +577,7 @@ struct Context<'a> {
     /// Buffers for a block's t maps, reused across blocks: each is m × voxels (118 MB at
     /// MNI 2 mm), and a fresh one per block cost a page fault per 4 KB and a NaN fill.
     /// Entries of voxels without a t are NaN from the first fill and never written.
-    t_pool: &'a std::sync::Mutex<Vec<Vec<f64>>>,
+    t_pool: &'a super::Pool<Vec<f64>>,
     df: f64,
 }
 
@@ -646,12 +646,7 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
     let mut max_stat = vec![f64::NEG_INFINITY; m];
     // For a map statistic: each permutation's t map (permutation-major), NaN where no t.
     let mut t_maps = match ctx.map_statistic {
-        Some(_) => ctx
-            .t_pool
-            .lock()
-            .ok()
-            .and_then(|mut pool| pool.pop())
-            .unwrap_or_else(|| vec![f64::NAN; PERMUTATION_BLOCK * ctx.voxels]),
+        Some(_) => ctx.t_pool.take(|| vec![f64::NAN; PERMUTATION_BLOCK * ctx.voxels]),
         None => Vec::new(),
     };
     // One voxel's t over the block's permutations, before they go to their maps.
@@ -747,9 +742,7 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
     let map_statistic = match ctx.map_statistic {
         Some(statistic) => {
             let maxima = t_maps[..m * ctx.voxels].chunks_exact(ctx.voxels).map(statistic).collect();
-            if let Ok(mut pool) = ctx.t_pool.lock() {
-                pool.push(t_maps);
-            }
+            ctx.t_pool.give(t_maps);
             maxima
         }
         None => Vec::new(),
