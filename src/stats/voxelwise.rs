@@ -578,6 +578,8 @@ struct Context<'a> {
     /// MNI 2 mm), and a fresh one per block cost a page fault per 4 KB and a NaN fill.
     /// Entries of voxels without a t are NaN from the first fill and never written.
     t_pool: &'a super::Pool<Vec<f64>>,
+    /// The most permutations any block has (B when B < PERMUTATION_BLOCK): the t maps' size.
+    largest_block: usize,
     df: f64,
 }
 
@@ -646,7 +648,7 @@ fn run_block(ctx: &Context<'_>, block: usize, m: usize) -> BlockResult {
     let mut max_stat = vec![f64::NEG_INFINITY; m];
     // For a map statistic: each permutation's t map (permutation-major), NaN where no t.
     let mut t_maps = match ctx.map_statistic {
-        Some(_) => ctx.t_pool.take(|| vec![f64::NAN; PERMUTATION_BLOCK * ctx.voxels]),
+        Some(_) => ctx.t_pool.take(|| vec![f64::NAN; ctx.largest_block * ctx.voxels]),
         None => Vec::new(),
     };
     // One voxel's t over the block's permutations, before they go to their maps.
@@ -887,6 +889,7 @@ pub fn fit_blocked(
         counts: &counts,
         map_statistic: settings.map_statistic,
         t_pool: &Default::default(),
+        largest_block: PERMUTATION_BLOCK.min(b_total),
         df,
     };
     let blocks = b_total.div_ceil(PERMUTATION_BLOCK);
