@@ -693,11 +693,15 @@ fn sign_maximum<S: Shape>(
                 if near != outside {
                     join(giant, roots, cell, giant);
                 }
-                let mut rest = outside;
-                while rest != 0 {
-                    let group = touching::<S>(rest);
-                    rest &= !group;
+                // The first group is `first`, already found; then the rest's, one by one.
+                let (mut group, mut rest) = (first, outside & !first);
+                loop {
                     join(cell[pick(group)] as usize, roots, cell, giant);
+                    if rest == 0 {
+                        break;
+                    }
+                    group = touching::<S>(rest);
+                    rest &= !group;
                 }
                 record
             };
