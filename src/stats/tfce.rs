@@ -757,13 +757,18 @@ const fn bit(dk: isize, di: isize, dj: isize) -> usize {
     PLANE * (dk + 1) as usize + 8 * (di + 1) as usize + (dj + 1) as usize
 }
 
+/// Cell 0 … 26 of the block as (dk, di, dj), each −1 … +1.
+const fn offset(cell: isize) -> [isize; 3] {
+    [cell / 9 - 1, cell / 3 % 3 - 1, cell % 3 - 1]
+}
+
 /// The bits of the block's cells whose coordinate `axis` (0 = k, 1 = i, 2 = j) plus `by` is
 /// still within the block.
 const fn movable(axis: usize, by: isize) -> u64 {
     let mut bits = 0u64;
     let mut cell = 0;
     while cell < 27 {
-        let d = [cell / 9 - 1, cell / 3 % 3 - 1, cell % 3 - 1];
+        let d = offset(cell);
         if (d[axis] + by).abs() <= 1 {
             bits |= 1 << bit(d[0], d[1], d[2]);
         }
@@ -806,7 +811,7 @@ const fn planes_within(reach: isize) -> [u32; 3] {
     let mut planes = [0u32; 3];
     let mut cell: isize = 0;
     while cell < 27 {
-        let (dk, di, dj) = (cell / 9 - 1, cell / 3 % 3 - 1, cell % 3 - 1);
+        let [dk, di, dj] = offset(cell);
         let manhattan = dk.abs() + di.abs() + dj.abs();
         if manhattan > 0 && manhattan <= reach {
             let at = 8 * (di + 1) + (dj + 1);
